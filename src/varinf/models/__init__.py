@@ -1,0 +1,23 @@
+"""Explicit models: named latents with supports, and a log joint (see README.md here)."""
+
+from .constraints import OrderedTransform, as_constraint, ordered_vector, positive_ordered_vector
+from .errors import ModelError
+from .examples import EXAMPLES, EightSchools, LinearRegression, LogisticRegression, NormalNormal, load_example
+from .latent import Latent
+from .model import Model
+
+__all__ = [
+    "EXAMPLES",
+    "EightSchools",
+    "Latent",
+    "LinearRegression",
+    "LogisticRegression",
+    "Model",
+    "ModelError",
+    "NormalNormal",
+    "OrderedTransform",
+    "as_constraint",
+    "load_example",
+    "ordered_vector",
+    "positive_ordered_vector",
+]

@@ -1,0 +1,154 @@
+"""``FitResult``: what a posterior-VI fit returns, and its summary table."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.distributions import Distribution
+
+__all__ = ["FitResult", "Summary", "SummaryRow"]
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    name: str
+    mean: float
+    sd: float
+    quantiles: tuple[float, ...]
+
+
+@dataclass
+class Summary:
+    """Per-scalar posterior summary (constrained space) plus fit information lines."""
+
+    rows: list[SummaryRow]
+    quantile_levels: tuple[float, ...]
+    header: list[str] = field(default_factory=list)
+    footer: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        qnames = [f"{100 * q:g}%" for q in self.quantile_levels]
+        cols = ["", "mean", "sd", *qnames]
+        body = [[r.name, *(f"{v:.4g}" for v in (r.mean, r.sd, *r.quantiles))] for r in self.rows]
+        widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(cols)]
+        fmt = lambda cells: "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        )
+        lines = [*self.header, fmt(cols), *(fmt(b) for b in body), *self.footer]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for r in self.rows:
+            d = {"mean": r.mean, "sd": r.sd}
+            d.update({f"q{100 * q:g}": v for q, v in zip(self.quantile_levels, r.quantiles)})
+            out[r.name] = d
+        return out
+
+
+def _element_names(name: str, shape: tuple[int, ...]) -> list[str]:
+    if not shape:
+        return [name]
+    return [f"{name}[{','.join(map(str, idx))}]" for idx in itertools.product(*(range(s) for s in shape))]
+
+
+@dataclass
+class FitResult:
+    """The outcome of :func:`varinf.fit`.
+
+    Attributes:
+        model, family: the fitted model and variational family (``family()`` is q over unconstrained space).
+        elbo_trace: ``(num_steps,)`` per-step bound estimates (nats; the objective's bound).
+        window_means: mean bound of each convergence window (nats).
+        converged: whether the relative-change criterion was met before ``max_steps``.
+        convergence_reason: which criterion fired (or why not).
+        num_steps: optimizer steps taken (after step-size adaptation).
+        grad_evals: log-joint gradient evaluations in total, adaptation included.
+        wall_time: seconds.
+        lr: the step size used.
+        averaged_steps: how many final iterates were averaged (0 = last iterate).
+        recoveries: how many times a non-finite bound forced a step back and a smaller step size.
+        diagnostics: filled by :mod:`varinf.diagnostics` (PSIS k-hat, log evidence) when run.
+    """
+
+    model: Any
+    family: nn.Module
+    objective: Any
+    elbo_trace: Tensor
+    window_means: list[float]
+    converged: bool
+    convergence_reason: str
+    num_steps: int
+    grad_evals: int
+    wall_time: float
+    lr: float
+    averaged_steps: int
+    recoveries: int = 0
+    diagnostics: Any = None
+
+    # ------------------------------------------------------------------ posterior access
+    def posterior(self) -> Distribution:
+        """q over the unconstrained space (event shape ``(D,)``)."""
+        with torch.no_grad():
+            return self.family()
+
+    @torch.no_grad()
+    def draws_unconstrained(self, n: int = 1000, seed: int | None = 0) -> Tensor:
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self.family().sample((n,))
+
+    @torch.no_grad()
+    def draws(self, n: int = 1000, seed: int | None = 0) -> dict[str, Tensor]:
+        """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}``."""
+        z, _ = self.model.constrain(self.draws_unconstrained(n, seed))
+        return z
+
+    @torch.no_grad()
+    def elbo(self, n: int = 1000, seed: int | None = 0) -> tuple[float, float]:
+        """A fresh Monte Carlo ELBO estimate with ``n`` draws: ``(value, standard error)`` in nats."""
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            q = self.family()
+            u = q.sample((n,))
+            lw = self.model.log_density(u) - q.log_prob(u)
+        lw = lw.double()
+        return lw.mean().item(), (lw.std() / math.sqrt(n)).item()
+
+    def summary(self, n: int = 4000, quantiles: tuple[float, ...] = (0.05, 0.5, 0.95), seed: int = 0) -> Summary:
+        """Table of mean, sd and quantiles of each scalar latent under q (constrained space)."""
+        z = self.draws(n, seed)
+        rows = []
+        qs = torch.tensor(quantiles, dtype=torch.float64)
+        for lat in self.model.latents:
+            v = z[lat.name].double().reshape(n, -1)
+            mean, sd = v.mean(0), v.std(0)
+            qv = torch.quantile(v, qs, dim=0)
+            for j, name in enumerate(_element_names(lat.name, lat.shape)):
+                rows.append(SummaryRow(name, mean[j].item(), sd[j].item(), tuple(qv[:, j].tolist())))
+        elbo, se = self.elbo(min(n, 2000), seed)
+        status = "converged" if self.converged else "NOT converged"
+        header = [
+            f"{getattr(self.model, 'name', 'model')}: {type(self.family).__name__} family, "
+            f"{self.num_steps} steps ({self.grad_evals} gradient evaluations), {self.wall_time:.2f} s, lr={self.lr:g}",
+            f"ELBO {elbo:.3f} ± {se:.3f} nats; {status} ({self.convergence_reason})"
+            + (f"; parameters averaged over the last {self.averaged_steps} steps" if self.averaged_steps else ""),
+        ]
+        if self.recoveries:
+            header.append(f"recovered from a non-finite bound {self.recoveries} time(s) by stepping back")
+        footer = list(self.diagnostics.summary_lines()) if self.diagnostics is not None else []
+        return Summary(rows, tuple(quantiles), header, footer)
+
+    def __repr__(self) -> str:
+        last = self.window_means[-1] if self.window_means else float("nan")
+        return (
+            f"FitResult(model={getattr(self.model, 'name', '?')}, family={type(self.family).__name__}, "
+            f"steps={self.num_steps}, converged={self.converged}, elbo≈{last:.4g}, wall_time={self.wall_time:.2f}s)"
+        )
