@@ -1,0 +1,127 @@
+"""Lossy image coding on the 24 Kodak images: the learned varinf codec (real .vif files) vs Pillow's
+JPEG, WebP and AVIF; rate-distortion points (PSNR, MS-SSIM), BD-rate vs JPEG, real/estimated bits, timings.
+
+Run:  python benchmarks/codec_rd.py                    (shipped codec; writes benchmarks/results/codec_rd.{json,md,png})
+      python benchmarks/codec_rd.py --model runs/X     (another trained codec directory)
+      python benchmarks/codec_rd.py --quick            (4 images, fewer settings: smoke test)
+
+Kodak is evaluation data only (the codec never trains on it). Never imported by the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
+
+
+def load_kodak(root: Path, limit: int | None) -> list[np.ndarray]:
+    from PIL import Image
+
+    paths = sorted(root.glob("kodim*.png"))[:limit]
+    if not paths:
+        sys.exit(f"no Kodak images under {root} (set --kodak)")
+    return [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+
+
+def plot(report, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
+    styles = {"learned": ("C3", "o", "varinf hyperprior (learned)"), "JPEG": ("C0", "s", "JPEG (Pillow)"),
+              "WEBP": ("C2", "^", "WebP (Pillow)"), "AVIF": ("C1", "D", "AVIF (Pillow)")}  # fmt: skip
+    for name, pts in report.points.items():
+        color, marker, label = styles.get(name, ("k", "x", name))
+        bpp = [p.bpp for p in pts]
+        axes[0].plot(bpp, [p.psnr for p in pts], marker=marker, color=color, label=label, ms=4)
+        axes[1].plot(bpp, [-10 * np.log10(1 - p.ms_ssim) for p in pts], marker=marker, color=color, label=label, ms=4)
+    for ax, ylabel in zip(axes, ("PSNR (dB)", "MS-SSIM (dB) = -10 log10(1 - MS-SSIM)")):
+        ax.set_xlabel("bits per pixel (real files)")
+        ax.set_ylabel(ylabel)
+        ax.set_xlim(0, 2.0)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="codec directory (default: shipped)")
+    parser.add_argument("--kodak", default=str(KODAK))
+    parser.add_argument("--qualities", type=float, nargs="+", default=None)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--name", default="codec_rd", help="output file stem in benchmarks/results")
+    args = parser.parse_args()
+
+    import torch
+
+    from varinf.compression import load_codec, rd_report
+    from varinf.compression.evaluate import BASELINE_QUALITIES
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    codec = load_codec(args.model)
+    images = load_kodak(Path(args.kodak), 4 if args.quick else None)
+    qmax = codec.max_quality
+    qualities = args.qualities or ([0.0, qmax / 2, qmax] if args.quick else [qmax * i / 10 for i in range(11)])
+    baselines = {k: v[::3] for k, v in BASELINE_QUALITIES.items()} if args.quick else BASELINE_QUALITIES
+    report = rd_report(codec, images, qualities, baselines=baselines, progress=sys.stderr.isatty())
+
+    meta = json.loads((Path(args.model) if args.model else Path(codec_dir())).joinpath("model.json").read_text())
+    learned = report.points["learned"]
+    ratios = [p.rate_ratio for p in learned]
+    summary = {
+        "model": meta["config"] | {"model_id": meta["model_id"]},
+        "training": meta.get("info", {}),
+        "images": len(images),
+        "bd_rate_vs_jpeg_psnr_percent": report.bd_rate_psnr,
+        "bd_rate_vs_jpeg_ms_ssim_percent": report.bd_rate_ms_ssim,
+        "payload_over_estimated_bits": {"min": min(ratios), "max": max(ratios)},
+        "learned_encode_s_per_image": float(np.mean([p.encode_s for p in learned])) / len(images),
+        "learned_decode_s_per_image": float(np.mean([p.decode_s for p in learned])) / len(images),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = args.name + ("_quick" if args.quick else "")
+    (RESULTS / f"{stem}.json").write_text(json.dumps(summary | {"report": json.loads(report.to_json())}, indent=2))
+    lines = [
+        f"# Kodak ({len(images)} images): varinf learned codec vs Pillow JPEG / WebP / AVIF",
+        "",
+        f"Model: {meta['config']['name']} ({meta['config']['prior']}, N={meta['config']['channels']}, "
+        f"M={meta['config']['latent_channels']}, id {meta['model_id']}); training: {json.dumps(meta.get('info', {}))}",
+        "",
+        report.to_markdown(),
+        "",
+        f"Real payload bits / model-estimated bits over all images: {min(ratios):.4f} .. {max(ratios):.4f}",
+        f"Learned codec: encode {summary['learned_encode_s_per_image']:.2f} s/image, "
+        f"decode {summary['learned_decode_s_per_image']:.2f} s/image ({torch.get_num_threads()} thread(s))",
+        f"Machine: {summary['machine']}",
+        "",
+        f"![RD curves]({stem}.png)",
+    ]
+    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    plot(report, RESULTS / f"{stem}.png", f"Kodak ({len(images)} images)")
+    print("\n".join(lines))
+
+
+def codec_dir() -> str:
+    from varinf.compression.pretrained import DEFAULT_MODEL_DIR
+
+    return str(DEFAULT_MODEL_DIR)
+
+
+if __name__ == "__main__":
+    main()

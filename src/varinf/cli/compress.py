@@ -1,0 +1,121 @@
+"""``varinf compress`` / ``varinf decompress`` (learned lossy image codec, ``.vif`` files) and ``varinf codec``::
+
+varinf compress IMAGE.png -o IMAGE.vif [--quality Q] [--model DIR] [--force]
+varinf decompress IMAGE.vif -o OUT.png [--model DIR] [--force]
+varinf codec train --out DIR [--images FOLDER] [--steps N] ...
+varinf codec eval --images FOLDER [--model DIR] [--qualities ...] [--baselines]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register"]
+
+
+def _guard(func):
+    """Turn refusals to overwrite (FileExistsError, an OSError) into the CLI's one-line errors."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except FileExistsError as e:
+            print(f"varinf {args.command}: error: {e}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+def run_compress(args: argparse.Namespace) -> int:
+    from ..compression import compress_file
+
+    result = compress_file(args.input, args.output, quality=args.quality, model=args.model, force=args.force)
+    print(f"{args.output}: {len(result.data)} bytes, {result.bpp:.4f} bpp "
+          f"({result.height}x{result.width}, quality {result.quality:g}; model estimate "
+          f"{result.estimated_bits / (result.height * result.width):.4f} bpp for the payload)")  # fmt: skip
+    return 0
+
+
+def run_decompress(args: argparse.Namespace) -> int:
+    from ..compression import decompress_file
+
+    pixels = decompress_file(args.input, args.output, model=args.model, force=args.force)
+    print(f"{args.output}: {pixels.shape[0]}x{pixels.shape[1]} pixels")
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from ..compression import CodecConfig, TrainConfig, builtin_images, folder_images, train_codec
+
+    images = folder_images(args.images) if args.images else builtin_images()
+    config = CodecConfig(prior=args.prior, channels=args.channels, latent_channels=args.latent_channels,
+                         hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
+    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
+                        seed=args.seed, threads=args.threads)  # fmt: skip
+    result = train_codec(config, images, args.out, train, progress=False if args.no_progress else None)
+    print(f"trained {result.steps} steps in {result.wall_time:.0f} s; last patches: {result.bpp:.3f} bpp, "
+          f"{result.psnr:.2f} dB; model written to {result.model_dir}")  # fmt: skip
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from ..compression import folder_images, load_codec, rd_report
+
+    codec = load_codec(args.model)
+    qualities = args.qualities or [q * codec.max_quality / 5 for q in range(6)]
+    report = rd_report(codec, folder_images(args.images), qualities, baselines=args.baselines,
+                       progress=False if args.no_progress else None)  # fmt: skip
+    print(report.to_markdown())
+    if args.json:
+        from ..compression.image_file import write_atomic
+
+        write_atomic(args.json, report.to_json().encode(), force=True)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("compress", help="compress an image with the learned lossy codec (.vif)")
+    p.add_argument("input", help="image file (PNG, JPEG, ...)")
+    p.add_argument("-o", "--output", required=True, help="output .vif file")
+    p.add_argument("-q", "--quality", type=float, default=3.0,
+                   help="quality level in [0, levels-1] (fractional values interpolate; default 3)")  # fmt: skip
+    p.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")
+    p.add_argument("--force", action="store_true", help="overwrite the output file")
+    p.set_defaults(func=_guard(run_compress))
+
+    p = sub.add_parser("decompress", help="decode a .vif file to an image")
+    p.add_argument("input", help=".vif file")
+    p.add_argument("-o", "--output", required=True, help="output image (.png recommended)")
+    p.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")
+    p.add_argument("--force", action="store_true", help="overwrite the output file")
+    p.set_defaults(func=_guard(run_decompress))
+
+    p = sub.add_parser("codec", help="train or evaluate the learned image codec")
+    csub = p.add_subparsers(dest="codec_command", metavar="ACTION", required=True)
+    t = csub.add_parser("train", help="train a codec on random patches (resumes from DIR/checkpoint.pt)")
+    t.add_argument("--out", required=True, help="output folder (checkpoint, log, model)")
+    t.add_argument("--images", default=None, help="folder of training images (default: bundled sample pictures)")
+    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "factorized"])
+    t.add_argument("--channels", type=int, default=64, help="N, hidden channels")
+    t.add_argument("--latent-channels", type=int, default=128, help="M, latent channels")
+    t.add_argument("--hyper-channels", type=int, default=64)
+    t.add_argument("--lambdas", type=float, nargs="+", default=[0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483],
+                   help="one rate-distortion trade-off per quality level")  # fmt: skip
+    t.add_argument("--name", default="varinf-codec")
+    t.add_argument("--steps", type=int, default=20_000)
+    t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--patch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=run_train)
+    e = csub.add_parser("eval", help="rate-distortion points of a codec (and optionally JPEG/WebP/AVIF)")
+    e.add_argument("--images", required=True, help="folder of evaluation images (e.g. Kodak)")
+    e.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")
+    e.add_argument("--qualities", type=float, nargs="+", default=None)
+    e.add_argument("--baselines", action="store_true", help="also run Pillow's JPEG, WebP and AVIF")
+    e.add_argument("--json", default=None, help="write the points to this JSON file")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(func=run_eval)

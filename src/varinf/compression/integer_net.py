@@ -1,0 +1,129 @@
+"""The hyper-synthesis in exact integer arithmetic, so that encoder and decoder derive the same scales.
+
+The decoder must choose the *same* table row for every latent as the encoder did, yet the row depends on
+:math:`\\sigma = h_s(\\hat z)`, a float network whose last bits vary with thread count, BLAS and CPU. Following
+Ballé, Johnston & Minnen (2019, "Integer networks for data compression", arXiv:1810.01285) the trained float
+weights are re-expressed in fixed point and the network is evaluated in int64 numpy (no BLAS, no floats):
+
+.. math::
+
+    a_{\\ell} = \\mathrm{clip}\\!\\left(\\Big\\lfloor \\frac{W^{\\mathbb Z}_\\ell * a_{\\ell-1} + b^{\\mathbb Z}_\\ell
+        + 2^{s_\\ell - 1}}{2^{s_\\ell}} \\Big\\rfloor, 0, A_{\\max}\\right),
+    \\qquad W^{\\mathbb Z} = [W\\, 2^{F_w}],\\ a_\\ell \\approx 2^{F_a} \\cdot \\text{float activation}.
+
+The input :math:`\\hat z` is already an integer; the output is :math:`\\sigma` in fixed point with ``frac_bits``
+fractional bits, ready for :meth:`~varinf.compression.gaussian.ScaleLevels.index`. Worst-case accumulator
+magnitudes are checked against :math:`2^{62}` when the network is built, so int64 never overflows.
+
+Shapes: ``(B, C_in, h, w)`` int64 -> ``(B, C_out, 4h, 4w)`` int64 for the default :math:`h_s`.
+
+Example::
+
+    >>> import numpy as np, torch
+    >>> from varinf.compression.transforms import hyper_synthesis
+    >>> from varinf.compression.integer_net import IntegerNetwork
+    >>> net = IntegerNetwork.from_sequential(hyper_synthesis(4, 6))
+    >>> net(np.zeros((1, 4, 2, 3), dtype=np.int64)).shape
+    (1, 6, 8, 12)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from torch import nn
+
+__all__ = ["IntegerConv", "IntegerNetwork"]
+
+WEIGHT_BITS = 16  # F_w: weights are multiples of 2**-16
+ACTIVATION_BITS = 12  # F_a: hidden activations and the output scale are multiples of 2**-12
+ACTIVATION_MAX = 2**26  # clip (in fixed point): 2**14 = 16384 in float units, far above trained activations
+INPUT_MAX = 2**20  # |ẑ| beyond this is not produced by any sane encoder; clipped for the overflow bound
+
+
+@dataclass(frozen=True, eq=False)
+class IntegerConv:
+    """One stride-1 integer correlation ``out[o] = sum_{i,a,b} weight[o,i,a,b] * x[i, y+a, x+b] + bias[o]``.
+
+    A transposed convolution is expressed as zero insertion (``upsample``), asymmetric padding ``pad`` =
+    (top, bottom, left, right) and a flipped kernel; ``shift`` rescales the accumulator to the output
+    fixed point and ``relu`` clips to ``[0, ACTIVATION_MAX]``.
+    """
+
+    weight: np.ndarray  # (out, in, k, k) int64
+    bias: np.ndarray  # (out,) int64
+    upsample: int
+    pad: tuple[int, int, int, int]
+    shift: int
+    relu: bool
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        b, c, h, w = x.shape
+        if self.upsample > 1:
+            s = self.upsample
+            up = np.zeros((b, c, (h - 1) * s + 1, (w - 1) * s + 1), dtype=np.int64)
+            up[:, :, ::s, ::s] = x
+            x = up
+        top, bottom, left, right = self.pad
+        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+        k = self.weight.shape[-1]
+        windows = sliding_window_view(x, (k, k), axis=(2, 3))  # (B, C, H', W', k, k)
+        ho, wo = windows.shape[2], windows.shape[3]
+        cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(b * ho * wo, -1)  # im2col, int64 (no BLAS)
+        acc = cols @ self.weight.reshape(self.weight.shape[0], -1).T + self.bias
+        acc = acc.reshape(b, ho, wo, -1).transpose(0, 3, 1, 2)
+        out = (acc + (1 << (self.shift - 1))) >> self.shift  # arithmetic shift = floor division by 2**shift
+        return np.clip(out, 0 if self.relu else -ACTIVATION_MAX, ACTIVATION_MAX)
+
+
+class IntegerNetwork:
+    """A chain of :class:`IntegerConv` layers built from a float ``nn.Sequential`` of conv/deconv/ReLU."""
+
+    def __init__(self, layers: list[IntegerConv]):
+        self.layers = layers
+
+    @classmethod
+    def from_sequential(cls, net: nn.Sequential) -> IntegerNetwork:
+        modules = list(net)
+        layers: list[IntegerConv] = []
+        frac_in, bound_in = 0, INPUT_MAX
+        for i, m in enumerate(modules):
+            if isinstance(m, nn.ReLU):
+                continue
+            if not isinstance(m, nn.Conv2d | nn.ConvTranspose2d) or m.groups != 1 or m.dilation != (1, 1):
+                raise ValueError(f"integer network: unsupported layer {m}")
+            relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
+            w = m.weight.detach().double().numpy()
+            b = (
+                m.bias.detach().double().numpy()
+                if m.bias is not None
+                else np.zeros(w.shape[0 if isinstance(m, nn.Conv2d) else 1])
+            )
+            k, p = m.kernel_size[0], m.padding[0]
+            if isinstance(m, nn.ConvTranspose2d):
+                # transposed conv = zero insertion + correlation with the flipped, transposed kernel
+                w = np.flip(w, axis=(2, 3)).transpose(1, 0, 2, 3)
+                extra = m.output_padding[0]
+                pad, up = (k - 1 - p, k - 1 - p + extra, k - 1 - p, k - 1 - p + extra), m.stride[0]
+            else:
+                if m.stride != (1, 1):
+                    raise ValueError("integer network: strided convolutions are not needed by h_s")
+                pad, up = (p, p, p, p), 1
+            w_int = np.round(w * 2.0**WEIGHT_BITS).astype(np.int64)
+            b_int = np.round(b * 2.0 ** (WEIGHT_BITS + frac_in)).astype(np.int64)
+            worst = int(np.abs(w_int).reshape(w_int.shape[0], -1).sum(axis=1).max()) * bound_in
+            if worst + int(np.abs(b_int).max()) + (1 << 40) >= 2**62:
+                raise ValueError("integer network: weights too large for exact int64 accumulation")
+            shift = WEIGHT_BITS + frac_in - ACTIVATION_BITS
+            layers.append(IntegerConv(np.ascontiguousarray(w_int), b_int, up, pad, shift, relu))
+            frac_in, bound_in = ACTIVATION_BITS, ACTIVATION_MAX
+        return cls(layers)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Integer input ``(B, C, h, w)`` -> fixed-point output with ``ACTIVATION_BITS`` fractional bits."""
+        x = np.clip(np.asarray(x, dtype=np.int64), -INPUT_MAX, INPUT_MAX)
+        for layer in self.layers:
+            x = layer(x)
+        return x

@@ -1,0 +1,186 @@
+"""The lossy image codec as a model: transforms, gain units and a latent codec, trained on :math:`R + \\lambda D`.
+
+::
+
+    x ──g_a──► y ──×g_q──► latent codec (factorized | hyperprior) ──► ŷ ──×g'_q──g_s──► x̂
+                              │
+                              └── rate R = -log2 p(ŷ, ẑ)  [bits]
+
+Training minimizes, per image, :math:`R/(HW) + \\lambda_q \\cdot 255^2 \\cdot \\mathrm{MSE}(x, \\hat x)` with
+:math:`x \\in [0, 1]` (rate in bits per pixel, distortion on the 8-bit scale, as in CompressAI), where each
+sample draws a quality level :math:`q` and its :math:`\\lambda_q` (Cui et al. 2021, arXiv:2003.02012).
+
+Shapes: ``forward(x, quality)`` with ``x`` ``(B, 3, H, W)`` (H, W multiples of ``codec.multiple``) and
+``quality`` ``(B,)`` in ``[0, levels - 1]``.
+
+Example::
+
+    >>> import torch
+    >>> from varinf.compression.model import CodecConfig, ImageCodec
+    >>> codec = ImageCodec(CodecConfig(channels=8, latent_channels=8, hyper_channels=8)).eval()
+    >>> out = codec(torch.rand(1, 3, 64, 64), torch.tensor([0.0]))
+    >>> tuple(out.x_hat.shape), out.bits.shape
+    ((1, 3, 64, 64), torch.Size([1]))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from .gain import GainUnits
+from .latents import FactorizedLatent, HyperpriorLatent, LatentTables
+from .transforms import analysis, synthesis
+
+__all__ = ["DEFAULT_LAMBDAS", "CodecConfig", "ImageCodec", "RDOutput", "rd_loss"]
+
+# CompressAI's lambdas for its qualities 1..6 (MSE on the 8-bit scale)
+DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Architecture of an :class:`ImageCodec` (stored as JSON next to the weights).
+
+    Attributes:
+        prior: ``"hyperprior"`` (Ballé 2018) or ``"factorized"`` (Ballé 2017).
+        channels: ``N``, hidden channels of the transforms.
+        latent_channels: ``M``, channels of ``y``.
+        hyper_channels: channels of ``z`` and of the hyper transforms.
+        lambdas: one rate-distortion trade-off per quality level (increasing = higher quality).
+    """
+
+    prior: str = "hyperprior"
+    channels: int = 64
+    latent_channels: int = 128
+    hyper_channels: int = 64
+    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    name: str = "varinf-codec"
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.prior not in ("hyperprior", "factorized"):
+            raise ValueError(f"prior must be 'hyperprior' or 'factorized' (got {self.prior!r})")
+        if min(self.channels, self.latent_channels, self.hyper_channels) < 1:
+            raise ValueError("channel counts must be positive")
+        if len(self.lambdas) < 1 or any(not (lam > 0) for lam in self.lambdas):
+            raise ValueError("lambdas must be a non-empty list of positive numbers")
+        object.__setattr__(self, "lambdas", tuple(float(v) for v in self.lambdas))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CodecConfig:
+        data = json.loads(text)
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+
+@dataclass
+class RDOutput:
+    """Forward pass of an :class:`ImageCodec`.
+
+    Attributes:
+        x_hat: ``(B, 3, H, W)`` reconstruction (not clamped).
+        y_bits, z_bits: ``(B,)`` estimated bits of the latent and hyper-latent.
+        num_pixels: ``H * W``.
+    """
+
+    x_hat: torch.Tensor
+    y_bits: torch.Tensor
+    z_bits: torch.Tensor
+    num_pixels: int
+
+    @property
+    def bits(self) -> torch.Tensor:
+        return self.y_bits + self.z_bits
+
+    @property
+    def bpp(self) -> torch.Tensor:
+        return self.bits / self.num_pixels
+
+
+@dataclass
+class RDLoss:
+    """``loss`` (scalar, minimized), ``bpp`` and ``mse`` (``(B,)``, MSE of [0, 1] values)."""
+
+    loss: torch.Tensor
+    bpp: torch.Tensor
+    mse: torch.Tensor
+
+
+def rd_loss(out: RDOutput, x: torch.Tensor, lam: torch.Tensor) -> RDLoss:
+    """:math:`\\text{mean}_b\\,[\\,\\text{bpp}_b + \\lambda_b\\, 255^2\\, \\text{MSE}_b\\,]`."""
+    mse = ((out.x_hat - x) ** 2).flatten(1).mean(dim=1)
+    return RDLoss((out.bpp + lam * 255.0**2 * mse).mean(), out.bpp, mse)
+
+
+class ImageCodec(nn.Module):
+    """Variable-rate learned image codec (see module docstring). Build with a :class:`CodecConfig`."""
+
+    def __init__(self, config: CodecConfig):
+        super().__init__()
+        self.config = config
+        n, m = config.channels, config.latent_channels
+        self.g_a = analysis(n, m)
+        self.g_s = synthesis(n, m)
+        lams = np.asarray(config.lambdas)
+        # finer quantization for larger lambda: step^2 ~ 1/lambda, so log g ~ log(lambda)/2
+        self.gains = GainUnits(len(lams), m, (0.5 * np.log(lams / math.exp(np.log(lams).mean()))).tolist())
+        if config.prior == "hyperprior":
+            self.latent: FactorizedLatent | HyperpriorLatent = HyperpriorLatent(m, config.hyper_channels)
+        else:
+            self.latent = FactorizedLatent(m)
+        self._tables_key: tuple | None = None
+        self._tables: LatentTables | None = None
+        self._id: bytes | None = None
+
+    @property
+    def multiple(self) -> int:
+        """Image height and width must be multiples of this (16 or 64); files pad and crop."""
+        return self.latent.multiple
+
+    @property
+    def max_quality(self) -> float:
+        return float(len(self.config.lambdas) - 1)
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> RDOutput:
+        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % self.multiple or x.shape[3] % self.multiple:
+            raise ValueError(f"expected (B, 3, H, W) with H, W multiples of {self.multiple}, got {tuple(x.shape)}")
+        gain, inverse_gain = self.gains(quality)
+        latent = self.latent(self.g_a(x) * gain)
+        x_hat = self.g_s(latent.y_hat * inverse_gain)
+        return RDOutput(x_hat, latent.y_bits, latent.z_bits, x.shape[2] * x.shape[3])
+
+    # ------------------------------------------------------------------ coding state derived from weights
+    def _weights_key(self) -> tuple:
+        # tensors count in-place updates (optimizer steps, load_state_dict) in their version counter
+        return tuple((p.data_ptr(), p._version) for p in self.parameters())
+
+    def tables(self) -> LatentTables:
+        """Integer tables derived from the current weights (recomputed only after the weights change)."""
+        key = self._weights_key()
+        if self._tables is None or key != self._tables_key:
+            with torch.no_grad():
+                self._tables = self.latent.tables()
+            self._id = None
+            self._tables_key = key
+        return self._tables
+
+    def model_id(self) -> bytes:
+        """8-byte SHA-256 prefix of the configuration and every weight: files name the model they need."""
+        self.tables()  # refreshes the cache key
+        if self._id is None:
+            h = hashlib.sha256(self.config.to_json().encode())
+            for name, tensor in sorted(self.state_dict().items()):
+                h.update(name.encode())
+                h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
+            self._id = h.digest()[:8]
+        return self._id

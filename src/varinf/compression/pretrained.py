@@ -1,0 +1,86 @@
+"""Saving and loading codec weights: ``model.safetensors`` + ``model.json`` (never pickle).
+
+The JSON records the :class:`~varinf.compression.model.CodecConfig`, the 8-byte model id (SHA-256 of config
+and weights) and the digest of the integer coding tables derived from the weights on the machine that saved
+them. Loading recomputes both: a different id means the weights file was altered (error); a different table
+digest means this platform's float64 maths derives other tables from the same weights, so files written
+elsewhere would not decode here (warning).
+
+:func:`load_codec` with no argument returns the small pretrained codec shipped in ``varinf/assets/codec``.
+
+Example::
+
+    >>> import tempfile
+    >>> from varinf.compression.model import CodecConfig, ImageCodec
+    >>> from varinf.compression.pretrained import load_codec, save_codec
+    >>> codec = ImageCodec(CodecConfig(channels=8, latent_channels=8, hyper_channels=8))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     save_codec(codec, d)
+    ...     load_codec(d).model_id() == codec.model_id()
+    True
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from .model import CodecConfig, ImageCodec
+
+__all__ = ["DEFAULT_MODEL_DIR", "load_codec", "save_codec"]
+
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "codec"
+WEIGHTS, CONFIG = "model.safetensors", "model.json"
+
+
+def save_codec(codec: ImageCodec, directory: str | os.PathLike, info: dict | None = None) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` into ``directory`` (created; files replaced atomically)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
+    meta = {
+        "config": json.loads(codec.config.to_json()),
+        "model_id": codec.model_id().hex(),
+        "table_digest": f"{codec.tables().digest():08x}",
+        "info": info or {},
+    }
+    tmp_w, tmp_c = directory / (WEIGHTS + ".tmp"), directory / (CONFIG + ".tmp")
+    save_file(state, str(tmp_w), metadata={"model_id": meta["model_id"]})
+    tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp_w, directory / WEIGHTS)
+    os.replace(tmp_c, directory / CONFIG)
+    return directory
+
+
+def load_codec(directory: str | os.PathLike | None = None) -> ImageCodec:
+    """The codec saved in ``directory`` (default: the shipped pretrained model), in eval mode."""
+    directory = DEFAULT_MODEL_DIR if directory is None else Path(directory)
+    wpath, cpath = directory / WEIGHTS, directory / CONFIG
+    if not wpath.is_file() or not cpath.is_file():
+        raise FileNotFoundError(f"no codec in {directory} (expected {WEIGHTS} and {CONFIG})")
+    try:
+        meta = json.loads(cpath.read_text())
+        config = CodecConfig(**{k: v for k, v in meta["config"].items() if k in CodecConfig.__dataclass_fields__})
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{cpath}: not a valid codec description ({e})") from None
+    codec = ImageCodec(config)
+    try:
+        state = load_file(str(wpath))
+        codec.load_state_dict(state)
+    except Exception as e:  # safetensors/torch raise several types for a corrupt or mismatched file
+        raise ValueError(f"{wpath}: cannot load weights for this configuration ({e})") from None
+    codec.eval()
+    if "model_id" in meta and codec.model_id().hex() != meta["model_id"]:
+        raise ValueError(f"{wpath}: weights do not match the model id recorded in {CONFIG} (file altered?)")
+    if "table_digest" in meta and f"{codec.tables().digest():08x}" != meta["table_digest"]:
+        warnings.warn(
+            f"this platform derives different coding tables from {wpath} than the machine that saved it; "
+            "files compressed elsewhere will be refused here",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return codec

@@ -1,0 +1,152 @@
+"""Integer probability tables: the deterministic link between a float model and the entropy coder.
+
+A :class:`DiscreteTable` holds ``K`` probability mass functions over contiguous integer ranges, each quantized
+to ``precision = 24`` bits: row ``k`` covers the values ``offsets[k] + 0 .. offsets[k] + n_k - 1`` with integer
+weights ``pmfs[k][:n_k]`` and one extra *escape* weight ``pmfs[k][n_k]`` for every value outside the range
+(the value itself is then sent with a universal code, see :mod:`varinf.compression.ans`). Every weight is
+at least 1 and each row sums to exactly :math:`2^{24}`, so every integer is codable and the cost of value
+:math:`v` in row :math:`k` is
+
+.. math::
+
+    \\ell(v) = 24 - \\log_2 w_k(v) \\ \\text{bits (plus the universal code for escapes)}.
+
+Tables are built once, from float64 probabilities computed in a fixed order (:meth:`DiscreteTable.from_float`,
+:func:`gaussian_table`), so the encoder and the decoder index *the same integers*; :meth:`DiscreteTable.digest`
+lets a file record which tables it was written with.
+
+Example::
+
+    >>> import numpy as np
+    >>> from varinf.compression.tables import DiscreteTable
+    >>> t = DiscreteTable.from_float([np.array([0.25, 0.5, 0.25, 1e-9])], np.array([-1]))
+    >>> int(t.pmfs[0].sum()) == 2**24, t.lengths.tolist()
+    (True, [3])
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+__all__ = ["PRECISION", "DiscreteTable", "escape_bits", "gaussian_table", "quantize_pmf"]
+
+PRECISION = 24  # bits of the fixed-point probabilities; constriction's default ANS models use 24
+
+
+def quantize_pmf(p: np.ndarray, precision: int = PRECISION) -> np.ndarray:
+    """Integer weights ``w >= 1`` with ``sum(w) == 2**precision``, close to ``p / sum(p)`` (float64, >= 0).
+
+    Deterministic: ``floor`` of a float64 product, then the leftover units go to the largest fractional
+    parts (stable order, ties broken by position).
+    """
+    p = np.asarray(p, dtype=np.float64)
+    n = p.size
+    total = 1 << precision
+    if n < 2 or n > total // 2:
+        raise ValueError(f"a pmf needs 2 .. {total // 2} entries (got {n})")
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        raise ValueError("pmf entries must be finite, non-negative and not all zero")
+    free = total - n  # one unit is reserved for every entry
+    scaled = p * (free / p.sum())
+    w = np.floor(scaled).astype(np.int64)
+    left = free - int(w.sum())
+    if left < 0:  # float rounding can overshoot by a unit or two: take them from the largest entries
+        order = np.argsort(-w, kind="stable")[:-left]
+        w[order] -= 1
+    elif left > 0:
+        order = np.argsort(-(scaled - w), kind="stable")[:left]
+        w[order] += 1
+    return w + 1
+
+
+@dataclass(frozen=True, eq=False)
+class DiscreteTable:
+    """``K`` integer pmfs with escape (see module docstring).
+
+    Attributes:
+        pmfs: ``K`` int64 arrays; ``pmfs[k]`` has ``n_k + 1`` entries, the last being the escape weight.
+        offsets: ``(K,)`` int64, the value coded by entry 0 of each row.
+        precision: bits of the fixed point (rows sum to ``2**precision``).
+    """
+
+    pmfs: tuple[np.ndarray, ...]
+    offsets: np.ndarray
+    precision: int = PRECISION
+
+    @classmethod
+    def from_float(cls, pmfs: list[np.ndarray], offsets: np.ndarray, precision: int = PRECISION) -> DiscreteTable:
+        """Quantize float pmfs (each with its escape mass appended as the last entry)."""
+        rows = tuple(quantize_pmf(p, precision) for p in pmfs)
+        return cls(rows, np.asarray(offsets, dtype=np.int64).copy(), precision)
+
+    def __post_init__(self):
+        if len(self.pmfs) != len(self.offsets):
+            raise ValueError(f"{len(self.pmfs)} pmfs but {len(self.offsets)} offsets")
+        for k, row in enumerate(self.pmfs):
+            if row.dtype != np.int64 or row.ndim != 1 or row.size < 2:
+                raise ValueError(f"row {k}: expected a 1-d int64 array with >= 2 entries")
+            if int(row.sum()) != 1 << self.precision or int(row.min()) < 1:
+                raise ValueError(f"row {k}: weights must be >= 1 and sum to 2**{self.precision}")
+
+    def __len__(self) -> int:
+        return len(self.pmfs)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """``(K,)`` number of directly coded values per row (excluding the escape entry)."""
+        return np.array([row.size - 1 for row in self.pmfs], dtype=np.int64)
+
+    def digest(self) -> int:
+        """CRC32 of every integer in the table: files record it to detect tables derived differently."""
+        crc = zlib.crc32(np.asarray([self.precision, len(self)], dtype="<i8").tobytes())
+        crc = zlib.crc32(self.offsets.astype("<i8").tobytes(), crc)
+        for row in self.pmfs:
+            crc = zlib.crc32(row.astype("<i8").tobytes(), crc)
+        return crc
+
+    def bits(self, values: np.ndarray, indexes: np.ndarray) -> float:
+        """Ideal code length in bits of ``values`` coded with rows ``indexes`` (escapes included)."""
+        values = np.asarray(values, dtype=np.int64).ravel()
+        indexes = np.asarray(indexes, dtype=np.int64).ravel()
+        total = 0.0
+        for k in np.unique(indexes):
+            v = values[indexes == k] - self.offsets[k]
+            row = self.pmfs[k]
+            n = row.size - 1
+            escaped = (v < 0) | (v >= n)
+            sym = np.where(escaped, n, v)
+            total += float(np.sum(self.precision - np.log2(row[sym].astype(np.float64))))
+            if escaped.any():
+                total += float(np.sum(escape_bits(values[indexes == k][escaped], int(self.offsets[k]), n)))
+        return total
+
+
+def escape_bits(values: np.ndarray, offset: int, n: int) -> np.ndarray:
+    """Bits of the universal code for values outside ``[offset, offset + n)``: sign + 5-bit length + mantissa."""
+    values = np.asarray(values, dtype=np.int64)
+    m = np.where(values >= offset + n, values - (offset + n), offset - 1 - values)
+    nbits = np.floor(np.log2(m + 1.0)).astype(np.int64)
+    return 1 + 5 + nbits
+
+
+def gaussian_table(scales: np.ndarray, tail_mass: float = 1e-7, precision: int = PRECISION) -> DiscreteTable:
+    """Rows for zero-mean Gaussians discretized to the integers, one per scale in ``scales`` (float64).
+
+    Row ``k`` covers :math:`|v| \\le \\lceil s_k\\, \\Phi^{-1}(1 - \\text{tail}/2)\\rceil` with mass
+    :math:`\\Phi((v + 1/2)/s_k) - \\Phi((v - 1/2)/s_k)`, computed as a difference of upper tails on the
+    positive side so that small masses keep their relative accuracy.
+    """
+    multiplier = -float(ndtri(tail_mass / 2))
+    pmfs, offsets = [], []
+    for s in np.asarray(scales, dtype=np.float64):
+        c = int(np.ceil(s * multiplier))
+        v = np.abs(np.arange(-c, c + 1, dtype=np.float64))
+        mass = ndtr((0.5 - v) / s) - ndtr((-0.5 - v) / s)  # symmetric form: both terms small in the tail
+        tail = 2.0 * ndtr(-(c + 0.5) / s)
+        pmfs.append(np.append(mass, tail))
+        offsets.append(-c)
+    return DiscreteTable.from_float(pmfs, np.asarray(offsets, dtype=np.int64), precision)

@@ -1,0 +1,158 @@
+"""Training loop for the lossy codec: Adam on :math:`R + \\lambda D` over random patches, resumable.
+
+Every step draws a batch and a quality level per sample from generators seeded by ``(seed, step)``, so a
+run interrupted and resumed from its checkpoint sees exactly the batches it would have seen. Checkpoints
+(``checkpoint.pt``: weights, optimizer state, step; loaded with ``weights_only=True``) are written to a
+temporary file and renamed, so a crash never leaves a half-written checkpoint. The learning rate is
+constant and then decays with a half cosine over the last ``decay_fraction`` of the steps.
+
+Output folder layout: ``checkpoint.pt``, ``train.log`` (one JSON line per ``log_every`` steps) and, at the
+end, ``model.safetensors`` + ``model.json`` (see :mod:`varinf.compression.pretrained`).
+
+Example (a few steps of a tiny codec)::
+
+    >>> import tempfile, numpy as np
+    >>> from varinf.compression.model import CodecConfig
+    >>> from varinf.compression.train import TrainConfig, train_codec
+    >>> images = [np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)]
+    >>> cfg = CodecConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.01,))
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     result = train_codec(cfg, images, d, TrainConfig(steps=2, batch_size=2, patch_size=64), progress=False)
+    >>> result.steps
+    2
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .model import CodecConfig, ImageCodec, rd_loss
+from .patches import PatchSampler
+from .pretrained import save_codec
+
+__all__ = ["TrainConfig", "TrainResult", "train_codec"]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization settings (the architecture lives in :class:`~varinf.compression.model.CodecConfig`)."""
+
+    steps: int = 20_000
+    batch_size: int = 8
+    patch_size: int = 128
+    lr: float = 3e-4
+    decay_fraction: float = 0.25
+    final_lr_fraction: float = 0.05
+    clip_norm: float = 1.0
+    seed: int = 0
+    checkpoint_every: int = 250
+    log_every: int = 50
+    threads: int | None = None
+
+    def lr_at(self, step: int) -> float:
+        start = (1.0 - self.decay_fraction) * self.steps
+        if step < start:
+            return self.lr
+        t = (step - start) / max(self.steps - start, 1)
+        return self.lr * (self.final_lr_fraction + (1 - self.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+@dataclass
+class TrainResult:
+    """``steps`` done in total, ``wall_time`` of this call (s), last logged ``bpp``/``psnr`` (patch means)."""
+
+    steps: int
+    wall_time: float
+    bpp: float
+    psnr: float
+    model_dir: Path
+
+
+def _save_checkpoint(path: Path, codec: ImageCodec, optimizer: torch.optim.Optimizer, step: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": codec.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                "config": codec.config.to_json()}, tmp)  # fmt: skip
+    os.replace(tmp, path)
+
+
+def train_codec(
+    config: CodecConfig,
+    images: list[np.ndarray],
+    out_dir: str | os.PathLike,
+    train: TrainConfig | None = None,
+    progress: bool | None = None,
+    until: int | None = None,
+) -> TrainResult:
+    """Train (or resume training of) a codec on patches of ``images``; writes into ``out_dir``.
+
+    ``until`` stops early at that step (checkpoint and model written), e.g. to train in time slices; calling
+    again with the same arguments and a larger (or no) ``until`` continues exactly where it stopped.
+    """
+    train = train or TrainConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if train.threads:
+        torch.set_num_threads(train.threads)
+    sampler = PatchSampler(images, train.patch_size)
+    torch.manual_seed(train.seed)  # initial weights
+    codec = ImageCodec(config)
+    optimizer = torch.optim.Adam(codec.parameters(), lr=train.lr)
+    step = 0
+    ckpt = out / CHECKPOINT
+    if ckpt.is_file():
+        state = torch.load(ckpt, weights_only=True)
+        if state["config"] != config.to_json():
+            raise ValueError(f"{ckpt} was trained with another configuration; use a new output folder")
+        codec.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+    lambdas = torch.tensor(config.lambdas)
+    codec.train()
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=train.steps, initial=step, disable=not show, desc="codec")
+    t0, last = time.time(), {"bpp": float("nan"), "psnr": float("nan")}
+    window: list[tuple[float, float, float]] = []
+    with open(out / "train.log", "a") as log:
+        stop = train.steps if until is None else min(until, train.steps)
+        while step < stop:
+            rng = np.random.default_rng([train.seed, step])
+            torch.manual_seed(train.seed * 1_000_003 + step)  # quantization noise
+            x = sampler.sample(train.batch_size, rng)
+            quality = torch.from_numpy(rng.integers(0, len(lambdas), train.batch_size)).float()
+            for group in optimizer.param_groups:
+                group["lr"] = train.lr_at(step)
+            result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
+            optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            torch.nn.utils.clip_grad_norm_(codec.parameters(), train.clip_norm)
+            optimizer.step()
+            step += 1
+            bar.update(1)
+            window.append((result.loss.item(), result.bpp.mean().item(), result.mse.mean().item()))
+            if step % train.log_every == 0 or step == stop:
+                loss, bpp, mse = (float(v) for v in np.mean(window, axis=0))
+                last = {"bpp": bpp, "psnr": float(10 * np.log10(1.0 / max(mse, 1e-12)))}
+                record = {"step": step, "loss": loss, **last, "lr": train.lr_at(step - 1),
+                          "elapsed_s": round(time.time() - t0, 1)}  # fmt: skip
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{last['psnr']:.2f}")
+                window.clear()
+            if step % train.checkpoint_every == 0 or step == stop:
+                _save_checkpoint(ckpt, codec, optimizer, step)
+    bar.close()
+    codec.eval()
+    save_codec(codec, out, info={"train": asdict(train), "steps": step})
+    return TrainResult(step, time.time() - t0, last["bpp"], last["psnr"], out)
