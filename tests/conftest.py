@@ -28,7 +28,20 @@ def shared_data() -> Path:
     return d
 
 
+# Test tensors are tiny: one thread avoids OpenMP start-up/spin costs, which dominate on a loaded 2-core box.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def float64():
+    """Run a test module in float64 (use with ``pytestmark = pytest.mark.usefixtures("float64")``)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -4,10 +4,21 @@ from __future__ import annotations
 
 from .amortized import AmortizedNormal
 from .base import AbstractFamily
+from .diag_normal import DiagNormal
 from .flow import Flow
 from .gaussian import FullRank, LowRank, MeanField
 
-__all__ = ["FAMILIES", "AbstractFamily", "AmortizedNormal", "Flow", "FullRank", "LowRank", "MeanField", "make_family"]
+__all__ = [
+    "FAMILIES",
+    "AbstractFamily",
+    "AmortizedNormal",
+    "DiagNormal",
+    "Flow",
+    "FullRank",
+    "LowRank",
+    "MeanField",
+    "make_family",
+]
 
 FAMILIES = {"meanfield": MeanField, "fullrank": FullRank, "lowrank": LowRank, "flow": Flow}
 _ALIASES = {

@@ -11,9 +11,10 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import Independent, LowRankMultivariateNormal, MultivariateNormal, Normal
+from torch.distributions import LowRankMultivariateNormal, MultivariateNormal
 
 from .base import AbstractFamily
+from .diag_normal import DiagNormal
 
 __all__ = ["FullRank", "LowRank", "MeanField"]
 
@@ -42,8 +43,8 @@ class MeanField(AbstractFamily):
         self.loc = nn.Parameter(_init_loc(self.dim, loc))
         self.log_scale = nn.Parameter(torch.full((self.dim,), math.log(init_scale)))
 
-    def forward(self, c: Tensor | None = None) -> Independent:
-        return Independent(Normal(self.loc, self.log_scale.exp(), validate_args=False), 1, validate_args=False)
+    def forward(self, c: Tensor | None = None) -> DiagNormal:
+        return DiagNormal(self.loc, self.log_scale)
 
 
 class FullRank(AbstractFamily):

@@ -1,9 +1,11 @@
 """Supports for latent variables, and their maps to unconstrained space.
 
 Every support is a :class:`torch.distributions.constraints.Constraint`; the bijection from
-unconstrained space is ``torch.distributions.transform_to(constraint)`` (ADVI, Kucukelbir et al. 2017,
-arXiv:1603.00788). torch lacks ordered vectors, so they are added here through
-``transform_to.register`` rather than a parallel hierarchy.
+unconstrained space is ``torch.distributions.biject_to(constraint)`` (ADVI, Kucukelbir et al. 2017,
+arXiv:1603.00788). We use ``biject_to``, torch's registry of *bijective* maps, rather than
+``transform_to``: the latter maps R^K onto the simplex by softmax, which is not a bijection and has no
+usable Jacobian. torch lacks ordered vectors and bijections onto Cholesky factors and covariance
+matrices; they are added here through ``biject_to.register`` rather than a parallel hierarchy.
 
 Strings accepted by :func:`as_constraint`::
 
@@ -14,11 +16,20 @@ Strings accepted by :func:`as_constraint`::
 
 from __future__ import annotations
 
+import math
+
 import torch
-from torch.distributions import constraints, transform_to
+from torch.distributions import biject_to, constraints
 from torch.distributions.transforms import ComposeTransform, ExpTransform, Transform
 
-__all__ = ["OrderedTransform", "as_constraint", "ordered_vector", "positive_ordered_vector"]
+__all__ = [
+    "CholeskyOuterTransform",
+    "LowerCholeskyVecTransform",
+    "OrderedTransform",
+    "as_constraint",
+    "ordered_vector",
+    "positive_ordered_vector",
+]
 
 
 class _OrderedVector(constraints.Constraint):
@@ -70,12 +81,102 @@ class OrderedTransform(Transform):
         return x[..., 1:].sum(-1)
 
 
-@transform_to.register(_OrderedVector)
+@biject_to.register(_OrderedVector)
 def _to_ordered(constraint):
-    if isinstance(constraint, _PositiveOrderedVector):
-        # exp is increasing, so exp(ordered) is positive and ordered.
-        return ComposeTransform([OrderedTransform(), ExpTransform()])
     return OrderedTransform()
+
+
+@biject_to.register(_PositiveOrderedVector)
+def _to_positive_ordered(constraint):
+    # exp is increasing, so exp(ordered) is positive and ordered.
+    return ComposeTransform([OrderedTransform(), ExpTransform()])
+
+
+def _side(n: int) -> int:
+    k = round((math.sqrt(8 * n + 1) - 1) / 2)
+    if k * (k + 1) // 2 != n:
+        raise ValueError(f"{n} is not a triangular number k(k+1)/2")
+    return k
+
+
+class LowerCholeskyVecTransform(Transform):
+    r"""R^{K(K+1)/2} -> lower-triangular K×K with positive diagonal :math:`e^{x}` on the diagonal.
+
+    Rows of the lower triangle are filled in ``torch.tril_indices`` order; :math:`\log|\det J| = \sum x_{ii}`.
+    """
+
+    domain = constraints.real_vector
+    codomain = constraints.lower_cholesky
+    bijective = True
+
+    def __eq__(self, other):
+        return isinstance(other, LowerCholeskyVecTransform)
+
+    def forward_shape(self, shape):
+        k = _side(shape[-1])
+        return torch.Size((*shape[:-1], k, k))
+
+    def inverse_shape(self, shape):
+        if len(shape) < 2 or shape[-1] != shape[-2]:
+            raise ValueError(f"expected square matrices, got shape {tuple(shape)}")
+        k = shape[-1]
+        return torch.Size((*shape[:-2], k * (k + 1) // 2))
+
+    def _call(self, x):
+        k = _side(x.shape[-1])
+        rows, cols = torch.tril_indices(k, k, device=x.device)
+        diag = rows == cols
+        vals = torch.where(diag, x.exp(), x)
+        L = x.new_zeros(*x.shape[:-1], k, k)
+        L[..., rows, cols] = vals
+        return L
+
+    def _inverse(self, y):
+        k = y.shape[-1]
+        rows, cols = torch.tril_indices(k, k, device=y.device)
+        v = y[..., rows, cols]
+        return torch.where(rows == cols, v.log(), v)
+
+    def log_abs_det_jacobian(self, x, y):
+        k = y.shape[-1]
+        rows, cols = torch.tril_indices(k, k, device=x.device)
+        return x[..., rows == cols].sum(-1)
+
+
+class CholeskyOuterTransform(Transform):
+    r"""Lower Cholesky factor :math:`L` -> :math:`\Sigma = LL^\top`.
+
+    Jacobian of the map between the lower triangles: :math:`\log|\det J| = K\log 2 + \sum_i (K-i+1)\log L_{ii}`
+    (1-based :math:`i`).
+    """
+
+    domain = constraints.lower_cholesky
+    codomain = constraints.positive_definite
+    bijective = True
+
+    def __eq__(self, other):
+        return isinstance(other, CholeskyOuterTransform)
+
+    def _call(self, x):
+        return x @ x.mT
+
+    def _inverse(self, y):
+        return torch.linalg.cholesky(y)
+
+    def log_abs_det_jacobian(self, x, y):
+        k = x.shape[-1]
+        powers = torch.arange(k, 0, -1, dtype=x.dtype, device=x.device)
+        return k * math.log(2.0) + (powers * x.diagonal(dim1=-2, dim2=-1).log()).sum(-1)
+
+
+@biject_to.register(constraints.lower_cholesky)
+def _to_lower_cholesky(constraint):
+    return LowerCholeskyVecTransform()
+
+
+@biject_to.register(constraints.positive_definite)
+def _to_positive_definite(constraint):
+    return ComposeTransform([LowerCholeskyVecTransform(), CholeskyOuterTransform()])
 
 
 _NAMED = {

@@ -101,7 +101,7 @@ class ELBO:
         rate = distortion = None
         if prior is None:  # closed = entropy H[q]
             signal = lp if closed is not None else lp - lq  # per-particle part of the bound
-            bound = signal.mean(0) + (closed if closed is not None else 0.0)
+            bound = signal.mean(0) if closed is None else signal.mean(0) + closed
             loss = -bound
         else:  # closed = KL(q || prior); lp is the log likelihood
             distortion = -lp.mean(0)
@@ -120,7 +120,7 @@ class ELBO:
         if lq is not None:
             lw = (lp - lq if prior is None else lp + prior.log_prob(z) - lq).detach()
         return BoundEstimate(
-            loss=loss.mean(),
+            loss=loss if loss.dim() == 0 else loss.mean(),
             bound=bound.detach(),
             log_weights=lw,
             rate=None if rate is None else rate.detach(),

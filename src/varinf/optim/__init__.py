@@ -1,5 +1,6 @@
 """Optimization: ``step``, ``fit``, convergence, iterate averaging, ``FitResult`` (see README.md here)."""
 
+from .adam import LeanAdam
 from .averaging import IterateAverage
 from .convergence import RelativeChange
 from .errors import ConvergenceWarning, FitError
@@ -14,6 +15,7 @@ __all__ = [
     "FitError",
     "FitResult",
     "IterateAverage",
+    "LeanAdam",
     "RelativeChange",
     "StepInfo",
     "Summary",

@@ -6,8 +6,9 @@ Phases::
                                    -> average iterates for a further fraction `average` of the run
 
 Convergence: :class:`~varinf.optim.convergence.RelativeChange` on window means of the bound.
-Non-finite bounds: the step is skipped, parameters go back to the last finite checkpoint, Adam's state
-is reset and the step size halved; after ``max_recoveries`` a :class:`FitError` names the problem.
+Non-finite bounds: an isolated one is skipped (no update); three in a row send the parameters back to
+the last finite checkpoint, reset Adam's state and halve the step size; after ``max_recoveries`` such
+step-backs a :class:`FitError` names the problem.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import Tensor
 from ..families import AbstractFamily, make_family
 from ..models import Model
 from ..objectives import ELBO
+from .adam import LeanAdam
 from .averaging import IterateAverage
 from .convergence import RelativeChange
 from .errors import ConvergenceWarning, FitError
@@ -52,7 +54,7 @@ def initial_point(model: Model, init, generator: torch.Generator | None = None) 
 
 
 def _make_adam(params, lr):
-    return torch.optim.Adam(params, lr=lr)
+    return LeanAdam(params, lr=lr)
 
 
 def _progress(total: int, enabled: bool | None):
@@ -196,9 +198,9 @@ def _fit(
     if detector is not None:
         detector.buffer = max(2, int(0.1 * max_steps / window))
     phase1_cap = max_steps - int(average * max_steps)
-    trace = torch.empty(max_steps, dtype=torch.float64)
+    trace: list[float] = []
     checkpoint = {k: v.detach().clone() for k, v in family.state_dict().items()}
-    recoveries, converged, reason, averager = 0, False, "", None
+    recoveries, skipped, consecutive, converged, reason, averager = 0, 0, 0, False, "", None
     bar = _progress(max_steps, progress)
     t, end = 0, phase1_cap
     window_start, window_means = 0, []
@@ -206,6 +208,13 @@ def _fit(
         while t < end:
             info = step(log_p, family, objective, opt)
             if not info.finite:
+                # An isolated non-finite draw is skipped; a run of them means the parameters went somewhere
+                # bad: step back to the last finite checkpoint, reset Adam and halve the step size.
+                skipped += 1
+                consecutive += 1
+                if consecutive < 3:
+                    continue
+                consecutive = 0
                 recoveries += 1
                 if recoveries > max_recoveries:
                     raise FitError(
@@ -217,13 +226,14 @@ def _fit(
                 lr /= 2
                 opt = make_opt(list(family.parameters()), lr)
                 continue
-            b = float(info.bound.mean())
-            trace[t] = b
+            consecutive = 0
+            b = info.bound.item() if info.bound.dim() == 0 else info.bound.mean().item()
+            trace.append(b)
             t += 1
             if averager is not None:
                 averager.update()
             if t % window == 0:
-                w = trace[window_start:t]
+                w = torch.tensor(trace[window_start:t], dtype=torch.float64)
                 window_start = t
                 wm = w.mean().item()
                 window_means.append(wm)
@@ -261,7 +271,7 @@ def _fit(
         model=model,
         family=family,
         objective=objective,
-        elbo_trace=trace[:t],
+        elbo_trace=torch.tensor(trace, dtype=torch.float64),
         window_means=window_means,
         converged=converged,
         convergence_reason=reason,
@@ -271,4 +281,5 @@ def _fit(
         lr=lr,
         averaged_steps=(averager.count - 1) if averager is not None else 0,
         recoveries=recoveries,
+        skipped_steps=skipped,
     )

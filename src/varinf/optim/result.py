@@ -72,7 +72,8 @@ class FitResult:
         wall_time: seconds.
         lr: the step size used.
         averaged_steps: how many final iterates were averaged (0 = last iterate).
-        recoveries: how many times a non-finite bound forced a step back and a smaller step size.
+        recoveries: how many times a run of non-finite bounds forced a step back and a smaller step size.
+        skipped_steps: steps whose bound was non-finite and that were skipped (no update).
         diagnostics: filled by :mod:`varinf.diagnostics` (PSIS k-hat, log evidence) when run.
     """
 
@@ -89,6 +90,7 @@ class FitResult:
     lr: float
     averaged_steps: int
     recoveries: int = 0
+    skipped_steps: int = 0
     diagnostics: Any = None
 
     # ------------------------------------------------------------------ posterior access
@@ -141,8 +143,11 @@ class FitResult:
             f"ELBO {elbo:.3f} ± {se:.3f} nats; {status} ({self.convergence_reason})"
             + (f"; parameters averaged over the last {self.averaged_steps} steps" if self.averaged_steps else ""),
         ]
-        if self.recoveries:
-            header.append(f"recovered from a non-finite bound {self.recoveries} time(s) by stepping back")
+        if self.skipped_steps:
+            header.append(
+                f"{self.skipped_steps} step(s) had a non-finite bound and were skipped; recovered "
+                f"{self.recoveries} time(s) by stepping back with a smaller step size"
+            )
         footer = list(self.diagnostics.summary_lines()) if self.diagnostics is not None else []
         return Summary(rows, tuple(quantiles), header, footer)
 

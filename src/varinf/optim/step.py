@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,7 +41,7 @@ def step(
     optimizer.zero_grad(set_to_none=True)
     est = objective.loss(family(context), log_p, prior)
     loss = est.loss
-    finite = bool(torch.isfinite(loss))
+    finite = math.isfinite(loss.item())
     if finite:
         loss.backward()
         optimizer.step()

@@ -1,0 +1,229 @@
+"""Bayesian logistic regression, 10,000 rows x 20 features (synthetic, fixed seed), mean-field ADVI,
+5000 Adam steps at lr 0.01, 1 particle, float32: varinf vs NumPyro SVI AutoNormal (cold and warm) vs
+Pyro SVI AutoNormal, in one process, plus posterior-mean error against a long NUTS reference.
+
+Run:  python benchmarks/logreg_svi.py            (writes benchmarks/results/logreg_svi.{json,md})
+      python benchmarks/logreg_svi.py --quick    (fewer steps, smoke test)
+
+Never imported by the package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+N, D, SEED, LR = 10_000, 20, 0, 0.01
+
+
+def make_data():
+    rng = np.random.default_rng(SEED)
+    X = rng.standard_normal((N, D)).astype(np.float32)
+    beta = (0.5 * rng.standard_normal(D)).astype(np.float32)
+    logits = X @ beta + 0.3
+    y = (rng.random(N) < 1 / (1 + np.exp(-logits))).astype(np.float32)
+    return X, y
+
+
+# ----------------------------------------------------------------------------- reference (NUTS)
+def nuts_reference(X, y, num_samples, num_warmup, chains):
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer import MCMC, NUTS
+
+    def model(X, y):
+        beta = numpyro.sample("beta", dist.Normal(0.0, 1.0).expand([D]).to_event(1))
+        alpha = numpyro.sample("alpha", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Bernoulli(logits=X @ beta + alpha), obs=y)
+
+    mcmc = MCMC(
+        NUTS(model),
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=chains,
+        chain_method="sequential",
+        progress_bar=False,
+    )
+    mcmc.run(jax.random.PRNGKey(1), jnp.asarray(X, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64))
+    s = mcmc.get_samples()
+    draws = np.concatenate([np.asarray(s["beta"]), np.asarray(s["alpha"])[:, None]], axis=1)
+    return draws.mean(0), draws.std(0)
+
+
+def error_in_sds(mean, ref_mean, ref_sd):
+    e = np.abs(np.asarray(mean, dtype=np.float64) - ref_mean) / ref_sd
+    return float(e.max()), float(e.mean())
+
+
+# ----------------------------------------------------------------------------- varinf
+def run_varinf(X, y, steps, average):
+    import torch
+
+    from varinf import ELBO
+    from varinf.models import LogisticRegression
+    from varinf.optim import fit  # the SVI engine alone: the same work NumPyro's SVI does (no PSIS)
+
+    model = LogisticRegression(torch.from_numpy(X), torch.from_numpy(y))
+    t = time.perf_counter()
+    res = fit(
+        model,
+        "meanfield",
+        ELBO(num_particles=1),
+        max_steps=steps,
+        lr=LR,
+        tol_rel_obj=None,
+        average=average,
+        seed=0,
+        progress=False,
+        check=True,
+    )
+    wall = time.perf_counter() - t
+    loc = res.family.loc.detach().numpy()  # unconstrained = constrained here (all real)
+    return wall, loc, res
+
+
+# ----------------------------------------------------------------------------- numpyro
+def run_numpyro(X, y, steps):
+    import jax
+    import jax.numpy as jnp
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.infer import SVI, Trace_ELBO
+    from numpyro.infer.autoguide import AutoNormal
+
+    def model(X, y):
+        beta = numpyro.sample("beta", dist.Normal(0.0, 1.0).expand([D]).to_event(1))
+        alpha = numpyro.sample("alpha", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Bernoulli(logits=X @ beta + alpha), obs=y)
+
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    guide = AutoNormal(model)
+    svi = SVI(model, guide, numpyro.optim.Adam(LR), Trace_ELBO())
+
+    # svi.run builds a fresh closure each call (so JAX recompiles every time); to measure a warm run we
+    # jit one scan over svi.update and call it twice: the first call compiles (cold), the second does not.
+    @jax.jit
+    def run(state):
+        return jax.lax.scan(lambda s, _: svi.update(s, Xj, yj), state, None, length=steps)
+
+    out = {}
+    for label in ("cold", "warm"):
+        t = time.perf_counter()
+        state0 = svi.init(jax.random.PRNGKey(0), Xj, yj)
+        state, _ = run(state0)
+        jax.block_until_ready(state)
+        out[label] = time.perf_counter() - t
+    med = guide.median(svi.get_params(state))
+    mean = np.concatenate([np.asarray(med["beta"]), np.asarray(med["alpha"])[None]])
+    return out["cold"], out["warm"], mean
+
+
+# ----------------------------------------------------------------------------- pyro
+def run_pyro(X, y, steps):
+    import pyro
+    import pyro.distributions as dist
+    import torch
+    from pyro.infer import SVI, Trace_ELBO
+    from pyro.infer.autoguide import AutoNormal
+
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+
+    def model(X, y):
+        beta = pyro.sample("beta", dist.Normal(0.0, 1.0).expand([D]).to_event(1))
+        alpha = pyro.sample("alpha", dist.Normal(0.0, 1.0))
+        with pyro.plate("data", X.shape[0]):
+            pyro.sample("y", dist.Bernoulli(logits=X @ beta + alpha), obs=y)
+
+    pyro.clear_param_store()
+    pyro.set_rng_seed(0)
+    guide = AutoNormal(model)
+    svi = SVI(model, guide, pyro.optim.Adam({"lr": LR}), Trace_ELBO())
+    t = time.perf_counter()
+    for _ in range(steps):
+        svi.step(Xt, yt)
+    wall = time.perf_counter() - t
+    med = guide.median(Xt, yt)
+    mean = np.concatenate([med["beta"].detach().numpy(), med["alpha"].detach().numpy()[None]])
+    return wall, mean
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-pyro", action="store_true")
+    ap.add_argument("--out", default=str(RESULTS / "logreg_svi"))
+    args = ap.parse_args()
+    steps = 500 if args.quick else args.steps
+    import jax
+
+    jax.config.update("jax_enable_x64", False)
+    X, y = make_data()
+
+    t = time.perf_counter()
+    jax.config.update("jax_enable_x64", True)
+    ref_mean, ref_sd = nuts_reference(X, y, *((500, 300, 1) if args.quick else (2000, 1000, 4)))
+    jax.config.update("jax_enable_x64", False)
+    t_ref = time.perf_counter() - t
+
+    rows = {}
+    # varinf: cold (first fit in the process) and warm (second); with and without iterate averaging
+    w_cold, loc, _ = run_varinf(X, y, steps, 0.25)
+    w_warm, loc, _ = run_varinf(X, y, steps, 0.25)
+    rows["varinf (averaged)"] = dict(cold_s=w_cold, warm_s=w_warm, err=error_in_sds(loc, ref_mean, ref_sd))
+    _, loc_last, _ = run_varinf(X, y, steps, 0.0)
+    rows["varinf (last iterate)"] = dict(cold_s=None, warm_s=None, err=error_in_sds(loc_last, ref_mean, ref_sd))
+
+    n_cold, n_warm, n_mean = run_numpyro(X, y, steps)
+    rows["NumPyro AutoNormal"] = dict(cold_s=n_cold, warm_s=n_warm, err=error_in_sds(n_mean, ref_mean, ref_sd))
+    if not args.no_pyro:
+        p_wall, p_mean = run_pyro(X, y, steps)
+        rows["Pyro AutoNormal"] = dict(cold_s=p_wall, warm_s=p_wall, err=error_in_sds(p_mean, ref_mean, ref_sd))
+
+    import torch
+
+    result = dict(
+        problem=f"logistic regression N={N} D={D} (+intercept), mean-field, {steps} Adam steps lr={LR}, 1 particle, float32",
+        machine=dict(platform=platform.platform(), cpus=os.cpu_count(), torch_threads=torch.get_num_threads()),
+        nuts_reference_seconds=t_ref,
+        rows=rows,
+        ratios=dict(
+            varinf_vs_numpyro_cold=w_cold / n_cold,
+            varinf_warm_vs_numpyro_warm=w_warm / n_warm,
+        ),
+        targets=dict(vs_numpyro_cold="<= 0.5", vs_numpyro_warm="<= 1.0"),
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out + ".json").write_text(json.dumps(result, indent=2))
+    lines = [
+        f"# {result['problem']}",
+        "",
+        "| method | cold wall (s) | warm wall (s) | ms/step (warm) | max err (post. sd) | mean err (post. sd) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in rows.items():
+        cold = f"{r['cold_s']:.2f}" if r["cold_s"] is not None else "–"
+        warm = f"{r['warm_s']:.2f}" if r["warm_s"] is not None else "–"
+        ms = f"{1e3 * r['warm_s'] / steps:.3f}" if r["warm_s"] is not None else "–"
+        lines.append(f"| {name} | {cold} | {warm} | {ms} | {r['err'][0]:.3f} | {r['err'][1]:.3f} |")
+    lines += [
+        "",
+        f"varinf / NumPyro cold = {result['ratios']['varinf_vs_numpyro_cold']:.2f} (target ≤ 0.5); "
+        f"varinf warm / NumPyro warm = {result['ratios']['varinf_warm_vs_numpyro_warm']:.2f} (target ≤ 1.0)",
+        f"Machine: {result['machine']}",
+    ]
+    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
