@@ -78,8 +78,8 @@ def register(sub) -> None:
     p = sub.add_parser("compress", help="compress an image with the learned lossy codec (.vif)")
     p.add_argument("input", help="image file (PNG, JPEG, ...)")
     p.add_argument("-o", "--output", required=True, help="output .vif file")
-    p.add_argument("-q", "--quality", type=float, default=3.0,
-                   help="quality level in [0, levels-1] (fractional values interpolate; default 3)")  # fmt: skip
+    p.add_argument("-q", "--quality", type=float, default=None,
+                   help="quality level in [0, levels-1], fractional values interpolate (default: 3)")  # fmt: skip
     p.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
     p.set_defaults(func=_guard(run_compress))

@@ -202,17 +202,21 @@ def _read_image(path: Path) -> np.ndarray:
 def compress_file(
     src: str | os.PathLike,
     dst: str | os.PathLike,
-    quality: float,
+    quality: float | None = None,
     model: str | os.PathLike | ImageCodec | None = None,
     force: bool = False,
 ) -> CompressedImage:
-    """Compress an image file (PNG, ...) to a ``.vif`` file with ``model`` (default: the shipped codec)."""
+    """Compress an image file (PNG, ...) to a ``.vif`` file with ``model`` (default: the shipped codec).
+
+    ``quality`` defaults to ``codec.default_quality``.
+    """
     src, dst = Path(src), Path(dst)
     if not src.is_file():
         raise FileNotFoundError(f"no such file: {src}")
     if dst.exists() and not force:
         raise FileExistsError(f"{dst} exists (use --force to overwrite)")
     codec = model if isinstance(model, ImageCodec) else load_codec(model)
+    quality = codec.default_quality if quality is None else quality
     result = compress_image(_read_image(src), codec, quality)
     write_atomic(dst, result.data, force=force)
     return result

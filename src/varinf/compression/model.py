@@ -149,7 +149,13 @@ class ImageCodec(nn.Module):
 
     @property
     def max_quality(self) -> float:
+        """Highest quality level (``len(lambdas) - 1``); qualities are continuous in ``[0, max_quality]``."""
         return float(len(self.config.lambdas) - 1)
+
+    @property
+    def default_quality(self) -> float:
+        """Quality used when none is given: level 3 (lambda = 0.013 for the default lambdas) or the top level."""
+        return min(3.0, self.max_quality)
 
     def forward(self, x: torch.Tensor, quality: torch.Tensor) -> RDOutput:
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % self.multiple or x.shape[3] % self.multiple:

@@ -27,6 +27,7 @@ import os
 import warnings
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from .model import CodecConfig, ImageCodec
@@ -37,11 +38,20 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "codec"
 WEIGHTS, CONFIG = "model.safetensors", "model.json"
 
 
-def save_codec(codec: ImageCodec, directory: str | os.PathLike, info: dict | None = None) -> Path:
-    """Write ``model.safetensors`` and ``model.json`` into ``directory`` (created; files replaced atomically)."""
+def save_codec(codec: ImageCodec, directory: str | os.PathLike, info: dict | None = None, half: bool = False) -> Path:
+    """Write ``model.safetensors`` and ``model.json`` into ``directory`` (created; files replaced atomically).
+
+    ``half=True`` stores float16 weights (half the size). The codec's own weights are first rounded to
+    float16 precision in place, so the saved model id and tables are exactly those of the loaded model.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
+    if half:
+        with torch.no_grad():
+            for p in codec.parameters():
+                p.copy_(p.half().float())
+    dtype = torch.float16 if half else torch.float32
+    state = {k: v.detach().cpu().to(dtype).contiguous() for k, v in codec.state_dict().items()}
     meta = {
         "config": json.loads(codec.config.to_json()),
         "model_id": codec.model_id().hex(),
@@ -51,6 +61,7 @@ def save_codec(codec: ImageCodec, directory: str | os.PathLike, info: dict | Non
     tmp_w, tmp_c = directory / (WEIGHTS + ".tmp"), directory / (CONFIG + ".tmp")
     save_file(state, str(tmp_w), metadata={"model_id": meta["model_id"]})
     tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    os.chmod(tmp_w, 0o644)
     os.replace(tmp_w, directory / WEIGHTS)
     os.replace(tmp_c, directory / CONFIG)
     return directory
@@ -69,7 +80,7 @@ def load_codec(directory: str | os.PathLike | None = None) -> ImageCodec:
         raise ValueError(f"{cpath}: not a valid codec description ({e})") from None
     codec = ImageCodec(config)
     try:
-        state = load_file(str(wpath))
+        state = {k: v.float() for k, v in load_file(str(wpath)).items()}
         codec.load_state_dict(state)
     except Exception as e:  # safetensors/torch raise several types for a corrupt or mismatched file
         raise ValueError(f"{wpath}: cannot load weights for this configuration ({e})") from None
