@@ -5,10 +5,11 @@ and rate-distortion codecs (``varinf.compression``). Conventions: loss = -bound;
 compression, which speaks bits.
 """
 
+from .api import fit
 from .families import AmortizedNormal, Flow, FullRank, LowRank, MeanField
 from .models import Latent, Model, ModelError, load_example
 from .objectives import ELBO, IWAE, Renyi
-from .optim import ConvergenceWarning, FitError, FitResult, fit, step
+from .optim import ConvergenceWarning, FitError, FitResult, step
 
 __version__ = "0.1.0"
 

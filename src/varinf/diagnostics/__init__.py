@@ -1,1 +1,34 @@
-"""(see README.md here)"""
+"""Did the fit work? PSIS k-hat, log evidence, ArviZ export and plots (see README.md here).
+
+ArviZ (optional, ``pip install 'varinf[arviz]'``) is imported only in :mod:`.arviz_adapter`.
+"""
+
+from .diagnose import Diagnostics, DiagnosticWarning, diagnose, diagnose_q
+from .evidence import ImportanceDraws, LogEvidence, importance_draws, importance_log_evidence, log_evidence
+from .export import from_inference_data, to_inference_data
+from .plots import flatten_draws, plot_elbo_trace, plot_marginals, save_figure
+from .psis import KHAT_GOOD, KHAT_MAX, PSISResult, khat_threshold, khat_verdict, psis
+
+__all__ = [
+    "KHAT_GOOD",
+    "KHAT_MAX",
+    "DiagnosticWarning",
+    "Diagnostics",
+    "ImportanceDraws",
+    "LogEvidence",
+    "PSISResult",
+    "diagnose",
+    "diagnose_q",
+    "flatten_draws",
+    "from_inference_data",
+    "importance_draws",
+    "importance_log_evidence",
+    "khat_threshold",
+    "khat_verdict",
+    "log_evidence",
+    "plot_elbo_trace",
+    "plot_marginals",
+    "psis",
+    "save_figure",
+    "to_inference_data",
+]

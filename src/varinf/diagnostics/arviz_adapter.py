@@ -1,0 +1,131 @@
+r"""The only module that imports ArviZ (optional dependency: ``pip install 'varinf[arviz]'``).
+
+Two services:
+
+- :func:`psis_smooth` — ArviZ's Pareto-smoothed importance sampling (``arviz.psislw``, Vehtari et al. 2024,
+  arXiv:1507.02646): smoothed, self-normalized log weights and the Pareto shape estimate :math:`\hat k`.
+- :func:`inference_data_from_draws` — an ``arviz.InferenceData`` with a ``posterior`` group (constrained, named
+  latents, one chain of ``S`` draws of q) and a ``sample_stats`` group (log weights), so ``az.summary``,
+  ``az.plot_posterior`` and ``az.to_netcdf`` work on a varinf fit; :func:`draws_from_inference_data` reads
+  the posterior group back into tensors.
+
+Without ArviZ, :func:`have_arviz` is False and :func:`psis_smooth` raises an ``ImportError`` naming the extra.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["draws_from_inference_data", "have_arviz", "inference_data_from_draws", "psis_smooth"]
+
+_INSTALL = "pip install 'varinf[arviz]'"
+
+
+def _arviz():
+    try:
+        with warnings.catch_warnings():
+            # arviz 0.2x announces its 1.0 refactor on import; the warning says nothing about this use
+            warnings.simplefilter("ignore", FutureWarning)
+            import arviz
+    except ImportError as e:
+        raise ImportError(f"this feature needs ArviZ: {_INSTALL}") from e
+    return arviz
+
+
+def have_arviz() -> bool:
+    """Whether ArviZ can be imported."""
+    try:
+        _arviz()
+    except ImportError:
+        return False
+    return True
+
+
+def psis_smooth(log_weights: np.ndarray) -> tuple[np.ndarray, float]:
+    r"""Pareto-smooth one vector of ``S`` log importance ratios.
+
+    Args:
+        log_weights: ``(S,)`` float64, :math:`\log p(x, z_s) - \log q(z_s)`; ``-inf`` allowed (weight 0).
+
+    Returns:
+        ``(smoothed, khat)``: ``(S,)`` smoothed log weights normalized so that
+        :math:`\sum_s e^{\mathrm{smoothed}_s} = 1`, and :math:`\hat k`. The draws are independent draws of q,
+        so the relative efficiency ``reff`` is 1.
+    """
+    az = _arviz()
+    lw = np.asarray(log_weights, dtype=np.float64)
+    if lw.ndim != 1:
+        raise ValueError(f"psis_smooth takes a (S,) vector of log weights, got shape {lw.shape}")
+    with np.errstate(over="ignore", divide="ignore"):  # extreme ratios overflow harmlessly inside the k-hat fit
+        smoothed, khat = az.psislw(lw, reff=1.0)
+    return np.asarray(smoothed, dtype=np.float64), float(khat)
+
+
+def _numpy(v: Tensor) -> np.ndarray:
+    return v.detach().to("cpu", torch.float64).numpy()
+
+
+def inference_data_from_draws(
+    draws: Mapping[str, Tensor],
+    *,
+    log_weights: Tensor | None = None,
+    psis_log_weights: Tensor | None = None,
+    extra_stats: Mapping[str, Tensor] | None = None,
+    attrs: Mapping[str, object] | None = None,
+):
+    """Build an ``arviz.InferenceData`` from named constrained draws (one chain).
+
+    Args:
+        draws: ``{name: (S, *shape)}`` tensors (latents and any derived quantities).
+        log_weights: ``(S,)`` raw :math:`\\log p(x,z) - \\log q(z)` -> ``sample_stats.log_weight``.
+        psis_log_weights: ``(S,)`` Pareto-smoothed normalized log weights -> ``sample_stats.psis_log_weight``.
+        extra_stats: more ``(S,)`` per-draw statistics for ``sample_stats`` (e.g. ``log_q``).
+        attrs: attributes stored on the posterior group (k-hat, family, model name, ...).
+
+    Vector latents get dimensions named ``{name}_dim_{i}`` with 0-based coordinates (ArviZ's default).
+    """
+    az = _arviz()
+    if not draws:
+        raise ValueError("to_inference_data needs at least one named draw array")
+    sizes = {k: int(v.shape[0]) for k, v in draws.items()}
+    S = next(iter(sizes.values()))
+    if any(s != S for s in sizes.values()):
+        raise ValueError(f"all draw arrays need the same number of draws, got {sizes}")
+    posterior = {k: _numpy(v)[None] for k, v in draws.items()}  # (chain=1, draw=S, *shape)
+    stats = {}
+    for key, v in (("log_weight", log_weights), ("psis_log_weight", psis_log_weights)):
+        if v is not None:
+            stats[key] = _numpy(v).reshape(1, S)
+    for key, v in (extra_stats or {}).items():
+        stats[key] = _numpy(v).reshape(1, S)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "more chains than draws" does not apply to VI draws
+        idata = az.from_dict(posterior=posterior, sample_stats=stats or None)
+    idata.posterior.attrs.update({"inference_library": "varinf", **{k: _attr(v) for k, v in (attrs or {}).items()}})
+    return idata
+
+
+def _attr(v):
+    # netCDF attributes must be numbers, strings or arrays of them
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int | float | str):
+        return v
+    return str(v)
+
+
+def draws_from_inference_data(idata, dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+    """The posterior group of ``idata`` as ``{name: (chains * draws, *shape)}`` tensors (chains stacked), in the
+    stored dtype (float64 for varinf exports) unless ``dtype`` is given."""
+    if not hasattr(idata, "posterior"):
+        raise ValueError("this InferenceData has no posterior group")
+    out = {}
+    for name, da in idata.posterior.data_vars.items():
+        v = np.asarray(da.values)
+        out[str(name)] = torch.as_tensor(v.reshape(-1, *v.shape[2:]), dtype=dtype)
+    return out

@@ -1,0 +1,215 @@
+r"""``diagnose``: did the variational fit work? PSIS :math:`\hat k`, ESS, log evidence, ELBO, warnings.
+
+From ``S`` fresh draws :math:`u_s \sim q` (unconstrained space) and :math:`\log w_s = \log p_U(x, u_s) - \log q(u_s)`:
+
+- PSIS :math:`\hat k` and the smoothed weights (:mod:`.psis`), with the verdict and its explanation;
+- :math:`\log p(x)` by importance sampling with q as proposal, with its standard error (:mod:`.evidence`);
+- the ELBO :math:`\frac1S\sum_s \log w_s` and :math:`\mathrm{KL}(q\,\|\,p(\cdot\mid x)) \approx \log\hat Z - \mathrm{ELBO}`;
+- PSIS-corrected posterior expectations and draws (:meth:`Diagnostics.expectation`, :meth:`Diagnostics.resample`).
+
+Cost: ``S`` draws and one batched log-density evaluation (no gradients), small next to a fit.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution
+
+from .evidence import LogEvidence, importance_draws, log_evidence
+from .psis import KHAT_GOOD, PSISResult, psis
+
+__all__ = ["DiagnosticWarning", "Diagnostics", "diagnose", "diagnose_q"]
+
+_REFERENCE = "Yao et al. 2018, arXiv:1802.02538; Vehtari et al. 2024, arXiv:1507.02646"
+
+_MEANING = {
+    "good": "q is close to the posterior; estimates from q and PSIS-corrected ones are reliable",
+    "ok": "q is usable but importance ratios have infinite variance; prefer PSIS-corrected estimates and check "
+    "with more draws or a richer family",
+    "bad": "q misses parts of the posterior; means and especially variances from q are unreliable",
+    "very bad": "q misses parts of the posterior badly (ratios without a finite mean); do not use q's estimates",
+    "unknown": "k-hat not computed (ArviZ is not installed: pip install 'varinf[arviz]')",
+}
+
+
+class DiagnosticWarning(UserWarning):
+    """PSIS says the fitted q is an unreliable approximation of the posterior (or the check failed)."""
+
+
+@dataclass
+class Diagnostics:
+    r"""What :func:`diagnose` found about a fitted q.
+
+    Attributes:
+        psis: :class:`~varinf.diagnostics.psis.PSISResult` (:math:`\hat k`, raw and smoothed log weights, ESS).
+        log_evidence: :class:`~varinf.diagnostics.evidence.LogEvidence` with q as proposal (nats).
+        elbo, elbo_se: ELBO estimate from the same draws and its standard error (nats).
+        draws: ``{latent: (S, *shape)}`` constrained draws of q the weights belong to.
+        unconstrained: ``(S, D)`` the same draws in unconstrained space.
+        log_q: ``(S,)`` :math:`\log q(u_s)` (float64).
+        num_failed: draws where the model's log density was NaN (given weight 0).
+        messages: the warnings raised (also in :meth:`summary_lines`).
+    """
+
+    psis: PSISResult
+    log_evidence: LogEvidence
+    elbo: float
+    elbo_se: float
+    draws: dict[str, Tensor]
+    unconstrained: Tensor
+    log_q: Tensor
+    num_failed: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    # ------------------------------------------------------------------ headline numbers
+    @property
+    def khat(self) -> float:
+        return self.psis.khat
+
+    @property
+    def ess(self) -> float:
+        """PSIS effective sample size (of ``num_draws``)."""
+        return self.psis.ess
+
+    @property
+    def num_draws(self) -> int:
+        return self.psis.num_draws
+
+    @property
+    def verdict(self) -> str:
+        """``"good"`` / ``"ok"`` / ``"bad"`` / ``"very bad"`` / ``"unknown"`` (see :mod:`.psis`)."""
+        return self.psis.verdict
+
+    @property
+    def reliable(self) -> bool:
+        """:math:`\\hat k` at most the sample-size threshold (``False`` when unknown)."""
+        return self.verdict in ("good", "ok")
+
+    @property
+    def kl(self) -> float:
+        r""":math:`\mathrm{KL}(q\,\|\,p(\cdot\mid x)) \approx \log\hat Z - \mathrm{ELBO}` (nats; meaningful when reliable)."""
+        return self.log_evidence.estimate - self.elbo
+
+    # ------------------------------------------------------------------ PSIS-corrected estimates
+    def expectation(self, f: Callable[[dict[str, Tensor]], Tensor]) -> Tensor:
+        r"""PSIS estimate of :math:`E_{p(z\mid x)}[f(z)] \approx \sum_s \tilde w_s f(z_s)`.
+
+        ``f`` maps the constrained draws ``{latent: (S, *shape)}`` to ``(S, *out)``; returns ``(*out)`` (float64).
+        """
+        v = torch.as_tensor(f(self.draws)).double()
+        if v.shape[:1] != (self.num_draws,):
+            raise ValueError(f"f must return a leading dimension of {self.num_draws} draws, got {tuple(v.shape)}")
+        w = self.psis.weights.to(v.device)
+        return torch.tensordot(w, v, dims=([0], [0]))
+
+    def mean(self) -> dict[str, Tensor]:
+        """PSIS-corrected posterior mean of every latent (constrained space)."""
+        return {k: self.expectation(lambda z, k=k: z[k]) for k in self.draws}
+
+    def sd(self) -> dict[str, Tensor]:
+        """PSIS-corrected posterior standard deviation of every latent."""
+        out = {}
+        for k, m in self.mean().items():
+            m2 = self.expectation(lambda z, k=k: z[k].double() ** 2)
+            out[k] = (m2 - m**2).clamp_min(0).sqrt()
+        return out
+
+    def resample(self, n: int = 1000, seed: int | None = 0) -> dict[str, Tensor]:
+        """``n`` draws resampled with replacement by the smoothed weights (sampling-importance-resampling):
+        approximately posterior draws when :math:`\\hat k` is small. ``{latent: (n, *shape)}``."""
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        idx = torch.multinomial(self.psis.weights.float(), n, replacement=True, generator=g)
+        return {k: v[idx.to(v.device)] for k, v in self.draws.items()}
+
+    # ------------------------------------------------------------------ reporting
+    def summary_lines(self) -> list[str]:
+        """Lines appended to ``FitResult.summary()``."""
+        p, ev = self.psis, self.log_evidence
+        k = "n/a" if math.isnan(p.khat) else f"{p.khat:.2f}"
+        lines = [
+            f"PSIS k-hat = {k} over {p.num_draws} draws of q -> {self.verdict}: {_MEANING[self.verdict]}",
+            f"  k-hat < {KHAT_GOOD} good; {KHAT_GOOD}-{p.threshold:.2f} ok (PSIS-corrected estimates converge); "
+            f"> {p.threshold:.2f} unreliable, where {p.threshold:.2f} = min(1 - 1/log10 S, 0.7) ({_REFERENCE})",
+            f"  PSIS effective sample size {p.ess:.0f} of {p.num_draws}",
+            f"log evidence (importance sampling, q as proposal) {ev.estimate:.4f} ± {ev.se:.4f} nats; "
+            f"ELBO {self.elbo:.4f} ± {self.elbo_se:.4f}; KL(q||posterior) ≈ {self.kl:.3f} nats"
+            + ("" if self.reliable else " (se and KL not trustworthy at this k-hat)"),
+        ]
+        lines += [f"WARNING: {m}" for m in self.messages]
+        return lines
+
+    def __str__(self) -> str:
+        return "\n".join(self.summary_lines())
+
+
+def _messages(d: Diagnostics, family: str) -> list[str]:
+    msgs = []
+    p = d.psis
+    if d.verdict in ("bad", "very bad"):
+        msgs.append(
+            f"k-hat = {p.khat:.2f} > {p.threshold:.2f}: the {family} approximation is unreliable (VI typically "
+            "underestimates posterior variance). Try a richer family (family='fullrank' or 'flow'), a "
+            "reparameterization (e.g. non-centered hierarchical models), or more optimization steps."
+        )
+    elif d.verdict == "unknown":
+        msgs.append("PSIS k-hat not computed: install ArviZ (pip install 'varinf[arviz]') to check the fit")
+    if d.num_failed:
+        msgs.append(
+            f"the model's log density was NaN at {d.num_failed} of {p.num_draws} draws of q (given weight 0); "
+            "the estimates above are biased; check the model's numerics where q puts mass"
+        )
+    return msgs
+
+
+@torch.no_grad()
+def diagnose_q(
+    model, q: Distribution, num_draws: int = 4000, seed: int | None = 0, warn: bool = True, label: str = "q"
+) -> Diagnostics:
+    """Diagnose any distribution ``q`` over ``model``'s unconstrained space (event shape ``(model.dim,)``)."""
+    if num_draws < 100:
+        raise ValueError(f"num_draws must be at least 100 for a Pareto-tail fit, got {num_draws}")
+    imp = importance_draws(model, q, num_draws, seed)
+    lw = imp.log_weights
+    if not torch.isfinite(lw).any():
+        raise ValueError(f"{model.name}: the model's log density is -inf or NaN at every draw of q")
+    finite = lw[torch.isfinite(lw)]
+    elbo = finite.mean().item()
+    elbo_se = (finite.std() / math.sqrt(finite.numel())).item() if finite.numel() > 1 else math.inf
+    z, _ = model.constrain(imp.u)
+    d = Diagnostics(
+        psis=psis(lw),
+        log_evidence=log_evidence(lw, label),
+        elbo=elbo,
+        elbo_se=elbo_se,
+        draws={k: v.detach() for k, v in z.items()},
+        unconstrained=imp.u.detach(),
+        log_q=imp.log_q,
+        num_failed=imp.num_failed,
+    )
+    d.messages = _messages(d, label)
+    if warn:
+        for m in d.messages:
+            warnings.warn(f"{model.name}: {m}", DiagnosticWarning, stacklevel=3)
+    return d
+
+
+def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = True) -> Diagnostics:
+    """Diagnose a :class:`~varinf.optim.FitResult` (its q = ``result.family()``) with ``num_draws`` fresh draws.
+
+    Example:
+        >>> import torch, varinf
+        >>> from varinf.models import NormalNormal
+        >>> res = varinf.optim.fit(NormalNormal(torch.tensor([1.0, 2.0])), max_steps=2000, progress=False)
+        >>> d = diagnose(res)
+        >>> d.verdict
+        'good'
+    """
+    with torch.no_grad():
+        q = result.family()
+    return diagnose_q(result.model, q, num_draws, seed, warn, label=type(result.family).__name__)

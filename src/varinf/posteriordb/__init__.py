@@ -1,0 +1,21 @@
+"""posteriordb posteriors as varinf models, with a loader for posteriordb's files (see README.md here)."""
+
+from .base import PosteriordbModel, stan_element_names
+from .compare import ReferenceComparison, compare_to_reference
+from .loader import Posterior, ReferenceDraws, default_root, list_posteriors, load_posterior
+from .registry import MODELS, REFERENCE_POSTERIORS, build_model
+
+__all__ = [
+    "MODELS",
+    "REFERENCE_POSTERIORS",
+    "Posterior",
+    "PosteriordbModel",
+    "ReferenceComparison",
+    "ReferenceDraws",
+    "build_model",
+    "compare_to_reference",
+    "default_root",
+    "list_posteriors",
+    "load_posterior",
+    "stan_element_names",
+]
