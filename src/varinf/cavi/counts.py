@@ -22,6 +22,8 @@ from .validation import resolve_dtype
 
 __all__ = ["DocTermCounts"]
 
+_csr_warning_silenced = False
+
 
 @dataclass(frozen=True)
 class DocTermCounts:
@@ -120,9 +122,14 @@ class DocTermCounts:
 
     # ---- sparse kernels (torch CSR: MKL/cuSPARSE back ends, far faster than gather + index_add)
     def _csr(self, indptr: Tensor, indices: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
-        with warnings.catch_warnings():  # "CSR support is in beta" is noise for the user
-            warnings.simplefilter("ignore", UserWarning)
+        global _csr_warning_silenced
+        if _csr_warning_silenced:
             return torch.sparse_csr_tensor(indptr, indices, values, shape, check_invariants=False)
+        with warnings.catch_warnings():  # torch warns once per process "CSR support is in beta": noise here
+            warnings.simplefilter("ignore", UserWarning)
+            out = torch.sparse_csr_tensor(indptr, indices, values, shape, check_invariants=False)
+        _csr_warning_silenced = True
+        return out
 
     def matmul(self, values: Tensor, right: Tensor) -> Tensor:
         """:math:`M R`: ``M`` = this pattern holding ``values`` (``(nnz,)``), ``R`` ``(n_words, K)`` -> ``(n_docs, K)``."""

@@ -212,29 +212,31 @@ class LatentDirichletAllocation:
         self.bound_ = self.elbo_[-1]
 
     def _svi_step(self, counts: DocTermCounts, corpus_size: float) -> float:
-        """One stochastic step on a minibatch; returns its noisy estimate of the whole bound (nats)."""
+        """One stochastic step on a minibatch; returns the minibatch's local bound (nats) before the step."""
         local = self._e_step(counts)
         scale = corpus_size / counts.n_docs
-        estimate = scale * float(local.bound) - self._global_kl()
         target = self._prior().update(scale * local.topic_word_stats)
         self.n_batch_iter_ += 1
         rho = RobbinsMonro(self.learning_offset, self.learning_decay)(self.n_batch_iter_)
         self.components_ = self._posterior().blend(target, rho).concentration
-        return estimate
+        return float(local.bound)
 
-    def _minibatches(self, n_docs: int, order: Tensor | None):
-        order = order if order is not None else torch.arange(n_docs)
-        return order.split(self.batch_size)
+    def _online_pass(self, counts: DocTermCounts, order: Tensor | None, corpus_size: float) -> float:
+        """SVI steps over ``counts`` in minibatches; returns the per-token bound estimate along the pass.
+
+        The estimate is the documents' local bounds summed over the pass divided by their tokens, minus
+        the global KL per token of a corpus of ``corpus_size`` such documents: a ratio estimator, far less
+        noisy than rescaling single minibatches (document lengths vary)."""
+        batches = (order if order is not None else torch.arange(counts.n_docs)).split(self.batch_size)
+        local = sum(self._svi_step(counts.select(b), corpus_size) for b in batches)
+        tokens = counts.total
+        return local / tokens - self._global_kl() / (tokens / counts.n_docs * corpus_size)
 
     def _fit_online(self, counts: DocTermCounts, gen: torch.Generator) -> None:
         with progress_bar(self.max_iter, self.progress, "LDA (SVI)") as bar:
             for _ in range(self.max_iter):
                 order = torch.randperm(counts.n_docs, generator=gen)
-                estimates = [
-                    self._svi_step(counts.select(b), counts.n_docs) / counts.total
-                    for b in self._minibatches(counts.n_docs, order)
-                ]
-                self.elbo_.append(sum(estimates) / len(estimates))
+                self.elbo_.append(self._online_pass(counts, order, counts.n_docs))
                 self.n_iter_ += 1
                 bar.update(1)
                 bar.set_postfix(bound=f"{self.elbo_[-1]:.4f}")
@@ -249,12 +251,7 @@ class LatentDirichletAllocation:
         counts = self._counts(X)
         if not hasattr(self, "components_"):
             self._init_state(counts, seed_generator(self.random_state))
-        tokens_per_doc = counts.total / counts.n_docs
-        estimates = [
-            self._svi_step(counts.select(b), self.total_samples) / (tokens_per_doc * self.total_samples)
-            for b in self._minibatches(counts.n_docs, None)
-        ]
-        self.elbo_.append(sum(estimates) / len(estimates))
+        self.elbo_.append(self._online_pass(counts, None, self.total_samples))
         self.bound_ = self.elbo_[-1]
         return self
 
