@@ -94,7 +94,7 @@ def _to_tensor(image: np.ndarray, multiple: int) -> tuple[torch.Tensor, int]:
     if h < 1 or w < 1 or h > MAX_SIDE or w > MAX_SIDE or h * w > MAX_PIXELS:
         raise ValueError(f"image size {h}x{w} is outside the supported range (1..{MAX_SIDE}, <= {MAX_PIXELS} px)")
     rgb = np.repeat(image[:, :, None], 3, axis=2) if channels == 1 else image
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255.0
+    x = torch.from_numpy(np.array(rgb, dtype=np.float32)).permute(2, 0, 1)[None] / 255.0
     ph, pw = -h % multiple, -w % multiple
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")

@@ -6,7 +6,7 @@
     \\mathrm{MS\\text{-}SSIM} = [l_S\\, c_S s_S]^{w_S} \\prod_{j=1}^{S-1} [c_j s_j]^{w_j},
 
 with an 11-tap Gaussian window (:math:`\\sigma = 1.5`), :math:`K_1 = 0.01`, :math:`K_2 = 0.03`, ``S = 5``
-scales (2x2 average pooling between scales) and the published weights
+scales (2x2 average pooling between scales, odd sizes edge-padded) and the published weights
 ``(0.0448, 0.2856, 0.3001, 0.2363, 0.1333)``. Negative contrast-structure terms are clipped at 0 so the
 fractional powers stay real (as in common implementations). Images are uint8 arrays ``(H, W, 3)`` or
 ``(H, W)``; values are computed per channel and averaged. The smaller side must be at least 161 pixels
@@ -52,7 +52,7 @@ def _check(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _to_tensor(a: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(a)).double()
+    t = torch.from_numpy(np.array(a, dtype=np.float64))
     return (t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None].reshape(-1, 1, *t.shape[:2])).contiguous()
 
 
@@ -81,6 +81,15 @@ def _ssim_terms(x: torch.Tensor, y: torch.Tensor, g: torch.Tensor) -> tuple[torc
     return (lum * cs).flatten(1).mean(1), cs.flatten(1).mean(1)
 
 
+def _downsample(x: torch.Tensor) -> torch.Tensor:
+    """2x2 mean keeping ceil(size / 2) samples: odd sizes are padded by edge replication (as MATLAB's
+    reference does with a symmetric boundary), so 161 pixels survive four halvings (161 -> 81 -> 41 -> 21 -> 11)."""
+    pad_w, pad_h = x.shape[-1] % 2, x.shape[-2] % 2
+    if pad_w or pad_h:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+    return F.avg_pool2d(x, 2)
+
+
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
     """Single-scale SSIM (Gaussian window, valid region), averaged over channels."""
     a, b = _check(a, b)
@@ -101,6 +110,6 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
         last = scale == len(MS_SSIM_WEIGHTS) - 1
         terms.append(torch.relu(s if last else cs))
         if not last:
-            x, y = F.avg_pool2d(x, 2), F.avg_pool2d(y, 2)
+            x, y = _downsample(x), _downsample(y)
     values = torch.prod(torch.stack(terms, dim=0) ** weights[:, None], dim=0)  # (C,)
     return float(values.mean())
