@@ -149,19 +149,11 @@ def _forward(log_theta, emit):
     return logsumexp(gamma)
 
 
-def _simplex_pos_ordered_jacobian(q, simplexes, ordered):
-    # model latents: theta_raw with theta = (sigmoid(x), 1 - sigmoid(x)), x = logit(theta[0]) (stick-breaking, K=2);
-    # y = cumsum(exp(x)) for positive_ordered, x = log(diff(y)): log|J| = sum(x)
-    lj = sum(math.log(q[k][0] * (1 - q[k][0])) for k in simplexes)
-    return lj + sum(np.log(np.diff(np.concatenate([[0.0], q[k]]))).sum() for k in ordered)
-
-
 def _hmm_example(d, q):
     y, mu = np.array(d["y"], float), q["mu"]
     emit = stats.norm.logpdf(y[:, None], mu[None, :], 1)
     log_theta = np.log(np.stack([q["theta1"], q["theta2"]]))
-    lp = stats.norm.logpdf(mu[0], 3, 1) + stats.norm.logpdf(mu[1], 10, 1) + _forward(log_theta, emit)
-    return lp + _simplex_pos_ordered_jacobian(q, ["theta1", "theta2"], ["mu"])
+    return stats.norm.logpdf(mu[0], 3, 1) + stats.norm.logpdf(mu[1], 10, 1) + _forward(log_theta, emit)
 
 
 def _hmm_drive(d, q):
@@ -171,8 +163,7 @@ def _hmm_drive(d, q):
     alpha = np.array(d["alpha"], float)
     lp = stats.dirichlet.logpdf(q["theta1"], alpha[0]) + stats.dirichlet.logpdf(q["theta2"], alpha[1])
     lp += stats.norm.logpdf(phi, [0, 3], 1).sum() + stats.norm.logpdf(lam, [0, 3], 1).sum()
-    lp += _forward(np.log(np.stack([q["theta1"], q["theta2"]])), emit)
-    return lp + _simplex_pos_ordered_jacobian(q, ["theta1", "theta2"], ["phi", "lambda"])
+    return lp + _forward(np.log(np.stack([q["theta1"], q["theta2"]])), emit)
 
 
 SCIPY = {
@@ -208,12 +199,8 @@ def _latents_from_reference(model, names, row) -> dict[str, torch.Tensor]:
     if kind == "gp_pois_regr":
         L = np.linalg.cholesky(_kernel(model.x.numpy(), q["alpha"], q["rho"]) + 1e-10 * np.eye(model.x.numel()))
         return {"rho": t(q["rho"]), "alpha": t(q["alpha"]), "f_tilde": t(np.linalg.solve(L, q["f"]))}
-    if kind in ("hmm_example", "hmm_drive_0"):
-        z = {f"{k}_raw": t([math.log(q[k][0] / q[k][1])]) for k in ("theta1", "theta2")}
-        for k in ("mu", "phi", "lambda"):
-            if k in q:
-                z[f"{k}_raw"] = t(np.log(np.diff(np.concatenate([[0.0], q[k]]))))
-        return z
+    if kind == "hmm_drive_0":  # `lambda` is a Python keyword: the latent is lambda_
+        return {("lambda_" if k == "lambda" else k): t(v) for k, v in q.items()}
     return {k: t(v) for k, v in q.items()}
 
 

@@ -10,11 +10,9 @@ with :math:`e_t(k)` the emission log density (no initial-state distribution, as 
 recursion is a product of :math:`(K\times K)` matrices in the log semiring, evaluated here by pairwise
 (tree) reduction: :math:`\lceil\log_2 N\rceil` vectorized steps instead of a loop over :math:`t`.
 
-Transition rows ``theta1``, ``theta2`` are simplexes and the emission parameters are ``positive_ordered``.
-The model's latents are unconstrained (``theta1_raw (K-1,)``, ..., ``mu_raw (K,)``) and mapped inside the
-log joint with explicit Jacobians: ``torch``'s stick-breaking transform for simplexes and Stan's
-``positive_ordered`` map :math:`y_k = \sum_{i\le k} e^{x_i}`. ``stan_quantities`` returns the Stan-named
-constrained values the reference reports.
+Transition rows ``theta1``, ``theta2`` are ``simplex`` latents and the emission parameters
+``positive_ordered`` latents (the core's supports: stick-breaking and :math:`\exp` of an ordered vector);
+flat priors on the simplexes are the uniform Dirichlet, normalized (:math:`\log\Gamma(K)`).
 """
 
 from __future__ import annotations
@@ -25,26 +23,13 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.distributions import Dirichlet, StickBreakingTransform
+from torch.distributions import Dirichlet
 
 from ..models import Latent
 from .base import PosteriordbModel, data_int, data_matrix, data_vector
 from .densities import normal_lp
 
-__all__ = ["HMMDrive0", "HMMExample", "hmm_log_likelihood", "positive_ordered", "stick_breaking"]
-
-
-def stick_breaking(x: Tensor) -> tuple[Tensor, Tensor]:
-    """``(*S, K-1)`` -> simplex ``(*S, K)`` and :math:`\\log|\\det J|` ``(*S,)`` (torch's ``StickBreakingTransform``)."""
-    t = StickBreakingTransform()
-    y = t(x)
-    return y, t.log_abs_det_jacobian(x, y)
-
-
-def positive_ordered(x: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Stan's ``positive_ordered`` map :math:`y_k = \sum_{i\le k} e^{x_i}` and :math:`\log|\det J| = \sum_k x_k`
-    (the Jacobian is lower triangular with diagonal :math:`e^{x_k}`)."""
-    return x.exp().cumsum(-1), x.sum(-1)
+__all__ = ["HMMDrive0", "HMMExample", "hmm_log_likelihood"]
 
 
 def hmm_log_likelihood(log_trans: Tensor, log_emit: Tensor) -> Tensor:
@@ -87,7 +72,11 @@ class HMMExample(PosteriordbModel):
 
     def __init__(self, y: Tensor, K: int = 2):
         super().__init__(
-            [Latent("theta1_raw", (K - 1,)), Latent("theta2_raw", (K - 1,)), Latent("mu_raw", (K,))],
+            [
+                Latent("theta1", (K,), "simplex"),
+                Latent("theta2", (K,), "simplex"),
+                Latent("mu", (K,), "positive_ordered"),
+            ],
             name="hmm_example",
         )
         self.register_buffer("y", y)
@@ -99,22 +88,11 @@ class HMMExample(PosteriordbModel):
         K, N = _two_states(data, m), data_int(data, "N", m)
         return cls(data_vector(data, "y", m, N), K)
 
-    def _constrained(self, z: Mapping[str, Tensor]):
-        t1, j1 = stick_breaking(z["theta1_raw"])
-        t2, j2 = stick_breaking(z["theta2_raw"])
-        mu, j3 = positive_ordered(z["mu_raw"])
-        return t1, t2, mu, j1 + j2 + j3
-
-    def log_joint(self, theta1_raw: Tensor, theta2_raw: Tensor, mu_raw: Tensor) -> Tensor:
-        t1, t2, mu, ladj = self._constrained({"theta1_raw": theta1_raw, "theta2_raw": theta2_raw, "mu_raw": mu_raw})
+    def log_joint(self, theta1: Tensor, theta2: Tensor, mu: Tensor) -> Tensor:
         lp = 2 * self.log_uniform_simplex + normal_lp(mu[..., 0], 3.0, 1.0) + normal_lp(mu[..., 1], 10.0, 1.0)
-        log_trans = torch.stack([t1, t2], dim=-2).log()
+        log_trans = torch.stack([theta1, theta2], dim=-2).log()
         log_emit = normal_lp(self.y[:, None], mu[..., None, :], 1.0)  # (*S, N, K)
-        return lp + hmm_log_likelihood(log_trans, log_emit) + ladj
-
-    def stan_quantities(self, z: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        t1, t2, mu, _ = self._constrained(z)
-        return {"theta1": t1, "theta2": t2, "mu": mu}
+        return lp + hmm_log_likelihood(log_trans, log_emit)
 
 
 class HMMDrive0(PosteriordbModel):
@@ -128,10 +106,10 @@ class HMMDrive0(PosteriordbModel):
         K = alpha.shape[0]
         super().__init__(
             [
-                Latent("theta1_raw", (K - 1,)),
-                Latent("theta2_raw", (K - 1,)),
-                Latent("phi_raw", (K,)),
-                Latent("lambda_raw", (K,)),
+                Latent("theta1", (K,), "simplex"),
+                Latent("theta2", (K,), "simplex"),
+                Latent("phi", (K,), "positive_ordered"),
+                Latent("lambda_", (K,), "positive_ordered"),  # `lambda` is a Python keyword
             ],
             name="hmm_drive_0",
         )
@@ -148,29 +126,17 @@ class HMMDrive0(PosteriordbModel):
             raise ValueError(f"posteriordb data for {m!r}: Dirichlet concentrations 'alpha' must be positive")
         return cls(data_vector(data, "u", m, N), data_vector(data, "v", m, N), alpha)
 
-    def _constrained(self, z: Mapping[str, Tensor]):
-        t1, j1 = stick_breaking(z["theta1_raw"])
-        t2, j2 = stick_breaking(z["theta2_raw"])
-        phi, j3 = positive_ordered(z["phi_raw"])
-        lam, j4 = positive_ordered(z["lambda_raw"])
-        return t1, t2, phi, lam, j1 + j2 + j3 + j4
-
-    def log_joint(self, theta1_raw: Tensor, theta2_raw: Tensor, phi_raw: Tensor, lambda_raw: Tensor) -> Tensor:
-        t1, t2, phi, lam, ladj = self._constrained(
-            {"theta1_raw": theta1_raw, "theta2_raw": theta2_raw, "phi_raw": phi_raw, "lambda_raw": lambda_raw}
-        )
-        alpha = self.alpha.to(t1.dtype)
-        lp = Dirichlet(alpha[0], validate_args=False).log_prob(t1) + Dirichlet(alpha[1], validate_args=False).log_prob(
-            t2
-        )
+    def log_joint(self, theta1: Tensor, theta2: Tensor, phi: Tensor, lambda_: Tensor) -> Tensor:
+        alpha = self.alpha.to(theta1.dtype)
+        lp = Dirichlet(alpha[0], validate_args=False).log_prob(theta1)
+        lp = lp + Dirichlet(alpha[1], validate_args=False).log_prob(theta2)
         lp = lp + normal_lp(phi[..., 0], 0.0, 1.0) + normal_lp(phi[..., 1], 3.0, 1.0)
-        lp = lp + normal_lp(lam[..., 0], 0.0, 1.0) + normal_lp(lam[..., 1], 3.0, 1.0)
-        log_trans = torch.stack([t1, t2], dim=-2).log()
+        lp = lp + normal_lp(lambda_[..., 0], 0.0, 1.0) + normal_lp(lambda_[..., 1], 3.0, 1.0)
+        log_trans = torch.stack([theta1, theta2], dim=-2).log()
         # exponential_lpdf(u | phi) = log phi - phi u, and the same for v with lambda
-        phi_, lam_ = phi[..., None, :], lam[..., None, :]
+        phi_, lam_ = phi[..., None, :], lambda_[..., None, :]
         log_emit = phi_.log() - phi_ * self.u[:, None] + lam_.log() - lam_ * self.v[:, None]
-        return lp + hmm_log_likelihood(log_trans, log_emit) + ladj
+        return lp + hmm_log_likelihood(log_trans, log_emit)
 
     def stan_quantities(self, z: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        t1, t2, phi, lam, _ = self._constrained(z)
-        return {"theta1": t1, "theta2": t2, "phi": phi, "lambda": lam}
+        return {"theta1": z["theta1"], "theta2": z["theta2"], "phi": z["phi"], "lambda": z["lambda_"]}
