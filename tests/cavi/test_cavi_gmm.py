@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture as SkBGM
 
@@ -107,28 +108,44 @@ def _from_sklearn(model: BayesianGaussianMixture, sk: SkBGM) -> BayesianGaussian
     return model
 
 
-def test_agrees_with_sklearn_bayesian_gaussian_mixture():
-    """Same priors (sklearn's defaults, finite Dirichlet weights): the same full ELBO at convergence."""
-    x, _ = _blobs(n_per=150, sep=6.0, k=3, d=2, seed=3)
-    ours = BayesianGaussianMixture(5, random_state=0, tol=1e-8, max_iter=500, dtype=torch.float64).fit(x)
-    sk = SkBGM(
-        n_components=5,
+def _sklearn(x, k, seed, tol):
+    return SkBGM(
+        n_components=k,
         weight_concentration_prior_type="dirichlet_distribution",
         reg_covar=0.0,
-        tol=1e-8 * len(x),  # sklearn's tol is on the total bound; ours is per sample
-        max_iter=500,
-        random_state=0,
+        tol=tol * len(x),  # sklearn's tol is on the total bound; ours is per sample
+        max_iter=1000,
+        random_state=seed,
     ).fit(x)
-    assert adjusted_rand_score(sk.predict(x), ours.predict(x).numpy()) >= 0.99
-    ours_bound = ours.lower_bound_
-    theirs = BayesianGaussianMixture(5, random_state=0, max_iter=0)
+
+
+def _scorer(x, k):
+    """A model holding the priors scikit-learn uses for x (they depend only on the data)."""
+    model = BayesianGaussianMixture(k, max_iter=0, dtype=torch.float64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        theirs.fit(x)  # sets the data shift and the priors exactly as for `ours`
-    theirs_bound = _from_sklearn(theirs, sk).bound(x)
-    # the same objective evaluated at both optima: agreement to 1e-6 nats per sample
-    assert ours_bound == pytest.approx(theirs_bound, abs=1e-6)
-    assert np.allclose(np.sort(ours.weights_.numpy()), np.sort(sk.weights_), atol=1e-6)
+        return model.fit(x)
+
+
+def test_agrees_with_sklearn_from_the_same_start():
+    """Same priors and the same k-means start: the same CAVI path, hence the same optimum and full ELBO."""
+    x, _ = _blobs(n_per=150, sep=3.0, k=4, d=3, seed=1)  # overlapping clusters: > 100 iterations
+    sk = _sklearn(x, 6, seed=1, tol=1e-10)
+    labels = KMeans(6, n_init=1, random_state=np.random.RandomState(1)).fit(x).labels_  # sklearn's own init
+    ours = BayesianGaussianMixture(6, resp_init=labels, tol=1e-10, max_iter=1000, dtype=torch.float64).fit(x)
+    assert abs(ours.n_iter_ - sk.n_iter_) <= 1 and ours.n_iter_ > 100
+    assert ours.lower_bound_ == pytest.approx(_from_sklearn(_scorer(x, 6), sk).bound(x), abs=1e-9)
+    assert np.allclose(ours.means_.numpy(), sk.means_, atol=1e-5)
+    assert np.allclose(ours.weights_.numpy(), sk.weights_, atol=1e-7)
+
+
+def test_agrees_with_sklearn_from_own_initialization():
+    """Each with its own k-means on separated clusters: same partition and ELBO within 1e-6 nats/point."""
+    x, _ = _blobs(n_per=150, sep=6.0, k=3, d=2, seed=3)
+    ours = BayesianGaussianMixture(5, random_state=0, tol=1e-8, max_iter=500, dtype=torch.float64).fit(x)
+    sk = _sklearn(x, 5, seed=0, tol=1e-8)
+    assert adjusted_rand_score(sk.predict(x), ours.predict(x).numpy()) >= 0.99
+    assert ours.lower_bound_ == pytest.approx(_from_sklearn(_scorer(x, 5), sk).bound(x), abs=1e-6)
 
 
 def test_n_init_keeps_the_best_bound():
@@ -164,6 +181,10 @@ def test_convergence_warning_and_validation_errors():
         BayesianGaussianMixture(2, degrees_of_freedom_prior=0.5).fit(x)
     with pytest.raises(ValueError, match="positive definite"):
         BayesianGaussianMixture(2, covariance_prior=[[1.0, 2.0], [2.0, 1.0]]).fit(x)
+    with pytest.raises(ValueError, match="resp_init"):
+        BayesianGaussianMixture(2, resp_init=np.full(len(x), 5)).fit(x)
+    with pytest.raises(ValueError, match="n_init=1"):
+        BayesianGaussianMixture(2, resp_init=np.zeros(len(x), dtype=int), n_init=2).fit(x)
     with pytest.raises(RuntimeError, match="not fitted"):
         BayesianGaussianMixture(2).predict(x)
     gmm = BayesianGaussianMixture(2, random_state=0).fit(x)

@@ -32,6 +32,7 @@ import math
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -65,6 +66,8 @@ class BayesianGaussianMixture:
         max_iter: cap on CAVI iterations per initialization.
         n_init: restarts; the one with the highest bound is kept.
         init_params: ``"kmeans"``, ``"k-means++"`` (nearest seed) or ``"random"`` responsibilities.
+        resp_init: optional starting responsibilities, ``(N, K)`` rows on the simplex or ``(N,)`` integer
+            labels; overrides ``init_params`` (then ``n_init`` must be 1).
         weight_concentration_prior: :math:`\\alpha_0` (default ``1/K``).
         mean_precision_prior: :math:`\\beta_0` (default 1).
         mean_prior: :math:`m_0` ``(D,)`` (default: the data mean).
@@ -88,6 +91,7 @@ class BayesianGaussianMixture:
         max_iter: int = 100,
         n_init: int = 1,
         init_params: str = "kmeans",
+        resp_init=None,
         weight_concentration_prior: float | None = None,
         mean_precision_prior: float = 1.0,
         mean_prior=None,
@@ -103,6 +107,7 @@ class BayesianGaussianMixture:
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
+        self.resp_init = resp_init
         self.weight_concentration_prior = weight_concentration_prior
         self.mean_precision_prior = mean_precision_prior
         self.mean_prior = mean_prior
@@ -124,6 +129,8 @@ class BayesianGaussianMixture:
         check_positive(self.weight_concentration_prior, "weight_concentration_prior", allow_none=True)
         check_positive(self.mean_precision_prior, "mean_precision_prior")
         check_positive(self.degrees_of_freedom_prior, "degrees_of_freedom_prior", allow_none=True)
+        if self.resp_init is not None and self.n_init != 1:
+            raise ValueError("resp_init fixes the starting point; use n_init=1 with it")
 
     def _priors(self, x: Tensor) -> tuple[ConjugateDirichlet, ConjugateNormalWishart]:
         """Priors in centered coordinates (``x`` is already centered at the data mean ``self._shift``)."""
@@ -154,7 +161,23 @@ class BayesianGaussianMixture:
         )
         return ConjugateDirichlet(alpha0 * ones), prior
 
+    def _given_resp(self, x: Tensor) -> Tensor:
+        n, k = x.shape[0], self.n_components
+        r = torch.as_tensor(np.asarray(self.resp_init) if not isinstance(self.resp_init, Tensor) else self.resp_init)
+        if r.ndim == 1 and not r.is_floating_point():
+            if r.shape[0] != n or bool((r < 0).any()) or bool((r >= k).any()):
+                raise ValueError(f"resp_init labels must have shape ({n},) with values in [0, {k})")
+            return torch.nn.functional.one_hot(r.long(), k).to(device=x.device, dtype=x.dtype)
+        r = r.to(device=x.device, dtype=x.dtype)
+        if r.shape != (n, k) or not bool(torch.isfinite(r).all()) or bool((r < 0).any()):
+            raise ValueError(f"resp_init must be ({n},) integer labels or ({n}, {k}) non-negative responsibilities")
+        if not torch.allclose(r.sum(-1), torch.ones_like(r[:, 0]), atol=1e-4):
+            raise ValueError("resp_init rows must sum to 1")
+        return r
+
     def _initial_resp(self, x: Tensor, gen: torch.Generator) -> Tensor:
+        if self.resp_init is not None:
+            return self._given_resp(x)
         k = self.n_components
         if self.init_params == "random":
             r = torch.rand(x.shape[0], k, generator=gen, dtype=torch.float64).to(x)
@@ -169,24 +192,25 @@ class BayesianGaussianMixture:
     # ------------------------------------------------------------------ CAVI
     @staticmethod
     def _logits(data: GaussianData, weights: ConjugateDirichlet, comps: ConjugateNormalWishart) -> Tensor:
-        """``(N, K)`` :math:`\\mathbb E\\log\\pi_k + \\mathbb E\\log\\mathcal N(x_n|\\mu_k,\\Lambda_k^{-1})`."""
+        """``(K, N)`` :math:`\\mathbb E\\log\\pi_k + \\mathbb E\\log\\mathcal N(x_n|\\mu_k,\\Lambda_k^{-1})` (components first)."""
         s = comps.expected_stats()
         bias = weights.expected_stats() + 0.5 * s.logdet - 0.5 * data.dim * _LOG_2PI - 0.5 * s.quad
-        return data.quadratic(s.precision, s.precision_mean, bias)
+        return data.quadratic_t(s.precision, s.precision_mean, bias)
 
     def _run(self, data, resp, w0, c0, bar) -> _Run:
         elbo: list[float] = []
         converged, n_iter = False, 0
+        resp_t = resp.T
         for it in range(self.max_iter + 1):
-            nk, s1, s2 = data.weighted_stats(resp)
+            nk, s1, s2 = data.weighted_stats_t(resp_t)
             weights, comps = w0.update(nk), c0.update(nk, s1, s2, nk)  # M-step
             n_iter = it + 1
-            logits = self._logits(data, weights, comps)  # E-step
+            logits = self._logits(data, weights, comps)  # E-step, (K, N)
             # softmax and log-normalizer from one exp pass (torch.logsumexp would take a second)
-            peak = logits.amax(-1, keepdim=True)
+            peak = logits.amax(0)
             unnorm = torch.exp(logits.sub_(peak))
-            total = unnorm.sum(-1, keepdim=True)
-            log_norm = peak.squeeze(-1) + total.log().squeeze(-1)
+            total = unnorm.sum(0)
+            log_norm = peak + total.log()
             kl = weights.kl(w0).double() + comps.kl(c0).sum(dtype=torch.float64)
             elbo.append(float((log_norm.sum(dtype=torch.float64) - kl) / data.n))
             bar.update(1)
@@ -194,7 +218,7 @@ class BayesianGaussianMixture:
             converged = len(elbo) > 1 and abs(elbo[-1] - elbo[-2]) < self.tol
             if converged or it == self.max_iter:
                 break
-            resp = unnorm.div_(total)
+            resp_t = unnorm.div_(total)
         return _Run(weights, comps, elbo, converged, n_iter - 1)
 
     def fit(self, X, y=None) -> BayesianGaussianMixture:
@@ -251,11 +275,11 @@ class BayesianGaussianMixture:
 
     def predict_proba(self, X) -> Tensor:
         """Responsibilities :math:`r_{nk}` ``(N, K)`` under the fitted posterior (the CAVI E-step)."""
-        return torch.softmax(self._logits(self._data(X), self._weights_q, self._components_q), dim=-1)
+        return torch.softmax(self._logits(self._data(X), self._weights_q, self._components_q), dim=0).T
 
     def predict(self, X) -> Tensor:
         """Most responsible component ``(N,)`` (int64)."""
-        return self._logits(self._data(X), self._weights_q, self._components_q).argmax(-1)
+        return self._logits(self._data(X), self._weights_q, self._components_q).argmax(0)
 
     def fit_predict(self, X, y=None) -> Tensor:
         return self.fit(X).predict(X)
@@ -266,7 +290,7 @@ class BayesianGaussianMixture:
         data = self._data(X)
         w0, c0 = self._prior_q
         weights, comps = self._weights_q, self._components_q
-        log_norm = torch.logsumexp(self._logits(data, weights, comps), dim=-1)
+        log_norm = torch.logsumexp(self._logits(data, weights, comps), dim=0)
         kl = weights.kl(w0).double() + comps.kl(c0).sum(dtype=torch.float64)
         return float((log_norm.sum(dtype=torch.float64) - kl) / data.n)
 
