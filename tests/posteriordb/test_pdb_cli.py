@@ -1,0 +1,31 @@
+"""``varinf posteriordb list|fit`` and ``fit_posterior`` on shipped data."""
+
+from __future__ import annotations
+
+from varinf.cli.main import main
+
+
+def test_cli_list(shared_data, capsys):
+    assert main(["posteriordb", "list", "--root", str(shared_data / "posteriordb"), "--with-reference"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 16 and all("implemented" in line and "reference draws" in line for line in out)
+
+
+def test_cli_fit_prints_diagnostics_accuracy_and_writes_plots(shared_data, tmp_path, capsys):
+    args = ["posteriordb", "fit", "gp_pois_regr-gp_regr", "--root", str(shared_data / "posteriordb")]
+    args += ["--family", "fullrank", "--max-steps", "400", "--fixed", "--lr", "0.03", "--draws", "1000"]
+    args += ["--plots", str(tmp_path), "--no-progress"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "PSIS k-hat" in out and "vs reference (3 quantities)" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "gp_pois_regr-gp_regr_fullrank_marginals.png",
+        "gp_pois_regr-gp_regr_fullrank_trace.png",
+    ]
+    assert main(args) == 1  # plots exist: refused without --force
+    assert "exists" in capsys.readouterr().err
+
+
+def test_cli_unknown_posterior_is_a_clean_error(shared_data, capsys):
+    assert main(["posteriordb", "fit", "nope", "--root", str(shared_data / "posteriordb")]) == 1
+    assert "no posterior 'nope'" in capsys.readouterr().err
