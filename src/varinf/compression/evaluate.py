@@ -155,12 +155,14 @@ class RDReport:
     """RD points per codec plus BD-rates (percent, vs JPEG; negative = fewer bits at equal quality).
 
     ``bd_rate_psnr[name]`` uses PSNR, ``bd_rate_ms_ssim[name]`` uses MS-SSIM in dB (:math:`-10\\log_{10}(1 - m)`);
-    a BD-rate is ``nan`` when the two curves do not overlap in quality.
+    a BD-rate is ``nan`` when the two curves do not overlap in quality. ``psnr_overlap[name]`` is the PSNR
+    interval (dB) over which the PSNR BD-rate averages (the intersection of the two curves' ranges).
     """
 
     points: dict[str, list[RDPoint]]
     bd_rate_psnr: dict[str, float] = field(default_factory=dict)
     bd_rate_ms_ssim: dict[str, float] = field(default_factory=dict)
+    psnr_overlap: dict[str, tuple[float, float]] = field(default_factory=dict)
     num_images: int = 0
 
     def to_json(self) -> str:
@@ -168,7 +170,8 @@ class RDReport:
                            "points": {k: [asdict(p) | {"rate_ratio": p.rate_ratio} for p in v]
                                       for k, v in self.points.items()},
                            "bd_rate_vs_jpeg_psnr_percent": self.bd_rate_psnr,
-                           "bd_rate_vs_jpeg_ms_ssim_percent": self.bd_rate_ms_ssim}, indent=2)  # fmt: skip
+                           "bd_rate_vs_jpeg_ms_ssim_percent": self.bd_rate_ms_ssim,
+                           "psnr_overlap_db": self.psnr_overlap}, indent=2)  # fmt: skip
 
     def to_markdown(self) -> str:
         lines = ["| codec | setting | bpp (file) | PSNR dB | MS-SSIM | est. bpp | real/est. bits |",
@@ -181,9 +184,12 @@ class RDReport:
                     f"| {name} | {p.setting:g} | {p.bpp:.4f} | {p.psnr:.2f} | {p.ms_ssim:.4f} | {est} | {ratio} |"
                 )
         if self.bd_rate_psnr:
-            lines += ["", "| codec | BD-rate vs JPEG (PSNR) | BD-rate vs JPEG (MS-SSIM dB) |", "|---|---|---|"]
+            lines += ["", "| codec | BD-rate vs JPEG (PSNR) | PSNR range averaged (dB) | BD-rate vs JPEG (MS-SSIM dB) |",
+                      "|---|---|---|---|"]  # fmt: skip
             for name in self.bd_rate_psnr:
-                lines.append(f"| {name} | {self.bd_rate_psnr[name]:+.1f}% | {self.bd_rate_ms_ssim[name]:+.1f}% |")
+                lo, hi = self.psnr_overlap[name]
+                lines.append(f"| {name} | {self.bd_rate_psnr[name]:+.1f}% | {lo:.2f} .. {hi:.2f} | "
+                             f"{self.bd_rate_ms_ssim[name]:+.1f}% |")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -215,4 +221,7 @@ def rd_report(
                 continue
             report.bd_rate_psnr[name] = _safe_bd(points["JPEG"], pts, lambda p: p.psnr)
             report.bd_rate_ms_ssim[name] = _safe_bd(points["JPEG"], pts, lambda p: _msssim_db(p.ms_ssim))
+            lo = max(min(p.psnr for p in pts), min(p.psnr for p in points["JPEG"]))
+            hi = min(max(p.psnr for p in pts), max(p.psnr for p in points["JPEG"]))
+            report.psnr_overlap[name] = (lo, hi)
     return report

@@ -49,7 +49,7 @@ __all__ = [
     "write_atomic",
 ]
 
-MAX_PIXELS = 2**25  # ~33 megapixels: refuse larger images instead of allocating gigabytes of activations
+MAX_PIXELS = 2**24  # 16.7 megapixels (e.g. 4096x4096): coding needs ~300 bytes/pixel of activations
 MAX_SIDE = 2**16
 _META = struct.Struct("<IIHB")
 QUALITY_STEPS = 4096
