@@ -147,6 +147,13 @@ class Diagnostics:
     def __str__(self) -> str:
         return "\n".join(self.summary_lines())
 
+    def __repr__(self) -> str:
+        ev = self.log_evidence
+        return (
+            f"Diagnostics(khat={self.khat:.3g}, verdict={self.verdict!r}, ess={self.ess:.0f}, "
+            f"num_draws={self.num_draws}, log_evidence={ev.estimate:.4f}±{ev.se:.2g}, elbo={self.elbo:.4f})"
+        )
+
 
 def _messages(d: Diagnostics, family: str) -> list[str]:
     msgs = []

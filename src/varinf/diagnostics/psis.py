@@ -27,7 +27,7 @@ weights fall back to plain self-normalized importance weights.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -73,8 +73,8 @@ class PSISResult:
     """
 
     khat: float
-    log_weights: Tensor
-    smoothed_log_weights: Tensor
+    log_weights: Tensor = field(repr=False)
+    smoothed_log_weights: Tensor = field(repr=False)
     ess: float
     threshold: float
     smoothed: bool = True
