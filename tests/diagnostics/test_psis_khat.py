@@ -83,3 +83,16 @@ def test_diagnose_is_reproducible_and_leaves_global_rng(linreg_fullrank):
     assert a.khat == b.khat and torch.equal(a.psis.log_weights, b.psis.log_weights)
     with pytest.raises(ValueError, match="at least 100"):
         diagnose(linreg_fullrank, num_draws=10)
+
+
+def test_without_arviz_khat_is_unknown_and_says_what_to_install(monkeypatch, linreg_fullrank):
+    import importlib
+
+    psis_module = importlib.import_module("varinf.diagnostics.psis")  # the package exports a function `psis`
+
+    monkeypatch.setattr(psis_module, "have_arviz", lambda: False)
+    with pytest.warns(UserWarning, match="install ArviZ"):
+        d = diagnose(linreg_fullrank, num_draws=500)
+    assert math.isnan(d.khat) and d.verdict == "unknown" and not d.psis.smoothed
+    torch.testing.assert_close(d.psis.weights.sum(), torch.tensor(1.0, dtype=torch.float64))
+    assert any("varinf[arviz]" in line for line in d.summary_lines())
