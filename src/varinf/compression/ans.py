@@ -33,7 +33,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from .tables import DiscreteTable
+from .tables import PRECISION, DiscreteTable
 
 __all__ = ["MAX_ESCAPE", "AnsStack", "CodingError"]
 
@@ -146,6 +146,38 @@ class AnsStack:
                 vals[escaped] = self._pop_escapes(int(escaped.sum()), int(table.offsets[k]), n)
             out[where] = vals
         return out.reshape(indexes.shape)
+
+    # --------------------------------------------------------------------------- one pmf per value
+    def push_pmfs(self, values: np.ndarray, weights: np.ndarray) -> None:
+        """Push ``values[i]`` in ``[0, K)`` with its own integer pmf ``weights[i]`` (``(n, K)`` int64, rows
+        summing to ``2**24``, entries >= 1, e.g. from :func:`~varinf.compression.tables.quantize_pmf`).
+
+        For models whose distribution changes with every datum (bits-back posteriors and likelihoods).
+        """
+        values, weights = self._check_pmfs(values, weights)
+        if values.size:
+            self._coder.encode_reverse(values.astype(np.int32), _MODELS.Categorical(perfect=False), weights - 1.0)
+
+    def pop_pmfs(self, weights: np.ndarray) -> np.ndarray:
+        """Pop ``len(weights)`` values pushed by :meth:`push_pmfs` with the same weights; int64 ``(n,)``."""
+        _, weights = self._check_pmfs(np.zeros(len(weights), dtype=np.int64), weights)
+        if not len(weights):
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(self._coder.decode(_MODELS.Categorical(perfect=False), weights - 1.0), dtype=np.int64)
+
+    @staticmethod
+    def _check_pmfs(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        values = np.asarray(values, dtype=np.int64).ravel()
+        weights = np.asarray(weights)
+        if weights.ndim != 2 or weights.shape[0] != values.size or weights.shape[1] < 2:
+            raise ValueError(f"weights must have shape ({values.size}, K >= 2), got {weights.shape}")
+        if weights.dtype.kind not in "iu" or (
+            weights.size and (weights.min() < 1 or np.any(weights.sum(axis=1) != 2**PRECISION))
+        ):
+            raise ValueError(f"weights must be integers >= 1 with rows summing to 2**{PRECISION}")
+        if values.size and (values.min() < 0 or values.max() >= weights.shape[1]):
+            raise ValueError(f"values must lie in [0, {weights.shape[1]})")
+        return values, weights.astype(np.float64)
 
     # --------------------------------------------------------------------------- escape code
     def _push_escapes(self, values: np.ndarray, offset: int, n: int) -> None:

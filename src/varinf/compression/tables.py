@@ -41,25 +41,28 @@ def quantize_pmf(p: np.ndarray, precision: int = PRECISION) -> np.ndarray:
     """Integer weights ``w >= 1`` with ``sum(w) == 2**precision``, close to ``p / sum(p)`` (float64, >= 0).
 
     Deterministic: ``floor`` of a float64 product, then the leftover units go to the largest fractional
-    parts (stable order, ties broken by position).
+    parts (stable order, ties broken by position). ``p`` of shape ``(K,)`` or ``(n, K)`` (one pmf per row).
     """
     p = np.asarray(p, dtype=np.float64)
-    n = p.size
+    if p.ndim == 1:
+        return quantize_pmf(p[None], precision)[0]
+    if p.ndim != 2:
+        raise ValueError(f"expected a pmf (K,) or a batch of pmfs (n, K), got shape {p.shape}")
+    k = p.shape[1]
     total = 1 << precision
-    if n < 2 or n > total // 2:
-        raise ValueError(f"a pmf needs 2 .. {total // 2} entries (got {n})")
-    if not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+    if k < 2 or k > total // 2:
+        raise ValueError(f"a pmf needs 2 .. {total // 2} entries (got {k})")
+    sums = p.sum(axis=1, keepdims=True)
+    if not np.all(np.isfinite(p)) or np.any(p < 0) or np.any(sums <= 0):
         raise ValueError("pmf entries must be finite, non-negative and not all zero")
-    free = total - n  # one unit is reserved for every entry
-    scaled = p * (free / p.sum())
+    free = total - k  # one unit is reserved for every entry
+    scaled = p * (free / sums)
     w = np.floor(scaled).astype(np.int64)
-    left = free - int(w.sum())
-    if left < 0:  # float rounding can overshoot by a unit or two: take them from the largest entries
-        order = np.argsort(-w, kind="stable")[:-left]
-        w[order] -= 1
-    elif left > 0:
-        order = np.argsort(-(scaled - w), kind="stable")[:left]
-        w[order] += 1
+    left = free - w.sum(axis=1, keepdims=True)  # >= 0 up to float rounding; may be slightly negative
+    rank_frac = np.argsort(np.argsort(-(scaled - w), axis=1, kind="stable"), axis=1, kind="stable")
+    rank_size = np.argsort(np.argsort(-w, axis=1, kind="stable"), axis=1, kind="stable")
+    w += np.where(left > 0, rank_frac < left, 0)  # leftover units to the largest fractional parts
+    w -= np.where(left < 0, rank_size < -left, 0)  # overshoot taken from the largest weights
     return w + 1
 
 
@@ -80,7 +83,7 @@ class DiscreteTable:
     @classmethod
     def from_float(cls, pmfs: list[np.ndarray], offsets: np.ndarray, precision: int = PRECISION) -> DiscreteTable:
         """Quantize float pmfs (each with its escape mass appended as the last entry)."""
-        rows = tuple(quantize_pmf(p, precision) for p in pmfs)
+        rows = tuple(quantize_pmf(np.asarray(p, dtype=np.float64), precision) for p in pmfs)
         return cls(rows, np.asarray(offsets, dtype=np.int64).copy(), precision)
 
     def __post_init__(self):
