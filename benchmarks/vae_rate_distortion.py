@@ -69,7 +69,7 @@ def main() -> None:
         [r["rate"] for r in rows],
         [r["distortion"] for r in rows],
         RESULTS / "vae_rate_distortion.png",
-        title=f"β-VAE on binarized MNIST ({args.epochs} epochs each; dashed: constant ELBO)",
+        title=f"β-VAE, binarized MNIST, {args.epochs} epochs each",
     )
     lines = [
         "# Rate-distortion across β (binarized MNIST, 784-200-200-50 MLP VAE)",

@@ -137,7 +137,7 @@ def plot_rate_distortion(
     ax.set_ylim(min(distortions) * 0.95, max(distortions) * 1.05)
     ax.set_xlabel("rate  E KL(q(z|x) || p(z))  [nats]")
     ax.set_ylabel("distortion  E[-log p(x|z)]  [nats]")
-    ax.set_title(title or "rate-distortion across β (dashed: constant ELBO)")
+    ax.set_title((title or "rate-distortion across β") + "\n(dashed: constant -ELBO = rate + distortion)", fontsize=10)
     fig.tight_layout()
     return _save_figure(fig, path)
 

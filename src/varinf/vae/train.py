@@ -171,7 +171,7 @@ def train(
         world.barrier()
 
     vae.train()
-    last_save, stop = time.time(), None
+    last_save, stop, save_every = time.time(), None, config.checkpoint_every_s
     bar = tqdm(
         total=steps_per_epoch, disable=(not world.is_main) or (None if progress is None else not progress), leave=False
     )
@@ -204,36 +204,43 @@ def train(
         )
         opt.zero_grad(set_to_none=True)
         est = model(x, objective, shard)
-        # one all-reduce tells every process whether all losses are finite and gives the global mean loss
-        loss = est.loss.detach()
-        ok = bool(torch.isfinite(loss))
-        stats = torch.stack([torch.tensor(float(ok)), loss if ok else torch.zeros(())])
-        if world.size > 1:
-            torch.distributed.all_reduce(stats)
-        if int(stats[0]) == world.size:
-            est.loss.backward()
+        est.loss.backward()  # under DDP the gradients are averaged here: identical on every process
+        if all(torch.isfinite(p.grad).all() for p in vae.parameters() if p.grad is not None):
             opt.step()
-            prog.add_loss(float(stats[1]) / world.size)
             prog.bad_steps = 0
-        else:
+        else:  # skipped everywhere alike, since the averaged gradients agree
             prog.bad_steps += 1
             if prog.bad_steps >= 20:
                 raise RuntimeError(
-                    f"training diverged: 20 consecutive non-finite losses at step {prog.step}; lower --lr"
+                    f"training diverged: 20 consecutive non-finite gradients at step {prog.step}; lower --lr"
                 )
         prog.step += 1
         prog.pos += 1
-        prog.cpu_s += time.process_time() - c0
-        prog.wall_s += time.time() - t0
+        # process 0's clock is the run's clock: it decides budgets and checkpoint times for every process
+        # (one all-reduce, which also averages the logged loss)
+        loss = est.loss.detach().double()
+        main = float(world.is_main)
+        stats = torch.tensor(
+            [
+                float(loss) if torch.isfinite(loss) else 0.0,
+                float(torch.isfinite(loss)),
+                main * (prog.cpu_s + time.process_time() - c0),
+                main * (prog.wall_s + time.time() - t0),
+                main * float(save_every is not None and time.time() - last_save >= save_every),
+            ],
+            dtype=torch.float64,
+        )
+        if world.size > 1:
+            torch.distributed.all_reduce(stats)
+        if int(stats[1]) == world.size:
+            prog.add_loss(float(stats[0]) / world.size)
+        prog.cpu_s, prog.wall_s = float(stats[2]), float(stats[3])
         bar.update(1)
         if prog.pos >= steps_per_epoch:
             prog.pos, prog.epoch = 0, prog.epoch + 1
             if prog.epoch % config.valid_every == 0:
                 validate()
-            if config.checkpoint_every_s is not None and time.time() - last_save >= config.checkpoint_every_s:
-                checkpoint()
-                last_save = time.time()
-        elif config.checkpoint_every_s is not None and time.time() - last_save >= config.checkpoint_every_s:
+        if stats[4] > 0:
             checkpoint()
             last_save = time.time()
     bar.close()
