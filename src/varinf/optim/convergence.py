@@ -5,11 +5,15 @@ Every ``window`` steps the mean bound of the window is compared to the previous 
 relative changes are kept; the run has converged when their mean or their median falls below the
 threshold (Stan: "MEAN ELBO CONVERGED" / "MEDIAN ELBO CONVERGED").
 
-One change from Stan: the threshold is ``max(tol_rel_obj, 3·se_t/|mean|)``, where ``se_t`` is the
-Monte Carlo standard error of the difference of two window means. Near the optimum the window means
-differ by noise alone; when the ELBO is small in magnitude (eight schools: about -32 nats) that noise
-is several percent of it and Stan's fixed 1% rule would never fire, while for large ELBOs a fixed rule
-fires far too early. Comparing to the noise says "no change we can detect" in both cases.
+Two changes from Stan:
+
+- the threshold is ``max(tol_rel_obj, 3·se_t/|mean|)``, where ``se_t`` is the Monte Carlo standard error
+  of the difference of two window means. Near the optimum the window means differ by noise alone; when
+  the ELBO is small in magnitude (eight schools: about -32 nats) that noise is several percent of it and
+  Stan's fixed 1% rule would never fire. Comparing to the noise says "no change we can detect".
+- a slow steady climb (an ill-conditioned posterior crawled along a narrow valley) can hide below the
+  noise of consecutive windows, so the buffer's second half must also not beat its first half by more
+  than 3 standard errors (and ``tol_rel_obj`` relative).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class RelativeChange:
     means: list[float] = field(default_factory=list)
     changes: deque = field(default_factory=deque)
     floors: deque = field(default_factory=deque)
+    var_of_means: deque = field(default_factory=deque)
     reason: str = ""
     _prev_var: float = 0.0
 
@@ -50,8 +55,13 @@ class RelativeChange:
                 self.changes.popleft()
                 self.floors.popleft()
         self.means.append(window_mean)
+        self.var_of_means.append(var_of_mean)
+        while len(self.var_of_means) > self.buffer + 1:
+            self.var_of_means.popleft()
         self._prev_var = var_of_mean
         if len(self.changes) < self.buffer:
+            return False
+        if self._still_climbing():
             return False
         threshold = max(self.tol_rel_obj, statistics.fmean(self.floors))
         if statistics.fmean(self.changes) < threshold:
@@ -61,3 +71,13 @@ class RelativeChange:
             self.reason = f"median relative ELBO change below {threshold:.2g}"
             return True
         return False
+
+    def _still_climbing(self) -> bool:
+        """Second half of the last ``buffer + 1`` window means significantly above the first half."""
+        m = self.means[-len(self.var_of_means) :]
+        v = list(self.var_of_means)
+        h = len(m) // 2
+        first, second = m[:h], m[-h:]
+        gain = statistics.fmean(second) - statistics.fmean(first)
+        se = math.sqrt(sum(v[:h]) / h**2 + sum(v[-h:]) / h**2)
+        return gain > 3 * se and gain > self.tol_rel_obj * abs(statistics.fmean(second))

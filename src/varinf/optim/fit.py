@@ -2,13 +2,13 @@ r"""``fit``: maximize a variational bound for a model — a thin loop over :func
 
 Phases::
 
-    [step-size trials (lr="auto")] -> optimize until converged or (1-average)·max_steps
-                                   -> average iterates for a further fraction `average` of the run
+    [step-size trials (lr="auto")]
+      -> epoch: optimize until the ELBO is stationary -> average the iterates -> shrink the step
+      -> ... until a smaller step no longer moves q (or max_decays / max_steps)
 
-Convergence: :class:`~varinf.optim.convergence.RelativeChange` on window means of the bound.
-Non-finite bounds: an isolated one is skipped (no update); three in a row send the parameters back to
-the last finite checkpoint, reset Adam's state and halve the step size; after ``max_recoveries`` such
-step-backs a :class:`FitError` names the problem.
+With ``tol_rel_obj=None``: a constant step for ``max_steps``, averaging the final ``average`` fraction.
+Stationarity: :class:`~varinf.optim.convergence.RelativeChange` on window means of the bound.
+Non-finite bounds are handled by :class:`~varinf.optim.loop.StepLoop`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import warnings
 from collections.abc import Callable, Mapping
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..families import AbstractFamily, make_family
 from ..models import Model
@@ -28,9 +28,9 @@ from ..objectives import ELBO
 from .adam import LeanAdam
 from .averaging import IterateAverage
 from .convergence import RelativeChange
-from .errors import ConvergenceWarning, FitError
+from .errors import ConvergenceWarning
+from .loop import StepLoop
 from .result import FitResult
-from .step import step
 from .stepsize import adapt_lr
 
 __all__ = ["fit", "initial_point"]
@@ -78,6 +78,9 @@ def fit(
     tol_rel_obj: float | None = 1e-3,
     window: int = 100,
     average: float = 0.25,
+    decay: float = 0.3,
+    max_decays: int = 4,
+    tol_param: float = 0.05,
     init="zeros",
     seed: int | None = 0,
     dtype: torch.dtype | None = None,
@@ -98,9 +101,13 @@ def fit(
         max_steps: cap on optimizer steps (adaptation not included).
         lr: Adam step size, or ``"auto"`` to try 0.3/0.1/0.03/0.01 for 50 steps each and keep the best.
         optimizer: ``f(params, lr) -> torch.optim.Optimizer`` (default Adam).
-        tol_rel_obj: relative ELBO change for convergence; ``None`` runs exactly ``max_steps``.
+        tol_rel_obj: relative ELBO change for stationarity; ``None`` runs exactly ``max_steps`` at a constant
+            step size (averaging the final ``average`` fraction).
         window: steps per convergence window.
-        average: fraction of the run over which parameters are averaged (0 = keep the last iterate).
+        average: fraction of each phase over which parameters are averaged (0 = keep the last iterate).
+        decay: factor applied to the step size each time the ELBO becomes stationary.
+        max_decays: at most this many step-size reductions.
+        tol_param: stop when a smaller step moves q's (averaged) mean and log-sd by less than this many sds.
         init: starting point (see :func:`initial_point`).
         seed: seeds all randomness inside the fit (the global RNG state is left untouched).
         dtype, device: move the model and family there (default: the model's own).
@@ -133,6 +140,7 @@ def fit(
             lr,
             optimizer or _make_adam,
             tol_rel_obj,
+            (decay, max_decays, tol_param),
             window,
             average,
             init,
@@ -158,6 +166,7 @@ def _fit(
     lr,
     make_opt,
     tol_rel_obj,
+    schedule,
     window,
     average,
     init,
@@ -170,6 +179,7 @@ def _fit(
     family_kwargs,
 ) -> FitResult:
     t0 = time.perf_counter()
+    decay, max_decays, tol_param = schedule
     if dtype is not None or device is not None:
         model = model.to(device=device, dtype=dtype)
     ref = next(model.buffers(), None)
@@ -191,95 +201,107 @@ def _fit(
     if lr == "auto":
         lr, n = adapt_lr(log_p, family, objective, make_opt)
         grad_evals += n * per_step
-    lr = float(lr)
-    opt = make_opt(list(family.parameters()), lr)
-
-    detector = RelativeChange(tol_rel_obj) if tol_rel_obj is not None else None
-    if detector is not None:
-        detector.buffer = max(2, int(0.1 * max_steps / window))
-    phase1_cap = max_steps - int(average * max_steps)
-    trace: list[float] = []
-    checkpoint = {k: v.detach().clone() for k, v in family.state_dict().items()}
-    recoveries, skipped, consecutive, converged, reason, averager = 0, 0, 0, False, "", None
     bar = _progress(max_steps, progress)
-    t, end = 0, phase1_cap
-    window_start, window_means = 0, []
+    loop = StepLoop(log_p, family, objective, make_opt, float(lr), window, model.name, max_recoveries, bar, callback)
     try:
-        while t < end:
-            info = step(log_p, family, objective, opt)
-            if not info.finite:
-                # An isolated non-finite draw is skipped; a run of them means the parameters went somewhere
-                # bad: step back to the last finite checkpoint, reset Adam and halve the step size.
-                skipped += 1
-                consecutive += 1
-                if consecutive < 3:
-                    continue
-                consecutive = 0
-                recoveries += 1
-                if recoveries > max_recoveries:
-                    raise FitError(
-                        f"{model.name}: the bound stayed non-finite after {max_recoveries} step-backs (step {t}, "
-                        f"lr now {lr:g}). The log joint is probably NaN or -inf somewhere q puts mass; check "
-                        "supports and data, or try a smaller lr / init closer to the posterior."
-                    )
-                family.load_state_dict(checkpoint)
-                lr /= 2
-                opt = make_opt(list(family.parameters()), lr)
-                continue
-            consecutive = 0
-            b = info.bound.item() if info.bound.dim() == 0 else info.bound.mean().item()
-            trace.append(b)
-            t += 1
-            if averager is not None:
-                averager.update()
-            if t % window == 0:
-                w = torch.tensor(trace[window_start:t], dtype=torch.float64)
-                window_start = t
-                wm = w.mean().item()
-                window_means.append(wm)
-                if all(torch.isfinite(p).all() for p in family.parameters()):
-                    checkpoint = {k: v.detach().clone() for k, v in family.state_dict().items()}
-                if bar is not None:
-                    bar.update(window)
-                    bar.set_postfix(elbo=f"{wm:.4g}", lr=f"{lr:g}")
-                if callback is not None:
-                    callback(t, wm)
-                if averager is None and detector is not None and detector.update(wm, w.var().item(), window):
-                    converged, reason = True, detector.reason
-                    end = t  # leave phase 1 now
-            if t == end and averager is None and average > 0:
-                # enter the averaging phase: `average` of the whole run
-                extra = max(window, round(t * average / (1 - average)))
-                end = min(max_steps, t + extra)
-                averager = IterateAverage(family)
+        if tol_rel_obj is None:
+            converged, reason, averaged = _fixed_budget(loop, max_steps, average)
+        else:
+            converged, reason, averaged = _decaying(loop, max_steps, average, tol_rel_obj, decay, max_decays, tol_param)
     finally:
         if bar is not None:
             bar.close()
-    if averager is not None:
-        averager.apply()
-    if detector is None:
-        reason = f"fixed budget of {max_steps} steps"
-    elif not converged:
-        reason = f"relative ELBO change still above {tol_rel_obj:g} after {t} steps"
+    if tol_rel_obj is not None and not converged:
         warnings.warn(
-            f"{model.name}: not converged after {t} steps ({reason}); increase max_steps or loosen tol_rel_obj",
-            ConvergenceWarning,
+            f"{model.name}: not converged after {loop.t} steps ({reason}); increase max_steps", ConvergenceWarning,
             stacklevel=3,
-        )
-    grad_evals += t * per_step
+        )  # fmt: skip
+    grad_evals += loop.t * per_step
     return FitResult(
         model=model,
         family=family,
         objective=objective,
-        elbo_trace=torch.tensor(trace, dtype=torch.float64),
-        window_means=window_means,
+        elbo_trace=torch.tensor(loop.trace, dtype=torch.float64),
+        window_means=loop.window_means,
         converged=converged,
         convergence_reason=reason,
-        num_steps=t,
+        num_steps=loop.t,
         grad_evals=grad_evals,
         wall_time=time.perf_counter() - t0,
-        lr=lr,
-        averaged_steps=(averager.count - 1) if averager is not None else 0,
-        recoveries=recoveries,
-        skipped_steps=skipped,
+        lr=loop.lr,
+        averaged_steps=averaged,
+        recoveries=loop.recoveries,
+        skipped_steps=loop.skipped,
     )
+
+
+def _fixed_budget(loop: StepLoop, max_steps: int, average: float) -> tuple[bool, str, int]:
+    """Constant step size for ``max_steps``; iterates averaged over the final ``average`` fraction."""
+    n_avg = int(average * max_steps)
+    loop.run(max_steps - n_avg)
+    if n_avg:
+        avg = IterateAverage(loop.family)
+        loop.run(n_avg, averager=avg)
+        avg.apply()
+    return False, f"fixed budget of {max_steps} steps", n_avg
+
+
+def _moments(family: nn.Module) -> tuple[Tensor, Tensor]:
+    """Mean and sd of q (exact for Gaussians, from 2000 seeded draws otherwise)."""
+    with torch.no_grad():
+        q = family()
+        try:
+            return q.mean.detach().clone(), q.stddev.detach().clone()
+        except NotImplementedError:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(12345)
+                z = q.sample((2000,))
+            return z.mean(0), z.std(0)
+
+
+def _decaying(loop: StepLoop, max_steps, average, tol_rel_obj, decay, max_decays, tol_param) -> tuple[bool, str, int]:
+    r"""Step-size decay on stationarity (after RAABBVI, Welandawe et al. 2022, arXiv:2203.15945).
+
+    Each epoch runs at a fixed step size until the ELBO stops changing (:class:`RelativeChange`), then
+    averages the iterates over a further ``average/(1-average)`` of the epoch's steps. With a constant
+    step, Adam's iterates jitter around the optimum with an amplitude set by the step size, not by the
+    posterior's scale: averaging removes most of it, and shrinking the step by ``decay`` removes the rest.
+    The run stops when an epoch's averaged mean and sd of q moved by less than ``tol_param`` posterior
+    sds from the previous epoch's (shrinking the step no longer changes the answer), after
+    ``max_decays`` reductions, or at ``max_steps``.
+    """
+    prev, averaged = None, 0
+    for epoch in range(max_decays + 1):
+        remaining = max_steps - loop.t
+        reserve = max(loop.window, int(average * remaining)) if average > 0 else 0
+        start = loop.t
+        stationary = loop.run(max(remaining - reserve, 0), detector=RelativeChange(tol_rel_obj))
+        if average > 0:
+            n_avg = max(loop.window, round((loop.t - start) * average / (1 - average)))
+            n_avg = min(n_avg, max_steps - loop.t)
+            avg = IterateAverage(loop.family)
+            loop.run(n_avg, averager=avg)
+            avg.apply()
+            averaged = n_avg
+        if not stationary:
+            return False, f"ELBO still changing at step {loop.t} (step size {loop.lr:.3g})", averaged
+        mean, sd = _moments(loop.family)
+        if prev is not None:
+            shift = ((mean - prev[0]).abs() / sd).max().item()
+            spread = (sd.log() - prev[1].log()).abs().max().item()
+            if max(shift, spread) < tol_param:
+                return (
+                    True,
+                    (
+                        f"ELBO stationary and q unchanged by a smaller step (max shift {shift:.3f} sd, "
+                        f"log-sd change {spread:.3f}) after {epoch} step-size reduction(s)"
+                    ),
+                    averaged,
+                )
+        if epoch == max_decays:
+            return True, f"ELBO stationary after {max_decays} step-size reductions", averaged
+        if loop.t >= max_steps:
+            return False, f"step budget used while refining the step size (now {loop.lr:.3g})", averaged
+        prev = (mean, sd)
+        loop.set_lr(loop.lr * decay)
+    raise AssertionError("unreachable")
