@@ -96,3 +96,16 @@ def test_without_arviz_khat_is_unknown_and_says_what_to_install(monkeypatch, lin
     assert math.isnan(d.khat) and d.verdict == "unknown" and not d.psis.smoothed
     torch.testing.assert_close(d.psis.weights.sum(), torch.tensor(1.0, dtype=torch.float64))
     assert any("varinf[arviz]" in line for line in d.summary_lines())
+
+
+def test_psis_shift_warns_when_q_is_offset_but_khat_is_fine():
+    """q wider than the target (k-hat small) but shifted: the tail check passes, the mean-shift check does not."""
+    from torch.distributions import Independent, Normal
+
+    model = correlated_gaussian(rho=0.0)  # N(0, I)
+    q = Independent(Normal(torch.full((2,), 0.4, dtype=torch.float64), torch.full((2,), 1.3, dtype=torch.float64)), 1)
+    with pytest.warns(UserWarning, match="PSIS moves q's mean"):
+        d = diagnose_q(model, q, num_draws=4000)
+    assert d.khat < 0.5 and d.psis_shift > 0.2 and d.psis_shift_at.startswith("x[")
+    exact = Independent(Normal(torch.zeros(2, dtype=torch.float64), torch.ones(2, dtype=torch.float64)), 1)
+    assert diagnose_q(model, exact, num_draws=4000, warn=False).psis_shift < 0.05

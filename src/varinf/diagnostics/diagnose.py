@@ -5,7 +5,10 @@ From ``S`` fresh draws :math:`u_s \sim q` (unconstrained space) and :math:`\log 
 - PSIS :math:`\hat k` and the smoothed weights (:mod:`.psis`), with the verdict and its explanation;
 - :math:`\log p(x)` by importance sampling with q as proposal, with its standard error (:mod:`.evidence`);
 - the ELBO :math:`\frac1S\sum_s \log w_s` and :math:`\mathrm{KL}(q\,\|\,p(\cdot\mid x)) \approx \log\hat Z - \mathrm{ELBO}`;
-- PSIS-corrected posterior expectations and draws (:meth:`Diagnostics.expectation`, :meth:`Diagnostics.resample`).
+- PSIS-corrected posterior expectations and draws (:meth:`Diagnostics.expectation`, :meth:`Diagnostics.resample`);
+- the PSIS mean shift: when :math:`\hat k` says PSIS is trustworthy but PSIS moves q's means by more than
+  ``SHIFT_TOL`` q-sds (and more than its Monte Carlo noise :math:`3/\sqrt{\mathrm{ESS}}`), q's own point
+  estimates are biased even though the tail diagnostic passes: a second warning covers that case.
 
 Cost: ``S`` draws and one batched log-density evaluation (no gradients), small next to a fit.
 """
@@ -24,7 +27,9 @@ from torch.distributions import Distribution
 from .evidence import LogEvidence, importance_draws, log_evidence
 from .psis import KHAT_GOOD, PSISResult, psis
 
-__all__ = ["DiagnosticWarning", "Diagnostics", "diagnose", "diagnose_q"]
+__all__ = ["SHIFT_TOL", "DiagnosticWarning", "Diagnostics", "diagnose", "diagnose_q"]
+
+SHIFT_TOL = 0.1  # q-sds: a PSIS correction larger than this (and than its noise) means q's means are off
 
 _REFERENCE = "Yao et al. 2018, arXiv:1802.02538; Vehtari et al. 2024, arXiv:1507.02646"
 
@@ -54,6 +59,9 @@ class Diagnostics:
         unconstrained: ``(S, D)`` the same draws in unconstrained space.
         log_q: ``(S,)`` :math:`\log q(u_s)` (float64).
         num_failed: draws where the model's log density was NaN (given weight 0).
+        psis_shift: largest :math:`|E_{\mathrm{PSIS}}[z_i] - E_q[z_i]| / \mathrm{sd}_q(z_i)` over the scalars
+            of the constrained latents: how far PSIS moves q's means (q-sds).
+        psis_shift_at: the scalar where that happens, e.g. ``"beta[2]"`` (0-based).
         messages: the warnings raised (also in :meth:`summary_lines`).
     """
 
@@ -65,6 +73,8 @@ class Diagnostics:
     unconstrained: Tensor
     log_q: Tensor
     num_failed: int = 0
+    psis_shift: float = math.nan
+    psis_shift_at: str = ""
     messages: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ headline numbers
@@ -90,6 +100,11 @@ class Diagnostics:
     def reliable(self) -> bool:
         """:math:`\\hat k` at most the sample-size threshold (``False`` when unknown)."""
         return self.verdict in ("good", "ok")
+
+    @property
+    def shift_noise(self) -> float:
+        r"""Monte Carlo noise level of :attr:`psis_shift`: :math:`3/\sqrt{\mathrm{ESS}}` q-sds."""
+        return 3.0 / math.sqrt(max(self.ess, 1.0))
 
     @property
     def kl(self) -> float:
@@ -136,7 +151,8 @@ class Diagnostics:
             f"PSIS k-hat = {k} over {p.num_draws} draws of q -> {self.verdict}: {_MEANING[self.verdict]}",
             f"  k-hat < {KHAT_GOOD} good; {KHAT_GOOD}-{p.threshold:.2f} ok (PSIS-corrected estimates converge); "
             f"> {p.threshold:.2f} unreliable, where {p.threshold:.2f} = min(1 - 1/log10 S, 0.7) ({_REFERENCE})",
-            f"  PSIS effective sample size {p.ess:.0f} of {p.num_draws}",
+            f"  PSIS effective sample size {p.ess:.0f} of {p.num_draws}; PSIS moves q's means by up to "
+            f"{self.psis_shift:.2f} q-sds (at {self.psis_shift_at}; noise level {self.shift_noise:.2f})",
             f"log evidence (importance sampling, q as proposal) {ev.estimate:.4f} ± {ev.se:.4f} nats; "
             f"ELBO {self.elbo:.4f} ± {self.elbo_se:.4f}; KL(q||posterior) ≈ {self.kl:.3f} nats"
             + ("" if self.reliable else " (se and KL not trustworthy at this k-hat)"),
@@ -155,6 +171,29 @@ class Diagnostics:
         )
 
 
+def _psis_shift(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str]:
+    """Largest |PSIS mean - q mean| / q sd over the scalars of the latents, and where."""
+    best, where = 0.0, ""
+    w = weights.double()
+    for name, v in draws.items():
+        x = v.double().reshape(v.shape[0], -1)
+        sd = x.std(0).clamp_min(1e-300)
+        shift = ((w.to(x.device) @ x - x.mean(0)) / sd).abs()
+        j = int(shift.argmax())
+        if shift[j].item() > best:
+            best = shift[j].item()
+            where = name if v.dim() == 1 else f"{name}[{','.join(map(str, _unravel(j, v.shape[1:])))}]"
+    return best, where
+
+
+def _unravel(j: int, shape: tuple[int, ...]) -> list[int]:
+    idx = []
+    for s in reversed(shape):
+        idx.append(j % s)
+        j //= s
+    return idx[::-1]
+
+
 def _messages(d: Diagnostics, family: str) -> list[str]:
     msgs = []
     p = d.psis
@@ -163,6 +202,13 @@ def _messages(d: Diagnostics, family: str) -> list[str]:
             f"k-hat = {p.khat:.2f} > {p.threshold:.2f}: the {family} approximation is unreliable (VI typically "
             "underestimates posterior variance). Try a richer family (family='fullrank' or 'flow'), a "
             "reparameterization (e.g. non-centered hierarchical models), or more optimization steps."
+        )
+    elif d.verdict in ("good", "ok") and d.psis_shift > max(SHIFT_TOL, d.shift_noise):
+        # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased
+        msgs.append(
+            f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} "
+            "q-sds: q's means are biased (typically an early stop or too large a step size). Use the PSIS-corrected "
+            "estimates (diagnostics.mean(), .resample()) or fit longer."
         )
     elif d.verdict == "unknown":
         msgs.append("PSIS k-hat not computed: install ArviZ (pip install 'varinf[arviz]') to check the fit")
@@ -199,6 +245,7 @@ def diagnose_q(
         log_q=imp.log_q,
         num_failed=imp.num_failed,
     )
+    d.psis_shift, d.psis_shift_at = _psis_shift(d.draws, d.psis.weights)
     d.messages = _messages(d, label)
     if warn:
         for m in d.messages:
