@@ -53,6 +53,21 @@ def initial_point(model: Model, init, generator: torch.Generator | None = None) 
     return u
 
 
+@contextlib.contextmanager
+def _threads(model: Model, threads):
+    if threads == "auto":
+        threads = 1 if sum(b.numel() for b in model.buffers()) < 2_000_000 else None
+    if threads is None:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
 def _make_adam(params, lr):
     return LeanAdam(params, lr=lr)
 
@@ -86,6 +101,7 @@ def fit(
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
     progress: bool | None = None,
+    threads: int | str | None = "auto",
     check: bool = True,
     max_recoveries: int = 10,
     callback: Callable[[int, float], None] | None = None,
@@ -112,6 +128,10 @@ def fit(
         seed: seeds all randomness inside the fit (the global RNG state is left untouched).
         dtype, device: move the model and family there (default: the model's own).
         progress: show a progress bar (default: only when stderr is a terminal).
+        threads: torch intra-op threads during the fit (restored afterwards). ``"auto"``: one thread for
+            models whose data hold fewer than 2 million numbers — their ops are too small to split, and on a
+            busy machine OpenMP's thread hand-offs cost more than the arithmetic (measured here: 16 ms/step
+            with 2 threads vs under 1 ms/step with one, on a loaded 2-core box); ``None`` leaves torch's setting.
         check: evaluate the model once first and raise a clear error if it is broken.
 
     Returns:
@@ -129,7 +149,7 @@ def fit(
     if objective is None:
         objective = ELBO()
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
-    with rng:
+    with rng, _threads(model, threads):
         if seed is not None:
             torch.manual_seed(seed)
         return _fit(
