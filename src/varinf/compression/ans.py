@@ -45,6 +45,16 @@ class CodingError(ValueError):
     """The compressed words do not decode under the given tables (corrupt or foreign data)."""
 
 
+def _decode(coder, *args) -> np.ndarray:
+    """``coder.decode`` with constriction's Rust panics (BaseException subclasses) turned into CodingError."""
+    try:
+        return np.asarray(coder.decode(*args), dtype=np.int64)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:
+        raise CodingError(f"cannot decode the compressed data: {e}") from None
+
+
 class _RowModels:
     """constriction models for every row of one table, built once per table (cheap: one pass per row)."""
 
@@ -80,6 +90,8 @@ class AnsStack:
             raise CodingError("compressed data ends in a zero word (not produced by this coder)")
         try:
             self._coder = constriction.stream.stack.AnsCoder(words)
+        except (KeyboardInterrupt, SystemExit):
+            raise
         except BaseException as e:  # constriction reports bad input as a Rust panic (a BaseException)
             raise CodingError(f"invalid compressed data: {e}") from None
 
@@ -107,7 +119,7 @@ class AnsStack:
         """Pop ``count`` integers pushed with :meth:`push_uniform`."""
         if count == 0:
             return np.zeros(0, dtype=np.int64)
-        return np.asarray(self._coder.decode(_MODELS.Uniform(int(size)), int(count)), dtype=np.int64)
+        return _decode(self._coder, _MODELS.Uniform(int(size)), int(count))
 
     # --------------------------------------------------------------------------- table-coded integers
     def push(self, values: np.ndarray, indexes: np.ndarray, table: DiscreteTable) -> None:
@@ -138,7 +150,7 @@ class AnsStack:
         out = np.empty(flat.shape, dtype=np.int64)
         for k in np.unique(flat):
             where = np.flatnonzero(flat == k)
-            sym = np.asarray(self._coder.decode(models[k], where.size), dtype=np.int64)
+            sym = _decode(self._coder, models[k], where.size)
             n = table.pmfs[k].size - 1
             vals = sym + table.offsets[k]
             escaped = sym == n
@@ -163,7 +175,7 @@ class AnsStack:
         _, weights = self._check_pmfs(np.zeros(len(weights), dtype=np.int64), weights)
         if not len(weights):
             return np.zeros(0, dtype=np.int64)
-        return np.asarray(self._coder.decode(_MODELS.Categorical(perfect=False), weights - 1.0), dtype=np.int64)
+        return _decode(self._coder, _MODELS.Categorical(perfect=False), weights - 1.0)
 
     @staticmethod
     def _check_pmfs(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
