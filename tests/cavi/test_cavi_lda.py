@@ -64,9 +64,10 @@ def test_vectorized_e_step_matches_per_document_loop_and_explicit_bound():
     x[3] = 0  # an empty document
     rng = np.random.default_rng(0)
     lam = rng.gamma(100.0, 0.01, (4, x.shape[1])) + np.arange(x.shape[1]) % 7
-    elog_beta = ConjugateDirichlet(torch.as_tensor(lam)).expected_stats()
+    topics = ConjugateDirichlet(torch.as_tensor(lam))
+    elog_beta = topics.expected_stats()
     counts = DocTermCounts.from_matrix(x, dtype=torch.float64)
-    out = lda_e_step(counts, elog_beta, torch.tensor(0.25, **F64), torch.ones(30, 4, **F64), tol=1e-12, max_iter=2000)
+    out = lda_e_step(counts, topics, torch.tensor(0.25, **F64), torch.ones(30, 4, **F64), tol=1e-12, max_iter=2000)
     gamma, stats = _reference_e_step(x, elog_beta.numpy(), 0.25, 1e-12, 2000)
     assert np.allclose(out.gamma.numpy(), gamma, rtol=1e-9)
     assert np.allclose(out.topic_word_stats.numpy(), stats, rtol=1e-9, atol=1e-12)
@@ -80,6 +81,24 @@ def test_vectorized_e_step_matches_per_document_loop_and_explicit_bound():
     prior = torch.distributions.Dirichlet(torch.full((4,), 0.25, **F64))
     explicit -= torch.distributions.kl_divergence(torch.distributions.Dirichlet(out.gamma), prior).sum()
     assert float(out.bound) == pytest.approx(float(explicit), rel=1e-10)
+
+
+def test_e_step_keeps_the_better_of_fresh_and_previous_gamma():
+    x, _ = _planted(n_docs=40, seed=8)
+    topics = ConjugateDirichlet(torch.as_tensor(np.random.default_rng(1).gamma(1.0, 1.0, (4, x.shape[1]))))
+    counts = DocTermCounts.from_matrix(x, dtype=torch.float64)
+    alpha, ones = torch.tensor(0.3, **F64), torch.ones(40, 4, **F64)
+    fresh = lda_e_step(counts, topics, alpha, ones, max_iter=3)  # deliberately unconverged
+    previous = lda_e_step(counts, topics, alpha, ones, max_iter=200).gamma
+    previous[::2] = 5.0  # a poor previous gamma for half of the documents
+    guarded = lda_e_step(counts, topics, alpha, ones, max_iter=3, previous=previous)
+    scored = lda_e_step(counts, topics, alpha, previous, max_iter=0)
+    assert torch.allclose(guarded.doc_bound, torch.maximum(fresh.doc_bound, scored.doc_bound))
+    assert torch.equal(guarded.gamma[::2], fresh.gamma[::2]) and bool((guarded.doc_bound >= fresh.doc_bound).all())
+    # the statistics follow the chosen gamma
+    assert torch.allclose(
+        guarded.topic_word_stats, lda_e_step(counts, topics, alpha, guarded.gamma, max_iter=0).topic_word_stats
+    )
 
 
 def test_batch_bound_never_decreases_every_iteration():

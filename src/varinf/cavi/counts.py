@@ -106,8 +106,36 @@ class DocTermCounts:
             self.n_words,
         )
 
+    def rows(self, start: int, stop: int) -> DocTermCounts:
+        """Documents ``start:stop`` (a contiguous slice: views, no gather)."""
+        a, b = int(self.indptr[start]), int(self.indptr[stop])
+        return DocTermCounts(
+            self.doc[a:b] - start,
+            self.word[a:b],
+            self.count[a:b],
+            self.indptr[start : stop + 1] - a,
+            stop - start,
+            self.n_words,
+        )
+
+    def blocks(self, max_entries: int) -> list[tuple[int, int]]:
+        """``(start, stop)`` document ranges holding about ``max_entries`` nonzeros each (at least one document)."""
+        bounds, start = [], 0
+        while start < self.n_docs:
+            limit = int(self.indptr[start]) + max_entries
+            stop = int(torch.searchsorted(self.indptr, limit, right=True)) - 1
+            stop = min(max(stop, start + 1), self.n_docs)
+            bounds.append((start, stop))
+            start = stop
+        return bounds
+
     def select(self, docs: Tensor) -> DocTermCounts:
         """The sub-matrix of rows ``docs`` (``(B,)`` int64), renumbered ``0..B-1`` in the given order."""
+        return self.select_with_positions(docs)[0]
+
+    def select_with_positions(self, docs: Tensor) -> tuple[DocTermCounts, Tensor]:
+        """:meth:`select`, plus the positions ``(nnz',)`` of the kept entries in this object's arrays
+        (to carry per-entry data such as gathered topic columns along)."""
         docs = docs.to(self.indptr.device)
         starts = self.indptr[docs]
         lens = self.indptr[docs + 1] - starts
@@ -118,7 +146,8 @@ class DocTermCounts:
         pos = starts[new_doc] + offsets
         indptr = torch.zeros(docs.shape[0] + 1, dtype=torch.int64, device=docs.device)
         indptr[1:] = torch.cumsum(lens, 0)
-        return DocTermCounts(new_doc, self.word[pos], self.count[pos], indptr, int(docs.shape[0]), self.n_words)
+        sub = DocTermCounts(new_doc, self.word[pos], self.count[pos], indptr, int(docs.shape[0]), self.n_words)
+        return sub, pos
 
     # ---- sparse kernels (torch CSR: MKL/cuSPARSE back ends, far faster than gather + index_add)
     def _csr(self, indptr: Tensor, indices: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:

@@ -87,9 +87,12 @@ class ConjugateDirichlet(AbstractConjugate):
     def distribution(self) -> Dirichlet:
         return Dirichlet(self.concentration, validate_args=False)
 
-    def expected_stats(self) -> Tensor:
+    def expected_stats(self, index: Tensor | None = None) -> Tensor:
+        """:math:`\\mathbb E\\log\\theta`, ``(..., K)``; with ``index``, only those coordinates (``(..., len(index))``),
+        e.g. the words of one minibatch out of a large vocabulary."""
         a = self.concentration
-        return torch.digamma(a) - torch.digamma(a.sum(-1, keepdim=True))
+        total = torch.digamma(a.sum(-1, keepdim=True))
+        return torch.digamma(a if index is None else a.index_select(-1, index)) - total
 
     def mean(self) -> Tensor:
         return self.concentration / self.concentration.sum(-1, keepdim=True)
