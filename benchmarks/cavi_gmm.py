@@ -191,7 +191,15 @@ def markdown(res: dict, cfg: dict) -> str:
     lines += [""]
     for name, v in speed.items():
         lines.append(f"- {name}: median speed-up {np.median(v):.2f}x (min {min(v):.2f}x, max {max(v):.2f}x)")
-    lines += ["", f"Command: `{cfg['command']}`", f"Machine: {cfg['machine']}", ""]
+    runs = [r[v] for r in res["rows"] for v in VARIANTS]
+    met = sum(f["speedup_vs_sklearn"] >= 2 and f["elbo_minus_sklearn"] >= -1e-4 for f in runs)
+    lines += [
+        f"- goal (>= 2x faster to an ELBO within 1e-4 nats/point of scikit-learn's): met in {met} of {len(runs)} fits.",
+        "",
+        f"Command: `{cfg['command']}`",
+        f"Machine: {cfg['machine']}",
+        "",
+    ]
     return "\n".join(lines)
 
 

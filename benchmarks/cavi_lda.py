@@ -163,7 +163,15 @@ def markdown(rows: list[dict], cfg: dict) -> str:
                 f"- {method}: speed-up median {np.median(s):.2f}x (min {min(s):.2f}x, max {max(s):.2f}x); "
                 f"held-out perplexity varinf / sklearn median {np.median(p):.3f} (min {min(p):.3f}, max {max(p):.3f})"
             )
-    lines += ["", f"Command: `{cfg['command']}`", f"Machine: {cfg['machine']}", ""]
+    met = sum(r["speedup"] >= 2 and r["perplexity_ratio"] <= 1.01 for r in rows)
+    lines += [
+        f"- goal (>= 2x faster at a held-out perplexity no worse than 1% above scikit-learn's): met in {met} of "
+        f"{len(rows)} runs.",
+        "",
+        f"Command: `{cfg['command']}`",
+        f"Machine: {cfg['machine']}",
+        "",
+    ]
     return "\n".join(lines)
 
 
