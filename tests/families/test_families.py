@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from varinf.families import AmortizedNormal, Flow, FullRank, LowRank, MeanField, make_family
+from varinf.families import AmortizedNormal, Flow, FullRank, LowRank, MeanField, Preconditioned, make_family
 
 D = 2
 
@@ -21,6 +21,15 @@ def _families():
         "lowrank": lambda: LowRank(D, rank=1, init_scale=0.7),
         "flow_nsf": lambda: Flow(D, kind="nsf", transforms=2, hidden=(16,)),
         "flow_maf": lambda: Flow(D, kind="maf", transforms=2, hidden=(16,), loc=torch.tensor([1.0, 0.0])),
+        "precond_diag": lambda: Preconditioned(
+            MeanField(D, init_scale=1.0), torch.tensor([0.5, -1.0]), torch.tensor([0.5, 2.0])
+        ),
+        "precond_tril": lambda: Preconditioned(
+            FullRank(D, init_scale=1.0), torch.tensor([0.5, -1.0]), torch.tensor([[0.8, 0.0], [-0.6, 1.2]])
+        ),
+        "precond_flow": lambda: Preconditioned(
+            Flow(D, kind="maf", transforms=1, hidden=(8,)), torch.zeros(D), torch.tensor([1.5, 0.7])
+        ),
     }
 
 
@@ -31,8 +40,9 @@ def family(request):
     with torch.no_grad():  # move off the symmetric initialisation so every parameter matters
         for p in fam.parameters():
             p.add_(0.05 * torch.randn_like(p))
-        if isinstance(fam, FullRank):
-            fam.off_diag.add_(0.3)
+        for m in fam.modules():
+            if isinstance(m, FullRank):
+                m.off_diag.add_(0.3)
     return fam
 
 

@@ -7,6 +7,7 @@ from .base import AbstractFamily
 from .diag_normal import DiagNormal
 from .flow import Flow
 from .gaussian import FullRank, LowRank, MeanField
+from .preconditioned import Preconditioned
 
 __all__ = [
     "FAMILIES",
@@ -17,6 +18,7 @@ __all__ = [
     "FullRank",
     "LowRank",
     "MeanField",
+    "Preconditioned",
     "make_family",
 ]
 

@@ -29,6 +29,7 @@ from .adam import LeanAdam
 from .averaging import IterateAverage
 from .convergence import RelativeChange
 from .errors import ConvergenceWarning
+from .laplace import laplace_init, preconditioned_family
 from .loop import StepLoop
 from .result import FitResult
 from .stepsize import adapt_lr
@@ -111,7 +112,7 @@ def fit(
     decay: float = 0.3,
     max_decays: int = 4,
     tol_param: float = 0.05,
-    init="zeros",
+    init="auto",
     seed: int | None = 0,
     dtype: torch.dtype | None = None,
     device: str | torch.device | None = None,
@@ -139,7 +140,9 @@ def fit(
         decay: factor applied to the step size each time the ELBO becomes stationary.
         max_decays: at most this many step-size reductions.
         tol_param: stop when a smaller step moves q's (averaged) mean and log-sd by less than this many sds.
-        init: starting point (see :func:`initial_point`).
+        init: ``"auto"`` (default): the posterior mode and its curvature when L-BFGS finds a proper mode
+            (see :mod:`~varinf.optim.laplace`), else zeros; ``"laplace"`` (the same, warning on fallback);
+            or a starting point for :func:`initial_point` (``"zeros"``, ``"uniform"``, dict, tensor).
         seed: seeds all randomness inside the fit (the global RNG state is left untouched).
         dtype, device: move the model and family there (default: the model's own).
         progress: show a progress bar (default: only when stderr is a terminal).
@@ -220,10 +223,21 @@ def _fit(
     ref = next(model.buffers(), None)
     dtype = dtype or (ref.dtype if ref is not None and ref.is_floating_point() else torch.get_default_dtype())
     device = device or (ref.device if ref is not None else torch.device("cpu"))
-    u0 = initial_point(model, init).to(device=device, dtype=dtype)
+    start = "zeros" if isinstance(init, str) and init in ("laplace", "auto") else init
+    u0 = initial_point(model, start).to(device=device, dtype=dtype)
     if check:
         model.check(u0)
-    if isinstance(family, str):
+    laplace = None
+    if isinstance(init, str) and init in ("laplace", "auto") and isinstance(family, str):
+        laplace = laplace_init(model.log_density, u0)
+        if laplace.ok:
+            u0 = laplace.mode
+        elif init == "laplace":
+            warnings.warn(f"{model.name}: Laplace initialization failed ({laplace.reason}); starting from zeros",
+                          stacklevel=3)  # fmt: skip
+    if isinstance(family, str) and laplace is not None and laplace.ok:
+        family = preconditioned_family(family, model.dim, laplace, **family_kwargs)
+    elif isinstance(family, str):
         family = make_family(family, model.dim, loc=u0, **family_kwargs)
     elif family_kwargs:
         raise TypeError(f"unexpected keyword arguments {sorted(family_kwargs)} (a family module was given)")
@@ -231,7 +245,7 @@ def _fit(
         raise ValueError(f"family has dim={family.dim} but the model has {model.dim} unconstrained dimensions")
     family = family.to(device=device, dtype=dtype)
     log_p = model.log_density
-    grad_evals, per_step = 0, _particles(objective)
+    grad_evals, per_step = (laplace.evaluations if laplace is not None else 0), _particles(objective)
 
     with _no_validation():
         if lr == "auto":
