@@ -6,6 +6,9 @@ of :meth:`ImageCodec.tables`, and returns the file bytes with the model's estima
 :func:`decompress_image` validates the container, pops the latents (bit-exact by construction), runs the
 synthesis and crops. Units: bits, bits per pixel (bpp = file bits / (H W)).
 
+Determinism: the decoded symbols depend only on integers (integer tables, integer hyper-synthesis), and the
+float synthesis runs on one thread while decoding, so a file decodes to the same pixels in every process.
+
 Lossy meta (11 bytes): height u32, width u32, quality u16 (multiples of 1/4096), channels u8 (1 grey, 3 RGB).
 
 Example::

@@ -22,6 +22,7 @@ For the synthesis, the rounded value is passed with a straight-through gradient 
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,8 +72,6 @@ class LatentTables:
 
     def digest(self) -> int:
         """32-bit digest of the tables and the integer network weights (recorded in every file)."""
-        import zlib
-
         crc = self.y_table.digest()
         if self.z_table is not None:
             crc = zlib.crc32(self.z_table.digest().to_bytes(4, "little"), crc)
