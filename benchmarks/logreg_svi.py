@@ -82,6 +82,7 @@ def run_varinf(X, y, steps, average, init="zeros"):
         lr=LR,
         tol_rel_obj=None,
         average=average,
+        init=init,
         seed=0,
         progress=False,
         check=True,
