@@ -1,7 +1,8 @@
 """``varinf compress`` / ``varinf decompress`` (learned lossy image codec, ``.vif`` files) and ``varinf codec``::
 
 varinf compress IMAGE.png -o IMAGE.vif [--quality Q] [--model DIR] [--force]
-varinf decompress IMAGE.vif -o OUT.png [--model DIR] [--force]
+varinf compress --lossless DIGITS.npy|DIGIT.png -o DIGITS.vif [--model DIR] [--force]   (bits-back, VAE)
+varinf decompress FILE.vif -o OUT.png|OUT.npy [--model DIR] [--force]   (lossy or lossless, from the file)
 varinf codec train --out DIR [--images FOLDER] [--steps N] ...
 varinf codec eval --images FOLDER [--model DIR] [--qualities ...] [--baselines]
 """
@@ -27,7 +28,22 @@ def _guard(func):
     return run
 
 
+def _progress(args: argparse.Namespace, total: int | None = None):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, disable=not sys.stderr.isatty(), desc=args.command, unit="img")
+
+
 def run_compress(args: argparse.Namespace) -> int:
+    if args.lossless:
+        from ..compression import compress_lossless_file
+
+        with _progress(args) as bar:
+            result = compress_lossless_file(args.input, args.output, model=args.model, force=args.force, progress=bar)
+        print(f"{args.output}: {len(result.data)} bytes, {result.num_images} image(s), "
+              f"{result.bits_per_dim:.4f} bits/dim (model estimate "
+              f"{result.image_bits.mean() / result.num_dims:.4f} bits/dim without the first-image overhead)")  # fmt: skip
+        return 0
     from ..compression import compress_file
 
     result = compress_file(args.input, args.output, quality=args.quality, model=args.model, force=args.force)
@@ -38,8 +54,13 @@ def run_compress(args: argparse.Namespace) -> int:
 
 
 def run_decompress(args: argparse.Namespace) -> int:
-    from ..compression import decompress_file
+    from ..compression import KIND_LOSSLESS, decompress_file, decompress_lossless_file, file_kind
 
+    if file_kind(args.input) == KIND_LOSSLESS:
+        with _progress(args) as bar:
+            array = decompress_lossless_file(args.input, args.output, model=args.model, force=args.force, progress=bar)
+        print(f"{args.output}: array {tuple(array.shape)} {array.dtype}")
+        return 0
     pixels = decompress_file(args.input, args.output, model=args.model, force=args.force)
     print(f"{args.output}: {pixels.shape[0]}x{pixels.shape[1]} pixels")
     return 0
@@ -75,19 +96,21 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("compress", help="compress an image with the learned lossy codec (.vif)")
-    p.add_argument("input", help="image file (PNG, JPEG, ...)")
+    p = sub.add_parser("compress", help="compress an image (learned lossy codec) or images (--lossless) to .vif")
+    p.add_argument("input", help="image file (PNG, JPEG, ...); with --lossless also a .npy array of images")
+    p.add_argument("--lossless", action="store_true",
+                   help="bits-back coding with a VAE (default model: binarized MNIST, 28x28, values 0/1 or 0/255)")  # fmt: skip
     p.add_argument("-o", "--output", required=True, help="output .vif file")
     p.add_argument("-q", "--quality", type=float, default=None,
                    help="quality level in [0, levels-1], fractional values interpolate (default: 3)")  # fmt: skip
-    p.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")
+    p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
     p.set_defaults(func=_guard(run_compress))
 
-    p = sub.add_parser("decompress", help="decode a .vif file to an image")
+    p = sub.add_parser("decompress", help="decode a .vif file (lossy or lossless) to an image or .npy array")
     p.add_argument("input", help=".vif file")
-    p.add_argument("-o", "--output", required=True, help="output image (.png recommended)")
-    p.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")
+    p.add_argument("-o", "--output", required=True, help="output image (.png recommended) or .npy (lossless)")
+    p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
     p.add_argument("--force", action="store_true", help="overwrite the output file")
     p.set_defaults(func=_guard(run_decompress))
 

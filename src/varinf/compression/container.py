@@ -35,7 +35,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FORMAT_VERSION", "KIND_LOSSLESS", "KIND_LOSSY_IMAGE", "MAGIC", "Container", "FormatError", "read_container"]
+__all__ = [
+    "FORMAT_VERSION",
+    "KIND_LOSSLESS",
+    "KIND_LOSSY_IMAGE",
+    "MAGIC",
+    "Container",
+    "FormatError",
+    "file_kind",
+    "read_container",
+]
 
 MAGIC = b"\x89VIF"
 FORMAT_VERSION = 1
@@ -112,3 +121,15 @@ def read_container(data: bytes, expect_kind: int | None = None) -> Container:
         raise FormatError("corrupt .vif file (CRC32 mismatch)")
     payload = np.frombuffer(data, dtype="<u4", count=payload_len // 4, offset=pos + 4).astype(np.uint32)
     return Container(kind, model_id, digest, data[_HEAD.size : pos], payload)
+
+
+def file_kind(path) -> int:
+    """The content kind of a ``.vif`` file (1 lossy image, 2 lossless) from its first 6 bytes; FormatError if
+    it is not one (the full validation happens when it is decoded)."""
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if len(head) < 6 or head[:4] != MAGIC:
+        raise FormatError(f"{path}: not a .vif file (wrong magic bytes or too short)")
+    if head[5] not in _KINDS:
+        raise FormatError(f"{path}: unknown .vif content kind {head[5]}")
+    return head[5]

@@ -59,11 +59,19 @@ def quantize_pmf(p: np.ndarray, precision: int = PRECISION) -> np.ndarray:
     scaled = p * (free / sums)
     w = np.floor(scaled).astype(np.int64)
     left = free - w.sum(axis=1, keepdims=True)  # >= 0 up to float rounding; may be slightly negative
-    rank_frac = np.argsort(np.argsort(-(scaled - w), axis=1, kind="stable"), axis=1, kind="stable")
-    rank_size = np.argsort(np.argsort(-w, axis=1, kind="stable"), axis=1, kind="stable")
-    w += np.where(left > 0, rank_frac < left, 0)  # leftover units to the largest fractional parts
-    w -= np.where(left < 0, rank_size < -left, 0)  # overshoot taken from the largest weights
+    if np.any(left > 0):  # leftover units to the largest fractional parts
+        w += np.where(left > 0, _ranks(-(scaled - w)) < left, 0)
+    if np.any(left < 0):  # overshoot taken from the largest weights
+        w -= np.where(left < 0, _ranks(-w) < -left, 0)
     return w + 1
+
+
+def _ranks(keys: np.ndarray) -> np.ndarray:
+    """Position of every entry in its row's stable ascending sort (the inverse permutation of argsort)."""
+    order = np.argsort(keys, axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(keys.shape[1])[None, :].repeat(len(keys), axis=0), axis=1)
+    return ranks
 
 
 @dataclass(frozen=True, eq=False)
