@@ -112,3 +112,19 @@ def test_shipped_model_is_small_and_checked():
     from varinf.compression.bitsback_model import DEFAULT_BITSBACK_DIR
 
     assert (DEFAULT_BITSBACK_DIR / "model.safetensors").stat().st_size < 1_100_000
+
+
+def test_eight_bit_vae_run_folder_codes_files(tmp_path):
+    """A varinf VAE run folder (no model.json) is a bits-back model too; 8-bit values round trip."""
+    from varinf.compression import compress_lossless_file, decompress_lossless_file
+    from varinf.vae import save_vae
+
+    torch.manual_seed(0)
+    save_vae(tmp_path / "run", VAE.from_config(VAEConfig(data_shape=(1, 5, 5), latents=(3,), hidden=((8,),),
+                                                         likelihood="logistic")))  # fmt: skip
+    x = np.random.default_rng(2).integers(0, 256, (4, 5, 5)).astype(np.uint8)
+    np.save(tmp_path / "x.npy", x)
+    compress_lossless_file(tmp_path / "x.npy", tmp_path / "x.vif", model=tmp_path / "run")
+    back = decompress_lossless_file(tmp_path / "x.vif", tmp_path / "y.npy", model=tmp_path / "run")
+    np.testing.assert_array_equal(back, x)
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), x)

@@ -34,10 +34,15 @@ __all__ = ["DEFAULT_BITSBACK_DIR", "load_bitsback", "save_bitsback"]
 
 DEFAULT_BITSBACK_DIR = Path(__file__).resolve().parents[1] / "assets" / "bitsback_mnist"
 WEIGHTS, CONFIG = "model.safetensors", "model.json"
+DEFAULT_LATENT_BITS, DEFAULT_INITIAL_WORDS = 8, 64
 
 
 def save_bitsback(
-    vae, directory: str | os.PathLike, latent_bits: int = 8, initial_words: int = 64, info: dict | None = None
+    vae,
+    directory: str | os.PathLike,
+    latent_bits: int = DEFAULT_LATENT_BITS,
+    initial_words: int = DEFAULT_INITIAL_WORDS,
+    info: dict | None = None,
 ) -> BitsBackCodec:
     """Store ``vae`` (float16 weights) with its coding settings; returns the codec of the *stored* weights."""
     if vae.config is None:
@@ -56,11 +61,17 @@ def save_bitsback(
 
 
 def load_bitsback(directory: str | os.PathLike | None = None) -> BitsBackCodec:
-    """The bits-back codec stored in ``directory`` (default: the shipped binarized-MNIST model)."""
+    """The bits-back codec stored in ``directory`` (default: the shipped binarized-MNIST model).
+
+    A :mod:`varinf.vae` run folder (``model.safetensors`` without ``model.json``) works too, with the default
+    coding settings (8 latent bits, 64 seed words).
+    """
     directory = DEFAULT_BITSBACK_DIR if directory is None else Path(directory)
     wpath, cpath = directory / WEIGHTS, directory / CONFIG
-    if not wpath.is_file() or not cpath.is_file():
+    if not wpath.is_file():
         raise FileNotFoundError(f"no bits-back model in {directory} (expected {WEIGHTS} and {CONFIG})")
+    if not cpath.is_file():  # a varinf VAE run folder: default coding settings
+        return BitsBackCodec(load_vae(wpath), DEFAULT_LATENT_BITS, DEFAULT_INITIAL_WORDS)
     try:
         meta = json.loads(cpath.read_text())
         bits, words = int(meta["latent_bits"]), int(meta["initial_words"])
