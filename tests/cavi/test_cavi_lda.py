@@ -101,9 +101,11 @@ def test_e_step_keeps_the_better_of_fresh_and_previous_gamma():
     )
 
 
-def test_batch_bound_never_decreases_every_iteration():
+@pytest.mark.parametrize("solver", ["squarem", "fixed_point"])
+def test_batch_bound_never_decreases_every_iteration(solver):
     x, _ = _planted(n_docs=150, seed=2)
-    lda = LatentDirichletAllocation(6, max_iter=40, tol=0, random_state=0, dtype=torch.float64)
+    kw = {"tol": 0, "random_state": 0, "local_solver": solver}
+    lda = LatentDirichletAllocation(6, max_iter=40, dtype=torch.float64, **kw)
     with pytest.warns(ConvergenceWarning):
         lda.fit(x)
     elbo = np.asarray(lda.elbo_)
@@ -111,7 +113,7 @@ def test_batch_bound_never_decreases_every_iteration():
     assert np.all(np.diff(elbo) >= -1e-12 * np.abs(elbo[1:])), np.diff(elbo).min()
     assert elbo[-1] > elbo[0] + 0.1
     # float32 follows the same path
-    lda32 = LatentDirichletAllocation(6, max_iter=40, tol=0, random_state=0, dtype=torch.float32)
+    lda32 = LatentDirichletAllocation(6, max_iter=40, dtype=torch.float32, **kw)
     with pytest.warns(ConvergenceWarning):
         lda32.fit(x)
     assert lda32.components_.dtype == torch.float32
@@ -224,6 +226,10 @@ def test_validation_errors():
         LatentDirichletAllocation(3, learning_decay=1.5).fit(x)
     with pytest.raises(ValueError, match="n_components"):
         LatentDirichletAllocation(0).fit(x)
+    with pytest.raises(ValueError, match="local_solver"):
+        LatentDirichletAllocation(3, local_solver="newton").fit(x)
+    with pytest.raises(ValueError, match="callback"):
+        LatentDirichletAllocation(3, callback="print").fit(x)
     with pytest.raises(RuntimeError, match="not fitted"):
         LatentDirichletAllocation(3).transform(x)
     lda = LatentDirichletAllocation(3, max_iter=2, random_state=0)

@@ -36,7 +36,8 @@ from torch import Tensor
 from ..optim import ConvergenceWarning
 from .counts import DocTermCounts
 from .expfam import ConjugateDirichlet
-from .lda_estep import LDALocalResult, lda_e_step
+from .lda_estep import SOLVERS, LDALocalResult, lda_e_step
+from .lda_layout import PaddedDocs
 from .schedule import RobbinsMonro, progress_bar
 from .validation import check_positive, seed_generator
 
@@ -57,10 +58,14 @@ class LatentDirichletAllocation:
         max_iter: passes over the data (batch: CAVI iterations; online: epochs).
         tol: stop when the per-token bound changes by less than this (nats).
         mean_change_tol, max_doc_update_iter: inner (per-document) E-step tolerance and cap.
+        local_solver: ``"squarem"`` (accelerated fixed point, default) or ``"fixed_point"`` (plain iteration,
+            as scikit-learn); see :mod:`varinf.cavi.lda_fixed_point`.
         random_state: int seed, ``torch.Generator`` or ``None``.
         dtype, device: computation dtype (default: float64 input stays float64, else torch's default)
             and device (default: the input's).
         progress: tqdm bar (``None``: only on a terminal).
+        callback: optional ``callback(model)`` called after every pass (batch: each M-step; online: each
+            epoch), e.g. to record ``components_`` for a perplexity-vs-time curve.
 
     Learned attributes: ``components_`` (:math:`\\lambda`, ``(K, V)``), ``n_iter_``, ``n_batch_iter_``,
     ``elbo_`` (list), ``bound_`` (last per-token bound), ``converged_``, ``doc_topic_prior_``,
@@ -82,10 +87,12 @@ class LatentDirichletAllocation:
         tol: float = 1e-4,
         mean_change_tol: float = 1e-3,
         max_doc_update_iter: int = 100,
+        local_solver: str = "squarem",
         random_state=None,
         dtype: torch.dtype | None = None,
         device=None,
         progress: bool | None = None,
+        callback=None,
     ):
         self.n_components = n_components
         self.doc_topic_prior = doc_topic_prior
@@ -99,10 +106,12 @@ class LatentDirichletAllocation:
         self.tol = tol
         self.mean_change_tol = mean_change_tol
         self.max_doc_update_iter = max_doc_update_iter
+        self.local_solver = local_solver
         self.random_state = random_state
         self.dtype = dtype
         self.device = device
         self.progress = progress
+        self.callback = callback
 
     # ------------------------------------------------------------------ configuration and state
     def _check_params(self) -> None:
@@ -118,6 +127,10 @@ class LatentDirichletAllocation:
         check_positive(self.tol, "tol", allow_zero=True)
         check_positive(self.mean_change_tol, "mean_change_tol", allow_zero=True)
         check_positive(self.max_doc_update_iter, "max_doc_update_iter", integer=True)
+        if self.local_solver not in SOLVERS:
+            raise ValueError(f"local_solver must be one of {sorted(SOLVERS)}, got {self.local_solver!r}")
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError(f"callback must be callable or None, got {type(self.callback).__name__}")
 
     def _counts(self, X, name: str = "X") -> DocTermCounts:
         fitted = hasattr(self, "components_")
@@ -149,14 +162,17 @@ class LatentDirichletAllocation:
     def _posterior(self) -> ConjugateDirichlet:
         return ConjugateDirichlet(self.components_)
 
-    def _e_step(self, counts: DocTermCounts, previous: Tensor | None = None, stats: bool = True) -> LDALocalResult:
+    def _e_step(
+        self, counts: DocTermCounts | PaddedDocs, previous: Tensor | None = None, stats: bool = True
+    ) -> LDALocalResult:
         """The local step from gamma = 1 (as scikit-learn and Hoffman et al. restart it every pass).
 
         Restarting lets documents move to other topics as the topics improve (warm starts measurably lock
         in early assignments: +5-8% held-out perplexity on Reuters and News). With ``previous`` each
         document keeps the better of its fresh and previous gamma, which makes batch CAVI monotone:
         L(new) >= L(previous gamma, new topics) >= L(previous gamma, old topics)."""
-        gamma = counts.count.new_ones(counts.n_docs, self.n_components)
+        like = counts.counts.count if isinstance(counts, PaddedDocs) else counts.count
+        gamma = like.new_ones(counts.n_docs, self.n_components)
         return lda_e_step(
             counts,
             self._posterior(),
@@ -164,6 +180,7 @@ class LatentDirichletAllocation:
             gamma,
             tol=self.mean_change_tol,
             max_iter=self.max_doc_update_iter,
+            solver=self.local_solver,
             stats=stats,
             previous=previous,
         )
@@ -199,11 +216,12 @@ class LatentDirichletAllocation:
 
     def _fit_batch(self, counts: DocTermCounts) -> None:
         tokens = counts.total
+        docs = PaddedDocs.from_counts(counts, self.n_components)  # the same documents every pass
         gamma = None
         prior = self._prior()
         with progress_bar(self.max_iter, self.progress, "LDA (CAVI)") as bar:
             for it in range(self.max_iter + 1):
-                local = self._e_step(counts, previous=gamma)  # the bound below never decreases
+                local = self._e_step(docs, previous=gamma)  # the bound below never decreases
                 gamma = local.gamma
                 self.elbo_.append((float(local.bound) - self._global_kl()) / tokens)
                 self.converged_ = len(self.elbo_) > 1 and self._last_change() < self.tol
@@ -211,6 +229,8 @@ class LatentDirichletAllocation:
                     break
                 self.components_ = prior.update(local.topic_word_stats).concentration
                 self.n_iter_ += 1
+                if self.callback is not None:
+                    self.callback(self)
                 bar.update(1)
                 bar.set_postfix(bound=f"{self.elbo_[-1]:.4f}")
         self.bound_ = self.elbo_[-1]
@@ -241,6 +261,8 @@ class LatentDirichletAllocation:
                 order = torch.randperm(counts.n_docs, generator=gen).to(counts.doc.device)
                 self.elbo_.append(self._online_pass(counts, order, counts.n_docs))
                 self.n_iter_ += 1
+                if self.callback is not None:
+                    self.callback(self)
                 bar.update(1)
                 bar.set_postfix(bound=f"{self.elbo_[-1]:.4f}")
                 self.converged_ = len(self.elbo_) > 1 and self._last_change() < self.tol

@@ -7,12 +7,13 @@ For fixed topics :math:`q(\beta_k) = \mathrm{Dir}(\lambda_k)`, each document alt
     \phi_{dwk} \propto \exp\{\mathbb E\log\theta_{dk} + \mathbb E\log\beta_{kw}\}, \qquad
     \gamma_{dk} = \alpha_k + \textstyle\sum_w n_{dw}\phi_{dwk},
 
-until the mean absolute change of :math:`\gamma_d` is below ``tol``. :math:`\phi` is never stored: with
+until the mean absolute change of :math:`\gamma_d` is below ``tol``; a converged document stops there
+(as in a per-document loop), the others go on. :math:`\phi` is never stored: with
 :math:`\Phi_{dw} = \sum_k e^{\mathbb E\log\theta_{dk}} e^{\mathbb E\log\beta_{kw}}` the update is
 :math:`\gamma_d = \alpha + e^{\mathbb E\log\theta_d} \odot \sum_w (n_{dw}/\Phi_{dw})\, e^{\mathbb E\log\beta_{\cdot w}}`.
-All documents advance together over the nonzero entries (:math:`\Phi` by a gather and a GEMV over
-topic columns gathered once per E-step, the sums by a CSR @ dense product); converged documents are
-dropped from the working set as it shrinks.
+Documents advance together in length-sorted, padded blocks (:class:`~varinf.cavi.lda_layout.PaddedDocs`):
+both sums are batched GEMVs over each document's topic columns, gathered once per E-step; converged
+documents are dropped from a block's working set as it shrinks.
 
 Both exponentials are shifted (per word and per document, by their max over topics) before ``exp``:
 :math:`\phi` and the updates are invariant to these shifts, and float32 no longer underflows for small
@@ -36,8 +37,12 @@ from torch.distributions import Dirichlet, kl_divergence
 
 from .counts import DocTermCounts
 from .expfam import ConjugateDirichlet
+from .lda_fixed_point import WorkingSet, fixed_point, squarem
+from .lda_layout import DocBlock, PaddedDocs
 
-__all__ = ["LDALocalResult", "lda_e_step"]
+__all__ = ["SOLVERS", "LDALocalResult", "lda_e_step"]
+
+SOLVERS = {"fixed_point": fixed_point, "squarem": squarem}
 
 
 @dataclass(frozen=True)
@@ -70,21 +75,8 @@ class LDALocalResult:
         return self.doc_bound.sum()
 
 
-def _shifted_exp_elog_theta(gamma: Tensor) -> tuple[Tensor, Tensor]:
-    """``exp(E log theta - shift)`` and ``shift`` (``(n, 1)``, the row max)."""
-    e = torch.digamma(gamma) - torch.digamma(gamma.sum(-1, keepdim=True))
-    shift = e.amax(-1, keepdim=True)
-    return torch.exp(e - shift), shift
-
-
-def _phinorm(etheta: Tensor, doc: Tensor, b_nz: Tensor, ones_k: Tensor, tiny: float) -> Tensor:
-    """:math:`\\Phi_{dw} = \\sum_k \\tilde\\theta_{dk}\\tilde\\beta_{kw}` at the nonzeros: gather, multiply in place, GEMV
-    (measured 2x faster on CPU than torch's ``sparse.sampled_addmm`` for K ~ 20)."""
-    return etheta.index_select(0, doc).mul_(b_nz).matmul(ones_k).clamp_min_(tiny)
-
-
 def lda_e_step(
-    counts: DocTermCounts,
+    counts: DocTermCounts | PaddedDocs,
     topics: ConjugateDirichlet,
     alpha: Tensor,
     gamma: Tensor,
@@ -93,115 +85,101 @@ def lda_e_step(
     max_iter: int = 100,
     stats: bool = True,
     previous: Tensor | None = None,
-    block_entries: int = 2**20,
+    solver: str = "squarem",
+    block_entries: int = 2**19,
 ) -> LDALocalResult:
     r"""Run the local updates for every document of ``counts``.
 
     Args:
-        counts: the documents (``n_docs`` rows, ``V`` words).
+        counts: the documents (``n_docs`` rows, ``V`` words), or their :class:`PaddedDocs` layout (build it
+            once with ``PaddedDocs.from_counts`` when the same documents are visited every pass).
         topics: :math:`q(\beta) = \mathrm{Dir}(\lambda)`, concentration ``(K, V)``; only the columns of words
             present in ``counts`` are touched (a minibatch of a large vocabulary stays cheap).
         alpha: ``(K,)`` or scalar document-topic prior.
         gamma: ``(n_docs, K)`` starting :math:`\gamma` (not modified).
         tol: per-document mean-absolute-change tolerance on :math:`\gamma_d`.
-        max_iter: cap on the inner iterations.
+        max_iter: cap on the inner iterations (0: only evaluate ``gamma``).
         stats: whether to accumulate the M-step statistics ``topic_word_stats``.
+        solver: ``"squarem"`` (accelerated) or ``"fixed_point"`` (plain iteration, as scikit-learn), see
+            :mod:`varinf.cavi.lda_fixed_point`; both stop a document at the same ``tol``.
         previous: optional ``(n_docs, K)``; each document keeps whichever of its new :math:`\gamma_d` and
             ``previous[d]`` has the higher bound under these topics (batch CAVI restarts the local step
             each pass yet stays monotone this way).
-        block_entries: documents are processed in blocks of about ``block_entries / K`` nonzeros, so the
-            ``(nnz, K)`` temporaries stay in cache (documents are independent given the topics).
+        block_entries: (padded slot, topic) pairs per block when ``counts`` is not yet laid out: the
+            ``(m, L, K)`` topic columns of a block stay in cache (documents are independent given the topics).
     """
-    n_topics, n_words = topics.concentration.shape
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
+    n_topics = topics.concentration.shape[0]
+    docs = counts if isinstance(counts, PaddedDocs) else PaddedDocs.from_counts(counts, n_topics, block_entries)
     alpha = torch.as_tensor(alpha, dtype=gamma.dtype, device=gamma.device).expand(n_topics)
-    parts, n_iter = [], 0
-    topic_word = gamma.new_zeros(n_topics, n_words) if stats else None
-    for start, stop in counts.blocks(max(1, block_entries // n_topics)):
-        prev = None if previous is None else previous[start:stop]
-        block = _e_step_block(
-            counts.rows(start, stop), topics, alpha, gamma[start:stop], tol, max_iter, topic_word, prev
+    elog_beta = topics.expected_stats(docs.present)  # (K, P): only the words that occur
+    word_shift = elog_beta.amax(0)
+    beta_w = torch.exp(elog_beta - word_shift).T.contiguous()  # (P, K), fixed during the E-step
+
+    gamma = gamma.clone()
+    log_lik = torch.zeros(docs.n_docs, dtype=torch.float64, device=gamma.device)
+    etheta = gamma.new_zeros(docs.n_docs, n_topics) if stats else None
+    ratio = docs.counts.count.new_zeros(docs.counts.nnz) if stats else None  # n_dw / Phi_dw at the nonzeros
+    gamma[docs.empty] = alpha  # no words to explain: the prior
+    n_iter = 0
+    for block in docs.blocks:
+        beta = beta_w.index_select(0, block.word.view(-1)).view(*block.word.shape, n_topics)
+        work = WorkingSet(beta, block.count, block.chunk_doc, alpha)
+        g, block_iter = SOLVERS[solver](work, gamma[block.docs], tol, max_iter)
+        n_iter = max(n_iter, block_iter)
+        best = _evaluate(block, beta, word_shift, g)
+        if previous is not None:
+            best = best.better(_evaluate(block, beta, word_shift, previous[block.docs]), block, alpha)
+        gamma[block.docs] = best.gamma
+        log_lik[block.docs] = best.log_lik
+        if stats:
+            etheta[block.docs] = best.etheta
+            ratio[block.entry] = (block.count / best.phinorm).view(-1)[block.slot]
+    topic_word = None
+    if stats:  # sum_d n_dw phi_dwk = beta_kw sum_d etheta_dk n_dw / Phi_dw: one sparse product
+        local = docs.counts.matmul_t(ratio, etheta) * beta_w  # (P, K)
+        topic_word = gamma.new_zeros(n_topics, docs.n_words).index_copy_(1, docs.present, local.T)
+    return LDALocalResult(gamma, topic_word, log_lik, doc_kl(gamma, alpha), n_iter)
+
+
+@dataclass(frozen=True)
+class _BlockFit:
+    """A block's gamma with the optimal phi's normalizer and per-document log-likelihood terms."""
+
+    gamma: Tensor
+    etheta: Tensor
+    phinorm: Tensor
+    log_lik: Tensor
+
+    def better(self, other: _BlockFit, block: DocBlock, alpha: Tensor) -> _BlockFit:
+        """Per document, whichever of ``self`` and ``other`` has the higher bound."""
+        keep = (other.log_lik - doc_kl(other.gamma, alpha)) > (self.log_lik - doc_kl(self.gamma, alpha))
+        if not bool(keep.any()):
+            return self
+        keep_chunk = block.per_chunk(keep)
+        return _BlockFit(
+            torch.where(keep[:, None], other.gamma, self.gamma),
+            torch.where(keep[:, None], other.etheta, self.etheta),
+            torch.where(keep_chunk[:, None], other.phinorm, self.phinorm),
+            torch.where(keep, other.log_lik, self.log_lik),
         )
-        parts.append(block[:3])
-        n_iter = max(n_iter, block[3])
-    gamma, log_lik, kl = (torch.cat(p) for p in zip(*parts))
-    return LDALocalResult(gamma, topic_word, log_lik, kl, n_iter)
 
 
-def _doc_kl(gamma: Tensor, alpha: Tensor) -> Tensor:
+def _evaluate(block: DocBlock, beta: Tensor, word_shift: Tensor, gamma: Tensor) -> _BlockFit:
+    """phi optimal for ``gamma``: the bound and the M-step statistics then use the same phi."""
+    elog_theta = torch.digamma(gamma) - torch.digamma(gamma.sum(-1, keepdim=True))
+    doc_shift = elog_theta.amax(-1, keepdim=True)
+    etheta = torch.exp(elog_theta - doc_shift)
+    norm = torch.bmm(block.per_chunk(etheta).unsqueeze(1), beta.transpose(1, 2)).squeeze(1)
+    norm.clamp_min_(torch.finfo(norm.dtype).tiny)
+    # log Phi undoes both shifts: + word_shift[w] + doc_shift[d] per token (padding has count 0)
+    per_doc = block.per_doc((block.count * (norm.log() + word_shift[block.word])).double().sum(-1))
+    doc_tokens = block.per_doc(block.count.sum(-1, dtype=torch.float64))
+    return _BlockFit(gamma, etheta, norm, per_doc + doc_tokens * doc_shift.squeeze(-1).double())
+
+
+def doc_kl(gamma: Tensor, alpha: Tensor) -> Tensor:
     """``(n,)`` float64 KL(Dir(gamma_d) || Dir(alpha))."""
     prior = Dirichlet(alpha.expand_as(gamma), validate_args=False)
     return kl_divergence(Dirichlet(gamma, validate_args=False), prior).double()
-
-
-def _e_step_block(
-    counts: DocTermCounts,
-    topics: ConjugateDirichlet,
-    alpha: Tensor,
-    gamma: Tensor,
-    tol: float,
-    max_iter: int,
-    topic_word: Tensor | None,
-    previous: Tensor | None,
-) -> tuple[Tensor, Tensor, Tensor, int]:
-    """The E-step for one block; adds its statistics into ``topic_word``; returns gamma, per-document
-    log-likelihood terms and KLs (float64) and the inner iterations."""
-    n_topics = alpha.shape[0]
-    if counts.nnz == 0:  # only empty documents: gamma = alpha, no words to explain
-        gamma = alpha.expand_as(gamma).clone()
-        return gamma, torch.zeros(counts.n_docs, dtype=torch.float64, device=gamma.device), _doc_kl(gamma, alpha), 0
-    # restrict to the vocabulary of these documents: E log beta, exp and the sparse kernels scale with it
-    present, local_word = torch.unique(counts.word, return_inverse=True)
-    counts = DocTermCounts(counts.doc, local_word, counts.count, counts.indptr, counts.n_docs, present.shape[0])
-    elog_beta = topics.expected_stats(present)  # (K, words present)
-    word_shift = elog_beta.amax(0)
-    beta_w = torch.exp(elog_beta - word_shift).T.contiguous()  # (V, K), fixed during the E-step
-    b_nz = beta_w.index_select(0, counts.word)  # (nnz, K): each entry's topic column, gathered once
-    ones_k = beta_w.new_ones(n_topics)
-    tiny = torch.finfo(gamma.dtype).tiny
-    gamma = gamma.clone()
-
-    active = None  # None = every document
-    work, b_work = counts, b_nz  # the unconverged documents' entries
-    n_at_compaction = counts.n_docs
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):  # noqa: B007 (n_iter is reported)
-        g = gamma if active is None else gamma[active]
-        etheta, _ = _shifted_exp_elog_theta(g)
-        phinorm = _phinorm(etheta, work.doc, b_work, ones_k, tiny)
-        new = alpha + etheta * work.matmul(work.count / phinorm, beta_w)
-        still = (new - g).abs().mean(-1) >= tol
-        if active is None:
-            gamma = new
-        else:
-            gamma[active] = new
-        n_still = int(still.sum())
-        if n_still == 0:
-            break
-        if n_still < 0.75 * n_at_compaction:  # shrink the working set to the unconverged documents
-            idx = still.nonzero().squeeze(-1)
-            work, pos = work.select_with_positions(idx)
-            b_work = b_work.index_select(0, pos)
-            active = idx if active is None else active[idx]
-            n_at_compaction = n_still
-
-    # phi optimal for the final gamma: the bound and the M-step statistics use the same phi
-    def optimal_phi(g: Tensor):
-        etheta, doc_shift = _shifted_exp_elog_theta(g)
-        phinorm = _phinorm(etheta, counts.doc, b_nz, ones_k, tiny)
-        per_entry = (counts.count * (phinorm.log() + word_shift[counts.word] + doc_shift[counts.doc, 0])).double()
-        log_lik = per_entry.new_zeros(counts.n_docs).index_add_(0, counts.doc, per_entry)
-        return etheta, phinorm, log_lik, _doc_kl(g, alpha)
-
-    etheta, phinorm, log_lik, kl = optimal_phi(gamma)
-    if previous is not None:
-        old = optimal_phi(previous)
-        keep = (old[2] - old[3]) > (log_lik - kl)
-        if bool(keep.any()):
-            gamma = torch.where(keep[:, None], previous, gamma)
-            etheta = torch.where(keep[:, None], old[0], etheta)
-            phinorm = torch.where(keep[counts.doc], old[1], phinorm)
-            log_lik, kl = torch.where(keep, old[2], log_lik), torch.where(keep, old[3], kl)
-    if topic_word is not None:
-        local = (counts.matmul_t(counts.count / phinorm, etheta) * beta_w).T  # (K, words present)
-        topic_word.index_add_(1, present, local)
-    return gamma, log_lik, kl, n_iter
