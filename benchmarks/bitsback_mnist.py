@@ -128,11 +128,13 @@ def main() -> None:
     n, dims = len(x), 784
     symbols = x.numpy().astype(np.uint8)
 
+    neg_elbo = []
     with torch.no_grad():
-        q = codec.vae.q(x.float())
-        distortion = -codec.vae.p_x(q.sample((64,))).log_prob(x.float()).mean(0)
-        rate = torch.distributions.kl_divergence(q, codec.vae.p_z())
-    neg_elbo_bits = float((distortion + rate).mean()) / np.log(2)
+        for chunk in x.float().split(500):  # 64 samples x 500 images at a time (memory)
+            q = codec.vae.q(chunk)
+            distortion = -codec.vae.p_x(q.sample((64,))).log_prob(chunk).mean(0)
+            neg_elbo.append(distortion + torch.distributions.kl_divergence(q, codec.vae.p_z()))
+    neg_elbo_bits = float(torch.cat(neg_elbo).mean()) / np.log(2)
 
     with tqdm(total=n, desc="encode", disable=None) as bar:
         coded, te = timed(lambda: compress_lossless(symbols[:, 0], codec, progress=bar))

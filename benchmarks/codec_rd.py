@@ -4,6 +4,8 @@ JPEG, WebP and AVIF; rate-distortion points (PSNR, MS-SSIM), BD-rate vs JPEG, re
 Run:  python benchmarks/codec_rd.py                    (shipped codec; writes benchmarks/results/codec_rd.{json,md,png})
       python benchmarks/codec_rd.py --model runs/X     (another trained codec directory)
       python benchmarks/codec_rd.py --quick            (4 images, fewer settings: smoke test)
+      python benchmarks/codec_rd.py --baselines-only   (Pillow points only -> results/codec_rd_baselines.json,
+                                                        reused by later runs on the same images and settings)
 
 Kodak is evaluation data only (the codec never trains on it). Never imported by the package.
 """
@@ -65,6 +67,8 @@ def main() -> None:
     parser.add_argument("--qualities", type=float, nargs="+", default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--name", default="codec_rd", help="output file stem in benchmarks/results")
+    parser.add_argument("--baselines-only", action="store_true", help="compute and cache the Pillow points only")
+    parser.add_argument("--limit", type=int, default=None, help="first N Kodak images only")
     args = parser.parse_args()
 
     import torch
@@ -73,12 +77,16 @@ def main() -> None:
     from varinf.compression.evaluate import BASELINE_QUALITIES
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    images = load_kodak(Path(args.kodak), 4 if args.quick else args.limit)
+    baselines = {k: v[::3] for k, v in BASELINE_QUALITIES.items()} if args.quick else BASELINE_QUALITIES
+    cached = cached_baselines(images, baselines, compute=args.baselines_only)
+    if args.baselines_only:
+        return
     codec = load_codec(args.model)
-    images = load_kodak(Path(args.kodak), 4 if args.quick else None)
     qmax = codec.max_quality
     qualities = args.qualities or ([0.0, qmax / 2, qmax] if args.quick else [qmax * i / 10 for i in range(11)])
-    baselines = {k: v[::3] for k, v in BASELINE_QUALITIES.items()} if args.quick else BASELINE_QUALITIES
-    report = rd_report(codec, images, qualities, baselines=baselines, progress=sys.stderr.isatty())
+    report = rd_report(codec, images, qualities, baselines=baselines, progress=sys.stderr.isatty(),
+                       baseline_points=cached)  # fmt: skip
 
     meta = json.loads((Path(args.model) if args.model else Path(codec_dir())).joinpath("model.json").read_text())
     learned = report.points["learned"]
@@ -115,6 +123,36 @@ def main() -> None:
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     plot(report, RESULTS / f"{stem}.png", f"Kodak ({len(images)} images)")
     print("\n".join(lines))
+
+
+def cached_baselines(images: list[np.ndarray], baselines: dict[str, list[int]], compute: bool):
+    """Pillow RD points from results/codec_rd_baselines.json when it matches these images, settings and
+    Pillow version (they do not depend on the learned model); computed and saved when ``compute``."""
+    import hashlib
+
+    import PIL
+
+    from varinf.compression.evaluate import RDPoint, evaluate_pillow
+
+    h = hashlib.sha256()
+    for img in images:
+        h.update(img.tobytes())
+    key = {"images": h.hexdigest()[:16], "settings": baselines, "pillow": PIL.__version__}
+    path = RESULTS / "codec_rd_baselines.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved["key"] == key:
+            return {k: [RDPoint(**p) for p in v] for k, v in saved["points"].items()}
+    if not compute:
+        return None
+    from dataclasses import asdict
+
+    points = {fmt: evaluate_pillow(images, fmt, qs, progress=sys.stderr.isatty()) for fmt, qs in baselines.items()}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps({"key": key, "points": {k: [asdict(p) for p in v] for k, v in points.items()}}, indent=2)
+    )
+    return points
 
 
 def codec_dir() -> str:

@@ -114,8 +114,9 @@ class EntropyBottleneck(nn.Module):
         """
         grid = np.arange(-radius, radius + 2, dtype=np.float64) - 0.5  # half-integers -r-1/2 .. r+1/2
         logits = self._logits_cdf_numpy(np.broadcast_to(grid, (self.channels, grid.size)).copy())
-        cdf = 1.0 / (1.0 + np.exp(-logits))  # F at half-integers
-        ccdf = 1.0 / (1.0 + np.exp(logits))  # 1 - F, accurate in the upper tail
+        with np.errstate(over="ignore"):  # exp overflows to inf far in the tails: 1 / (1 + inf) = 0 is right
+            cdf = 1.0 / (1.0 + np.exp(-logits))  # F at half-integers
+            ccdf = 1.0 / (1.0 + np.exp(logits))  # 1 - F, accurate in the upper tail
         pmfs, offsets = [], []
         for c in range(self.channels):
             # symbol v (index v + radius) has mass cdf[k+1] - cdf[k]; keep v while mass remains on both sides

@@ -207,10 +207,17 @@ def rd_report(
     qualities: list[float],
     baselines: bool | dict[str, list[int]] = True,
     progress: bool | None = None,
+    baseline_points: dict[str, list[RDPoint]] | None = None,
 ) -> RDReport:
-    """Learned-codec points, and (if ``baselines``) Pillow points and BD-rates vs JPEG, on ``images``."""
+    """Learned-codec points, and (if ``baselines``) Pillow points and BD-rates vs JPEG, on ``images``.
+
+    ``baseline_points`` (e.g. :func:`evaluate_pillow` results saved earlier on the same images) are used
+    instead of running Pillow again.
+    """
     points = {"learned": evaluate_learned(codec, images, qualities, progress)}
-    if baselines:
+    if baseline_points is not None:
+        points.update(baseline_points)
+    elif baselines:
         settings = BASELINE_QUALITIES if baselines is True else baselines
         for fmt, qs in settings.items():
             points[fmt] = evaluate_pillow(images, fmt, qs, progress)
