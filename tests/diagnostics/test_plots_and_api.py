@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 
 import pytest
@@ -26,6 +28,9 @@ def test_elbo_trace_and_marginal_plots(linreg_fullrank, tmp_path):
         save_figure(fig, tmp_path / "marginals.png")
     save_figure(fig, tmp_path / "marginals.png", overwrite=True)
     assert sorted(f.name for f in tmp_path.iterdir()) == ["marginals.png", "trace.png"]  # no temp files left
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask  # as open() would create it, not mkstemp's 0600
     with pytest.raises(ValueError, match="PNG"):
         save_figure(fig, tmp_path / "x.pdf")
     with pytest.raises(ValueError, match=r"\(S, 2\)"):

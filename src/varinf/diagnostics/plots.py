@@ -143,6 +143,9 @@ def save_figure(fig: Figure, path: str | os.PathLike, overwrite: bool = False, d
     try:
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format="png", dpi=dpi)
+        umask = os.umask(0)  # mkstemp creates 0600; give the file the permissions open() would
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
