@@ -172,6 +172,11 @@ def markdown(rows: list[Row], meta: dict) -> str:
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}; torch {meta['torch']}; varinf at commit {meta.get('commit', '?')}; 1 thread, "
         "niced, shared CPU (times are noisy).  ",
+        *[
+            f"Rows of {', '.join(r['posteriors'])} ({', '.join(r['families'])}) recomputed with `{r['command']}` "
+            f"at commit {r['commit']}.  "
+            for r in meta.get("reruns", [])
+        ],
         "Errors are |mean_q − mean_ref| / sd_ref over the reference quantities (constrained, incl. transformed "
         "parameters); PSIS = after Pareto-smoothed importance reweighting of the same 4000 draws; sd ratio = "
         "sd_q / sd_ref (min / mean / max); shift = largest PSIS correction of q's means of the latents (q-sds). "
@@ -263,6 +268,10 @@ def main(argv=None) -> int:
         "commit": _git_commit(),
         "flow_steps": args.flow_steps,
     }
+    if (args.resume or args.redo) and json_path.is_file():  # keep the first run's header; record this one
+        first = json.loads(json_path.read_text())["meta"]
+        rerun = {k: meta[k] for k in ("command", "commit")} | {"posteriors": args.posteriors, "families": args.families}
+        meta = first | {"reruns": [*first.get("reruns", []), rerun]}
     if args.report_only:  # the goal labels are recomputed (a derived field)
         meta = json.loads(json_path.read_text())["meta"]
         _atomic_write(json_path, json.dumps({"meta": meta, "rows": [asdict(r) | {"goal": r.goal} for r in rows]},
