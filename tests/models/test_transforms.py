@@ -69,3 +69,12 @@ def test_unknown_support_message():
 
 def test_constraint_objects_pass_through():
     assert as_constraint(constraints.positive) is constraints.positive
+
+
+def test_positive_ordered_is_finite_where_exp_of_ordered_overflows():
+    from varinf.models.constraints import PositiveOrderedTransform
+
+    x = torch.tensor([-3.6, 8.5])  # exp(-3.6 + exp(8.5)) overflows float32 (and float64)
+    y = PositiveOrderedTransform()(x)
+    assert torch.isfinite(y).all() and y[0] > 0 and y[1] > y[0]
+    torch.testing.assert_close(PositiveOrderedTransform().inv(y), x)

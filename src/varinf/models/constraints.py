@@ -20,12 +20,13 @@ import math
 
 import torch
 from torch.distributions import biject_to, constraints
-from torch.distributions.transforms import ComposeTransform, ExpTransform, Transform
+from torch.distributions.transforms import ComposeTransform, Transform
 
 __all__ = [
     "CholeskyOuterTransform",
     "LowerCholeskyVecTransform",
     "OrderedTransform",
+    "PositiveOrderedTransform",
     "as_constraint",
     "ordered_vector",
     "positive_ordered_vector",
@@ -86,10 +87,34 @@ def _to_ordered(constraint):
     return OrderedTransform()
 
 
+class PositiveOrderedTransform(Transform):
+    r"""R^K -> positive ordered vectors: :math:`y_k = \sum_{j \le k} e^{x_j}` (Stan's ``positive_ordered``).
+
+    :math:`\log|\det J| = \sum_k x_k`. Not ``exp(ordered(x))``: that is a double exponential,
+    :math:`y_k = \exp(x_1 + \sum_{2 \le j \le k} e^{x_j})`, which overflows once any :math:`x_j \gtrsim 6.5`
+    (posteriordb's bball HMM reaches 8.5) and turns the log density into NaN.
+    """
+
+    domain = constraints.real_vector
+    codomain = positive_ordered_vector
+    bijective = True
+
+    def __eq__(self, other):
+        return isinstance(other, PositiveOrderedTransform)
+
+    def _call(self, x):
+        return x.exp().cumsum(-1)
+
+    def _inverse(self, y):
+        return torch.cat([y[..., :1], y[..., 1:] - y[..., :-1]], dim=-1).log()
+
+    def log_abs_det_jacobian(self, x, y):
+        return x.sum(-1)
+
+
 @biject_to.register(_PositiveOrderedVector)
 def _to_positive_ordered(constraint):
-    # exp is increasing, so exp(ordered) is positive and ordered.
-    return ComposeTransform([OrderedTransform(), ExpTransform()])
+    return PositiveOrderedTransform()
 
 
 def _side(n: int) -> int:

@@ -58,6 +58,7 @@ def laplace_init(log_density, u0: Tensor, max_iter: int = 300, max_dim: int = 10
     # torch's L-BFGS stops after max_eval = 1.25 max_iter evaluations (line-search ones included), which a
     # badly scaled start can use up far from the mode (posteriordb's bball HMM: |gradient| 27 after 376
     # evaluations, 2e-5 after one more round); a few restarts from where it stopped finish the job.
+    best = -math.inf
     for _ in range(restarts + 1):
         try:
             opt.step(closure)
@@ -73,8 +74,9 @@ def laplace_init(log_density, u0: Tensor, max_iter: int = 300, max_dim: int = 10
         count[0] += 1
         grad_norm = g.abs().max().item()
         stationary = math.isfinite(lp.item()) and grad_norm <= 1e-3 * max(1.0, abs(lp.item())) ** 0.5
-        if stationary or not math.isfinite(lp.item()):
-            break
+        if stationary or not math.isfinite(lp.item()) or lp.item() <= best + 1e-9 * max(1.0, abs(best)):
+            break  # done, hopeless, or a round without progress (no mode to find, e.g. a funnel)
+        best = lp.item()
     if not stationary:
         return LaplaceInit(False, f"L-BFGS did not reach a stationary point (max |gradient| {grad_norm:.3g})",
                            evaluations=count[0])  # fmt: skip
