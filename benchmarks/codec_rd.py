@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -73,20 +74,21 @@ def main() -> None:
 
     import torch
 
-    from varinf.compression import load_codec, rd_report
-    from varinf.compression.evaluate import BASELINE_QUALITIES
+    from varinf.compression import load_codec
+    from varinf.compression.evaluate import BASELINE_QUALITIES, build_report, evaluate_learned
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     images = load_kodak(Path(args.kodak), 4 if args.quick else args.limit)
     baselines = {k: v[::3] for k, v in BASELINE_QUALITIES.items()} if args.quick else BASELINE_QUALITIES
-    cached = cached_baselines(images, baselines, compute=args.baselines_only)
     if args.baselines_only:
+        cached_baselines(images, baselines, compute=True)
         return
     codec = load_codec(args.model)
     qmax = codec.max_quality
     qualities = args.qualities or ([0.0, qmax / 2, qmax] if args.quick else [qmax * i / 10 for i in range(11)])
-    report = rd_report(codec, images, qualities, baselines=baselines, progress=sys.stderr.isatty(),
-                       baseline_points=cached)  # fmt: skip
+    learned = evaluate_learned(codec, images, qualities, progress=sys.stderr.isatty())
+    # the Pillow points do not depend on the model: reuse (or wait for) a cache computed by --baselines-only
+    report = build_report({"learned": learned, **cached_baselines(images, baselines, compute=True)}, len(images))
 
     meta = json.loads((Path(args.model) if args.model else Path(codec_dir())).joinpath("model.json").read_text())
     learned = report.points["learned"]
@@ -138,7 +140,9 @@ def cached_baselines(images: list[np.ndarray], baselines: dict[str, list[int]], 
     for img in images:
         h.update(img.tobytes())
     key = {"images": h.hexdigest()[:16], "settings": baselines, "pillow": PIL.__version__}
-    path = RESULTS / "codec_rd_baselines.json"
+    path, busy = RESULTS / "codec_rd_baselines.json", RESULTS / "codec_rd_baselines.computing"
+    while busy.is_file() and time.time() - busy.stat().st_mtime < 3 * 3600:  # another run is computing them
+        time.sleep(10)
     if path.is_file():
         saved = json.loads(path.read_text())
         if saved["key"] == key:
@@ -147,11 +151,14 @@ def cached_baselines(images: list[np.ndarray], baselines: dict[str, list[int]], 
         return None
     from dataclasses import asdict
 
-    points = {fmt: evaluate_pillow(images, fmt, qs, progress=sys.stderr.isatty()) for fmt, qs in baselines.items()}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps({"key": key, "points": {k: [asdict(p) for p in v] for k, v in points.items()}}, indent=2)
-    )
+    busy.write_text(str(os.getpid()))
+    try:
+        points = {fmt: evaluate_pillow(images, fmt, qs, progress=sys.stderr.isatty()) for fmt, qs in baselines.items()}
+        blob = {"key": key, "points": {k: [asdict(p) for p in v] for k, v in points.items()}}
+        path.write_text(json.dumps(blob, indent=2))
+    finally:
+        busy.unlink(missing_ok=True)
     return points
 
 

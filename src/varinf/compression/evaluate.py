@@ -36,6 +36,7 @@ __all__ = [
     "PILLOW_FORMATS",
     "RDPoint",
     "RDReport",
+    "build_report",
     "evaluate_learned",
     "evaluate_pillow",
     "rd_report",
@@ -221,7 +222,12 @@ def rd_report(
         settings = BASELINE_QUALITIES if baselines is True else baselines
         for fmt, qs in settings.items():
             points[fmt] = evaluate_pillow(images, fmt, qs, progress)
-    report = RDReport(points, num_images=len(images))
+    return build_report(points, len(images))
+
+
+def build_report(points: dict[str, list[RDPoint]], num_images: int) -> RDReport:
+    """An :class:`RDReport` of already measured points, with BD-rates vs ``points["JPEG"]`` when present."""
+    report = RDReport(points, num_images=num_images)
     if "JPEG" in points:
         for name, pts in points.items():
             if name == "JPEG":
