@@ -45,3 +45,17 @@ def test_no_mode_is_reported_not_raised(float64):
 
     r = laplace_init(funnel_like, torch.zeros(2))
     assert not r.ok and r.reason
+
+
+def test_extra_starts_find_the_higher_of_two_modes(float64):
+    """A two-bump density whose lower bump is downhill of zero: the extra U(-2, 2) starts find the other."""
+
+    def two_bumps(u):  # (1, 1) -> (1,): bumps at +1.5 (height 0) and -1.5 (height 3), separated at 0.3
+        x = u[..., 0]
+        return torch.logaddexp(-8 * (x - 1.5) ** 2, 3 - 8 * (x + 1.5) ** 2)
+
+    u0 = torch.tensor([0.5])
+    single = laplace_init(two_bumps, u0)
+    assert single.ok and abs(single.mode.item() - 1.5) < 1e-3
+    multi = laplace_init(two_bumps, u0, extra_starts=8, generator=torch.Generator().manual_seed(0))
+    assert multi.ok and abs(multi.mode.item() + 1.5) < 1e-3

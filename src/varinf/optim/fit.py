@@ -141,7 +141,8 @@ def fit(
         max_decays: at most this many step-size reductions.
         tol_param: stop when a smaller step moves q's (averaged) mean and log-sd by less than this many sds.
         init: ``"auto"`` (default): the posterior mode and its curvature when L-BFGS finds a proper mode
-            (see :mod:`~varinf.optim.laplace`), else zeros; ``"laplace"`` (the same, warning on fallback);
+            (the highest of the modes reached from zeros and three U(-2, 2) starts; see
+            :mod:`~varinf.optim.laplace`), else zeros; ``"laplace"`` (the same, warning on fallback);
             or a starting point for :func:`initial_point` (``"zeros"``, ``"uniform"``, dict, tensor).
         seed: seeds all randomness inside the fit (the global RNG state is left untouched).
         dtype, device: move the model and family there (default: the model's own).
@@ -229,7 +230,8 @@ def _fit(
         model.check(u0)
     laplace = None
     if isinstance(init, str) and init in ("laplace", "auto") and isinstance(family, str):
-        laplace = laplace_init(model.log_density, u0)
+        # zeros plus 3 of Stan's U(-2, 2) starts (a fixed generator keeps fits reproducible): the highest mode wins
+        laplace = laplace_init(model.log_density, u0, extra_starts=3, generator=torch.Generator().manual_seed(0))
         if laplace.ok:
             u0 = laplace.mode
         elif init == "laplace":

@@ -32,18 +32,19 @@ class LaplaceInit:
     evaluations: int = 0
 
 
-def laplace_init(log_density, u0: Tensor, max_iter: int = 300, max_dim: int = 1000, restarts: int = 3) -> LaplaceInit:
-    """Find the mode of ``log_density`` (``(1, D) -> (1,)``) from ``u0`` and the Hessian there.
+@dataclass
+class _Mode:
+    ok: bool
+    reason: str
+    mode: Tensor | None = None
+    log_density: float = -math.inf
 
-    At most ``(restarts + 1) * 1.25 * max_iter`` density evaluations for the mode, plus D for the Hessian.
-    """
-    D = u0.numel()
-    if D > max_dim:
-        return LaplaceInit(False, f"dimension {D} > {max_dim}: Hessian not attempted")
-    u = u0.detach().clone().reshape(D).requires_grad_(True)
+
+def _find_mode(log_density, u0: Tensor, max_iter: int, restarts: int, count: list[int]) -> _Mode:
+    """L-BFGS from ``u0``; ``count[0]`` accumulates density evaluations."""
+    u = u0.detach().clone().reshape(-1).requires_grad_(True)
     opt = torch.optim.LBFGS([u], lr=1.0, max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=1e-12,
                             history_size=20, line_search_fn="strong_wolfe")  # fmt: skip
-    count = [0]
 
     def closure():
         opt.zero_grad()
@@ -56,18 +57,17 @@ def laplace_init(log_density, u0: Tensor, max_iter: int = 300, max_dim: int = 10
         return loss
 
     # torch's L-BFGS stops after max_eval = 1.25 max_iter evaluations (line-search ones included), which a
-    # badly scaled start can use up far from the mode (posteriordb's bball HMM: |gradient| 27 after 376
-    # evaluations, 2e-5 after one more round); a few restarts from where it stopped finish the job.
+    # start next to a non-finite region can use up far from the mode (line searches backing off from NaN);
+    # a few restarts from where it stopped finish the job.
     best = -math.inf
     for _ in range(restarts + 1):
         try:
             opt.step(closure)
         except (RuntimeError, ValueError) as e:  # a NaN inside the line search, or the model refusing a point
-            return LaplaceInit(False, f"L-BFGS failed ({e})", evaluations=count[0])
+            return _Mode(False, f"L-BFGS failed ({e})")
         mode = u.detach()
         if not bool(torch.isfinite(mode).all()):
-            return LaplaceInit(False, "no finite mode (the density may grow without bound, e.g. a funnel)",
-                               evaluations=count[0])  # fmt: skip
+            return _Mode(False, "no finite mode (the density may grow without bound, e.g. a funnel)")
         v = mode.clone().requires_grad_(True)
         lp = log_density(v[None])[0]
         (g,) = torch.autograd.grad(lp, v)
@@ -78,8 +78,40 @@ def laplace_init(log_density, u0: Tensor, max_iter: int = 300, max_dim: int = 10
             break  # done, hopeless, or a round without progress (no mode to find, e.g. a funnel)
         best = lp.item()
     if not stationary:
-        return LaplaceInit(False, f"L-BFGS did not reach a stationary point (max |gradient| {grad_norm:.3g})",
-                           evaluations=count[0])  # fmt: skip
+        return _Mode(False, f"L-BFGS did not reach a stationary point (max |gradient| {grad_norm:.3g})")
+    return _Mode(True, "mode found", mode.clone(), lp.item())
+
+
+def laplace_init(
+    log_density,
+    u0: Tensor,
+    max_iter: int = 300,
+    max_dim: int = 1000,
+    restarts: int = 3,
+    extra_starts: int = 0,
+    generator: torch.Generator | None = None,
+) -> LaplaceInit:
+    """Find the mode of ``log_density`` (``(1, D) -> (1,)``) from ``u0`` and the Hessian there.
+
+    With ``extra_starts`` > 0, L-BFGS also runs from that many U(-2, 2) points (Stan's initialization) and
+    the highest mode wins; one found from ``u0`` is kept unless another is higher by more than
+    1e-6 |log p| + 1e-3 nats, so unimodal targets give exactly the single-start result. Multimodal
+    posteriors (HMMs, mixtures) otherwise land in whichever mode is downhill of ``u0``.
+    At most ``(extra_starts + 1) (restarts + 1) 1.25 max_iter`` density evaluations, plus D for the Hessian.
+    """
+    D = u0.numel()
+    if D > max_dim:
+        return LaplaceInit(False, f"dimension {D} > {max_dim}: Hessian not attempted")
+    count = [0]
+    best = _find_mode(log_density, u0, max_iter, restarts, count)
+    for _ in range(extra_starts):
+        start = (torch.rand(D, generator=generator) * 4 - 2).to(u0)
+        other = _find_mode(log_density, start, max_iter, restarts, count)
+        if other.ok and (not best.ok or other.log_density > best.log_density + 1e-6 * abs(best.log_density) + 1e-3):
+            best = other
+    if not best.ok:
+        return LaplaceInit(False, best.reason, evaluations=count[0])
+    mode = best.mode
     H = -torch.autograd.functional.hessian(lambda x: log_density(x[None])[0], mode)
     H = 0.5 * (H + H.T)
     count[0] += D
