@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
+GOAL_BD_RATE = -30.0  # percent, issue 6
 KODAK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "kodak"
 
 
@@ -115,6 +116,9 @@ def main() -> None:
         "",
         report.to_markdown(),
         "",
+        f"Goal: BD-rate vs JPEG (PSNR) ≤ {GOAL_BD_RATE:.0f}% (CompressAI's published hyperprior: about -55%): "
+        f"{'met' if report.bd_rate_psnr.get('learned', np.nan) <= GOAL_BD_RATE else 'NOT met'} "
+        f"({report.bd_rate_psnr.get('learned', np.nan):+.1f}%).",
         f"Real payload bits / model-estimated bits over all images: {min(ratios):.4f} .. {max(ratios):.4f}",
         f"Learned codec: encode {summary['learned_encode_s_per_image']:.2f} s/image, "
         f"decode {summary['learned_decode_s_per_image']:.2f} s/image ({torch.get_num_threads()} thread(s))",
