@@ -145,7 +145,7 @@ def cached_baselines(images: list[np.ndarray], baselines: dict[str, list[int]], 
         h.update(img.tobytes())
     key = {"images": h.hexdigest()[:16], "settings": baselines, "pillow": PIL.__version__}
     path, busy = RESULTS / "codec_rd_baselines.json", RESULTS / "codec_rd_baselines.computing"
-    while busy.is_file() and time.time() - busy.stat().st_mtime < 3 * 3600:  # another run is computing them
+    while busy.is_file() and _alive(busy):  # another run is computing them
         time.sleep(10)
     if path.is_file():
         saved = json.loads(path.read_text())
@@ -164,6 +164,15 @@ def cached_baselines(images: list[np.ndarray], baselines: dict[str, list[int]], 
     finally:
         busy.unlink(missing_ok=True)
     return points
+
+
+def _alive(marker: Path) -> bool:
+    """Whether the process that wrote ``marker`` (its pid) still runs; a stale marker is ignored."""
+    try:
+        os.kill(int(marker.read_text()), 0)
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def codec_dir() -> str:
