@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import warnings
 from pathlib import Path
 
 __all__ = ["load_model", "register", "run_fit"]
@@ -39,6 +40,7 @@ def run_fit(args: argparse.Namespace) -> int:
     import torch
 
     from .. import fit
+    from ..diagnostics import DiagnosticWarning
     from ..objectives import ELBO, IWAE, Renyi
 
     model = load_model(args.target)
@@ -49,17 +51,20 @@ def run_fit(args: argparse.Namespace) -> int:
     else:
         objective = Renyi(alpha=args.alpha, k=args.particles, gradient=args.gradient)
     lr = args.lr if args.lr == "auto" else float(args.lr)
-    result = fit(
-        model,
-        family=args.family,
-        objective=objective,
-        max_steps=args.max_steps,
-        lr=lr,
-        tol_rel_obj=None if args.fixed else args.tol,
-        seed=args.seed,
-        dtype=torch.float64 if args.float64 else None,
-        progress=False if args.no_progress else None,
-    )
+    with warnings.catch_warnings():
+        # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning
+        warnings.simplefilter("ignore", DiagnosticWarning)
+        result = fit(
+            model,
+            family=args.family,
+            objective=objective,
+            max_steps=args.max_steps,
+            lr=lr,
+            tol_rel_obj=None if args.fixed else args.tol,
+            seed=args.seed,
+            dtype=torch.float64 if args.float64 else None,
+            progress=False if args.no_progress else None,
+        )
     print(result.summary(n=args.draws))
     return 0
 

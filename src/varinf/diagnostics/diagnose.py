@@ -207,8 +207,8 @@ def _messages(d: Diagnostics, family: str) -> list[str]:
         # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased
         msgs.append(
             f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} "
-            "q-sds: q's means are biased (typically an early stop or too large a step size). Use the PSIS-corrected "
-            "estimates (diagnostics.mean(), .resample()) or fit longer."
+            "q-sds: q's means are biased (an early stop, too large a step size, or the family's own bias). "
+            "Use the PSIS-corrected estimates (diagnostics.mean(), .resample()), fit longer or use a richer family."
         )
     elif d.verdict == "unknown":
         msgs.append("PSIS k-hat not computed: install ArviZ (pip install 'varinf[arviz]') to check the fit")
