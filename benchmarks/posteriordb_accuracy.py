@@ -268,7 +268,8 @@ def main(argv=None) -> int:
         "commit": _git_commit(),
         "flow_steps": args.flow_steps,
     }
-    if (args.resume or args.redo) and json_path.is_file():  # keep the first run's header; record this one
+    redo_all = args.redo and set(args.posteriors) >= set(REFERENCE_POSTERIORS) and set(args.families) >= set(FAMILIES)
+    if (args.resume or args.redo) and json_path.is_file() and not redo_all:  # keep the first header; record this
         first = json.loads(json_path.read_text())["meta"]
         rerun = {k: meta[k] for k in ("command", "commit")} | {"posteriors": args.posteriors, "families": args.families}
         meta = first | {"reruns": [*first.get("reruns", []), rerun]}
