@@ -54,6 +54,7 @@ from numpyro.infer.initialization import init_to_uniform
 from torch.distributions import Independent, MultivariateNormal, Normal
 
 import varinf
+from provenance import git_commit
 from varinf.diagnostics import diagnose_q
 from varinf.objectives import ELBO
 from varinf.posteriordb import compare_to_reference, load_posterior
@@ -262,19 +263,6 @@ def markdown(rows, meta) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _git_commit() -> str:
-    """HEAD's short hash, plus the varinf source folders with uncommitted changes (they affect the numbers)."""
-    import subprocess
-
-    try:
-        run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, check=True).stdout
-        head = run("rev-parse", "--short", "HEAD").strip()
-        dirty = sorted({ln[3:].split("/")[2] for ln in run("status", "--porcelain", "--", "src/varinf").splitlines()})
-        return head + (f" (uncommitted changes in src/varinf/{{{','.join(dirty)}}})" if dirty else "")
-    except (OSError, subprocess.CalledProcessError, IndexError):
-        return "unknown"
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5000)
@@ -297,7 +285,7 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
         "jax": jax.__version__,
         "numpyro": numpyro.__version__,
-        "commit": _git_commit(),
+        "commit": git_commit(),
     }
     rows = []
     for name in args.posteriors:

@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 import varinf
+from provenance import git_commit
 from varinf.posteriordb import REFERENCE_POSTERIORS, compare_to_reference, load_posterior
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -136,19 +137,6 @@ def _plot(model, post, d, folder: Path, title: str) -> None:
         qty = model.reference_quantities(d.draws)
     fig = plot_marginals(model.reference_names, qty, post.reference.flat, weights=d.psis.weights, title=title)
     save_figure(fig, folder / f"{post.name}.png", overwrite=True, dpi=70)
-
-
-def _git_commit() -> str:
-    """HEAD's short hash, plus the varinf source folders with uncommitted changes (they affect the numbers)."""
-    import subprocess
-
-    try:
-        run = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True, check=True).stdout
-        head = run("rev-parse", "--short", "HEAD").strip()
-        dirty = sorted({ln[3:].split("/")[2] for ln in run("status", "--porcelain", "--", "src/varinf").splitlines()})
-        return head + (f" (uncommitted changes in src/varinf/{{{','.join(dirty)}}})" if dirty else "")
-    except (OSError, subprocess.CalledProcessError, IndexError):
-        return "unknown"
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -265,7 +253,7 @@ def main(argv=None) -> int:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "torch": torch.__version__,
         "varinf": varinf.__version__,
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "flow_steps": args.flow_steps,
     }
     redo_all = args.redo and set(args.posteriors) >= set(REFERENCE_POSTERIORS) and set(args.families) >= set(FAMILIES)

@@ -192,6 +192,18 @@ def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> P
 MAX_FILE_BYTES = 1 << 30
 
 
+def read_vif_bytes(src: Path, dst: Path, force: bool) -> bytes:
+    """A ``.vif`` file's bytes, after refusing a missing source, an existing destination (unless ``force``)
+    and a file too large to be ours; checked before any model is loaded or anything is written."""
+    if not src.is_file():
+        raise FileNotFoundError(f"no such file: {src}")
+    if dst.exists() and not force:
+        raise FileExistsError(f"{dst} exists (use --force to overwrite)")
+    if src.stat().st_size > MAX_FILE_BYTES:
+        raise FormatError(f"{src}: too large to be a .vif file")
+    return src.read_bytes()
+
+
 def _read_image(path: Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
@@ -233,14 +245,9 @@ def decompress_file(
 ) -> np.ndarray:
     """Decode a ``.vif`` file and save the pixels as an image file (format from the extension, e.g. PNG)."""
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise FileNotFoundError(f"no such file: {src}")
-    if dst.exists() and not force:
-        raise FileExistsError(f"{dst} exists (use --force to overwrite)")
-    if src.stat().st_size > MAX_FILE_BYTES:
-        raise FormatError(f"{src}: too large to be a .vif file")
+    data = read_vif_bytes(src, dst, force)
     codec = model if isinstance(model, ImageCodec) else load_codec(model)
-    pixels = decompress_image(src.read_bytes(), codec)
+    pixels = decompress_image(data, codec)
     buf = io.BytesIO()
     fmt = Image.registered_extensions().get(dst.suffix.lower())
     if fmt is None:

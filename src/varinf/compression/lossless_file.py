@@ -40,7 +40,7 @@ from .ans import CodingError
 from .bitsback import BitsBackCodec, seed_words
 from .bitsback_model import load_bitsback
 from .container import KIND_LOSSLESS, Container, FormatError, read_container
-from .image_file import MAX_FILE_BYTES, write_atomic
+from .image_file import read_vif_bytes, write_atomic
 
 __all__ = [
     "CompressedLossless",
@@ -190,14 +190,9 @@ def compress_lossless_file(src, dst, model=None, force: bool = False, progress=N
 def decompress_lossless_file(src, dst, model=None, force: bool = False, progress=None) -> np.ndarray:
     """Decode a lossless ``.vif`` file to ``.npy`` (any array) or an image file (one ``(H, W)`` image)."""
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise FileNotFoundError(f"no such file: {src}")
-    if dst.exists() and not force:
-        raise FileExistsError(f"{dst} exists (use --force to overwrite)")
-    if src.stat().st_size > MAX_FILE_BYTES:
-        raise FormatError(f"{src}: too large to be a .vif file")
+    data = read_vif_bytes(src, dst, force)
     codec = model if isinstance(model, BitsBackCodec) else load_bitsback(model)
-    array = decompress_lossless(src.read_bytes(), codec, progress=progress)
+    array = decompress_lossless(data, codec, progress=progress)
     buf = io.BytesIO()
     if dst.suffix.lower() == ".npy":
         np.save(buf, array, allow_pickle=False)
