@@ -1,19 +1,19 @@
-"""``varinf.fit``: the posterior-VI engine (:func:`varinf.optim.fit`) plus diagnostics on every fit.
+"""``varinf.fit``: the one public way to fit — a fitting method (:mod:`varinf.optim`) plus diagnostics.
 
 ::
 
-    varinf.fit(model, ...) = varinf.optim.fit(model, ...)            # optimize q
-                             -> varinf.diagnostics.diagnose(result)   # PSIS k-hat, log p(x), warnings
-                             -> result.diagnostics                    # shown by result.summary()
+    varinf.fit(model, family, objective, method=..., **options)
+      = varinf.optim.optimize(...)              # optimize q with the chosen method
+        -> varinf.diagnostics.diagnose(result)  # PSIS k-hat, log p(x), warnings
+        -> result.diagnostics                   # shown by result.summary()
 
-``varinf.optim.fit`` stays the undiagnosed engine for loops that fit many times.
+``diagnose=False`` skips the diagnostics (for loops that fit many times).
 """
 
 from __future__ import annotations
 
 from .diagnostics import diagnose as _diagnose
-from .optim import FitResult
-from .optim import fit as _engine_fit
+from .optim import FitConfig, FitResult, optimize
 
 __all__ = ["fit"]
 
@@ -23,16 +23,23 @@ def fit(
     family="meanfield",
     objective=None,
     *,
+    method: str = "advi",
+    config: FitConfig | None = None,
     diagnose: bool = True,
     diagnose_draws: int = 4000,
-    **kwargs,
+    **options,
 ) -> FitResult:
     r"""Fit a variational approximation q to ``model``'s posterior, then check it.
 
-    Every argument except the two below is passed to :func:`varinf.optim.fit` (``max_steps``, ``lr``,
-    ``tol_rel_obj``, ``seed``, ``dtype``, family keyword arguments, ...).
-
     Args:
+        model: a :class:`~varinf.models.Model`.
+        family: ``"meanfield"``, ``"fullrank"``, ``"lowrank"``, ``"flow"`` (or an alias such as ``"mf"``),
+            or a family module over ``model.dim`` unconstrained dimensions.
+        objective: :class:`~varinf.objectives.ELBO` (default, one reparameterized particle), ``IWAE``, ``Renyi``.
+        method: the fitting method, a key of :data:`varinf.optim.METHODS` (``"advi"``).
+        config: a :class:`~varinf.optim.FitConfig` with every setting of the fit. Keyword ``options`` that
+            name its fields (``max_steps``, ``lr``, ``tol_rel_obj``, ``init``, ``seed``, ``dtype``, ``device``,
+            ``progress``, ...) override it; other keywords go to the family (e.g. ``rank=3``).
         diagnose: draw ``diagnose_draws`` points from q after the fit and attach a
             :class:`~varinf.diagnostics.Diagnostics` to ``result.diagnostics``: PSIS :math:`\hat k` with its
             thresholds explained, PSIS effective sample size, importance-sampled :math:`\log p(x)` with its
@@ -43,6 +50,9 @@ def fit(
     Returns:
         :class:`~varinf.optim.FitResult`; ``result.summary()`` ends with the diagnostic lines.
 
+    Raises:
+        ValueError: an invalid option, naming it (``lr must be > 0``, ``max_steps must be an integer >= 1``).
+
     Example:
         >>> import torch, varinf
         >>> from varinf.models import LinearRegression
@@ -50,7 +60,8 @@ def fit(
         >>> res.diagnostics.verdict
         'good'
     """
-    result = _engine_fit(model, family, objective, **kwargs)
+    result = optimize(model, family, objective, method=method, config=config, **options)
     if diagnose:
-        result.diagnostics = _diagnose(result, diagnose_draws, seed=kwargs.get("seed", 0))
+        seed = options.get("seed", config.seed if config is not None else 0)
+        result.diagnostics = _diagnose(result, diagnose_draws, seed=seed)
     return result

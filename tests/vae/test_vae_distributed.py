@@ -19,7 +19,7 @@ from .conftest import TINY, tiny_images
 
 
 @pytest.mark.parametrize("name", ["mlp", "two_layer"])
-@pytest.mark.parametrize("objective", [ELBO(num_particles=2), IWAE(k=4, gradient="dreg")])
+@pytest.mark.parametrize("objective", [ELBO(num_particles=2), IWAE(num_particles=4, gradient="dreg")])
 def test_shard_gradients_average_to_full_batch(name, objective):
     torch.manual_seed(0)
     vae = VAE.from_config(TINY[name])

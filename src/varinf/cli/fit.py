@@ -47,9 +47,9 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.objective == "elbo":
         objective = ELBO(num_particles=args.particles, gradient=args.gradient)
     elif args.objective == "iwae":
-        objective = IWAE(k=args.particles, gradient=args.gradient)
+        objective = IWAE(num_particles=args.particles, gradient=args.gradient)
     else:
-        objective = Renyi(alpha=args.alpha, k=args.particles, gradient=args.gradient)
+        objective = Renyi(alpha=args.alpha, num_particles=args.particles, gradient=args.gradient)
     lr = args.lr if args.lr == "auto" else float(args.lr)
     with warnings.catch_warnings():
         # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning

@@ -259,11 +259,11 @@ def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = T
     Example:
         >>> import torch, varinf
         >>> from varinf.models import NormalNormal
-        >>> res = varinf.optim.fit(NormalNormal(torch.tensor([1.0, 2.0])), max_steps=2000, progress=False)
+        >>> res = varinf.fit(NormalNormal(torch.tensor([1.0, 2.0])), max_steps=2000, progress=False)
         >>> d = diagnose(res)
         >>> d.verdict
         'good'
     """
     with torch.no_grad():
         q = result.family()
-    return diagnose_q(result.model, q, num_draws, seed, warn, label=type(result.family).__name__)
+    return diagnose_q(result.model, q, num_draws, seed, warn, label=result.family_label)

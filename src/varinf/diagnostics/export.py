@@ -59,7 +59,7 @@ def to_inference_data(
         draws.update(extra)
     attrs = {
         "model": getattr(result.model, "name", "model"),
-        "family": type(result.family).__name__,
+        "family": result.family_label,
         "khat": d.khat,
         "khat_threshold": d.psis.threshold,
         "verdict": d.verdict,

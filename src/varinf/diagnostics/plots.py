@@ -70,7 +70,7 @@ def plot_elbo_trace(result, smooth: int | None = None) -> Figure:
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("bound (nats)")
     status = "converged" if result.converged else "not converged"
-    ax.set_title(f"{getattr(result.model, 'name', 'model')}: {type(result.family).__name__}, {status}", fontsize=10)
+    ax.set_title(f"{getattr(result.model, 'name', 'model')}: {result.family_label}, {status}", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     return fig
 

@@ -75,6 +75,8 @@ class FitResult:
         recoveries: how many times a run of non-finite bounds forced a step back and a smaller step size.
         skipped_steps: steps whose bound was non-finite and that were skipped (no update).
         diagnostics: filled by :mod:`varinf.diagnostics` (PSIS k-hat, log evidence) when run.
+        method: the fitting method that ran (``"advi"``, ...).
+        family_name: the family the user asked for (``"fullrank"``, ...), whatever wraps it internally.
     """
 
     model: Any
@@ -92,6 +94,13 @@ class FitResult:
     recoveries: int = 0
     skipped_steps: int = 0
     diagnostics: Any = None
+    method: str = "advi"
+    family_name: str = ""
+
+    @property
+    def family_label(self) -> str:
+        """The family's name for people: the one asked for, else the module's class name."""
+        return self.family_name or type(self.family).__name__
 
     # ------------------------------------------------------------------ posterior access
     def posterior(self) -> Distribution:
@@ -138,7 +147,7 @@ class FitResult:
         elbo, se = self.elbo(min(n, 2000), seed)
         status = "converged" if self.converged else "NOT converged"
         header = [
-            f"{getattr(self.model, 'name', 'model')}: {type(self.family).__name__} family, "
+            f"{getattr(self.model, 'name', 'model')}: {self.family_label} family by {self.method}, "
             f"{self.num_steps} steps ({self.grad_evals} gradient evaluations), {self.wall_time:.2f} s, lr={self.lr:g}",
             f"ELBO {elbo:.3f} ± {se:.3f} nats; {status} ({self.convergence_reason})"
             + (f"; parameters averaged over the last {self.averaged_steps} steps" if self.averaged_steps else ""),
@@ -154,6 +163,6 @@ class FitResult:
     def __repr__(self) -> str:
         last = self.window_means[-1] if self.window_means else float("nan")
         return (
-            f"FitResult(model={getattr(self.model, 'name', '?')}, family={type(self.family).__name__}, "
+            f"FitResult(model={getattr(self.model, 'name', '?')}, family={self.family_label}, method={self.method}, "
             f"steps={self.num_steps}, converged={self.converged}, elbo≈{last:.4g}, wall_time={self.wall_time:.2f}s)"
         )
