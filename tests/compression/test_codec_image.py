@@ -15,6 +15,7 @@ import torch
 from varinf.compression import FormatError, compress_image, decompress_image, save_codec
 from varinf.compression.ans import AnsStack
 from varinf.compression.image_file import _to_tensor
+from varinf.utils import num_threads
 
 from .conftest import make_tiny_codec
 
@@ -52,8 +53,7 @@ def test_decoded_pixels_equal_the_forward_pass(tiny_codec, picture):
     img = picture[:64, :64]
     out = decompress_image(compress_image(img, tiny_codec, 2.0).data, tiny_codec)
     x, _ = _to_tensor(img, tiny_codec.multiple)
-    torch.set_num_threads(1)
-    with torch.no_grad():
+    with torch.no_grad(), num_threads(1):
         x_hat = tiny_codec(x, torch.tensor([2.0])).x_hat[0]
     expected = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
     assert np.array_equal(out, expected)

@@ -54,6 +54,7 @@ import torch
 from scipy.special import ndtr, ndtri
 from torch.distributions import Bernoulli, Independent, Normal
 
+from ..utils import num_threads
 from .ans import AnsStack, CodingError
 from .tables import PRECISION, quantize_pmf
 
@@ -226,7 +227,7 @@ class BitsBackCodec:
         k = self.bins.size
         prior_bits = self.bins.bits * self.prior_loc.size
         image_bits = np.empty(len(images))
-        with _single_thread():
+        with num_threads(1):  # the pmfs must not depend on the caller's thread count
             for i, x in enumerate(images):
                 wq = self._posterior_weights(x)
                 z = stack.pop_pmfs(wq)
@@ -250,7 +251,7 @@ class BitsBackCodec:
         k = self.bins.size
         d = self.prior_loc.size
         out = np.empty((num_images, self.num_dims), dtype=np.uint8)
-        with _single_thread():
+        with num_threads(1):
             for i in range(num_images - 1, -1, -1):
                 z = stack.pop_uniform(d, k)
                 wx = self._likelihood_weights(z)
@@ -269,13 +270,3 @@ class BitsBackCodec:
 def _ideal_bits(weights: np.ndarray, values: np.ndarray) -> float:
     return float(np.sum(PRECISION - np.log2(weights[np.arange(len(values)), values].astype(np.float64))))
 
-
-class _single_thread:
-    """One intra-op thread while coding: the pmfs must not depend on the caller's thread count."""
-
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.threads)

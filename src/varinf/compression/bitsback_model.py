@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from ..utils import atomic_write_text
 from ..vae import load_vae
 from ..vae.checkpoint import write_safetensors
 from .bitsback import BitsBackCodec
@@ -54,9 +55,7 @@ def save_bitsback(
     codec = BitsBackCodec(load_vae(directory / WEIGHTS), latent_bits, initial_words)
     meta = {"latent_bits": latent_bits, "initial_words": initial_words, "model_id": codec.model_id().hex(),
             "info": info or {}}  # fmt: skip
-    tmp = directory / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, directory / CONFIG)
+    atomic_write_text(directory / CONFIG, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return codec
 
 

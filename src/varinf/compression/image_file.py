@@ -28,7 +28,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
+from ..utils import atomic_write_bytes, num_threads
 from .ans import AnsStack, CodingError
 from .container import KIND_LOSSY_IMAGE, Container, FormatError, read_container
 from .model import ImageCodec
@@ -49,7 +49,6 @@ __all__ = [
     "compress_image",
     "decompress_file",
     "decompress_image",
-    "write_atomic",
 ]
 
 MAX_PIXELS = 2**24  # 16.7 megapixels (e.g. 4096x4096): coding needs ~300 bytes/pixel of activations
@@ -126,18 +125,6 @@ def compress_image(image: np.ndarray, codec: ImageCodec, quality: float) -> Comp
     )
 
 
-@contextmanager
-def _single_thread():
-    """Run the float synthesis on one thread: oneDNN picks thread-count-dependent summation orders, and
-    the decoded pixels must not depend on the caller's thread setting (the symbols never do)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def decompress_image(data: bytes, codec: ImageCodec) -> np.ndarray:
     """Decode ``.vif`` bytes written by :func:`compress_image` with the same model; returns uint8 pixels."""
     container = read_container(data, expect_kind=KIND_LOSSY_IMAGE)
@@ -167,7 +154,9 @@ def decompress_image(data: bytes, codec: ImageCodec) -> np.ndarray:
         raise FormatError(f"corrupt payload ({e})") from None
     if not stack.is_empty():
         raise FormatError("corrupt payload (data left over after decoding every latent)")
-    with torch.no_grad(), _single_thread():
+    # one thread: oneDNN picks thread-count-dependent summation orders, and the decoded pixels must not
+    # depend on the caller's thread setting (the symbols never do)
+    with torch.no_grad(), num_threads(1):
         _, inverse_gain = codec.gains(torch.tensor([quality]))
         x_hat = codec.g_s(y_hat * inverse_gain)[0, :, :h, :w]
     x_hat = torch.nan_to_num(x_hat, nan=0.0).clamp(0.0, 1.0)
@@ -176,17 +165,6 @@ def decompress_image(data: bytes, codec: ImageCodec) -> np.ndarray:
         r, g, b = (pixels[:, :, i].astype(np.int64) for i in range(3))
         pixels = ((r * 299 + g * 587 + b * 114 + 500) // 1000).astype(np.uint8)
     return np.ascontiguousarray(pixels)
-
-
-def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and rename; refuses to overwrite unless ``force``."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists (use --force to overwrite)")
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
 
 
 MAX_FILE_BYTES = 1 << 30
@@ -233,7 +211,7 @@ def compress_file(
     codec = model if isinstance(model, ImageCodec) else load_codec(model)
     quality = codec.default_quality if quality is None else quality
     result = compress_image(_read_image(src), codec, quality)
-    write_atomic(dst, result.data, force=force)
+    atomic_write_bytes(dst, result.data, overwrite=force)
     return result
 
 
@@ -253,5 +231,5 @@ def decompress_file(
     if fmt is None:
         raise ValueError(f"{dst}: unknown image extension (use .png)")
     Image.fromarray(pixels).save(buf, fmt)
-    write_atomic(dst, buf.getvalue(), force=force)
+    atomic_write_bytes(dst, buf.getvalue(), overwrite=force)
     return pixels

@@ -36,11 +36,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..utils import atomic_write_bytes
 from .ans import CodingError
 from .bitsback import BitsBackCodec, seed_words
 from .bitsback_model import load_bitsback
 from .container import KIND_LOSSLESS, Container, FormatError, read_container
-from .image_file import read_vif_bytes, write_atomic
+from .image_file import read_vif_bytes
 
 __all__ = [
     "CompressedLossless",
@@ -183,7 +184,7 @@ def compress_lossless_file(src, dst, model=None, force: bool = False, progress=N
         raise FileExistsError(f"{dst} exists (use --force to overwrite)")
     codec = model if isinstance(model, BitsBackCodec) else load_bitsback(model)
     result = compress_lossless(read_array(src), codec, progress=progress)
-    write_atomic(dst, result.data, force=force)
+    atomic_write_bytes(dst, result.data, overwrite=force)
     return result
 
 
@@ -204,5 +205,5 @@ def decompress_lossless_file(src, dst, model=None, force: bool = False, progress
         if image is None:
             raise ValueError(f"{dst}: an image file holds one image; this file has {array.shape} (use .npy)")
         Image.fromarray(image.astype(np.uint8)).save(buf, fmt)
-    write_atomic(dst, buf.getvalue(), force=force)
+    atomic_write_bytes(dst, buf.getvalue(), overwrite=force)
     return array

@@ -28,8 +28,9 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from ..utils import atomic_write_bytes, atomic_write_text
 from .model import CodecConfig, ImageCodec
 
 __all__ = ["DEFAULT_MODEL_DIR", "load_codec", "save_codec"]
@@ -58,12 +59,9 @@ def save_codec(codec: ImageCodec, directory: str | os.PathLike, info: dict | Non
         "table_digest": f"{codec.tables().digest():08x}",
         "info": info or {},
     }
-    tmp_w, tmp_c = directory / (WEIGHTS + ".tmp"), directory / (CONFIG + ".tmp")
-    save_file(state, str(tmp_w), metadata={"model_id": meta["model_id"]})
-    tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.chmod(tmp_w, 0o644)
-    os.replace(tmp_w, directory / WEIGHTS)
-    os.replace(tmp_c, directory / CONFIG)
+    # plain safetensors (no varinf checksum: the model id recorded in model.json checks the weights)
+    atomic_write_bytes(directory / WEIGHTS, save(state, metadata={"model_id": meta["model_id"]}))
+    atomic_write_text(directory / CONFIG, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
 
 

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ..families import AbstractFamily, make_family
 from ..models import Model
 from ..objectives import ELBO
+from ..utils import num_threads
 from .adam import LeanAdam
 from .averaging import IterateAverage
 from .convergence import RelativeChange
@@ -73,15 +74,8 @@ def _no_validation():
 def _threads(model: Model, threads):
     if threads == "auto":
         threads = 1 if sum(b.numel() for b in model.buffers()) < 2_000_000 else None
-    if threads is None:
+    with num_threads(threads):
         yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _make_adam(params, lr):
