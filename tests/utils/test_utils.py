@@ -39,7 +39,7 @@ def test_interrupted_write_keeps_old_file_and_leaves_no_temporary(tmp_path, erro
 def test_overwrite_off_refuses_existing_file(tmp_path):
     path = tmp_path / "out.bin"
     path.write_bytes(b"old")
-    with pytest.raises(FileExistsError, match="out.bin"):
+    with pytest.raises(FileExistsError, match=r"out\.bin"):
         atomic_write_bytes(path, b"new", overwrite=False)
     assert path.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [path]
@@ -68,7 +68,7 @@ def test_safetensors_round_trip_and_damage(tmp_path):
     with pytest.raises(SafetensorsError, match="checksum"):
         read_safetensors(path, format="test/1")
     path.write_bytes(bytes(data[:20]))
-    with pytest.raises(SafetensorsError, match="w.safetensors"):
+    with pytest.raises(SafetensorsError, match=r"w\.safetensors"):
         read_safetensors(path, format="test/1")
 
 

@@ -10,7 +10,7 @@ Example::
 
     >>> import tempfile
     >>> from varinf.vae import VAE, VAEConfig
-    >>> from varinf.compression.bitsback_model import load_bitsback, save_bitsback
+    >>> from varinf.compression.lossless.bitsback_model import load_bitsback, save_bitsback
     >>> vae = VAE.from_config(VAEConfig(data_shape=(1, 4, 4), latents=(3,), hidden=((8,),)))
     >>> with tempfile.TemporaryDirectory() as d:
     ...     codec = save_bitsback(vae, d)
@@ -26,14 +26,14 @@ from pathlib import Path
 
 import torch
 
-from ..utils import atomic_write_text
-from ..vae import load_vae
-from ..vae.checkpoint import write_safetensors
+from ...utils import atomic_write_text
+from ...vae import load_vae
+from ...vae.checkpoint import write_safetensors
 from .bitsback import BitsBackCodec
 
 __all__ = ["DEFAULT_BITSBACK_DIR", "load_bitsback", "save_bitsback"]
 
-DEFAULT_BITSBACK_DIR = Path(__file__).resolve().parents[1] / "assets" / "bitsback_mnist"
+DEFAULT_BITSBACK_DIR = Path(__file__).resolve().parents[2] / "assets" / "bitsback_mnist"
 WEIGHTS, CONFIG = "model.safetensors", "model.json"
 DEFAULT_LATENT_BITS, DEFAULT_INITIAL_WORDS = 8, 64
 

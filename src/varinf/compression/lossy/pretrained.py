@@ -1,6 +1,6 @@
 """Saving and loading codec weights: ``model.safetensors`` + ``model.json`` (never pickle).
 
-The JSON records the :class:`~varinf.compression.model.CodecConfig`, the 8-byte model id (SHA-256 of config
+The JSON records the :class:`~varinf.compression.lossy.model.CodecConfig`, the 8-byte model id (SHA-256 of config
 and weights) and the digest of the integer coding tables derived from the weights on the machine that saved
 them. Loading recomputes both: a different id means the weights file was altered (error); a different table
 digest means this platform's float64 maths derives other tables from the same weights, so files written
@@ -11,11 +11,11 @@ elsewhere would not decode here (warning).
 Example::
 
     >>> import tempfile
-    >>> from varinf.compression.model import CodecConfig, ImageCodec
-    >>> from varinf.compression.pretrained import load_codec, save_codec
+    >>> from varinf.compression.lossy.model import CodecConfig, ImageCodec
+    >>> from varinf.compression.lossy.pretrained import load_codec, save_codec
     >>> codec = ImageCodec(CodecConfig(channels=8, latent_channels=8, hyper_channels=8))
     >>> with tempfile.TemporaryDirectory() as d:
-    ...     save_codec(codec, d)
+    ...     _ = save_codec(codec, d)
     ...     load_codec(d).model_id() == codec.model_id()
     True
 """
@@ -30,12 +30,12 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save
 
-from ..utils import atomic_write_bytes, atomic_write_text
+from ...utils import atomic_write_bytes, atomic_write_text
 from .model import CodecConfig, ImageCodec
 
 __all__ = ["DEFAULT_MODEL_DIR", "load_codec", "save_codec"]
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "codec"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "assets" / "codec"
 WEIGHTS, CONFIG = "model.safetensors", "model.json"
 
 

@@ -7,13 +7,13 @@ temporary file and renamed, so a crash never leaves a half-written checkpoint. T
 constant and then decays with a half cosine over the last ``decay_fraction`` of the steps.
 
 Output folder layout: ``checkpoint.pt``, ``train.log`` (one JSON line per ``log_every`` steps) and, at the
-end, ``model.safetensors`` + ``model.json`` (see :mod:`varinf.compression.pretrained`).
+end, ``model.safetensors`` + ``model.json`` (see :mod:`varinf.compression.lossy.pretrained`).
 
 Example (a few steps of a tiny codec)::
 
     >>> import tempfile, numpy as np
-    >>> from varinf.compression.model import CodecConfig
-    >>> from varinf.compression.train import TrainConfig, train_codec
+    >>> from varinf.compression.lossy.model import CodecConfig
+    >>> from varinf.compression.lossy.train import TrainConfig, train_codec
     >>> images = [np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)]
     >>> cfg = CodecConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.01,))
     >>> with tempfile.TemporaryDirectory() as d:
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..utils import atomic_output, num_threads
+from ...utils import atomic_output, num_threads
 from .model import CodecConfig, ImageCodec, rd_loss
 from .patches import PatchSampler
 from .pretrained import save_codec
@@ -48,7 +48,7 @@ CHECKPOINT = "checkpoint.pt"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimization settings (the architecture lives in :class:`~varinf.compression.model.CodecConfig`)."""
+    """Optimization settings (the architecture lives in :class:`~varinf.compression.lossy.model.CodecConfig`)."""
 
     steps: int = 20_000
     batch_size: int = 8
