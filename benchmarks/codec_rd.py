@@ -76,7 +76,7 @@ def main() -> None:
     import torch
 
     from varinf.compression import load_codec
-    from varinf.compression.evaluate import BASELINE_QUALITIES, build_report, evaluate_learned
+    from varinf.compression.evaluation.evaluate import BASELINE_QUALITIES, build_report, evaluate_learned
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     images = load_kodak(Path(args.kodak), 4 if args.quick else args.limit)
@@ -138,7 +138,7 @@ def cached_baselines(images: list[np.ndarray], baselines: dict[str, list[int]], 
 
     import PIL
 
-    from varinf.compression.evaluate import RDPoint, evaluate_pillow
+    from varinf.compression.evaluation.evaluate import RDPoint, evaluate_pillow
 
     h = hashlib.sha256()
     for img in images:
@@ -176,7 +176,7 @@ def _alive(marker: Path) -> bool:
 
 
 def codec_dir() -> str:
-    from varinf.compression.pretrained import DEFAULT_MODEL_DIR
+    from varinf.compression.lossy.pretrained import DEFAULT_MODEL_DIR
 
     return str(DEFAULT_MODEL_DIR)
 

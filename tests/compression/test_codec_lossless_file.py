@@ -109,7 +109,7 @@ def test_cli_lossless_round_trip_with_the_shipped_model(tmp_path, capsys):
 def test_shipped_model_is_small_and_checked():
     codec = load_bitsback()
     assert codec.data_shape == (1, 28, 28) and codec.symbols == 2
-    from varinf.compression.bitsback_model import DEFAULT_BITSBACK_DIR
+    from varinf.compression.lossless.bitsback_model import DEFAULT_BITSBACK_DIR
 
     assert (DEFAULT_BITSBACK_DIR / "model.safetensors").stat().st_size < 1_100_000
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
+
+from ..utils import atomic_write_text
 
 __all__ = ["read_matrix", "register", "run_gmm", "run_lda"]
 
@@ -45,10 +46,7 @@ def _write_atomic(path: str, text: str, force: bool) -> None:
     target = Path(path)
     if target.exists() and not force:
         raise ValueError(f"{path} exists; pass --force to overwrite")
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, target)
+    atomic_write_text(target, text, overwrite=force)
 
 
 def run_gmm(args: argparse.Namespace) -> int:

@@ -89,9 +89,9 @@ def run_eval(args: argparse.Namespace) -> int:
                        progress=False if args.no_progress else None)  # fmt: skip
     print(report.to_markdown())
     if args.json:
-        from ..compression.image_file import write_atomic
+        from ..utils import atomic_write_text
 
-        write_atomic(args.json, report.to_json().encode(), force=True)
+        atomic_write_text(args.json, report.to_json())
     return 0
 
 

@@ -12,6 +12,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import functools
 
 __all__ = ["register"]
 
@@ -45,18 +46,24 @@ def _data_spec(args):
     )
 
 
-def _threads(args) -> None:
-    if args.threads:
-        import torch
+def _with_threads(run):
+    """Run a subcommand with ``--threads`` torch threads (default: torch's choice)."""
 
-        torch.set_num_threads(args.threads)
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        from ..utils import num_threads
+
+        with num_threads(args.threads or None):
+            return run(args)
+
+    return wrapper
 
 
+@_with_threads
 def run_train(args: argparse.Namespace) -> int:
     from ..vae import TrainConfig, VAEConfig
     from ..vae.runs import train_run
 
-    _threads(args)
     progress = False if args.no_progress else None
     stops = {"epochs": args.epochs, "max_steps": args.max_steps, "cpu_budget_s": _seconds(args.cpu_budget)}
     if args.resume:
@@ -105,10 +112,10 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
+@_with_threads
 def run_eval(args: argparse.Namespace) -> int:
     from ..vae.runs import evaluate_run
 
-    _threads(args)
     ev = evaluate_run(
         args.run,
         data=_data_spec(args),

@@ -19,6 +19,7 @@ import torch
 
 from ..models import Model
 from ..objectives import ELBO
+from ..utils import num_threads
 from .advi import advi
 from .config import FitConfig
 from .result import FitResult
@@ -34,15 +35,8 @@ METHODS: dict[str, Callable[..., FitResult]] = {"advi": advi}
 def _threads(model: Model, threads):
     if threads == "auto":
         threads = 1 if sum(b.numel() for b in model.buffers()) < 2_000_000 else None
-    if threads is None:
+    with num_threads(threads):
         yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def optimize(

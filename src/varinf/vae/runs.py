@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.idx import atomic_write_bytes
+from ..utils import atomic_write_text
 from .checkpoint import load_vae
 from .config import VAEConfig
 from .datasets import DataSpec
@@ -78,7 +78,7 @@ def evaluate_run(
         raise ValueError(f"the {split} split is empty")
     x = run.vae.likelihood.prepare(images, torch.Generator().manual_seed(TEST_SEED))
     ev = evaluate(run.vae, x, k=k, batch_size=batch_size, seed=seed, progress=progress)
-    atomic_write_bytes(run.path / f"eval_{split}.json", (json.dumps(ev.to_dict(), indent=2) + "\n").encode())
+    atomic_write_text(run.path / f"eval_{split}.json", json.dumps(ev.to_dict(), indent=2) + "\n")
     return ev
 
 

@@ -21,7 +21,7 @@ Sizes are checked against the bytes actually present, never trusted.
 Example::
 
     >>> import numpy as np
-    >>> from varinf.compression.container import Container, read_container
+    >>> from varinf.compression.coding.container import Container, read_container
     >>> blob = Container(1, b"ABCDEFGH", 7, b"meta", np.array([1, 2], np.uint32)).to_bytes()
     >>> read_container(blob).payload.tolist()
     [1, 2]
@@ -32,6 +32,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -44,6 +45,7 @@ __all__ = [
     "FormatError",
     "file_kind",
     "read_container",
+    "read_vif_bytes",
 ]
 
 MAGIC = b"\x89VIF"
@@ -133,3 +135,18 @@ def file_kind(path) -> int:
     if head[5] not in _KINDS:
         raise FormatError(f"{path}: unknown .vif content kind {head[5]}")
     return head[5]
+
+
+MAX_FILE_BYTES = 1 << 30
+
+
+def read_vif_bytes(src: Path, dst: Path, force: bool) -> bytes:
+    """A ``.vif`` file's bytes, after refusing a missing source, an existing destination (unless ``force``)
+    and a file too large to be ours; checked before any model is loaded or anything is written."""
+    if not src.is_file():
+        raise FileNotFoundError(f"no such file: {src}")
+    if dst.exists() and not force:
+        raise FileExistsError(f"{dst} exists (use --force to overwrite)")
+    if src.stat().st_size > MAX_FILE_BYTES:
+        raise FormatError(f"{src}: too large to be a .vif file")
+    return src.read_bytes()

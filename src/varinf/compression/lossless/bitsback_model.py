@@ -10,7 +10,7 @@ Example::
 
     >>> import tempfile
     >>> from varinf.vae import VAE, VAEConfig
-    >>> from varinf.compression.bitsback_model import load_bitsback, save_bitsback
+    >>> from varinf.compression.lossless.bitsback_model import load_bitsback, save_bitsback
     >>> vae = VAE.from_config(VAEConfig(data_shape=(1, 4, 4), latents=(3,), hidden=((8,),)))
     >>> with tempfile.TemporaryDirectory() as d:
     ...     codec = save_bitsback(vae, d)
@@ -26,13 +26,14 @@ from pathlib import Path
 
 import torch
 
-from ..vae import load_vae
-from ..vae.checkpoint import write_safetensors
+from ...utils import atomic_write_text
+from ...vae import load_vae
+from ...vae.checkpoint import write_safetensors
 from .bitsback import BitsBackCodec
 
 __all__ = ["DEFAULT_BITSBACK_DIR", "load_bitsback", "save_bitsback"]
 
-DEFAULT_BITSBACK_DIR = Path(__file__).resolve().parents[1] / "assets" / "bitsback_mnist"
+DEFAULT_BITSBACK_DIR = Path(__file__).resolve().parents[2] / "assets" / "bitsback_mnist"
 WEIGHTS, CONFIG = "model.safetensors", "model.json"
 DEFAULT_LATENT_BITS, DEFAULT_INITIAL_WORDS = 8, 64
 
@@ -54,9 +55,7 @@ def save_bitsback(
     codec = BitsBackCodec(load_vae(directory / WEIGHTS), latent_bits, initial_words)
     meta = {"latent_bits": latent_bits, "initial_words": initial_words, "model_id": codec.model_id().hex(),
             "info": info or {}}  # fmt: skip
-    tmp = directory / (CONFIG + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, directory / CONFIG)
+    atomic_write_text(directory / CONFIG, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return codec
 
 

@@ -10,13 +10,13 @@ Given a predicted scale :math:`\\sigma` (from the hyper-synthesis), the noisy la
 
 (zero-mean Gaussian convolved with the unit box; Ballé et al. 2018, arXiv:1802.01436). For coding, scales
 are snapped to a fixed log-spaced set of ``levels`` (:class:`ScaleLevels`) and each level owns one integer
-row of :func:`~varinf.compression.tables.gaussian_table`. The snapping is an *integer* comparison of a
+row of :func:`~varinf.compression.coding.tables.gaussian_table`. The snapping is an *integer* comparison of a
 fixed-point scale with fixed-point boundaries, so encoder and decoder pick the same row.
 
 Example::
 
     >>> import torch
-    >>> from varinf.compression.gaussian import gaussian_likelihood
+    >>> from varinf.compression.lossy.gaussian import gaussian_likelihood
     >>> float(gaussian_likelihood(torch.zeros(1), torch.ones(1))) > 0.38
     True
 """
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .tables import DiscreteTable, gaussian_table
+from ..coding.tables import DiscreteTable, gaussian_table
 
 __all__ = ["SCALE_MIN", "ScaleLevels", "gaussian_likelihood", "lower_bound"]
 

@@ -11,12 +11,14 @@ Training minimizes, per image, :math:`R/(HW) + \\lambda_q \\cdot 255^2 \\cdot \\
 sample draws a quality level :math:`q` and its :math:`\\lambda_q` (Cui et al. 2021, arXiv:2003.02012).
 
 Shapes: ``forward(x, quality)`` with ``x`` ``(B, 3, H, W)`` (H, W multiples of ``codec.multiple``) and
-``quality`` ``(B,)`` in ``[0, levels - 1]``.
+``quality`` ``(B,)`` in ``[0, levels - 1]``. :meth:`ImageCodec.compress` / :meth:`ImageCodec.decompress` turn
+one such image into ANS words and back (see their dataflow); files around them live in
+:mod:`varinf.compression.lossy.image_file`.
 
 Example::
 
     >>> import torch
-    >>> from varinf.compression.model import CodecConfig, ImageCodec
+    >>> from varinf.compression.lossy.model import CodecConfig, ImageCodec
     >>> codec = ImageCodec(CodecConfig(channels=8, latent_channels=8, hyper_channels=8)).eval()
     >>> out = codec(torch.rand(1, 3, 64, 64), torch.tensor([0.0]))
     >>> tuple(out.x_hat.shape), out.bits.shape
@@ -34,11 +36,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...utils import num_threads
+from ..coding.ans import AnsStack, CodingError
 from .gain import GainUnits
 from .latents import FactorizedLatent, HyperpriorLatent, LatentTables
-from .transforms import analysis, synthesis
+from .transforms import FACTORIZED_MULTIPLE, analysis, synthesis
 
-__all__ = ["DEFAULT_LAMBDAS", "CodecConfig", "ImageCodec", "RDOutput", "rd_loss"]
+__all__ = ["DEFAULT_LAMBDAS", "CodecConfig", "ImageCodec", "LatentStreams", "RDOutput", "rd_loss"]
 
 # CompressAI's lambdas for its qualities 1..6 (MSE on the 8-bit scale)
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
@@ -107,6 +111,23 @@ class RDOutput:
         return self.bits / self.num_pixels
 
 
+@dataclass(frozen=True)
+class LatentStreams:
+    """One image as :meth:`ImageCodec.compress` codes it.
+
+    Attributes:
+        words: ``uint32`` ANS stack words (ẑ on top of ŷ for the hyperprior).
+        size: ``(H, W)`` of the coded (padded) image; :meth:`ImageCodec.decompress` needs it back.
+        num_bits: bits of ``words`` as the coder counts them (the payload).
+        estimated_bits: the model's rate :math:`-\\log_2 p(\\hat y, \\hat z)` of the same rounded latents.
+    """
+
+    words: np.ndarray
+    size: tuple[int, int]
+    num_bits: int
+    estimated_bits: float
+
+
 @dataclass
 class RDLoss:
     """``loss`` (scalar, minimized), ``bpp`` and ``mse`` (``(B,)``, MSE of [0, 1] values)."""
@@ -123,7 +144,18 @@ def rd_loss(out: RDOutput, x: torch.Tensor, lam: torch.Tensor) -> RDLoss:
 
 
 class ImageCodec(nn.Module):
-    """Variable-rate learned image codec (see module docstring). Build with a :class:`CodecConfig`."""
+    """Variable-rate learned image codec (see module docstring). Build with a :class:`CodecConfig`.
+
+    ``forward`` (training: noisy latents, estimated bits), ``compress`` and ``decompress`` (real bitstreams)::
+
+        compress     x ──g_a──► y ──×g_q──► [round] ──► latent.push ──► ANS words (+ size, quality)
+                                                         │ hyperprior: ẑ = round(h_a(|y|)) pushed last,
+                                                         │ σ rows from the integer h_s(ẑ)
+        decompress   ANS words ──latent.pop──► ŷ ──×g'_q──g_s──► x̂      (ẑ popped first; g_s on one thread)
+
+    The symbols depend only on integers (integer tables, integer h_s), so they decode the same anywhere; the
+    float synthesis runs on one thread so the pixels do not depend on the caller's thread setting.
+    """
 
     def __init__(self, config: CodecConfig):
         super().__init__()
@@ -157,13 +189,53 @@ class ImageCodec(nn.Module):
         """Quality used when none is given: level 3 (lambda = 0.013 for the default lambdas) or the top level."""
         return min(3.0, self.max_quality)
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> RDOutput:
+    def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % self.multiple or x.shape[3] % self.multiple:
             raise ValueError(f"expected (B, 3, H, W) with H, W multiples of {self.multiple}, got {tuple(x.shape)}")
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor) -> RDOutput:
+        self._check(x)
         gain, inverse_gain = self.gains(quality)
         latent = self.latent(self.g_a(x) * gain)
         x_hat = self.g_s(latent.y_hat * inverse_gain)
         return RDOutput(x_hat, latent.y_bits, latent.z_bits, x.shape[2] * x.shape[3])
+
+    # ------------------------------------------------------------------ bitstreams
+    def compress(self, x: torch.Tensor, quality: float) -> LatentStreams:
+        """Entropy code one image ``x`` ``(1, 3, H, W)`` in [0, 1] (H, W multiples of :attr:`multiple`) at
+        ``quality`` in ``[0, max_quality]``. Puts the model in eval mode."""
+        self._check(x)
+        if x.shape[0] != 1:
+            raise ValueError(f"compress codes one image at a time, got a batch of {x.shape[0]}")
+        self.eval()
+        tables = self.tables()
+        with torch.no_grad():
+            gain, _ = self.gains(torch.tensor([quality]))
+            y = self.g_a(x) * gain
+            stack = AnsStack()
+            self.latent.push(y, stack, tables)
+            latent = self.latent(y)  # the model's own estimate of the rate of the same rounded latents
+        size = (x.shape[2], x.shape[3])
+        return LatentStreams(stack.words(), size, stack.num_bits(), float(latent.bits.sum()))
+
+    def decompress(self, words: np.ndarray, size: tuple[int, int], quality: float) -> torch.Tensor:
+        """Decode the words of :meth:`compress` (same model, ``size`` and ``quality``) to ``x̂`` ``(1, 3, H, W)``
+        (not clamped). Raises :class:`~varinf.compression.coding.ans.CodingError` for words that are not
+        such a stream. Puts the model in eval mode."""
+        h, w = size
+        if h % self.multiple or w % self.multiple:
+            raise ValueError(f"size must be multiples of {self.multiple}, got {tuple(size)}")
+        shape = (1, self.config.latent_channels, h // FACTORIZED_MULTIPLE, w // FACTORIZED_MULTIPLE)
+        self.eval()
+        stack = AnsStack(words)
+        y_hat = self.latent.pop(stack, shape, self.tables())
+        if not stack.is_empty():
+            raise CodingError("data left over after decoding every latent")
+        # one thread: oneDNN picks thread-count-dependent summation orders, and the decoded pixels must not
+        # depend on the caller's thread setting (the symbols never do)
+        with torch.no_grad(), num_threads(1):
+            _, inverse_gain = self.gains(torch.tensor([quality]))
+            return self.g_s(y_hat * inverse_gain)
 
     # ------------------------------------------------------------------ coding state derived from weights
     def _weights_key(self) -> tuple:

@@ -19,7 +19,7 @@ Shapes: ``forward(z)`` takes ``(B, C, H, W)`` and returns the noisy/rounded valu
 Example::
 
     >>> import torch
-    >>> from varinf.compression.bottleneck import EntropyBottleneck
+    >>> from varinf.compression.lossy.bottleneck import EntropyBottleneck
     >>> eb = EntropyBottleneck(4)
     >>> z_tilde, lik = eb(torch.randn(2, 4, 3, 3) * 5)
     >>> bool(((lik > 0) & (lik <= 1)).all())
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tables import DiscreteTable
+from ..coding.tables import DiscreteTable
 
 __all__ = ["EntropyBottleneck"]
 

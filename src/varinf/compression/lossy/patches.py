@@ -11,7 +11,7 @@ Shapes: images are ``(H, W, 3)`` uint8; ``sample`` returns a float tensor ``(B, 
 Example::
 
     >>> import numpy as np
-    >>> from varinf.compression.patches import PatchSampler
+    >>> from varinf.compression.lossy.patches import PatchSampler
     >>> sampler = PatchSampler([np.zeros((80, 90, 3), np.uint8)], patch_size=64)
     >>> tuple(sampler.sample(2, np.random.default_rng(0)).shape)
     (2, 3, 64, 64)

@@ -1,6 +1,6 @@
 """Saving and loading codec weights: ``model.safetensors`` + ``model.json`` (never pickle).
 
-The JSON records the :class:`~varinf.compression.model.CodecConfig`, the 8-byte model id (SHA-256 of config
+The JSON records the :class:`~varinf.compression.lossy.model.CodecConfig`, the 8-byte model id (SHA-256 of config
 and weights) and the digest of the integer coding tables derived from the weights on the machine that saved
 them. Loading recomputes both: a different id means the weights file was altered (error); a different table
 digest means this platform's float64 maths derives other tables from the same weights, so files written
@@ -11,11 +11,11 @@ elsewhere would not decode here (warning).
 Example::
 
     >>> import tempfile
-    >>> from varinf.compression.model import CodecConfig, ImageCodec
-    >>> from varinf.compression.pretrained import load_codec, save_codec
+    >>> from varinf.compression.lossy.model import CodecConfig, ImageCodec
+    >>> from varinf.compression.lossy.pretrained import load_codec, save_codec
     >>> codec = ImageCodec(CodecConfig(channels=8, latent_channels=8, hyper_channels=8))
     >>> with tempfile.TemporaryDirectory() as d:
-    ...     save_codec(codec, d)
+    ...     _ = save_codec(codec, d)
     ...     load_codec(d).model_id() == codec.model_id()
     True
 """
@@ -28,13 +28,14 @@ import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from ...utils import atomic_write_bytes, atomic_write_text
 from .model import CodecConfig, ImageCodec
 
 __all__ = ["DEFAULT_MODEL_DIR", "load_codec", "save_codec"]
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "codec"
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "assets" / "codec"
 WEIGHTS, CONFIG = "model.safetensors", "model.json"
 
 
@@ -58,12 +59,9 @@ def save_codec(codec: ImageCodec, directory: str | os.PathLike, info: dict | Non
         "table_digest": f"{codec.tables().digest():08x}",
         "info": info or {},
     }
-    tmp_w, tmp_c = directory / (WEIGHTS + ".tmp"), directory / (CONFIG + ".tmp")
-    save_file(state, str(tmp_w), metadata={"model_id": meta["model_id"]})
-    tmp_c.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    os.chmod(tmp_w, 0o644)
-    os.replace(tmp_w, directory / WEIGHTS)
-    os.replace(tmp_c, directory / CONFIG)
+    # plain safetensors (no varinf checksum: the model id recorded in model.json checks the weights)
+    atomic_write_bytes(directory / WEIGHTS, save(state, metadata={"model_id": meta["model_id"]}))
+    atomic_write_text(directory / CONFIG, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     return directory
 
 

@@ -8,7 +8,7 @@ entropy coder's overhead.
 Example::
 
     >>> import numpy as np
-    >>> from varinf.compression.evaluate import evaluate_pillow
+    >>> from varinf.compression.evaluation.evaluate import evaluate_pillow
     >>> img = np.random.default_rng(0).integers(0, 256, (168, 168, 3), dtype=np.uint8)
     >>> [p.setting for p in evaluate_pillow([img], "JPEG", [50, 90])]
     [50.0, 90.0]
@@ -26,10 +26,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..lossy.image_file import compress_image, decompress_image
+from ..lossy.model import ImageCodec
 from .bdrate import bd_rate
-from .image_file import compress_image, decompress_image
 from .metrics import ms_ssim, psnr
-from .model import ImageCodec
 
 __all__ = [
     "BASELINE_QUALITIES",

@@ -1,21 +1,20 @@
-"""Lossy image files: pad, transform, entropy code, wrap in a ``.vif`` container; and back.
+"""Lossy image files: pixels in, ``.vif`` bytes out, and back. The coding itself is the model's
+(:meth:`ImageCodec.compress` / :meth:`ImageCodec.decompress`); this module holds only the file.
 
-:func:`compress_image` pads the image (edge replication) to a multiple of the codec's downsampling,
-quantizes the latents, pushes them on an :class:`~varinf.compression.ans.AnsStack` with the integer tables
-of :meth:`ImageCodec.tables`, and returns the file bytes with the model's estimate of the same rate.
-:func:`decompress_image` validates the container, pops the latents (bit-exact by construction), runs the
-synthesis and crops. Units: bits, bits per pixel (bpp = file bits / (H W)).
-
-Determinism: the decoded symbols depend only on integers (integer tables, integer hyper-synthesis), and the
-float synthesis runs on one thread while decoding, so a file decodes to the same pixels in every process.
+:func:`compress_image` checks the image, pads it (edge replication) to a multiple of ``codec.multiple``,
+has the codec code it, and wraps the ANS words in a :class:`~varinf.compression.coding.container.Container`
+with the model id, the table digest and the header below; it returns the file bytes with the model's estimate
+of the same rate. :func:`decompress_image` validates the container against the model, has the codec decode
+the words, then crops, clamps and rounds to uint8 (grey files back to one channel). Units: bits, bits per
+pixel (bpp = file bits / (H W)). :func:`compress_file` / :func:`decompress_file` add image-file I/O (Pillow).
 
 Lossy meta (11 bytes): height u32, width u32, quality u16 (multiples of 1/4096), channels u8 (1 grey, 3 RGB).
 
 Example::
 
     >>> import numpy as np, torch
-    >>> from varinf.compression.model import CodecConfig, ImageCodec
-    >>> from varinf.compression.image_file import compress_image, decompress_image
+    >>> from varinf.compression.lossy.model import CodecConfig, ImageCodec
+    >>> from varinf.compression.lossy.image_file import compress_image, decompress_image
     >>> codec = ImageCodec(CodecConfig(channels=8, latent_channels=8, hyper_channels=8)).eval()
     >>> img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
     >>> result = compress_image(img, codec, quality=0)
@@ -28,7 +27,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .ans import AnsStack, CodingError
-from .container import KIND_LOSSY_IMAGE, Container, FormatError, read_container
+from ...utils import atomic_write_bytes
+from ..coding.ans import CodingError
+from ..coding.container import KIND_LOSSY_IMAGE, Container, FormatError, read_container, read_vif_bytes
 from .model import ImageCodec
 from .pretrained import load_codec
 
@@ -49,7 +48,6 @@ __all__ = [
     "compress_image",
     "decompress_file",
     "decompress_image",
-    "write_atomic",
 ]
 
 MAX_PIXELS = 2**24  # 16.7 megapixels (e.g. 4096x4096): coding needs ~300 bytes/pixel of activations
@@ -111,31 +109,12 @@ def compress_image(image: np.ndarray, codec: ImageCodec, quality: float) -> Comp
     q_fixed = round(float(quality) * QUALITY_STEPS)
     quality = q_fixed / QUALITY_STEPS
     x, channels = _to_tensor(image, codec.multiple)
-    codec.eval()
-    tables = codec.tables()
-    with torch.no_grad():
-        gain, _ = codec.gains(torch.tensor([quality]))
-        y = codec.g_a(x) * gain
-        stack = AnsStack()
-        codec.latent.push(y, stack, tables)
-        latent = codec.latent(y)  # the model's own estimate of the rate of the same rounded latents
+    streams = codec.compress(x, quality)
     meta = _META.pack(image.shape[0], image.shape[1], q_fixed, channels)
-    container = Container(KIND_LOSSY_IMAGE, codec.model_id(), tables.digest(), meta, stack.words())
+    container = Container(KIND_LOSSY_IMAGE, codec.model_id(), codec.tables().digest(), meta, streams.words)
     return CompressedImage(
-        container.to_bytes(), image.shape[0], image.shape[1], quality, stack.num_bits(), float(latent.bits.sum())
+        container.to_bytes(), image.shape[0], image.shape[1], quality, streams.num_bits, streams.estimated_bits
     )
-
-
-@contextmanager
-def _single_thread():
-    """Run the float synthesis on one thread: oneDNN picks thread-count-dependent summation orders, and
-    the decoded pixels must not depend on the caller's thread setting (the symbols never do)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def decompress_image(data: bytes, codec: ImageCodec) -> np.ndarray:
@@ -146,8 +125,7 @@ def decompress_image(data: bytes, codec: ImageCodec) -> np.ndarray:
             f"file was written with model {container.model_id.hex()}, the loaded model is {codec.model_id().hex()}"
             " (pass the model the file was written with)"
         )
-    tables = codec.tables()
-    if container.table_digest != tables.digest():
+    if container.table_digest != codec.tables().digest():
         raise FormatError("file was written with coding tables this platform does not reproduce for this model")
     if len(container.meta) != _META.size:
         raise FormatError(f"corrupt lossy header (meta of {len(container.meta)} bytes)")
@@ -158,50 +136,16 @@ def decompress_image(data: bytes, codec: ImageCodec) -> np.ndarray:
     if quality > codec.max_quality:
         raise FormatError(f"corrupt lossy header (quality {quality} > {codec.max_quality})")
     m = codec.multiple
-    shape = (1, codec.config.latent_channels, -(-h // m) * m // 16, -(-w // m) * m // 16)
-    codec.eval()
     try:
-        stack = AnsStack(container.payload)
-        y_hat = codec.latent.pop(stack, shape, tables)
+        x_hat = codec.decompress(container.payload, (-(-h // m) * m, -(-w // m) * m), quality)[0, :, :h, :w]
     except CodingError as e:
         raise FormatError(f"corrupt payload ({e})") from None
-    if not stack.is_empty():
-        raise FormatError("corrupt payload (data left over after decoding every latent)")
-    with torch.no_grad(), _single_thread():
-        _, inverse_gain = codec.gains(torch.tensor([quality]))
-        x_hat = codec.g_s(y_hat * inverse_gain)[0, :, :h, :w]
     x_hat = torch.nan_to_num(x_hat, nan=0.0).clamp(0.0, 1.0)
     pixels = torch.round(x_hat * 255.0).to(torch.uint8).permute(1, 2, 0).numpy()
     if channels == 1:  # ITU-R 601 luma, as Pillow's "L" conversion, kept in integers for determinism
         r, g, b = (pixels[:, :, i].astype(np.int64) for i in range(3))
         pixels = ((r * 299 + g * 587 + b * 114 + 500) // 1000).astype(np.uint8)
     return np.ascontiguousarray(pixels)
-
-
-def write_atomic(path: str | os.PathLike, data: bytes, force: bool = False) -> Path:
-    """Write ``data`` to ``path`` via a temporary file and rename; refuses to overwrite unless ``force``."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise FileExistsError(f"{path} exists (use --force to overwrite)")
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path
-
-
-MAX_FILE_BYTES = 1 << 30
-
-
-def read_vif_bytes(src: Path, dst: Path, force: bool) -> bytes:
-    """A ``.vif`` file's bytes, after refusing a missing source, an existing destination (unless ``force``)
-    and a file too large to be ours; checked before any model is loaded or anything is written."""
-    if not src.is_file():
-        raise FileNotFoundError(f"no such file: {src}")
-    if dst.exists() and not force:
-        raise FileExistsError(f"{dst} exists (use --force to overwrite)")
-    if src.stat().st_size > MAX_FILE_BYTES:
-        raise FormatError(f"{src}: too large to be a .vif file")
-    return src.read_bytes()
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -233,7 +177,7 @@ def compress_file(
     codec = model if isinstance(model, ImageCodec) else load_codec(model)
     quality = codec.default_quality if quality is None else quality
     result = compress_image(_read_image(src), codec, quality)
-    write_atomic(dst, result.data, force=force)
+    atomic_write_bytes(dst, result.data, overwrite=force)
     return result
 
 
@@ -253,5 +197,5 @@ def decompress_file(
     if fmt is None:
         raise ValueError(f"{dst}: unknown image extension (use .png)")
     Image.fromarray(pixels).save(buf, fmt)
-    write_atomic(dst, buf.getvalue(), force=force)
+    atomic_write_bytes(dst, buf.getvalue(), overwrite=force)
     return pixels

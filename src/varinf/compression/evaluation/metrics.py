@@ -15,7 +15,7 @@ for five scales.
 Example::
 
     >>> import numpy as np
-    >>> from varinf.compression.metrics import ms_ssim, psnr
+    >>> from varinf.compression.evaluation.metrics import ms_ssim, psnr
     >>> x = np.random.default_rng(0).integers(0, 256, (192, 192, 3), dtype=np.uint8)
     >>> round(ms_ssim(x, x), 6), psnr(x, x)
     (1.0, inf)

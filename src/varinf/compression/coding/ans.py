@@ -1,7 +1,7 @@
 """ANS stack coder: the one adapter around ``constriction`` (the only module that imports it).
 
 :class:`AnsStack` is a last-in-first-out stream of 32-bit words (constriction's ``stack.AnsCoder``, 24-bit
-probabilities). Values pushed with an integer :class:`~varinf.compression.tables.DiscreteTable` pop back
+probabilities). Values pushed with an integer :class:`~varinf.compression.coding.tables.DiscreteTable` pop back
 exactly when popped with the same rows; pushes and pops nest like a stack, which is what bits-back coding
 (BB-ANS, Townsend et al. 2019, arXiv:1901.04866) needs: *pop* a latent with the posterior, *push* the data
 and the latent with the likelihood and prior.
@@ -18,8 +18,8 @@ Costs: the file size is ``len(words) * 32`` bits; :meth:`AnsStack.num_bits` coun
 Example::
 
     >>> import numpy as np
-    >>> from varinf.compression.ans import AnsStack
-    >>> from varinf.compression.tables import DiscreteTable
+    >>> from varinf.compression.coding.ans import AnsStack
+    >>> from varinf.compression.coding.tables import DiscreteTable
     >>> table = DiscreteTable.from_float([np.array([0.2, 0.5, 0.3, 1e-6])], np.array([-1]))
     >>> stack = AnsStack()
     >>> stack.push(np.array([0, 1, -1, 7]), np.zeros(4, dtype=np.int64), table)
@@ -162,7 +162,7 @@ class AnsStack:
     # --------------------------------------------------------------------------- one pmf per value
     def push_pmfs(self, values: np.ndarray, weights: np.ndarray) -> None:
         """Push ``values[i]`` in ``[0, K)`` with its own integer pmf ``weights[i]`` (``(n, K)`` int64, rows
-        summing to ``2**24``, entries >= 1, e.g. from :func:`~varinf.compression.tables.quantize_pmf`).
+        summing to ``2**24``, entries >= 1, e.g. from :func:`~varinf.compression.coding.tables.quantize_pmf`).
 
         For models whose distribution changes with every datum (bits-back posteriors and likelihoods).
         """

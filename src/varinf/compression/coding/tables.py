@@ -3,7 +3,7 @@
 A :class:`DiscreteTable` holds ``K`` probability mass functions over contiguous integer ranges, each quantized
 to ``precision = 24`` bits: row ``k`` covers the values ``offsets[k] + 0 .. offsets[k] + n_k - 1`` with integer
 weights ``pmfs[k][:n_k]`` and one extra *escape* weight ``pmfs[k][n_k]`` for every value outside the range
-(the value itself is then sent with a universal code, see :mod:`varinf.compression.ans`). Every weight is
+(the value itself is then sent with a universal code, see :mod:`varinf.compression.coding.ans`). Every weight is
 at least 1 and each row sums to exactly :math:`2^{24}`, so every integer is codable and the cost of value
 :math:`v` in row :math:`k` is
 
@@ -18,7 +18,7 @@ lets a file record which tables it was written with.
 Example::
 
     >>> import numpy as np
-    >>> from varinf.compression.tables import DiscreteTable
+    >>> from varinf.compression.coding.tables import DiscreteTable
     >>> t = DiscreteTable.from_float([np.array([0.25, 0.5, 0.25, 1e-9])], np.array([-1]))
     >>> int(t.pmfs[0].sum()) == 2**24, t.lengths.tolist()
     (True, [3])

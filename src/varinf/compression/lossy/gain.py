@@ -16,7 +16,7 @@ Shapes: ``gains(quality)`` with ``quality`` of shape ``(B,)`` returns two ``(B, 
 Example::
 
     >>> import torch
-    >>> from varinf.compression.gain import GainUnits
+    >>> from varinf.compression.lossy.gain import GainUnits
     >>> g, ig = GainUnits(3, 4)(torch.tensor([0.0, 1.5]))
     >>> tuple(g.shape)
     (2, 4, 1, 1)

@@ -7,13 +7,13 @@ temporary file and renamed, so a crash never leaves a half-written checkpoint. T
 constant and then decays with a half cosine over the last ``decay_fraction`` of the steps.
 
 Output folder layout: ``checkpoint.pt``, ``train.log`` (one JSON line per ``log_every`` steps) and, at the
-end, ``model.safetensors`` + ``model.json`` (see :mod:`varinf.compression.pretrained`).
+end, ``model.safetensors`` + ``model.json`` (see :mod:`varinf.compression.lossy.pretrained`).
 
 Example (a few steps of a tiny codec)::
 
     >>> import tempfile, numpy as np
-    >>> from varinf.compression.model import CodecConfig
-    >>> from varinf.compression.train import TrainConfig, train_codec
+    >>> from varinf.compression.lossy.model import CodecConfig
+    >>> from varinf.compression.lossy.train import TrainConfig, train_codec
     >>> images = [np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)]
     >>> cfg = CodecConfig(channels=8, latent_channels=8, hyper_channels=8, lambdas=(0.01,))
     >>> with tempfile.TemporaryDirectory() as d:
@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ...utils import atomic_output, num_threads
 from .model import CodecConfig, ImageCodec, rd_loss
 from .patches import PatchSampler
 from .pretrained import save_codec
@@ -47,7 +48,7 @@ CHECKPOINT = "checkpoint.pt"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimization settings (the architecture lives in :class:`~varinf.compression.model.CodecConfig`)."""
+    """Optimization settings (the architecture lives in :class:`~varinf.compression.lossy.model.CodecConfig`)."""
 
     steps: int = 20_000
     batch_size: int = 8
@@ -81,10 +82,9 @@ class TrainResult:
 
 
 def _save_checkpoint(path: Path, codec: ImageCodec, optimizer: torch.optim.Optimizer, step: int) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": codec.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "config": codec.config.to_json()}, tmp)  # fmt: skip
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save({"model": codec.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                    "config": codec.config.to_json()}, tmp)  # fmt: skip
 
 
 def train_codec(
@@ -101,10 +101,19 @@ def train_codec(
     again with the same arguments and a larger (or no) ``until`` continues exactly where it stopped.
     """
     train = train or TrainConfig()
-    out = Path(out_dir)
+    with num_threads(train.threads or None):  # the caller's thread count is restored afterwards
+        return _train(config, images, Path(out_dir), train, progress, until)
+
+
+def _train(
+    config: CodecConfig,
+    images: list[np.ndarray],
+    out: Path,
+    train: TrainConfig,
+    progress: bool | None,
+    until: int | None,
+) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
-    if train.threads:
-        torch.set_num_threads(train.threads)
     sampler = PatchSampler(images, train.patch_size)
     torch.manual_seed(train.seed)  # initial weights
     codec = ImageCodec(config)

@@ -9,12 +9,12 @@ Shapes (``N`` hidden channels, ``M`` latent channels, ``N_h`` hyper-latent chann
 
 so an image of size ``H x W`` must be padded to multiples of :data:`FACTORIZED_MULTIPLE` (16) or
 :data:`HYPERPRIOR_MULTIPLE` (64). The hyper-synthesis ends in a ReLU because it predicts scales; its weights
-are the ones re-expressed in exact integer arithmetic at coding time (:mod:`varinf.compression.integer_net`).
+are the ones re-expressed in exact integer arithmetic at coding time (:mod:`varinf.compression.lossy.integer_net`).
 
 Example::
 
     >>> import torch
-    >>> from varinf.compression.transforms import analysis, synthesis
+    >>> from varinf.compression.lossy.transforms import analysis, synthesis
     >>> y = analysis(8, 12)(torch.rand(1, 3, 32, 48))
     >>> tuple(y.shape), tuple(synthesis(8, 12)(y).shape)
     ((1, 12, 2, 3), (1, 3, 32, 48))

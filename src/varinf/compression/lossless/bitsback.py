@@ -22,9 +22,9 @@ seeded with ``initial_words`` pseudo-random words (fixed seed), which stay in th
 overhead, amortized over the sequence) and let the decoder check, at the end, that it is back at the seed.
 
 Determinism: encoder and decoder evaluate the networks on one image at a time on one thread and build the
-integer pmfs (:func:`~varinf.compression.tables.quantize_pmf`, 24-bit) from float64 copies of the outputs, so
+integer pmfs (:func:`~varinf.compression.coding.tables.quantize_pmf`, 24-bit) from float64 copies of the outputs, so
 the same build of varinf/torch reproduces every pmf exactly. Across different CPUs or torch builds a pmf may
-differ in its last bit; :func:`~varinf.compression.lossless_file.decompress_lossless` then fails its CRC check
+differ in its last bit; :func:`~varinf.compression.lossless.lossless_file.decompress_lossless` then fails its CRC check
 rather than returning wrong data.
 
 Pixel models: Bernoulli (binarized images, values {0, 1}) and the discretized logistic (values 0..255).
@@ -33,7 +33,7 @@ Example::
 
     >>> import numpy as np
     >>> from varinf.vae import VAE, VAEConfig
-    >>> from varinf.compression.bitsback import BitsBackCodec
+    >>> from varinf.compression.lossless.bitsback import BitsBackCodec
     >>> vae = VAE.from_config(VAEConfig(data_shape=(1, 4, 4), latents=(3,), hidden=((8,),))).eval()
     >>> codec = BitsBackCodec(vae, latent_bits=8)
     >>> x = np.random.default_rng(0).integers(0, 2, (5, 1, 4, 4)).astype(np.uint8)
@@ -54,8 +54,9 @@ import torch
 from scipy.special import ndtr, ndtri
 from torch.distributions import Bernoulli, Independent, Normal
 
-from .ans import AnsStack, CodingError
-from .tables import PRECISION, quantize_pmf
+from ...utils import num_threads
+from ..coding.ans import AnsStack, CodingError
+from ..coding.tables import PRECISION, quantize_pmf
 
 __all__ = ["BitsBackCodec", "BitsBackResult", "LatentBins"]
 
@@ -226,7 +227,7 @@ class BitsBackCodec:
         k = self.bins.size
         prior_bits = self.bins.bits * self.prior_loc.size
         image_bits = np.empty(len(images))
-        with _single_thread():
+        with num_threads(1):  # the pmfs must not depend on the caller's thread count
             for i, x in enumerate(images):
                 wq = self._posterior_weights(x)
                 z = stack.pop_pmfs(wq)
@@ -244,13 +245,13 @@ class BitsBackCodec:
     def decode(self, words: np.ndarray, num_images: int, progress=None) -> np.ndarray:
         """Pop ``num_images`` images from ``words``; returns ``(N, *data_shape)`` uint8 in coding order.
 
-        Raises :class:`~varinf.compression.ans.CodingError` if the words do not decode back to the seed.
+        Raises :class:`~varinf.compression.coding.ans.CodingError` if the words do not decode back to the seed.
         """
         stack = AnsStack(words)
         k = self.bins.size
         d = self.prior_loc.size
         out = np.empty((num_images, self.num_dims), dtype=np.uint8)
-        with _single_thread():
+        with num_threads(1):
             for i in range(num_images - 1, -1, -1):
                 z = stack.pop_uniform(d, k)
                 wx = self._likelihood_weights(z)
@@ -269,13 +270,3 @@ class BitsBackCodec:
 def _ideal_bits(weights: np.ndarray, values: np.ndarray) -> float:
     return float(np.sum(PRECISION - np.log2(weights[np.arange(len(values)), values].astype(np.float64))))
 
-
-class _single_thread:
-    """One intra-op thread while coding: the pmfs must not depend on the caller's thread count."""
-
-    def __enter__(self):
-        self.threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.threads)

@@ -12,7 +12,7 @@ weights are re-expressed in fixed point and the network is evaluated in int64 nu
     \\qquad W^{\\mathbb Z} = [W\\, 2^{F_w}],\\ a_\\ell \\approx 2^{F_a} \\cdot \\text{float activation}.
 
 The input :math:`\\hat z` is already an integer; the output is :math:`\\sigma` in fixed point with ``frac_bits``
-fractional bits, ready for :meth:`~varinf.compression.gaussian.ScaleLevels.index`. Worst-case accumulator
+fractional bits, ready for :meth:`~varinf.compression.lossy.gaussian.ScaleLevels.index`. Worst-case accumulator
 magnitudes are checked against :math:`2^{62}` when the network is built, so int64 never overflows.
 
 Shapes: ``(B, C_in, h, w)`` int64 -> ``(B, C_out, 4h, 4w)`` int64 for the default :math:`h_s`.
@@ -20,8 +20,8 @@ Shapes: ``(B, C_in, h, w)`` int64 -> ``(B, C_out, 4h, 4w)`` int64 for the defaul
 Example::
 
     >>> import numpy as np, torch
-    >>> from varinf.compression.transforms import hyper_synthesis
-    >>> from varinf.compression.integer_net import IntegerNetwork
+    >>> from varinf.compression.lossy.transforms import hyper_synthesis
+    >>> from varinf.compression.lossy.integer_net import IntegerNetwork
     >>> net = IntegerNetwork.from_sequential(hyper_synthesis(4, 6))
     >>> net(np.zeros((1, 4, 2, 3), dtype=np.int64)).shape
     (1, 6, 8, 12)

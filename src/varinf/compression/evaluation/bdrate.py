@@ -15,7 +15,7 @@ polynomial fit (``"cubic"``, VCEG-M33, Bjøntegaard 2001). BD-PSNR swaps the rol
 
 Example::
 
-    >>> from varinf.compression.bdrate import bd_rate
+    >>> from varinf.compression.evaluation.bdrate import bd_rate
     >>> rates, psnrs = [0.25, 0.5, 1.0, 2.0], [28.0, 31.0, 34.0, 37.0]
     >>> round(bd_rate(rates, psnrs, [0.8 * r for r in rates], psnrs), 6)
     -20.0

@@ -11,7 +11,7 @@ Shapes: ``(B, C, H, W) -> (B, C, H, W)``.
 Example::
 
     >>> import torch
-    >>> from varinf.compression.gdn import GDN
+    >>> from varinf.compression.lossy.gdn import GDN
     >>> GDN(8)(torch.randn(2, 8, 5, 5)).shape
     torch.Size([2, 8, 5, 5])
 """

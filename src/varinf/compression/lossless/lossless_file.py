@@ -2,8 +2,8 @@
 
 :func:`compress_lossless` checks and maps the input array to the model's symbols (binary models take
 pixel values {0, 1} or {0, 255}; 8-bit models 0..255), codes every image on one ANS stack
-(:class:`~varinf.compression.bitsback.BitsBackCodec`) and wraps the words in a
-:class:`~varinf.compression.container.Container`. Words at the bottom of the stack that are still the
+(:class:`~varinf.compression.lossless.bitsback.BitsBackCodec`) and wraps the words in a
+:class:`~varinf.compression.coding.container.Container`. Words at the bottom of the stack that are still the
 untouched pseudo-random seed are not stored (the decoder regenerates them). :func:`decompress_lossless`
 validates the container, decodes, checks the decoder ends on the seed and the CRC32 of the restored array,
 and returns an array equal to the input (same values, shape and dtype).
@@ -16,8 +16,8 @@ Example::
 
     >>> import numpy as np
     >>> from varinf.vae import VAE, VAEConfig
-    >>> from varinf.compression.bitsback import BitsBackCodec
-    >>> from varinf.compression.lossless_file import compress_lossless, decompress_lossless
+    >>> from varinf.compression.lossless.bitsback import BitsBackCodec
+    >>> from varinf.compression.lossless.lossless_file import compress_lossless, decompress_lossless
     >>> codec = BitsBackCodec(VAE.from_config(VAEConfig(data_shape=(1, 4, 4), latents=(3,), hidden=((8,),))))
     >>> x = np.random.default_rng(0).integers(0, 2, (6, 4, 4)).astype(np.uint8) * 255
     >>> bool(np.array_equal(decompress_lossless(compress_lossless(x, codec).data, codec), x))
@@ -36,11 +36,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .ans import CodingError
+from ...utils import atomic_write_bytes
+from ..coding.ans import CodingError
+from ..coding.container import KIND_LOSSLESS, Container, FormatError, read_container, read_vif_bytes
 from .bitsback import BitsBackCodec, seed_words
 from .bitsback_model import load_bitsback
-from .container import KIND_LOSSLESS, Container, FormatError, read_container
-from .image_file import read_vif_bytes, write_atomic
 
 __all__ = [
     "CompressedLossless",
@@ -183,7 +183,7 @@ def compress_lossless_file(src, dst, model=None, force: bool = False, progress=N
         raise FileExistsError(f"{dst} exists (use --force to overwrite)")
     codec = model if isinstance(model, BitsBackCodec) else load_bitsback(model)
     result = compress_lossless(read_array(src), codec, progress=progress)
-    write_atomic(dst, result.data, force=force)
+    atomic_write_bytes(dst, result.data, overwrite=force)
     return result
 
 
@@ -204,5 +204,5 @@ def decompress_lossless_file(src, dst, model=None, force: bool = False, progress
         if image is None:
             raise ValueError(f"{dst}: an image file holds one image; this file has {array.shape} (use .npy)")
         Image.fromarray(image.astype(np.uint8)).save(buf, fmt)
-    write_atomic(dst, buf.getvalue(), force=force)
+    atomic_write_bytes(dst, buf.getvalue(), overwrite=force)
     return array

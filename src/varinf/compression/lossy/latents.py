@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .ans import AnsStack
+from ..coding.ans import AnsStack
+from ..coding.tables import DiscreteTable
 from .bottleneck import EntropyBottleneck
 from .gaussian import ScaleLevels, gaussian_likelihood
 from .integer_net import ACTIVATION_BITS, IntegerNetwork
-from .tables import DiscreteTable
 from .transforms import hyper_analysis, hyper_synthesis
 
 __all__ = ["FactorizedLatent", "HyperpriorLatent", "LatentOutput", "LatentTables"]
