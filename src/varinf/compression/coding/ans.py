@@ -15,6 +15,22 @@ followed by a universal code (sign bit, 5-bit length, mantissa) on uniform model
 
 Costs: the file size is ``len(words) * 32`` bits; :meth:`AnsStack.num_bits` counts them.
 
+Growth floor (why a decoder can bound its work by the size of its input). Constriction keeps a 64-bit state
+:math:`x` and moves 32-bit words to the bulk; pushing a symbol of weight :math:`w` (probability
+:math:`w / 2^{24}`) maps :math:`x \\mapsto \\lfloor x/w \\rfloor 2^{24} + (x \\bmod w) + c`, after flushing the low word
+when :math:`x \\ge w\\,2^{40}`. Once the state has reached :math:`2^{32}` it stays there, and at every push
+:math:`x \\ge 2^8 w`; then the number :math:`V` spelled by all the words grows by a factor of at least
+
+.. math::
+
+    \\frac{2^{24}}{w}\\Big(1 - \\frac{2^{24} - w}{2^{32}}\\Big)\\Big(1 - \\frac{2^{-8}}{w}\\Big) > 1,
+
+so :math:`\\log_2` of it, :func:`growth_floor`, is a positive number of bits for every weight (even
+:math:`w = 2^{24} - 1`). As :math:`V < 2^{\\text{file bits}}` and :math:`V \\ge 2^{32}` when that phase starts,
+``file bits > 32 + (sum of the floors of the symbols pushed after the state first reached 2**32)``. The stack
+sums the floors of table-coded symbols it pushes and pops (:attr:`AnsStack.pushed_floor`,
+:attr:`AnsStack.popped_floor`) as integers in units of ``2**-24`` bit (exact, in any order).
+
 Example::
 
     >>> import numpy as np
@@ -35,10 +51,25 @@ import numpy as np
 
 from .tables import PRECISION, DiscreteTable
 
-__all__ = ["MAX_ESCAPE", "AnsStack", "CodingError"]
+__all__ = ["FLOOR_SCALE", "MAX_ESCAPE", "AnsStack", "CodingError", "growth_floor"]
 
 MAX_ESCAPE = 2**31 - 1  # |value - range edge| limit of the escape code
+FLOOR_SCALE = 1 << 24  # growth floors are integers: bits * FLOOR_SCALE
 _MODELS = constriction.stream.model
+
+
+def growth_floor(weights: np.ndarray) -> np.ndarray:
+    """Least growth, in bits * :data:`FLOOR_SCALE` (int64, rounded down), of a stack holding more than one
+    word when a symbol of integer weight ``w`` (``1 <= w < 2**24``) is pushed (see module docstring)."""
+    w = np.asarray(weights, dtype=np.float64)
+    bits = (
+        PRECISION
+        - np.log2(w)
+        + np.log1p(-(2.0**PRECISION - w) / 2.0**32) / np.log(2.0)
+        + np.log1p(-(2.0**-8) / w) / np.log(2.0)
+    )
+    # minus one unit absorbs the rounding of log2/log1p on any platform: still a lower bound
+    return np.maximum(np.floor(bits * FLOOR_SCALE).astype(np.int64) - 1, 0)
 
 
 class CodingError(ValueError):
@@ -61,6 +92,7 @@ class _RowModels:
     def __init__(self, table: DiscreteTable):
         # w - 1 with perfect=False reproduces the integer weights exactly (see module docstring)
         self.models = [_MODELS.Categorical((row - 1).astype(np.float64), perfect=False) for row in table.pmfs]
+        self.floors = [growth_floor(row) for row in table.pmfs]
 
 
 _ROW_MODELS: dict[int, tuple[DiscreteTable, _RowModels]] = {}
@@ -77,9 +109,15 @@ def _row_models(table: DiscreteTable) -> _RowModels:
 
 
 class AnsStack:
-    """A stack of compressed words; ``push`` encodes, ``pop`` decodes (in reverse order of pushes)."""
+    """A stack of compressed words; ``push`` encodes, ``pop`` decodes (in reverse order of pushes).
+
+    ``pushed_floor`` / ``popped_floor``: sums of :func:`growth_floor` over the table-coded symbols pushed /
+    popped so far (bits * :data:`FLOOR_SCALE`; escape codes not counted).
+    """
 
     def __init__(self, words: np.ndarray | None = None):
+        self.pushed_floor = 0
+        self.popped_floor = 0
         if words is None:
             self._coder = constriction.stream.stack.AnsCoder()
             return
@@ -130,7 +168,7 @@ class AnsStack:
             raise ValueError(f"values {values.shape} and indexes {indexes.shape} differ in size")
         if indexes.size and (indexes.min() < 0 or indexes.max() >= len(table)):
             raise ValueError(f"indexes must lie in [0, {len(table)})")
-        models = _row_models(table).models
+        rows = _row_models(table)
         # rows are visited in descending order here and ascending in pop (stack discipline)
         for k in np.unique(indexes)[::-1]:
             v = values[indexes == k] - table.offsets[k]
@@ -138,7 +176,9 @@ class AnsStack:
             escaped = (v < 0) | (v >= n)
             if escaped.any():
                 self._push_escapes(values[indexes == k][escaped], int(table.offsets[k]), n)
-            self._coder.encode_reverse(np.where(escaped, n, v).astype(np.int32), models[k])
+            sym = np.where(escaped, n, v)
+            self._coder.encode_reverse(sym.astype(np.int32), rows.models[k])
+            self.pushed_floor += int(rows.floors[k][sym].sum())
 
     def pop(self, indexes: np.ndarray, table: DiscreteTable) -> np.ndarray:
         """Pop values pushed by :meth:`push` with the same ``indexes``; returns int64 of ``indexes.shape``."""
@@ -146,11 +186,12 @@ class AnsStack:
         flat = indexes.ravel()
         if flat.size and (flat.min() < 0 or flat.max() >= len(table)):
             raise ValueError(f"indexes must lie in [0, {len(table)})")
-        models = _row_models(table).models
+        rows = _row_models(table)
         out = np.empty(flat.shape, dtype=np.int64)
         for k in np.unique(flat):
             where = np.flatnonzero(flat == k)
-            sym = _decode(self._coder, models[k], where.size)
+            sym = _decode(self._coder, rows.models[k], where.size)
+            self.popped_floor += int(rows.floors[k][sym].sum())
             n = table.pmfs[k].size - 1
             vals = sym + table.offsets[k]
             escaped = sym == n

@@ -40,6 +40,7 @@ from ...utils import num_threads
 from ..coding.ans import AnsStack, CodingError
 from .gain import GainUnits
 from .latents import FactorizedLatent, HyperpriorLatent, LatentTables
+from .size_bound import check_declared_size, check_decoded, check_encoded
 from .transforms import FACTORIZED_MULTIPLE, analysis, synthesis
 
 __all__ = ["DEFAULT_LAMBDAS", "CodecConfig", "ImageCodec", "LatentStreams", "RDOutput", "rd_loss"]
@@ -214,6 +215,7 @@ class ImageCodec(nn.Module):
             y = self.g_a(x) * gain
             stack = AnsStack()
             self.latent.push(y, stack, tables)
+            check_encoded(stack)  # never write a file the decoder's size checks would refuse
             latent = self.latent(y)  # the model's own estimate of the rate of the same rounded latents
         size = (x.shape[2], x.shape[3])
         return LatentStreams(stack.words(), size, stack.num_bits(), float(latent.bits.sum()))
@@ -221,16 +223,19 @@ class ImageCodec(nn.Module):
     def decompress(self, words: np.ndarray, size: tuple[int, int], quality: float) -> torch.Tensor:
         """Decode the words of :meth:`compress` (same model, ``size`` and ``quality``) to ``x̂`` ``(1, 3, H, W)``
         (not clamped). Raises :class:`~varinf.compression.coding.ans.CodingError` for words that are not
-        such a stream. Puts the model in eval mode."""
+        such a stream, before allocating anything if they are too few for ``size``
+        (:mod:`~varinf.compression.lossy.size_bound`). Puts the model in eval mode."""
         h, w = size
         if h % self.multiple or w % self.multiple:
             raise ValueError(f"size must be multiples of {self.multiple}, got {tuple(size)}")
         shape = (1, self.config.latent_channels, h // FACTORIZED_MULTIPLE, w // FACTORIZED_MULTIPLE)
         self.eval()
+        check_declared_size(self.tables(), shape, len(words))  # work bounded by the payload's size
         stack = AnsStack(words)
         y_hat = self.latent.pop(stack, shape, self.tables())
         if not stack.is_empty():
             raise CodingError("data left over after decoding every latent")
+        check_decoded(stack, len(words))
         # one thread: oneDNN picks thread-count-dependent summation orders, and the decoded pixels must not
         # depend on the caller's thread setting (the symbols never do)
         with torch.no_grad(), num_threads(1):
