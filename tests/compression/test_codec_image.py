@@ -88,6 +88,30 @@ def test_bad_inputs_raise_value_errors(tiny_codec):
         compress_image(np.zeros((8, 8, 4), np.uint8), tiny_codec, 1.0)
 
 
+def test_image_files_are_read_faithfully(tmp_path, tiny_codec, picture):
+    """16-bit PNGs code like their 8-bit version (scaled, not clipped), opaque RGBA like RGB, EXIF-rotated
+    pictures upright; transparency is refused naming the mode (every mode: tests/utils/test_image_io.py)."""
+    from PIL import Image
+
+    from varinf.compression import compress_file
+
+    grey, rgb = picture[:40, :48, 1], picture[:40, :48]
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g16.png")
+    rgba = np.concatenate([rgb, np.full((40, 48, 1), 255, np.uint8)], axis=2)
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 degrees counter-clockwise to display
+    Image.fromarray(rgb).save(tmp_path / "rotated.png", exif=exif)
+    for name, expected in [("g16.png", grey), ("opaque.png", rgb), ("rotated.png", np.rot90(rgb))]:
+        result = compress_file(tmp_path / name, tmp_path / f"{name}.vif", 1.0, model=tiny_codec)
+        assert result.data == compress_image(np.ascontiguousarray(expected), tiny_codec, 1.0).data, name
+    rgba[0, 0, 3] = 7
+    Image.fromarray(rgba).save(tmp_path / "transparent.png")
+    with pytest.raises(ValueError, match=r"transparent\.png: image has transparency \(mode RGBA"):
+        compress_file(tmp_path / "transparent.png", tmp_path / "t.vif", 1.0, model=tiny_codec)
+    assert not (tmp_path / "t.vif").exists()
+
+
 def test_file_from_another_model_is_refused(tiny_codec, picture):
     data = compress_image(picture[:32, :32], tiny_codec, 1.0).data
     with pytest.raises(FormatError, match="written with model"):

@@ -1,7 +1,8 @@
 """A folder of image files (PNG, JPEG, WebP, ...) as ``uint8`` tensors ``(N, C, H, W)`` via Pillow.
 
 For training VAEs on data other than MNIST. Files are read in sorted name order; every image is converted
-to ``mode`` (``"L"`` grey or ``"RGB"``) and, when ``size`` is given, center-cropped to the largest square
+to ``mode`` (``"L"`` grey or ``"RGB"``) after a faithful read (:func:`varinf.utils.image_io.read_image`: 16-bit
+scaled down, EXIF orientation applied, transparency refused) and, when ``size`` is given, center-cropped to the largest square
 and resized to ``size x size`` (Lanczos) so they stack into one tensor.
 
 Example:
@@ -18,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from ..utils.image_io import read_image
 from .mnist import ImageSplit
 
 __all__ = ["IMAGE_SUFFIXES", "load_image_folder"]
@@ -57,14 +59,10 @@ def load_image_folder(
         raise ValueError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     arrays = []
     for f in files:
-        try:
-            with Image.open(f) as img:
-                img = img.convert(mode)
-                if size is not None:
-                    img = _square(img, size)
-                arrays.append(np.asarray(img, dtype=np.uint8))
-        except (UnidentifiedImageError, OSError) as e:
-            raise ValueError(f"{f}: cannot read image ({e})") from None
+        img = Image.fromarray(read_image(f)).convert(mode)  # ValueError naming the file if unreadable
+        if size is not None:
+            img = _square(img, size)
+        arrays.append(np.asarray(img, dtype=np.uint8))
     shapes = {a.shape for a in arrays}
     if len(shapes) > 1:
         raise ValueError(f"{root}: images have different sizes {sorted(shapes)[:3]}...; pass size= to resize")

@@ -33,9 +33,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ...utils import atomic_write_bytes
+from ...utils.image_io import read_image
 from ..coding.ans import CodingError
 from ..coding.container import KIND_LOSSY_IMAGE, Container, FormatError, read_container, read_vif_bytes
 from .model import ImageCodec
@@ -148,16 +149,6 @@ def decompress_image(data: bytes, codec: ImageCodec) -> np.ndarray:
     return np.ascontiguousarray(pixels)
 
 
-def _read_image(path: Path) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
-            return np.asarray(im.convert("L" if grey else "RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError) as e:
-        raise ValueError(f"{path}: cannot read as an image ({e})") from None
-
-
 def compress_file(
     src: str | os.PathLike,
     dst: str | os.PathLike,
@@ -167,16 +158,16 @@ def compress_file(
 ) -> CompressedImage:
     """Compress an image file (PNG, ...) to a ``.vif`` file with ``model`` (default: the shipped codec).
 
-    ``quality`` defaults to ``codec.default_quality``.
+    ``quality`` defaults to ``codec.default_quality``. The image is read faithfully or refused
+    (:func:`~varinf.utils.image_io.read_image`: 16-bit scaled down, EXIF orientation applied, transparency refused).
     """
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise FileNotFoundError(f"no such file: {src}")
+    pixels = read_image(src, max_pixels=MAX_PIXELS)
     if dst.exists() and not force:
         raise FileExistsError(f"{dst} exists (use --force to overwrite)")
     codec = model if isinstance(model, ImageCodec) else load_codec(model)
     quality = codec.default_quality if quality is None else quality
-    result = compress_image(_read_image(src), codec, quality)
+    result = compress_image(pixels, codec, quality)
     atomic_write_bytes(dst, result.data, overwrite=force)
     return result
 

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ...utils.image_io import read_image
+
 __all__ = ["PatchSampler", "builtin_images", "folder_images", "read_rgb"]
 
 # natural photographs and textures among skimage.data's bundled files (charts, masks and tiny files left out)
@@ -38,9 +40,10 @@ _EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """An image file as ``(H, W, 3)`` uint8 (grey is replicated, alpha dropped)."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    """An image file as ``(H, W, 3)`` uint8, read by :func:`~varinf.utils.image_io.read_image` (16-bit scaled
+    down, EXIF orientation applied, transparency refused); grey is replicated."""
+    pixels = read_image(path)
+    return np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels
 
 
 def builtin_images() -> list[np.ndarray]:
