@@ -54,22 +54,7 @@ from .tables import PRECISION, DiscreteTable
 __all__ = ["FLOOR_SCALE", "MAX_ESCAPE", "AnsStack", "CodingError", "growth_floor"]
 
 MAX_ESCAPE = 2**31 - 1  # |value - range edge| limit of the escape code
-FLOOR_SCALE = 1 << 24  # growth floors are integers: bits * FLOOR_SCALE
 _MODELS = constriction.stream.model
-
-
-def growth_floor(weights: np.ndarray) -> np.ndarray:
-    """Least growth, in bits * :data:`FLOOR_SCALE` (int64, rounded down), of a stack holding more than one
-    word when a symbol of integer weight ``w`` (``1 <= w < 2**24``) is pushed (see module docstring)."""
-    w = np.asarray(weights, dtype=np.float64)
-    bits = (
-        PRECISION
-        - np.log2(w)
-        + np.log1p(-(2.0**PRECISION - w) / 2.0**32) / np.log(2.0)
-        + np.log1p(-(2.0**-8) / w) / np.log(2.0)
-    )
-    # minus one unit absorbs the rounding of log2/log1p on any platform: still a lower bound
-    return np.maximum(np.floor(bits * FLOOR_SCALE).astype(np.int64) - 1, 0)
 
 
 class CodingError(ValueError):
@@ -84,6 +69,23 @@ def _decode(coder, *args) -> np.ndarray:
         raise
     except BaseException as e:
         raise CodingError(f"cannot decode the compressed data: {e}") from None
+
+
+FLOOR_SCALE = 1 << 24  # growth floors are integers: bits * FLOOR_SCALE
+
+
+def growth_floor(weights: np.ndarray) -> np.ndarray:
+    """Least growth, in bits * :data:`FLOOR_SCALE` (int64, rounded down), of a stack holding more than one
+    word when a symbol of integer weight ``w`` (``1 <= w < 2**24``) is pushed (see module docstring)."""
+    w = np.asarray(weights, dtype=np.float64)
+    bits = (
+        PRECISION
+        - np.log2(w)
+        + np.log1p(-(2.0**PRECISION - w) / 2.0**32) / np.log(2.0)
+        + np.log1p(-(2.0**-8) / w) / np.log(2.0)
+    )
+    # minus one unit absorbs the rounding of log2/log1p on any platform: still a lower bound
+    return np.maximum(np.floor(bits * FLOOR_SCALE).astype(np.int64) - 1, 0)
 
 
 class _RowModels:
