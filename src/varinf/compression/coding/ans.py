@@ -51,7 +51,7 @@ import numpy as np
 
 from .tables import PRECISION, DiscreteTable
 
-__all__ = ["FLOOR_SCALE", "MAX_ESCAPE", "AnsStack", "CodingError", "growth_floor"]
+__all__ = ["FLOOR_SCALE", "MAX_ESCAPE", "AnsStack", "CodingError", "growth_floor", "least_floors"]
 
 MAX_ESCAPE = 2**31 - 1  # |value - range edge| limit of the escape code
 _MODELS = constriction.stream.model
@@ -95,6 +95,7 @@ class _RowModels:
         # w - 1 with perfect=False reproduces the integer weights exactly (see module docstring)
         self.models = [_MODELS.Categorical((row - 1).astype(np.float64), perfect=False) for row in table.pmfs]
         self.floors = [growth_floor(row) for row in table.pmfs]
+        self.least_floors = np.array([f.min() for f in self.floors], dtype=np.int64)
 
 
 _ROW_MODELS: dict[int, tuple[DiscreteTable, _RowModels]] = {}
@@ -108,6 +109,11 @@ def _row_models(table: DiscreteTable) -> _RowModels:
         entry = (table, _RowModels(table))
         _ROW_MODELS[id(table)] = entry
     return entry[1]
+
+
+def least_floors(table: DiscreteTable) -> np.ndarray:
+    """``(K,)`` int64: the smallest :func:`growth_floor` of each row of ``table`` (that of its largest weight)."""
+    return _row_models(table).least_floors
 
 
 class AnsStack:

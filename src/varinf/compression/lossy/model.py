@@ -230,9 +230,10 @@ class ImageCodec(nn.Module):
             raise ValueError(f"size must be multiples of {self.multiple}, got {tuple(size)}")
         shape = (1, self.config.latent_channels, h // FACTORIZED_MULTIPLE, w // FACTORIZED_MULTIPLE)
         self.eval()
-        check_declared_size(self.tables(), shape, len(words))  # work bounded by the payload's size
+        tables = self.tables()
+        check_declared_size(tables, shape, len(words))  # work bounded by the payload's size
         stack = AnsStack(words)
-        y_hat = self.latent.pop(stack, shape, self.tables())
+        y_hat = self.latent.pop(stack, shape, tables)
         if not stack.is_empty():
             raise CodingError("data left over after decoding every latent")
         check_decoded(stack, len(words))

@@ -32,20 +32,12 @@ Example::
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..coding.ans import FLOOR_SCALE, AnsStack, CodingError, growth_floor
-from ..coding.tables import DiscreteTable
+from ..coding.ans import FLOOR_SCALE, AnsStack, CodingError, least_floors
 from .latents import LatentTables
 
 __all__ = ["SLACK_BITS", "check_declared_size", "check_decoded", "check_encoded", "latent_floor", "max_pixels"]
 
 SLACK_BITS = 32  # floors allowed for symbols pushed while the stack still fitted in one word
-
-
-def _row_floors(table: DiscreteTable) -> np.ndarray:
-    """``(K,)`` least floor of each row: that of its largest weight (the floor decreases with the weight)."""
-    return growth_floor(np.array([row.max() for row in table.pmfs], dtype=np.int64))
 
 
 def latent_floor(tables: LatentTables, y_shape: tuple[int, int, int, int]) -> int:
@@ -56,12 +48,12 @@ def latent_floor(tables: LatentTables, y_shape: tuple[int, int, int, int]) -> in
     may use any row of ``y_table``.
     """
     b, m, h, w = (int(v) for v in y_shape)
-    y_rows = _row_floors(tables.y_table)
+    y_rows = least_floors(tables.y_table)
     if tables.z_table is None:
         per_position = int(y_rows.sum()) if len(y_rows) == m else m * int(y_rows.min())
         return b * h * w * per_position
     z_positions = b * (-(-h // 4)) * (-(-w // 4))
-    return z_positions * int(_row_floors(tables.z_table).sum()) + b * m * h * w * int(y_rows.min())
+    return z_positions * int(least_floors(tables.z_table).sum()) + b * m * h * w * int(y_rows.min())
 
 
 def _available(num_words: int, slack: int = SLACK_BITS) -> int:
