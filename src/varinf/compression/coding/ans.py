@@ -120,12 +120,15 @@ class AnsStack:
     """A stack of compressed words; ``push`` encodes, ``pop`` decodes (in reverse order of pushes).
 
     ``pushed_floor`` / ``popped_floor``: sums of :func:`growth_floor` over the table-coded symbols pushed /
-    popped so far (bits * :data:`FLOOR_SCALE`; escape codes not counted).
+    popped so far (bits * :data:`FLOOR_SCALE`; escape codes not counted). A decoder that knows how many bits
+    its words can hold passes ``floor_budget``: a :meth:`pop` that takes the popped floor above it raises
+    :class:`CodingError` at once (the words ran dry; decoding on would only yield free bottom symbols).
     """
 
-    def __init__(self, words: np.ndarray | None = None):
+    def __init__(self, words: np.ndarray | None = None, floor_budget: int | None = None):
         self.pushed_floor = 0
         self.popped_floor = 0
+        self.floor_budget = floor_budget
         if words is None:
             self._coder = constriction.stream.stack.AnsCoder()
             return
@@ -200,6 +203,8 @@ class AnsStack:
             where = np.flatnonzero(flat == k)
             sym = _decode(self._coder, rows.models[k], where.size)
             self.popped_floor += int(rows.floors[k][sym].sum())
+            if self.floor_budget is not None and self.popped_floor > self.floor_budget:
+                raise CodingError("the payload is too short for the symbols it decodes to (not written by this coder)")
             n = table.pmfs[k].size - 1
             vals = sym + table.offsets[k]
             escaped = sym == n

@@ -10,8 +10,9 @@ word. We allow :data:`SLACK_BITS` for those:
 * before decoding (:func:`check_declared_size`): the *least* floor any latents of the declared shape can have,
   :func:`latent_floor` (every ``z`` symbol at its channel's most probable value, every ``y`` symbol at the most
   probable value of the cheapest row), must fit in ``B + SLACK_BITS``; nothing is allocated otherwise;
-* after decoding (:func:`check_decoded`): the floor of the symbols actually decoded must fit too. This refuses
-  crafted payloads that run dry and then decode the free bottom symbol of a stack over and over;
+* while decoding (:func:`decoding_budget`, enforced by the stack at every pop): the floor of the symbols
+  actually decoded must fit too. This refuses, as soon as the hyper-latent is decoded, crafted payloads that run
+  dry and then decode the free bottom symbol of a stack over and over;
 * the encoder checks its own stream the same way, with one bit to spare (:func:`check_encoded`), so it never
   writes a file the decoder refuses. Natural images pass by a wide margin: the only way to fail is a long run of
   the rarest values pushed while the stack is still one word.
@@ -35,7 +36,7 @@ from __future__ import annotations
 from ..coding.ans import FLOOR_SCALE, AnsStack, CodingError, least_floors
 from .latents import LatentTables
 
-__all__ = ["SLACK_BITS", "check_declared_size", "check_decoded", "check_encoded", "latent_floor", "max_pixels"]
+__all__ = ["SLACK_BITS", "check_declared_size", "check_encoded", "decoding_budget", "latent_floor", "max_pixels"]
 
 SLACK_BITS = 32  # floors allowed for symbols pushed while the stack still fitted in one word
 
@@ -68,10 +69,9 @@ def check_declared_size(tables: LatentTables, y_shape: tuple[int, int, int, int]
         raise CodingError(f"{4 * num_words} bytes, too few for the declared image size: it needs at least {least}")
 
 
-def check_decoded(stack: AnsStack, num_words: int) -> None:
-    """CodingError if the symbols popped from ``stack`` need more bits than its ``num_words`` words held."""
-    if stack.popped_floor > _available(num_words):
-        raise CodingError("the payload is too short for the latents it decodes to (not written by this codec)")
+def decoding_budget(num_words: int) -> int:
+    """The ``floor_budget`` of an :class:`~varinf.compression.coding.ans.AnsStack` decoding ``num_words`` words."""
+    return _available(num_words)
 
 
 def check_encoded(stack: AnsStack) -> None:
