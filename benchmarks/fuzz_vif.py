@@ -30,6 +30,7 @@ import json
 import mmap
 import os
 import platform
+import random
 import re
 import signal
 import struct
@@ -123,14 +124,16 @@ def tiny_lossy_codec(prior: str, seed: int = 0):
 
 
 def tiny_lossless_codec(seed: int = 0):
-    """A bits-back codec on a tiny binary VAE (4x4 images), weights fixed by ``seed``."""
+    """A bits-back codec on a tiny binary VAE (4x4 images), weights fixed by ``seed``; 4 seed words and 8-bit
+    latent bins keep its files (and so the image counts a crafted header may declare) small."""
     import torch
 
     from varinf.compression.lossless.bitsback import BitsBackCodec
     from varinf.vae import VAE, VAEConfig
 
     torch.manual_seed(seed)
-    return BitsBackCodec(VAE.from_config(VAEConfig(data_shape=(1, 4, 4), latents=(3,), hidden=((8,),))))
+    vae = VAE.from_config(VAEConfig(data_shape=(1, 4, 4), latents=(3,), hidden=((8,),)))
+    return BitsBackCodec(vae, latent_bits=8, initial_words=4)
 
 
 def test_images(rng: np.random.Generator) -> list[tuple[np.ndarray, float]]:
@@ -161,25 +164,25 @@ def _with_payload(data: bytes, payload: bytes) -> bytes:
     return _crc(data[: HEAD + meta] + struct.pack("<I", len(payload)) + payload)
 
 
-def _field_value(rng: np.random.Generator, old: int, width: int) -> int:
+def _field_value(rng: random.Random, old: int, width: int) -> int:
     top = (1 << (8 * width)) - 1
-    pick = int(rng.integers(5))
+    pick = rng.randrange(5)
     if pick == 0:
-        value = int(rng.choice(INTERESTING))
+        value = rng.choice(INTERESTING)
     elif pick == 1:
-        value = old + int(rng.choice([-2, -1, 1, 2, 4, 16]))
+        value = old + rng.choice((-2, -1, 1, 2, 4, 16))
     elif pick == 2:
-        value = old * int(rng.choice([2, 3, 16, 256])) + int(rng.integers(2))
+        value = old * rng.choice((2, 3, 16, 256)) + rng.randrange(2)
     elif pick == 3:
-        value = old >> int(rng.integers(1, 8))
+        value = old >> rng.randrange(1, 8)
     else:
-        value = int(rng.integers(0, top + 1, dtype=np.uint64))
+        value = rng.getrandbits(8 * width)
     return value & top
 
 
-def _set_field(blob: bytearray, rng: np.random.Generator, end: int) -> None:
-    width = int(rng.choice([1, 2, 4]))
-    pos = int(rng.integers(4, max(5, end - width + 1)))
+def _set_field(blob: bytearray, rng: random.Random, end: int) -> None:
+    width = rng.choice((1, 2, 4))
+    pos = rng.randrange(4, max(5, end - width + 1))
     if pos + width > len(blob):
         return
     old = int.from_bytes(blob[pos : pos + width], "little")
@@ -188,37 +191,36 @@ def _set_field(blob: bytearray, rng: np.random.Generator, end: int) -> None:
 
 def _op_flip(data, rng, seeds, crc):
     blob = bytearray(data[:-4] if crc else data)
-    for _ in range(int(rng.integers(1, 5 if crc else 9))):
-        i = int(rng.integers(len(blob)))
-        blob[i] ^= 1 << int(rng.integers(8))
+    for _ in range(rng.randrange(1, 5 if crc else 9)):
+        blob[rng.randrange(len(blob))] ^= 1 << rng.randrange(8)
     return _crc(bytes(blob)) if crc else bytes(blob)
 
 
 def _op_truncate(data, rng, seeds, crc):
     if crc:
-        return _crc(data[: int(rng.integers(0, len(data) - 4))])
-    return data[: int(rng.integers(0, len(data)))]
+        return _crc(data[: rng.randrange(len(data) - 4)])
+    return data[: rng.randrange(len(data))]
 
 
 def _op_bytes(data, rng, seeds, crc):
     blob = bytearray(data[:-4])
-    i, n = int(rng.integers(len(blob))), int(rng.integers(1, 17))
-    blob[i : i + n] = rng.integers(0, 256, len(blob[i : i + n]), dtype=np.uint8).tobytes()
+    i, n = rng.randrange(len(blob)), rng.randrange(1, 17)
+    blob[i : i + n] = rng.randbytes(len(blob[i : i + n]))
     return _crc(bytes(blob)) if crc else bytes(blob) + data[-4:]
 
 
 def _op_insert_delete(data, rng, seeds, crc):
     body = data[:-4] if crc else data
-    i, n = int(rng.integers(len(body) + 1)), int(rng.integers(1, 17))
+    i, n = rng.randrange(len(body) + 1), rng.randrange(1, 17)
     if rng.random() < 0.5:
-        body = body[:i] + rng.integers(0, 256, n, dtype=np.uint8).tobytes() + body[i:]
+        body = body[:i] + rng.randbytes(n) + body[i:]
     else:
         body = body[:i] + body[i + n :]
     return _crc(body) if crc else body
 
 
 def _op_append(data, rng, seeds, crc):
-    extra = rng.integers(0, 256, int(rng.integers(1, 65)), dtype=np.uint8).tobytes()
+    extra = rng.randbytes(rng.randrange(1, 65))
     return _crc(data[:-4] + extra) if crc else data + extra
 
 
@@ -246,36 +248,36 @@ def _op_size(data, rng, seeds, crc):
 def _op_payload(data, rng, seeds, crc):
     _, start, size = _layout(data)
     words = bytearray(data[start : start + size])
-    pick = int(rng.integers(6))
+    pick = rng.randrange(6)
     n = len(words) // 4
     if pick == 0 and n:  # change 1-3 words
-        for _ in range(int(rng.integers(1, 4))):
-            i = 4 * int(rng.integers(n))
-            words[i : i + 4] = struct.pack("<I", int(rng.integers(0, 2**32, dtype=np.uint64)))
+        for _ in range(rng.randrange(1, 4)):
+            i = 4 * rng.randrange(n)
+            words[i : i + 4] = rng.randbytes(4)
     elif pick == 1 and n > 1:  # swap two words
-        i, j = (4 * int(v) for v in rng.choice(n, 2, replace=False))
+        i, j = (4 * v for v in rng.sample(range(n), 2))
         words[i : i + 4], words[j : j + 4] = words[j : j + 4], words[i : i + 4]
     elif pick == 2 and n:  # the last word (the coder's head) small or zero
-        words[-4:] = struct.pack("<I", int(rng.choice([0, 1, 2, 0xFFFFFFFF])))
+        words[-4:] = struct.pack("<I", rng.choice((0, 1, 2, 0xFFFFFFFF)))
     elif pick == 3:  # drop words at either end
-        k = 4 * int(rng.integers(1, max(2, n)))
+        k = 4 * rng.randrange(1, max(2, n))
         words = words[k:] if rng.random() < 0.5 else words[:-k]
     elif pick == 4:  # add random words at either end
-        extra = rng.integers(0, 2**32, int(rng.integers(1, 64)), dtype=np.uint64).astype("<u4").tobytes()
+        extra = rng.randbytes(4 * rng.randrange(1, 64))
         words = extra + words if rng.random() < 0.5 else words + extra
     else:  # random words of random length (possibly none)
-        words = bytearray(rng.integers(0, 2**32, int(rng.integers(0, 2 * n + 2)), dtype=np.uint64).astype("<u4"))
+        words = rng.randbytes(4 * rng.randrange(2 * n + 2))
     return _with_payload(data, bytes(words))
 
 
 def _op_splice(data, rng, seeds, crc):
-    other = seeds[int(rng.integers(len(seeds)))].data
+    other = rng.choice(seeds).data
     _, start, size = _layout(other)
     return _with_payload(data, other[start : start + size])
 
 
 def _op_random(data, rng, seeds, crc):
-    body = rng.integers(0, 256, int(rng.integers(0, 200)), dtype=np.uint8).tobytes()
+    body = rng.randbytes(rng.randrange(200))
     if rng.random() < 0.5:
         body = data[:6] + body
     return _crc(body) if crc else body
@@ -295,7 +297,7 @@ OPS = (
     ("splice", 4, _op_splice, 1.0),
     ("random", 4, _op_random, 0.5),
 )
-_WEIGHTS = np.array([w for _, w, _, _ in OPS], dtype=np.float64) / sum(w for _, w, _, _ in OPS)
+_WEIGHTS = [w for _, w, _, _ in OPS]
 
 
 @dataclass(frozen=True)
@@ -311,7 +313,7 @@ class Mutant:
 
 def mutant(target: Target, index: int, master: int = 0) -> Mutant:
     """Input ``index`` of ``target`` (deterministic in ``master``, the target's name and ``index``)."""
-    rng = np.random.default_rng([master, zlib.crc32(target.name.encode()), index])
+    rng = random.Random(f"{master}/{target.name}/{index}")
     if index < SYSTEMATIC:  # every value of every magic, version and kind byte, with and without the CRC fixed
         seed = target.seeds[0]
         pos, value, crc = index // 512, (index // 2) % 256, index % 2
@@ -319,10 +321,9 @@ def mutant(target: Target, index: int, master: int = 0) -> Mutant:
         blob[pos] = value
         data, op = (_crc(bytes(blob[:-4])) if crc else bytes(blob)), f"byte{pos}"
     else:
-        seed = target.seeds[int(rng.integers(len(target.seeds)))]
-        k = int(rng.choice(len(OPS), p=_WEIGHTS))
-        op, _, fn, p_crc = OPS[k]
-        data = fn(seed.data, rng, target.seeds, bool(rng.random() < p_crc))
+        seed = rng.choice(target.seeds)
+        op, _, fn, p_crc = rng.choices(OPS, weights=_WEIGHTS)[0]
+        data = fn(seed.data, rng, target.seeds, rng.random() < p_crc)
     start = _layout(seed.data)[1]
     crc_ok = len(data) >= 8 and zlib.crc32(data[:-4]) == struct.unpack_from("<I", data, len(data) - 4)[0]
     return Mutant(data, op, seed, crc_ok and data[:start] != seed.data[:start])
@@ -331,31 +332,34 @@ def mutant(target: Target, index: int, master: int = 0) -> Mutant:
 @dataclass(frozen=True)
 class Outcome:
     """``status``: ``refused`` (FormatError), ``decoded`` (accepted and checked) or ``failure``; ``detail``: the
-    error message or what was wrong; ``seconds``: time of the decode call."""
+    error message or what was wrong; ``seconds`` / ``cpu_seconds``: wall-clock and CPU time of the decode call
+    (CPU time does not grow when other processes share the core)."""
 
     status: str
     detail: str
     seconds: float
+    cpu_seconds: float = 0.0
 
 
 def run_input(target: Target, m: Mutant) -> Outcome:
     """Decode one input and classify the result (never raises, except KeyboardInterrupt/SystemExit)."""
     from varinf.compression import FormatError
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
+    elapsed = lambda: (time.perf_counter() - start, time.process_time() - cpu)
     try:
         out = target.decode(m.data)
     except FormatError as e:
-        return Outcome("refused", str(e), time.perf_counter() - start)
+        return Outcome("refused", str(e), *elapsed())
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as e:  # constriction's panics are BaseExceptions
-        return Outcome("failure", f"{type(e).__name__}: {e}", time.perf_counter() - start)
-    seconds = time.perf_counter() - start
+        return Outcome("failure", f"{type(e).__name__}: {e}", *elapsed())
+    times = elapsed()
     problem = target.check(m.data, out)
     if problem is None and m.data == m.seed.data and not np.array_equal(out, m.seed.expected):
         problem = "the unmodified file decoded differently"
-    return Outcome("failure", problem, seconds) if problem else Outcome("decoded", "", seconds)
+    return Outcome("failure", problem, *times) if problem else Outcome("decoded", "", *times)
 
 
 def message_class(text: str) -> str:
@@ -382,6 +386,8 @@ class Tally:
     over_goal_memory: int = 0
     max_seconds: float = 0.0
     max_seconds_crafted: float = 0.0
+    max_cpu_seconds: float = 0.0
+    max_cpu_seconds_crafted: float = 0.0
     max_mb: float = 0.0
     max_mb_crafted: float = 0.0
     seconds: float = 0.0
@@ -396,9 +402,11 @@ class Tally:
         self.crafted += m.crafted
         self.seconds += out.seconds
         self.max_seconds = max(self.max_seconds, out.seconds)
+        self.max_cpu_seconds = max(self.max_cpu_seconds, out.cpu_seconds)
         self.max_mb = max(self.max_mb, mb)
         if m.crafted:
             self.max_seconds_crafted = max(self.max_seconds_crafted, out.seconds)
+            self.max_cpu_seconds_crafted = max(self.max_cpu_seconds_crafted, out.cpu_seconds)
             self.max_mb_crafted = max(self.max_mb_crafted, mb)
         self.over_goal_time += out.seconds > GOAL_SECONDS
         self.over_goal_memory += mb > GOAL_MB
@@ -417,8 +425,9 @@ class Tally:
         for key in ("inputs", "refused", "decoded", "failures", "hangs", "crafted", "over_goal_time",
                     "over_goal_memory", "seconds"):  # fmt: skip
             setattr(self, key, getattr(self, key) + other[key])
-        for key in ("max_seconds", "max_seconds_crafted", "max_mb", "max_mb_crafted"):
-            setattr(self, key, max(getattr(self, key), other[key]))
+        for key in ("max_seconds", "max_seconds_crafted", "max_cpu_seconds", "max_cpu_seconds_crafted", "max_mb",
+                    "max_mb_crafted"):  # fmt: skip
+            setattr(self, key, max(getattr(self, key), other.get(key, 0.0)))
         self.ops.update(other["ops"])
         self.messages.update(other["messages"])
         self.histogram = [a + b for a, b in zip(self.histogram, other["histogram"])]
@@ -475,8 +484,9 @@ class _Heartbeat:
         self._file = open(path, "r+b")  # kept open for the mmap
         self.map = mmap.mmap(self._file.fileno(), mmap.PAGESIZE)
 
-    def write(self, chunk: int, index: int) -> None:
-        self.map[: self.FORMAT.size] = self.FORMAT.pack(chunk, index, time.time())
+    def write(self, chunk: int, index: int, busy: bool = True) -> None:
+        """Input ``index`` starts now (``busy``) or has finished (start time 0: nothing to watch)."""
+        self.map[: self.FORMAT.size] = self.FORMAT.pack(chunk, index, time.time() if busy else 0.0)
 
     def read(self) -> tuple[int, int, float]:
         return self.FORMAT.unpack(self.map[: self.FORMAT.size])
@@ -509,6 +519,12 @@ class _PeakMemory:
 
 def worker(args: argparse.Namespace) -> None:
     """Run the pending chunks in order, writing one JSON file per finished chunk."""
+    import resource
+
+    # an input that allocates past this fails with MemoryError (a recorded failure), sparing the shared machine
+    limit = int(args.memory_limit * 2**30)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    commit = _commit()
     targets = full_targets()
     beat = _Heartbeat(args.state / "heartbeat", create=False)
     memory = _PeakMemory()
@@ -529,13 +545,26 @@ def worker(args: argparse.Namespace) -> None:
             before = memory.reset()
             out = run_input(target, m)
             peak = memory.peak()
+            beat.write(chunk, g, busy=False)
             baseline = max(baseline, before)
             tallies[target.name].add(m, out, max(0.0, peak - before), index=g)
-        result = {"chunk": chunk, "rss_mb": baseline, "tallies": {k: t.to_dict() for k, t in tallies.items()}}
+        result = {
+            "chunk": chunk,
+            "commit": commit,
+            "rss_mb": baseline,
+            "tallies": {k: t.to_dict() for k, t in tallies.items()},
+        }
         tmp = args.state / f"chunk_{chunk:06d}.json.tmp"
         tmp.write_text(json.dumps(result))
         os.replace(tmp, args.state / f"chunk_{chunk:06d}.json")
         print(f"chunk {chunk} done", flush=True)
+
+
+def _commit() -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from provenance import git_commit
+
+    return git_commit()
 
 
 def _events(state: Path) -> dict[int, dict]:
@@ -558,7 +587,7 @@ def supervise(args: argparse.Namespace) -> None:
     while _pending(args):
         beat = _Heartbeat(args.state / "heartbeat", create=True)
         cmd = [sys.executable, __file__, "--worker", "--inputs", str(args.inputs), "--chunk", str(args.chunk),
-               "--seed", str(args.seed), "--state", str(args.state)]  # fmt: skip
+               "--seed", str(args.seed), "--state", str(args.state), "--memory-limit", str(args.memory_limit)]  # fmt: skip
         if args.chunks:
             cmd += ["--chunks", f"{args.chunks[0]}:{args.chunks[1]}"]
         proc = subprocess.Popen(cmd, start_new_session=True)
@@ -573,7 +602,7 @@ def supervise(args: argparse.Namespace) -> None:
         if event is None and proc.returncode != 0:
             _, index, started = beat.read()
             if not started:
-                sys.exit(f"worker failed before its first input (exit {proc.returncode})")
+                sys.exit(f"the worker failed outside an input (exit {proc.returncode}); see its output above")
             event = {"event": "death", "index": index, "seconds": time.time() - started}
         if event is not None:
             event["detail"] = f"{event['event']} (exit {proc.returncode})"
@@ -587,19 +616,17 @@ def report(args: argparse.Namespace) -> dict:
     config = json.loads((args.state / "config.json").read_text())
     files = sorted(args.state.glob("chunk_*.json"))
     tallies: dict[str, Tally] = {}
-    rss = 0.0
+    rss, commits = 0.0, Counter()
     for f in files:
         chunk = json.loads(f.read_text())
         rss = max(rss, chunk["rss_mb"])
+        commits[chunk.get("commit", "unknown")] += 1
         for name, t in chunk["tallies"].items():
             tallies.setdefault(name, Tally()).merge(t)
     total = Tally()
     for t in tallies.values():
         total.merge(t.to_dict())
     import torch
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from provenance import git_commit
 
     result = {
         "benchmark": "fuzz_vif",
@@ -611,14 +638,16 @@ def report(args: argparse.Namespace) -> dict:
         "hangs": total.hangs,
         "crafted_headers": total.crafted,
         "crafted_max_seconds": total.max_seconds_crafted,
+        "crafted_max_cpu_seconds": total.max_cpu_seconds_crafted,
         "crafted_max_mb": total.max_mb_crafted,
         "max_seconds": total.max_seconds,
+        "max_cpu_seconds": total.max_cpu_seconds,
         "max_mb": total.max_mb,
         "worker_rss_mb": rss,
         "goals": {"seconds": GOAL_SECONDS, "mb": GOAL_MB},
         "targets": {k: v.to_dict() for k, v in tallies.items()},
         "environment": {
-            "commit": git_commit(),
+            "commit": ", ".join(commits),
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": np.__version__,
@@ -626,15 +655,16 @@ def report(args: argparse.Namespace) -> dict:
             "processor": platform.processor(),
         },
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "fuzz_vif.json").write_text(json.dumps(result, indent=1) + "\n")
-    (RESULTS / "fuzz_vif.md").write_text(markdown(result, tallies))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fuzz_vif.json").write_text(json.dumps(result, indent=1) + "\n")
+    (args.out / "fuzz_vif.md").write_text(markdown(result, tallies))
     return result
 
 
 def markdown(result: dict, tallies: dict[str, Tally]) -> str:
     ok = lambda good: "met" if good else "**missed**"
     crafted_ok = result["crafted_max_seconds"] <= GOAL_SECONDS and result["crafted_max_mb"] <= GOAL_MB
+    crafted_cpu_ok = result["crafted_max_cpu_seconds"] <= GOAL_SECONDS and result["crafted_max_mb"] <= GOAL_MB
     lines = [
         "# Fuzzing the .vif decoders",
         "",
@@ -647,9 +677,11 @@ def markdown(result: dict, tallies: dict[str, Tally]) -> str:
         f"* inputs: **{result['inputs']:,}**; failures (crashes, wrong decodes): **{result['failures']}**; "
         f"hangs: **{result['hangs']}** — goal 1,000,000 / 0 / 0: {ok(result['inputs'] >= 1_000_000 and not result['failures'] and not result['hangs'])}",
         f"* crafted headers (valid CRC, header changed): {result['crafted_headers']:,}; slowest "
-        f"{result['crafted_max_seconds']:.3f} s, most memory {result['crafted_max_mb']:.0f} MB — goal "
-        f"{GOAL_SECONDS:g} s and {GOAL_MB:g} MB: {ok(crafted_ok)}",
-        f"* any input: slowest {result['max_seconds']:.3f} s, most memory {result['max_mb']:.0f} MB",
+        f"{result['crafted_max_seconds']:.3f} s wall-clock ({ok(crafted_ok)}), {result['crafted_max_cpu_seconds']:.3f} s "
+        f"CPU ({ok(crafted_cpu_ok)}); most memory {result['crafted_max_mb']:.0f} MB — goal {GOAL_SECONDS:g} s and "
+        f"{GOAL_MB:g} MB (the core is shared with other work: wall-clock times include waiting for it)",
+        f"* any input: slowest {result['max_seconds']:.3f} s (CPU {result['max_cpu_seconds']:.3f} s), most memory "
+        f"{result['max_mb']:.0f} MB",
         "",
         "| target | inputs | refused | decoded | failures | hangs | crafted | median s | p99.9 s | max s | max MB |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -684,7 +716,9 @@ def main() -> None:
     parser.add_argument("--chunks", type=lambda s: tuple(int(v) for v in s.split(":")), help="A:B, a piece")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hang", type=float, default=10.0, help="seconds on one input that count as a hang")
-    parser.add_argument("--state", type=Path, default=STATE)
+    parser.add_argument("--memory-limit", type=float, default=3.0, help="address-space limit of the worker, GiB")
+    parser.add_argument("--state", type=Path, default=STATE, help="folder of finished chunks (resumable)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="where --report writes fuzz_vif.{json,md}")
     parser.add_argument("--report", action="store_true", help="aggregate finished chunks into benchmarks/results")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

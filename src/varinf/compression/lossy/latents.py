@@ -71,7 +71,12 @@ class LatentTables:
     hyper_synthesis: IntegerNetwork | None = None
 
     def digest(self) -> int:
-        """32-bit digest of the tables and the integer network weights (recorded in every file)."""
+        """32-bit digest of the tables and the integer network weights (recorded in every file; computed once)."""
+        if "_digest" not in self.__dict__:  # every decode checks it: memoized on this (immutable) instance
+            object.__setattr__(self, "_digest", self._compute_digest())
+        return self.__dict__["_digest"]
+
+    def _compute_digest(self) -> int:
         crc = self.y_table.digest()
         if self.z_table is not None:
             crc = zlib.crc32(self.z_table.digest().to_bytes(4, "little"), crc)
