@@ -18,8 +18,8 @@ same command again continues, and ``--chunks A:B`` runs a piece)::
     taskset -c 0 env OMP_NUM_THREADS=1 nohup python benchmarks/fuzz_vif.py --inputs 1000000 > runs/fuzz_vif.log 2>&1 &
     python benchmarks/fuzz_vif.py --report      # chunks -> benchmarks/results/fuzz_vif.{json,md}
 
-A worker process runs the inputs; the parent restarts it after a hang (no progress on one input for ``--hang``
-seconds) or a death, recording the input. The default test run has a smaller in-process slice
+A worker process runs the inputs; the parent restarts it after a hang (``--hang`` CPU seconds on one input, or
+20 times that in wall-clock time) or a death, recording the input. The default test run has a smaller in-process slice
 (``tests/compression/test_codec_fuzz.py``). Never imported by the package.
 """
 
@@ -474,9 +474,10 @@ def _digits(rng: np.random.Generator) -> np.ndarray:
 
 
 class _Heartbeat:
-    """A shared page: the worker writes (chunk, index, start time) before every input, the parent reads it."""
+    """A shared page: the worker writes (chunk, index, wall and CPU time at the start) before every input and
+    clears the start time after it; the parent reads it."""
 
-    FORMAT = struct.Struct("<qqd")
+    FORMAT = struct.Struct("<qqdd")
 
     def __init__(self, path: Path, create: bool):
         if create:
@@ -486,10 +487,17 @@ class _Heartbeat:
 
     def write(self, chunk: int, index: int, busy: bool = True) -> None:
         """Input ``index`` starts now (``busy``) or has finished (start time 0: nothing to watch)."""
-        self.map[: self.FORMAT.size] = self.FORMAT.pack(chunk, index, time.time() if busy else 0.0)
+        start = (time.time(), time.process_time()) if busy else (0.0, 0.0)
+        self.map[: self.FORMAT.size] = self.FORMAT.pack(chunk, index, *start)
 
-    def read(self) -> tuple[int, int, float]:
+    def read(self) -> tuple[int, int, float, float]:
         return self.FORMAT.unpack(self.map[: self.FORMAT.size])
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _PeakMemory:
@@ -537,7 +545,10 @@ def worker(args: argparse.Namespace) -> None:
             m = mutant(target, index, args.seed)
             if g in skips:  # hung or killed the process earlier: counted, not rerun
                 tally = tallies[target.name]
-                tally.add(m, Outcome("failure", skips[g]["detail"], skips[g]["seconds"]), index=g)
+                event = skips[g]
+                tally.add(
+                    m, Outcome("failure", event["detail"], event["seconds"], event.get("cpu_seconds", 0.0)), index=g
+                )
                 tally.hangs += skips[g]["event"] == "hang"
                 tally.failures -= skips[g]["event"] == "hang"
                 continue
@@ -594,16 +605,22 @@ def supervise(args: argparse.Namespace) -> None:
         event = None
         while proc.poll() is None:
             time.sleep(0.5)
-            _, index, started = beat.read()
-            if started and time.time() - started > args.hang:
+            _, index, wall, cpu = beat.read()
+            if not wall:
+                continue
+            try:  # a hang: --hang seconds of CPU on one input (other jobs on the core do not count), or 20x that wall
+                used = _cpu_seconds(proc.pid) - cpu
+            except (OSError, IndexError, ValueError):
+                continue
+            if used > args.hang or time.time() - wall > 20 * args.hang:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-                event = {"event": "hang", "index": index, "seconds": time.time() - started}
+                event = {"event": "hang", "index": index, "seconds": time.time() - wall, "cpu_seconds": used}
         if event is None and proc.returncode != 0:
-            _, index, started = beat.read()
-            if not started:
+            _, index, wall, cpu = beat.read()
+            if not wall:
                 sys.exit(f"the worker failed outside an input (exit {proc.returncode}); see its output above")
-            event = {"event": "death", "index": index, "seconds": time.time() - started}
+            event = {"event": "death", "index": index, "seconds": time.time() - wall}
         if event is not None:
             event["detail"] = f"{event['event']} (exit {proc.returncode})"
             with open(args.state / "events.jsonl", "a") as f:
@@ -715,7 +732,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=5000, help="inputs per chunk (one result file each)")
     parser.add_argument("--chunks", type=lambda s: tuple(int(v) for v in s.split(":")), help="A:B, a piece")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hang", type=float, default=10.0, help="seconds on one input that count as a hang")
+    parser.add_argument("--hang", type=float, default=10.0, help="CPU seconds on one input that count as a hang")
     parser.add_argument("--memory-limit", type=float, default=3.0, help="address-space limit of the worker, GiB")
     parser.add_argument("--state", type=Path, default=STATE, help="folder of finished chunks (resumable)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where --report writes fuzz_vif.{json,md}")
