@@ -46,12 +46,12 @@ _WIDE_GREY = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 def read_image(path: str | os.PathLike, max_pixels: int | None = None) -> np.ndarray:
     """The image file at ``path`` as uint8 ``(H, W)`` grey or ``(H, W, 3)`` RGB (see module docstring).
 
-    Raises ``FileNotFoundError`` for a missing path, ``IsADirectoryError`` for a folder and ``ValueError``
-    (naming ``path``) for anything that is not an image this function can read faithfully.
+    Raises ``FileNotFoundError`` for a missing path and ``ValueError`` (naming ``path``; a folder: "is a
+    directory") for anything that is not an image this function can read faithfully.
     """
     path = Path(path)
     if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory, not an image file")
+        raise ValueError(f"{path}: is a directory, not an image file")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     size = None
