@@ -12,8 +12,7 @@ from varinf.cli.main import main
 
 
 def test_fit_builtin_example_prints_summary(capsys):
-    code = main(["fit", "normal_normal", "--max-steps", "400", "--lr", "0.05", "--fixed", "--no-progress",
-                 "--draws", "500"])  # fmt: skip
+    code = main(["fit", "normal_normal", "--max-steps", "400", "--lr", "0.05", "--fixed", "--draws", "500"])
     out = capsys.readouterr().out
     assert code == 0
     assert "mu" in out and "mean" in out and "ELBO" in out and "fixed budget" in out
@@ -37,7 +36,7 @@ def test_fit_python_file(tmp_path, capsys):
             """
         )
     )
-    code = main(["fit", str(f), "--max-steps", "300", "--lr", "0.05", "--fixed", "--no-progress", "--draws", "300"])
+    code = main(["fit", str(f), "--max-steps", "300", "--lr", "0.05", "--fixed", "--draws", "300"])
     out = capsys.readouterr().out
     assert code == 0 and "mine" in out and "sigma" in out
 
