@@ -28,6 +28,8 @@ def read_matrix(path: str):
             raise ValueError(f"{path}: not a readable .npy array ({e})") from None
     with open(p, encoding="utf-8", errors="replace") as f:
         first = f.readline()
+        if not first.strip() and not f.read(4096).strip():
+            raise ValueError(f"{path}: no numbers in it")
     delimiter = "," if "," in first else None
     try:
         float(first.replace(",", " ").split()[0])
