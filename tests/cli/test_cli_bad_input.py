@@ -47,6 +47,7 @@ CASES = [
     # --- varinf fit: outputs --------------------------------------------------------------------------
     ("fit-output-is-a-file", ["fit", "{d}/good.py", "-o", "{d}/in.png", *FAST], 1,
      ["{d}/in.png: exists and is not a directory"]),
+    ("fit-output-empty", ["fit", "{d}/good.py", "-o", "", *FAST], 2, ["-o/--output: must be a path, got ''"]),
     ("fit-output-exists", ["fit", "{d}/good.py", "-o", "{d}/done", *FAST], 1,
      ["{d}/done/summary.txt: exists; pass --force"]),
     # --- varinf compress ------------------------------------------------------------------------------

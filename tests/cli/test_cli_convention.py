@@ -13,6 +13,7 @@ import re
 import pytest
 
 from varinf.cli.main import build_parser, iter_commands, main
+from varinf.cli.options import path
 
 # prog: (writes files, draws random numbers, has a selectable precision)
 EXPECTED = {
@@ -72,8 +73,11 @@ def test_shared_options_mean_the_same_everywhere(prog):
         assert actions["dtype"].choices == ("float32", "float64")
     if "output" in actions:
         assert actions["output"].option_strings == ["-o", "--output"]
-    numbers = [a for a in parser._actions if a.type is not None and a.type not in (str,)]
-    for a in numbers:  # every typed option refuses garbage with a message, never a traceback
+    if "output" in actions:
+        with pytest.raises(argparse.ArgumentTypeError):
+            actions["output"].type("")  # not silently the current folder
+    numbers = [a for a in parser._actions if a.type not in (None, str, path)]
+    for a in numbers:  # every number option refuses garbage with a message, never a traceback
         with pytest.raises(argparse.ArgumentTypeError):
             a.type("garbage")
 

@@ -37,6 +37,7 @@ __all__ = [
     "integer",
     "jsonable",
     "number",
+    "path",
     "progress_of",
 ]
 
@@ -100,6 +101,13 @@ def choice(*allowed: str, also: Callable[[str], Any] | None = None) -> Callable[
     return parse
 
 
+def path(text: str) -> str:
+    """An argparse ``type``: a non-empty path (an empty one would silently mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"must be a path, got {text!r}")
+    return text
+
+
 def _bounds(lo, hi, lo_open: bool = False, hi_open: bool = False) -> str:
     if lo is not None and hi is not None:
         return f"in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
@@ -113,7 +121,7 @@ def _bounds(lo, hi, lo_open: bool = False, hi_open: bool = False) -> str:
 # ---------------------------------------------------------------------------------------- shared options
 def add_output(p: argparse.ArgumentParser, help: str, *, required: bool = False, default=None) -> None:
     """``-o/--output`` and ``--force`` (which never lets an output replace an input)."""
-    p.add_argument("-o", "--output", required=required, default=default, metavar="PATH", help=help)
+    p.add_argument("-o", "--output", type=path, required=required, default=default, metavar="PATH", help=help)
     p.add_argument("--force", action="store_true", help="replace existing output files (never an input file)")
 
 
