@@ -205,7 +205,7 @@ def test_ctrl_c_while_fit_writes_its_folder_leaves_no_file(workdir, tmp_path):
 
 def test_a_closed_pipe_ends_quietly(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "varinf", "fit", "normal_normal", *QUICK, "--json"]
+    cmd = [sys.executable, "-m", "varinf", "posteriordb", "list", "--root", tmp_path, "--json"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()  # the reader (`| head`) is gone before the results are printed
     err = proc.stderr.read().decode()
