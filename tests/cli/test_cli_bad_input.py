@@ -107,6 +107,8 @@ CASES = [
     # --- varinf vae -----------------------------------------------------------------------------------
     ("vae-missing-data", ["vae", "train", "-o", "{d}/run", "--data", "{d}/nope"], 1, ["{d}/nope: no such folder"]),
     ("vae-latents-zero", ["vae", "train", "-o", "{d}/run", "--data", "{d}/imgs", "--latents", "0"], 2, ["--latents"]),
+    ("vae-latents-layers", ["vae", "train", "-o", "{d}/run", "--data", "{d}/imgs", "--latents", "5;2"], 2,
+     ["--latents", "'5;2'"]),
     ("vae-hidden-words", ["vae", "train", "-o", "{d}/run", "--data", "{d}/imgs", "--hidden", "a,b"], 2, ["--hidden"]),
     ("vae-lr-zero", ["vae", "train", "-o", "{d}/run", "--data", "{d}/imgs", "--lr", "0"], 2, ["--lr", "> 0"]),
     ("vae-run-is-a-file", ["vae", "train", "-o", "{d}/in.png", "--data", "{d}/imgs"], 1,

@@ -210,3 +210,12 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
     proc.stdout.close()  # the reader (`| head`) is gone before the results are printed
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=240) == 141 and "Traceback" not in err, err
+
+
+def test_json_stdout_holds_only_the_json(workdir, tmp_path, capsys):
+    chatty = tmp_path / "chatty.py"
+    chatty.write_text("print('loading my model...')\n" + (workdir / "good.py").read_text())
+    code, stdout, err = run_cli(["fit", chatty, "--json", *FIT], capsys)
+    assert code == 0 and json.loads(stdout)["model"] == "good" and "loading my model..." in err
+    code, stdout, err = run_cli(["fit", chatty, "--quiet", *FIT], capsys)
+    assert code == 0 and stdout == ""

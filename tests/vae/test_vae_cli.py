@@ -27,9 +27,10 @@ TRAIN = ["--latents", "2", "--hidden", "16", "--epochs", "2", "--batch-size", "8
 def test_train_eval_plot(tmp_path, folder, capsys):
     run = tmp_path / "run"
     assert main(["vae", "train", "-o", str(run), "--data", str(folder), *TRAIN]) == 0
-    assert main(["vae", "train", "-o", str(run), "--resume", "--epochs", "3"]) == 0
-    assert json.loads((run / "history.json").read_text())[-1]["epoch"] == 3
     capsys.readouterr()
+    assert main(["vae", "train", "-o", str(run), "--resume", "--epochs", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 3  # per-epoch lines went to stderr
+    assert json.loads((run / "history.json").read_text())[-1]["epoch"] == 3
     assert main(["vae", "eval", str(run), "--k", "20"]) == 0
     out = capsys.readouterr().out
     assert "test NLL" in out and "bits/dim" in out and "rate" in out

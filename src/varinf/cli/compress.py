@@ -26,8 +26,7 @@ __all__ = ["register"]
 def _progress(args: argparse.Namespace):
     from tqdm.auto import tqdm
 
-    show = not args.quiet and os.isatty(2)
-    return tqdm(total=None, disable=not show, desc=args.prog, unit="img", leave=False)
+    return tqdm(total=None, disable=not progress_of(args), desc=args.prog, unit="img", leave=False)
 
 
 def _image_extension(path: Path, allow_npy: bool) -> None:

@@ -100,6 +100,20 @@ def _one_line_warnings(prog: str):
         yield
 
 
+@contextlib.contextmanager
+def _chatter(args: argparse.Namespace):
+    """What a run prints besides its results (a user's model file, per-epoch lines): to stderr under
+    ``--json`` (stdout holds only the JSON), nowhere under ``--quiet``, else to stdout."""
+    if getattr(args, "quiet", False):
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            yield
+    elif getattr(args, "json", False):
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    else:
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -108,8 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     prog = getattr(args, "prog", f"varinf {args.command}")
     debug = getattr(args, "debug", False) or os.environ.get("VARINF_DEBUG", "") not in ("", "0")
+    args.stdout = sys.stdout  # the results go here (see options.emit); anything else printed goes to _chatter
     try:
-        with _one_line_warnings(prog):
+        with _one_line_warnings(prog), _chatter(args):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -149,9 +149,9 @@ def dtype_of(args: argparse.Namespace):
     return None if args.dtype is None else getattr(torch, args.dtype)
 
 
-def progress_of(args: argparse.Namespace) -> bool | None:
-    """``progress=`` for library calls: off with ``--quiet``, else the library's choice (a terminal)."""
-    return False if args.quiet else None
+def progress_of(args: argparse.Namespace) -> bool:
+    """``progress=`` for library calls: a bar only on a terminal (stderr), and never with ``--quiet``."""
+    return not args.quiet and sys.stderr.isatty()
 
 
 # ---------------------------------------------------------------------------------------- results
@@ -176,8 +176,9 @@ def to_json(data) -> str:
 
 def emit(args: argparse.Namespace, text: str | Callable[[], str], data: dict | Callable[[], dict]) -> None:
     """The command's result: ``data`` as JSON with ``--json``, else ``text`` unless ``--quiet``."""
+    out = getattr(args, "stdout", None) or sys.stdout  # main() sends other prints elsewhere under --json
     if args.json:
-        print(to_json(data() if callable(data) else data))
+        print(to_json(data() if callable(data) else data), file=out)
     elif not args.quiet:
-        print(text() if callable(text) else text)
-    sys.stdout.flush()
+        print(text() if callable(text) else text, file=out)
+    out.flush()

@@ -12,10 +12,8 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
-import sys
 from pathlib import Path
 
 from ..objectives import GRADIENTS
@@ -40,6 +38,17 @@ def _seconds(s: str) -> float:
     if not 0 < value < float("inf"):
         raise argparse.ArgumentTypeError(f"cannot read a duration > 0 from {s!r} (use e.g. 900, 15m, 3h)")
     return value
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    """An argparse ``type``: positive integers separated by commas, e.g. 50 or 100,50."""
+    try:
+        sizes = tuple(int(v) for v in s.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 50 or 100,50, got {s!r}")
+    return sizes
 
 
 def _sizes(s: str) -> tuple[int, ...]:
@@ -94,19 +103,6 @@ def _check_run_folder(args: argparse.Namespace) -> Path:
     return run
 
 
-@contextlib.contextmanager
-def _stdout_for(args: argparse.Namespace):
-    """Training prints a line per validation: to stdout, to stderr under --json, nowhere under --quiet."""
-    if args.quiet:
-        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-            yield
-    elif args.json:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    else:
-        yield
-
-
 @_with_threads
 def run_train(args: argparse.Namespace) -> int:
     from ..vae import TrainConfig, VAEConfig
@@ -115,47 +111,46 @@ def run_train(args: argparse.Namespace) -> int:
     run = _check_run_folder(args)
     progress = progress_of(args)
     stops = {"epochs": args.epochs, "max_steps": args.max_steps, "cpu_budget_s": args.cpu_budget}
-    with _stdout_for(args):
-        if args.resume:
-            result = train_run(run, data=_data_spec(args), resume=True, stops=stops, progress=progress)
-        else:
-            data = _data_spec(args)
-            if data is None:
-                raise ValueError("pass --data PATH (an MNIST idx folder or an image folder)")
-            model = {}
-            if args.likelihood:
-                model["likelihood"] = args.likelihood
-            if args.latents:
-                model["latents"] = args.latents
-            if args.hidden:
-                model["hidden"] = args.hidden if isinstance(args.hidden[0], tuple) else (args.hidden,)
-            if args.prior:
-                model["prior"] = args.prior
-            if args.activation:
-                model["activation"] = args.activation
-            shape = tuple(data.load().train.images.shape[1:])
-            vae_config = VAEConfig.preset(args.preset, data_shape=shape, **model)
-            no_stop = args.epochs is None and args.max_steps is None and args.cpu_budget is None
-            config = TrainConfig(
-                objective=args.objective,
-                k=args.k,
-                gradient=args.gradient,
-                beta=args.beta,
-                kl_warmup_steps=args.kl_warmup,
-                free_bits=args.free_bits,
-                batch_size=args.batch_size,
-                lr=args.lr,
-                lr_schedule=args.schedule,
-                epochs=10 if no_stop else args.epochs,
-                max_steps=args.max_steps,
-                cpu_budget_s=args.cpu_budget,
-                seed=args.seed,
-                valid_every=args.valid_every,
-                valid_k=args.valid_k,
-                valid_size=args.valid_size,
-                checkpoint_every_s=args.checkpoint_every,
-            )
-            result = train_run(run, vae_config, config, data, force=args.force, progress=progress)
+    if args.resume:
+        result = train_run(run, data=_data_spec(args), resume=True, stops=stops, progress=progress)
+    else:
+        data = _data_spec(args)
+        if data is None:
+            raise ValueError("pass --data PATH (an MNIST idx folder or an image folder)")
+        model = {}
+        if args.likelihood:
+            model["likelihood"] = args.likelihood
+        if args.latents:
+            model["latents"] = args.latents
+        if args.hidden:
+            model["hidden"] = args.hidden if isinstance(args.hidden[0], tuple) else (args.hidden,)
+        if args.prior:
+            model["prior"] = args.prior
+        if args.activation:
+            model["activation"] = args.activation
+        shape = tuple(data.load().train.images.shape[1:])
+        vae_config = VAEConfig.preset(args.preset, data_shape=shape, **model)
+        no_stop = args.epochs is None and args.max_steps is None and args.cpu_budget is None
+        config = TrainConfig(
+            objective=args.objective,
+            k=args.k,
+            gradient=args.gradient,
+            beta=args.beta,
+            kl_warmup_steps=args.kl_warmup,
+            free_bits=args.free_bits,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            lr_schedule=args.schedule,
+            epochs=10 if no_stop else args.epochs,
+            max_steps=args.max_steps,
+            cpu_budget_s=args.cpu_budget,
+            seed=args.seed,
+            valid_every=args.valid_every,
+            valid_k=args.valid_k,
+            valid_size=args.valid_size,
+            checkpoint_every_s=args.checkpoint_every,
+        )
+        result = train_run(run, vae_config, config, data, force=args.force, progress=progress)
     if result.rank == 0:
         text = f"{result.run_dir}: {result.epochs} epochs, {result.steps} steps, {result.cpu_s:.0f} s CPU ({result.stopped})"
         record = {"run": str(result.run_dir), "epochs": result.epochs, "steps": result.steps, "cpu_s": result.cpu_s,
@@ -217,7 +212,7 @@ def register(sub) -> None:
     t.add_argument("--mode", default="L", choices=["L", "RGB"], help="image folders: grey or colour")
     t.add_argument("--preset", default="iwae1", help="iwae1 | iwae2 | conv | logistic")
     t.add_argument("--likelihood", default=None, choices=sorted(LIKELIHOODS))
-    t.add_argument("--latents", type=_sizes, default=None, help="latent sizes per stochastic layer, e.g. 50 or 100,50")
+    t.add_argument("--latents", type=_ints, default=None, help="latent sizes per stochastic layer, e.g. 50 or 100,50")
     t.add_argument("--hidden", type=_sizes, default=None,
                    help="hidden sizes per layer, e.g. '200,200' or '200,200;100,100'")  # fmt: skip
     t.add_argument("--prior", default=None, help="normal | vamp | flow")
