@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from varinf.cli.main import main
 
 
@@ -24,6 +26,8 @@ def test_cli_fit_prints_diagnostics_accuracy_and_writes_plots(shared_data, tmp_p
         "gp_pois_regr-gp_regr_fullrank_summary.txt",
         "gp_pois_regr-gp_regr_fullrank_trace.png",
     ]
+    record = json.loads((tmp_path / "gp_pois_regr-gp_regr_fullrank_summary.json").read_text())
+    assert len(record["reference"]["quantities"]) == 3 and record["family"] == "fullrank"
     assert main(args) == 1  # outputs exist: refused without --force
     assert "exists" in capsys.readouterr().err
 

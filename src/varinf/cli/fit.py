@@ -20,7 +20,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from ..families import FAMILIES, FAMILY_ALIASES
+from ..families import FAMILIES, FAMILY_ALIASES, canonical_family
 from ..objectives import GRADIENTS
 from ..optim import METHODS
 from .options import (
@@ -38,7 +38,7 @@ from .options import (
 )
 from .paths import check_output_folder, input_file, writing
 
-__all__ = ["fit_record", "load_model", "register", "run_fit"]
+__all__ = ["add_fit_options", "fit_options", "fit_record", "load_model", "register", "run_fit"]
 
 SUMMARY_TXT, SUMMARY_JSON = "summary.txt", "summary.json"
 
@@ -190,21 +190,14 @@ def run_fit(args: argparse.Namespace) -> int:
                                       force=args.force)  # fmt: skip
     objective = _objective(args)  # its own checks (e.g. dreg needs iwae) before the model file runs
     model = load_model(args.target)
-    lr = args.lr if args.lr == "auto" else float(args.lr)
     with warnings.catch_warnings():
         # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning
         warnings.simplefilter("ignore", DiagnosticWarning)
         result = fit(
             model,
-            family=args.family,
             objective=objective,
             method=args.method,
-            max_steps=args.max_steps,
-            lr=lr,
-            tol_rel_obj=None if args.fixed else args.tol,
-            seed=args.seed,
-            dtype=dtype_of(args),
-            progress=progress_of(args),
+            **fit_options(args),
         )
     summary = result.summary(n=args.draws, seed=args.seed)
     record = fit_record(result, summary)
@@ -217,25 +210,42 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
-    p = sub.add_parser("fit", help="fit a model by variational inference and print a posterior summary")
-    p.add_argument("target", help="a built-in example (normal_normal, linear_regression, ...) or a .py file")
-    families = sorted(FAMILIES) + sorted(FAMILY_ALIASES)
-    p.add_argument("--family", type=choice(*families), default="meanfield", metavar="|".join(FAMILIES),
+def add_fit_options(p: argparse.ArgumentParser) -> None:
+    """The options of a posterior fit (``varinf fit``, ``varinf posteriordb fit``); see :func:`fit_options`."""
+    p.add_argument("--family", type=choice(*FAMILIES, *FAMILY_ALIASES), default="meanfield", metavar="|".join(FAMILIES),
                    help="variational family (aliases: " + ", ".join(sorted(FAMILY_ALIASES)) + ")")  # fmt: skip
-    p.add_argument("--method", choices=sorted(METHODS), default="advi", help="fitting method (default advi)")
-    p.add_argument("--objective", default="elbo", choices=["elbo", "iwae", "renyi"])
-    p.add_argument("--gradient", default="reparam", choices=GRADIENTS, help="gradient estimator (dreg: IWAE only)")
-    p.add_argument("--particles", type=integer(1), default=1, help="draws per step (K for IWAE/Renyi)")
-    p.add_argument("--alpha", type=number(), default=0.5, help="Renyi alpha")
     p.add_argument("--max-steps", type=integer(1), default=10_000, help="cap on optimizer steps")
     p.add_argument("--lr", type=choice("auto", also=number(0, lo_open=True)), default="auto",
                    help="Adam step size (> 0) or 'auto'")  # fmt: skip
     p.add_argument("--tol", type=number(0, lo_open=True), default=1e-3, help="relative ELBO change for convergence")
     p.add_argument("--fixed", action="store_true", help="run exactly --max-steps (no convergence check)")
-    p.add_argument("--draws", type=integer(2), default=4000, help="draws of q for the summary and -o")
     add_seed(p)
     add_dtype(p, None)
+
+
+def fit_options(args: argparse.Namespace) -> dict:
+    """:func:`varinf.fit` keyword arguments from :func:`add_fit_options`' options."""
+    return {
+        "family": canonical_family(args.family),
+        "max_steps": args.max_steps,
+        "lr": args.lr if args.lr == "auto" else float(args.lr),
+        "tol_rel_obj": None if args.fixed else args.tol,
+        "seed": args.seed,
+        "dtype": dtype_of(args),
+        "progress": progress_of(args),
+    }
+
+
+def register(sub) -> None:
+    p = sub.add_parser("fit", help="fit a model by variational inference and print a posterior summary")
+    p.add_argument("target", help="a built-in example (normal_normal, linear_regression, ...) or a .py file")
+    add_fit_options(p)
+    p.add_argument("--method", choices=sorted(METHODS), default="advi", help="fitting method (default advi)")
+    p.add_argument("--objective", default="elbo", choices=["elbo", "iwae", "renyi"])
+    p.add_argument("--gradient", default="reparam", choices=GRADIENTS, help="gradient estimator (dreg: IWAE only)")
+    p.add_argument("--particles", type=integer(1), default=1, help="draws per step (K for IWAE/Renyi)")
+    p.add_argument("--alpha", type=number(), default=0.5, help="Renyi alpha")
+    p.add_argument("--draws", type=integer(2), default=4000, help="draws of q for the summary and -o")
     add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ), summary.txt, summary.json")
     add_reporting(p)
     p.set_defaults(func=run_fit)

@@ -12,20 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..families import FAMILIES, FAMILY_ALIASES, canonical_family
-from .options import (
-    add_dtype,
-    add_output,
-    add_reporting,
-    add_seed,
-    choice,
-    dtype_of,
-    emit,
-    integer,
-    number,
-    progress_of,
-)
-from .options import to_json as _to_json
+from .fit import add_fit_options, fit_options, fit_record
+from .options import add_output, add_reporting, emit, integer, to_json
 from .paths import check_output_folder, input_folder, writing
 
 __all__ = ["register", "run_list", "run_posteriordb_fit"]
@@ -51,27 +39,15 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_posteriordb_fit(args: argparse.Namespace) -> int:
     from ..posteriordb.evaluate import fit_posterior
-    from .fit import fit_record
 
     if args.root is not None:
         input_folder(args.root)
-    stem = f"{args.name}_{canonical_family(args.family)}"
+    options = fit_options(args)
+    stem = f"{args.name}_{options['family']}"
     names = [f"{stem}_{s}" for s in ("trace.png", "marginals.png", "summary.txt", "summary.json")]
     outputs = [] if args.output is None else check_output_folder(args.output, names, inputs=[], force=args.force)
-    lr = args.lr if args.lr == "auto" else float(args.lr)
     out = fit_posterior(
-        args.name,
-        family=canonical_family(args.family),
-        root=args.root,
-        plots=args.output,
-        overwrite=args.force,
-        max_steps=args.max_steps,
-        lr=lr,
-        tol_rel_obj=None if args.fixed else args.tol,
-        diagnose_draws=args.draws,
-        seed=args.seed,
-        dtype=dtype_of(args),
-        progress=progress_of(args),
+        args.name, root=args.root, plots=args.output, overwrite=args.force, diagnose_draws=args.draws, **options
     )
     text = "\n".join(out.summary_lines())
     record = fit_record(out.result, out.result.summary())  # the same table as the text
@@ -87,7 +63,7 @@ def run_posteriordb_fit(args: argparse.Namespace) -> int:
     if outputs:
         with writing(outputs[2:], force=args.force) as (txt, js):  # the plots are written by fit_posterior
             txt.write_text(text + "\n", encoding="utf-8")
-            js.write_text(_to_json(record) + "\n", encoding="utf-8")
+            js.write_text(to_json(record) + "\n", encoding="utf-8")
     emit(args, text, record)
     return 0
 
@@ -102,17 +78,9 @@ def register(sub) -> None:
     ls.set_defaults(func=run_list)
     f = pdb.add_parser("fit", help="fit one posterior, print diagnostics and accuracy vs the reference")
     f.add_argument("name", help="posterior name, e.g. eight_schools-eight_schools_noncentered")
-    f.add_argument("--family", type=choice(*FAMILIES, *FAMILY_ALIASES), default="meanfield",
-                   metavar="|".join(FAMILIES), help="variational family")  # fmt: skip
     f.add_argument("--root", default=None, help="posteriordb folder (default: $VARINF_POSTERIORDB, ../shared/data)")
-    f.add_argument("--max-steps", type=integer(1), default=10_000, help="cap on optimizer steps")
-    f.add_argument("--lr", type=choice("auto", also=number(0, lo_open=True)), default="auto",
-                   help="Adam step size (> 0) or 'auto'")  # fmt: skip
-    f.add_argument("--tol", type=number(0, lo_open=True), default=1e-3, help="relative ELBO change for convergence")
-    f.add_argument("--fixed", action="store_true", help="run exactly --max-steps (no convergence check)")
+    add_fit_options(f)
     f.add_argument("--draws", type=integer(100), default=4000, help="draws of q for the diagnostics")
-    add_seed(f)
-    add_dtype(f, None, "the model's float64")
     add_output(f, "folder for the ELBO-trace and marginal PNGs and the summary (.txt, .json)")
     add_reporting(f)
     f.set_defaults(func=run_posteriordb_fit)
