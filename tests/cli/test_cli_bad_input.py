@@ -85,6 +85,8 @@ CASES = [
      ["{d}/garbage.vif: not a .vif file"]),
     ("decompress-bad-extension", ["decompress", "{d}/a.vif", "-o", "{d}/out.xyz", *M], 1,
      ["{d}/out.xyz: unknown output extension"]),
+    ("decompress-lossy-to-npy", ["decompress", "{d}/a.vif", "-o", "{d}/out.npy", *M], 1,
+     ["{d}/out.npy: a lossy .vif decodes to an image"]),
     ("decompress-onto-input", ["decompress", "{d}/a.vif", "-o", "{d}/a.vif", "--force", *M], 1,
      ["{d}/a.vif: is the input file"]),
     ("decompress-folder-input", ["decompress", "{d}/adir", "-o", "{d}/out.png", *M], 1, ["{d}/adir: is a directory"]),

@@ -36,6 +36,8 @@ def _image_extension(path: Path, allow_npy: bool) -> None:
     suffix = path.suffix.lower()
     if (allow_npy and suffix == ".npy") or suffix in Image.registered_extensions():
         return
+    if suffix == ".npy":
+        raise ValueError(f"{path}: a lossy .vif decodes to an image; use .png (.npy is for lossless files)")
     raise ValueError(f"{path}: unknown output extension {suffix or '(none)'!r} (use .png{' or .npy' if allow_npy else ''})")
 
 

@@ -162,7 +162,7 @@ def _draws_name() -> str:
 
 
 def _write_draws(result, tmp: Path, n: int, seed: int) -> None:
-    """``n`` draws of q with their log importance weights: netCDF (ArviZ) or safetensors, by ``tmp``'s target."""
+    """``n`` draws of q with their log importance weights, to ``tmp``: netCDF with ArviZ, else safetensors."""
     from ..diagnostics import diagnose, to_inference_data
 
     if _draws_name().endswith(".nc"):
@@ -193,12 +193,7 @@ def run_fit(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning
         warnings.simplefilter("ignore", DiagnosticWarning)
-        result = fit(
-            model,
-            objective=objective,
-            method=args.method,
-            **fit_options(args),
-        )
+        result = fit(model, objective=objective, method=args.method, **fit_options(args))
     summary = result.summary(n=args.draws, seed=args.seed)
     record = fit_record(result, summary)
     if outputs:
