@@ -216,6 +216,12 @@ class Model(nn.Module):
             ) from e
         if not isinstance(lj, Tensor):
             raise ModelError(f"{self.name}: log_joint must return a torch.Tensor, got {type(lj).__name__}")
+        if not lj.is_floating_point():  # int64 cannot carry a gradient; complex is not a log density
+            raise ModelError(
+                f"{self.name}: log_joint returned a {lj.dtype} tensor; it must be real floating point "
+                f"(the latents' dtype, {u.dtype}): compute it with float operations"
+                + (", and return its real part" if lj.is_complex() else "")
+            )
         if lj.shape != u.shape[:-1]:
             hint = (
                 " It looks like it sums over the sample dimension too: reduce only the data and latent dimensions."
