@@ -69,15 +69,42 @@ def run_decompress(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from ..compression import CodecConfig, TrainConfig, builtin_images, folder_images, train_codec
 
-    images = folder_images(args.images) if args.images else builtin_images()
-    config = CodecConfig(prior=args.prior, channels=args.channels, latent_channels=args.latent_channels,
-                         hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
+    if args.images:
+        images = folder_images(args.images)
+    elif args.photos:
+        from ..compression.photos import packaged_photos
+
+        photos = packaged_photos()
+        for source, command in photos.missing.items():
+            print(f"photo source {source} not installed ({command}); training without it", file=sys.stderr)
+        images = photos.images
+    else:
+        images = builtin_images()
+    init = _initial_codec(args.init, args.prior) if args.init else None
+    config = init.config if init is not None else CodecConfig(
+        prior=args.prior, channels=args.channels, latent_channels=args.latent_channels,
+        hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
-                        seed=args.seed, threads=args.threads)  # fmt: skip
-    result = train_codec(config, images, args.out, train, progress=False if args.no_progress else None)
+                        seed=args.seed, threads=args.threads, decay_fraction=args.decay_fraction,
+                        late_patch_size=args.late_patch_size, warmup_steps=args.warmup_steps)  # fmt: skip
+    result = train_codec(config, images, args.out, train, progress=False if args.no_progress else None, init=init)
     print(f"trained {result.steps} steps in {result.wall_time:.0f} s; last patches: {result.bpp:.3f} bpp, "
           f"{result.psnr:.2f} dB; model written to {result.model_dir}")  # fmt: skip
     return 0
+
+
+def _initial_codec(directory: str, prior: str):
+    """The saved codec in ``directory``; a scale hyperprior becomes an equivalent mean-scale model when
+    ``prior`` is ``mean-scale``."""
+    from ..compression import load_codec
+    from ..compression.mean_scale import mean_scale_from_hyperprior
+
+    codec = load_codec(directory)
+    if prior == "mean-scale" and codec.config.prior == "hyperprior":
+        return mean_scale_from_hyperprior(codec)
+    if prior != codec.config.prior:
+        raise ValueError(f"--init {directory} is a {codec.config.prior} codec, not {prior}")
+    return codec
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -119,7 +146,12 @@ def register(sub) -> None:
     t = csub.add_parser("train", help="train a codec on random patches (resumes from DIR/checkpoint.pt)")
     t.add_argument("--out", required=True, help="output folder (checkpoint, log, model)")
     t.add_argument("--images", default=None, help="folder of training images (default: bundled sample pictures)")
-    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "factorized"])
+    t.add_argument("--photos", action="store_true",
+                   help="bundled pictures plus the registry photo sets of varinf.compression.photos")  # fmt: skip
+    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "factorized"])
+    t.add_argument("--init", default=None,
+                   help="start a new run from this saved codec (its architecture; a scale hyperprior is "
+                        "turned into an equivalent mean-scale model with --prior mean-scale)")  # fmt: skip
     t.add_argument("--channels", type=int, default=64, help="N, hidden channels")
     t.add_argument("--latent-channels", type=int, default=128, help="M, latent channels")
     t.add_argument("--hyper-channels", type=int, default=64)
@@ -130,6 +162,10 @@ def register(sub) -> None:
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--patch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=3e-4)
+    t.add_argument("--late-patch-size", type=int, default=None,
+                   help="patch size during the lr decay (batch cut to keep the pixels per step)")  # fmt: skip
+    t.add_argument("--warmup-steps", type=int, default=0, help="linear lr warm-up steps")
+    t.add_argument("--decay-fraction", type=float, default=0.25, help="final share of steps with a cosine lr decay")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.add_argument("--no-progress", action="store_true")

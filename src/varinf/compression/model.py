@@ -36,12 +36,14 @@ from torch import nn
 
 from .gain import GainUnits
 from .latents import FactorizedLatent, HyperpriorLatent, LatentTables
+from .mean_scale import MeanScaleLatent
 from .transforms import analysis, synthesis
 
 __all__ = ["DEFAULT_LAMBDAS", "CodecConfig", "ImageCodec", "RDOutput", "rd_loss"]
 
 # CompressAI's lambdas for its qualities 1..6 (MSE on the 8-bit scale)
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
+PRIORS = ("hyperprior", "mean-scale", "factorized")
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,7 @@ class CodecConfig:
     """Architecture of an :class:`ImageCodec` (stored as JSON next to the weights).
 
     Attributes:
-        prior: ``"hyperprior"`` (Ballé 2018) or ``"factorized"`` (Ballé 2017).
+        prior: ``"hyperprior"`` (Ballé 2018), ``"mean-scale"`` (Minnen 2018, no context) or ``"factorized"``.
         channels: ``N``, hidden channels of the transforms.
         latent_channels: ``M``, channels of ``y``.
         hyper_channels: channels of ``z`` and of the hyper transforms.
@@ -65,8 +67,8 @@ class CodecConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.prior not in ("hyperprior", "factorized"):
-            raise ValueError(f"prior must be 'hyperprior' or 'factorized' (got {self.prior!r})")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)} (got {self.prior!r})")
         if min(self.channels, self.latent_channels, self.hyper_channels) < 1:
             raise ValueError("channel counts must be positive")
         if len(self.lambdas) < 1 or any(not (lam > 0) for lam in self.lambdas):
@@ -135,7 +137,11 @@ class ImageCodec(nn.Module):
         # finer quantization for larger lambda: step^2 ~ 1/lambda, so log g ~ log(lambda)/2
         self.gains = GainUnits(len(lams), m, (0.5 * np.log(lams / math.exp(np.log(lams).mean()))).tolist())
         if config.prior == "hyperprior":
-            self.latent: FactorizedLatent | HyperpriorLatent = HyperpriorLatent(m, config.hyper_channels)
+            self.latent: FactorizedLatent | HyperpriorLatent | MeanScaleLatent = HyperpriorLatent(
+                m, config.hyper_channels
+            )
+        elif config.prior == "mean-scale":
+            self.latent = MeanScaleLatent(m, config.hyper_channels)
         else:
             self.latent = FactorizedLatent(m)
         self._tables_key: tuple | None = None
