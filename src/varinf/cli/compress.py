@@ -107,6 +107,17 @@ def _initial_codec(directory: str, prior: str):
     return codec
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from ..compression.train import export_checkpoint
+
+    info = {"note": args.note} if args.note else None
+    codec = export_checkpoint(args.run, args.out, half=not args.float32, info=info)
+    print(
+        f"{args.out}: {codec.config.prior} codec {codec.model_id().hex()} ({'float32' if args.float32 else 'float16'})"
+    )
+    return 0
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from ..compression import folder_images, load_codec, rd_report
 
@@ -170,6 +181,12 @@ def register(sub) -> None:
     t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(func=run_train)
+    x = csub.add_parser("export", help="write the codec of a training run's latest checkpoint (float16 by default)")
+    x.add_argument("run", help="training output folder (holds checkpoint.safetensors)")
+    x.add_argument("--out", required=True, help="model folder to write (e.g. src/varinf/assets/codec)")
+    x.add_argument("--float32", action="store_true", help="keep float32 weights")
+    x.add_argument("--note", default=None, help="text recorded under info.note in model.json")
+    x.set_defaults(func=run_export)
     e = csub.add_parser("eval", help="rate-distortion points of a codec (and optionally JPEG/WebP/AVIF)")
     e.add_argument("--images", required=True, help="folder of evaluation images (e.g. Kodak)")
     e.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")

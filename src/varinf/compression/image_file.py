@@ -169,7 +169,7 @@ def decompress_image(data: bytes, codec: ImageCodec) -> np.ndarray:
         raise FormatError("corrupt payload (data left over after decoding every latent)")
     with torch.no_grad(), _single_thread():
         _, inverse_gain = codec.gains(torch.tensor([quality]))
-        x_hat = codec.g_s(y_hat * inverse_gain)[0, :, :h, :w]
+        x_hat = codec.decoding_synthesis()(y_hat * inverse_gain)[0, :, :h, :w]
     x_hat = torch.nan_to_num(x_hat, nan=0.0).clamp(0.0, 1.0)
     pixels = torch.round(x_hat * 255.0).to(torch.uint8).permute(1, 2, 0).numpy()
     if channels == 1:  # ITU-R 601 luma, as Pillow's "L" conversion, kept in integers for determinism

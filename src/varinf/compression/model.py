@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .fast_synthesis import decoding_synthesis
 from .gain import GainUnits
 from .latents import FactorizedLatent, HyperpriorLatent, LatentTables
 from .mean_scale import MeanScaleLatent
@@ -146,6 +147,7 @@ class ImageCodec(nn.Module):
             self.latent = FactorizedLatent(m)
         self._tables_key: tuple | None = None
         self._tables: LatentTables | None = None
+        self._decoder: tuple[tuple, nn.Module] | None = None
         self._id: bytes | None = None
 
     @property
@@ -185,6 +187,14 @@ class ImageCodec(nn.Module):
             self._id = None
             self._tables_key = key
         return self._tables
+
+    def decoding_synthesis(self) -> nn.Module:
+        """Decode-only fast copy of ``g_s`` (:mod:`varinf.compression.fast_synthesis`), rebuilt after the
+        weights change."""
+        key = self._weights_key()
+        if self._decoder is None or self._decoder[0] != key:
+            self._decoder = (key, decoding_synthesis(self.g_s))
+        return self._decoder[1]
 
     def model_id(self) -> bytes:
         """8-byte SHA-256 prefix of the configuration and every weight: files name the model they need."""

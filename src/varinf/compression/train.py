@@ -45,7 +45,7 @@ from .model import CodecConfig, ImageCodec, rd_loss
 from .patches import PatchSampler
 from .pretrained import save_codec
 
-__all__ = ["TrainConfig", "TrainResult", "train_codec"]
+__all__ = ["TrainConfig", "TrainResult", "export_checkpoint", "train_codec"]
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -181,3 +181,19 @@ def train_codec(
     codec.eval()
     save_codec(codec, out, info={"train": asdict(train), "steps": step})
     return TrainResult(step, time.time() - t0, last["bpp"], last["psnr"], out)
+
+
+def export_checkpoint(
+    run_dir: str | os.PathLike, out_dir: str | os.PathLike, half: bool = True, info: dict | None = None
+) -> ImageCodec:
+    """Write the codec of ``run_dir``'s latest checkpoint to ``out_dir`` (``model.safetensors`` + ``model.json``,
+    float16 by default) without touching the run; ``info`` is added to the recorded training settings."""
+    ckpt = Path(run_dir) / CHECKPOINT
+    if not ckpt.is_file():
+        raise FileNotFoundError(f"no training checkpoint {ckpt}")
+    meta = read_training_meta(ckpt)
+    codec = ImageCodec(CodecConfig.from_json(meta["meta"]["config"]))
+    step = load_training_state(ckpt, codec).step
+    save_codec(codec.eval(), out_dir, info={"train": meta["meta"].get("train", {}), "steps": step, **(info or {})},
+               half=half)  # fmt: skip
+    return codec
