@@ -86,7 +86,8 @@ def run_train(args: argparse.Namespace) -> int:
         hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                         seed=args.seed, threads=args.threads, decay_fraction=args.decay_fraction,
-                        late_patch_size=args.late_patch_size, warmup_steps=args.warmup_steps)  # fmt: skip
+                        late_patch_size=args.late_patch_size, warmup_steps=args.warmup_steps,
+                        time_budget_h=args.hours)  # fmt: skip
     result = train_codec(config, images, args.out, train, progress=False if args.no_progress else None, init=init)
     print(f"trained {result.steps} steps in {result.wall_time:.0f} s; last patches: {result.bpp:.3f} bpp, "
           f"{result.psnr:.2f} dB; model written to {result.model_dir}")  # fmt: skip
@@ -175,6 +176,9 @@ def register(sub) -> None:
     t.add_argument("--lr", type=float, default=3e-4)
     t.add_argument("--late-patch-size", type=int, default=None,
                    help="patch size during the lr decay (batch cut to keep the pixels per step)")  # fmt: skip
+    t.add_argument("--hours", type=float, default=None,
+                   help="training-time budget: the total steps (at most --steps) are re-planned from the measured "
+                        "pace until the lr decay starts, so that the run ends within it")  # fmt: skip
     t.add_argument("--warmup-steps", type=int, default=0, help="linear lr warm-up steps")
     t.add_argument("--decay-fraction", type=float, default=0.25, help="final share of steps with a cosine lr decay")
     t.add_argument("--seed", type=int, default=0)

@@ -33,7 +33,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,10 @@ class TrainConfig:
     # (small patches give the hyper transforms a 2x2 z, all border; full images are much larger)
     late_patch_size: int | None = None
     warmup_steps: int = 0  # linear lr warm-up (Adam's first steps are full-size: gentle on a warm start)
+    # training-time budget (hours, summed over resumptions): until the lr decay starts, the total number of
+    # steps is re-planned at every checkpoint from the measured pace so that the run, decay included, ends
+    # within the budget (never above ``steps``); None: exactly ``steps`` steps
+    time_budget_h: float | None = None
 
     def batch_at(self, step: int) -> tuple[int, int]:
         """``(batch_size, patch_size)`` of ``step``."""
@@ -85,6 +89,23 @@ class TrainConfig:
         return self.lr * (self.final_lr_fraction + (1 - self.final_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+LATE_STEP_COST = 1.4  # a 2 x 256^2 step over an 8 x 128^2 step, one CPU thread (same pixels, less cache-friendly)
+
+
+def planned_steps(train: TrainConfig, step: int, seconds_per_step: float, seconds_left: float) -> int:
+    """Total steps that end the run, lr decay included, in ``seconds_left`` from ``step`` at ``seconds_per_step``
+    (decay steps cost :data:`LATE_STEP_COST` times more with ``late_patch_size``); at least the total whose
+    decay starts now, at most ``train.steps``.
+
+    With :math:`f` the decay fraction and :math:`c` the late cost: :math:`(1 - f) N - s + f N c = T / p`.
+    """
+    f = train.decay_fraction
+    cost = LATE_STEP_COST if train.late_patch_size else 1.0
+    n = (seconds_left / seconds_per_step + step) / ((1.0 - f) + f * cost)
+    lowest = math.ceil(step / (1.0 - f)) if f < 1 else step
+    return int(min(train.steps, max(lowest, n)))
+
+
 @dataclass
 class TrainResult:
     """``steps`` done in total, ``wall_time`` of this call (s), last logged ``bpp``/``psnr`` (patch means)."""
@@ -97,8 +118,9 @@ class TrainResult:
 
 
 def _save_checkpoint(path: Path, codec: ImageCodec, optimizer: torch.optim.Optimizer, step: int,
-                     train: TrainConfig) -> None:  # fmt: skip
-    save_training_state(path, codec, optimizer, step, {"config": codec.config.to_json(), "train": asdict(train)})
+                     train: TrainConfig, **extra) -> None:  # fmt: skip
+    meta = {"config": codec.config.to_json(), "train": asdict(train), **extra}
+    save_training_state(path, codec, optimizer, step, meta)
 
 
 def train_codec(
@@ -136,28 +158,33 @@ def train_codec(
     ckpt = out / CHECKPOINT
     if (out / "checkpoint.pt").is_file() and not ckpt.is_file():
         raise ValueError(f"{out} holds an old pickle checkpoint (checkpoint.pt); resume it with an older varinf")
+    total, trained_s = train.steps, 0.0  # planned total steps, training seconds so far (all resumptions)
     if ckpt.is_file():
-        if read_training_meta(ckpt)["meta"].get("config") != config.to_json():
+        meta = read_training_meta(ckpt)["meta"]
+        if meta.get("config") != config.to_json():
             raise ValueError(f"{ckpt} was trained with another configuration; use a new output folder")
         step = load_training_state(ckpt, codec, optimizer).step
+        total, trained_s = min(meta.get("planned_steps", train.steps), train.steps), meta.get("train_seconds", 0.0)
+    sched = replace(train, steps=total)  # the lr and patch schedules follow the planned total
     lambdas = torch.tensor(config.lambdas)
     codec.train()
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=train.steps, initial=step, disable=not show, desc="codec")
     t0, last = time.time(), {"bpp": float("nan"), "psnr": float("nan")}
     window: list[tuple[float, float, float]] = []
+    marks = [(t0, step)]  # (time, step) at this process's checkpoints: the pace
     with open(out / "train.log", "a") as log:
-        stop = train.steps if until is None else min(until, train.steps)
+        stop = total if until is None else min(until, total)
         while step < stop:
             rng = np.random.default_rng([train.seed, step])
             torch.manual_seed(train.seed * 1_000_003 + step)  # quantization noise
-            batch_size, patch_size = train.batch_at(step)
+            batch_size, patch_size = sched.batch_at(step)
             x = samplers[patch_size].sample(batch_size, rng)
             if train.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             quality = torch.from_numpy(rng.integers(0, len(lambdas), batch_size)).float()
             for group in optimizer.param_groups:
-                group["lr"] = train.lr_at(step)
+                group["lr"] = sched.lr_at(step)
             result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
@@ -169,17 +196,27 @@ def train_codec(
             if step % train.log_every == 0 or step == stop:
                 loss, bpp, mse = (float(v) for v in np.mean(window, axis=0))
                 last = {"bpp": bpp, "psnr": float(10 * np.log10(1.0 / max(mse, 1e-12)))}
-                record = {"step": step, "loss": loss, **last, "lr": train.lr_at(step - 1),
-                          "elapsed_s": round(time.time() - t0, 1)}  # fmt: skip
+                record = {"step": step, "loss": loss, **last, "lr": sched.lr_at(step - 1),
+                          "elapsed_s": round(time.time() - t0, 1), "planned_steps": total}  # fmt: skip
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{last['psnr']:.2f}")
                 window.clear()
             if step % train.checkpoint_every == 0 or step == stop:
-                _save_checkpoint(ckpt, codec, optimizer, step, train)
+                now = time.time()
+                trained_s += now - marks[-1][0]
+                marks.append((now, step))
+                if train.time_budget_h and step < (1.0 - train.decay_fraction) * total and len(marks) > 2:
+                    (t_a, s_a), (t_b, s_b) = marks[max(1, len(marks) - 5)], marks[-1]  # last <= 1000 steps
+                    total = planned_steps(
+                        train, step, (t_b - t_a) / (s_b - s_a), train.time_budget_h * 3600 - trained_s
+                    )
+                    sched = replace(train, steps=total)
+                    stop = total if until is None else min(until, total)
+                _save_checkpoint(ckpt, codec, optimizer, step, train, planned_steps=total, train_seconds=trained_s)
     bar.close()
     codec.eval()
-    save_codec(codec, out, info={"train": asdict(train), "steps": step})
+    save_codec(codec, out, info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s)})
     return TrainResult(step, time.time() - t0, last["bpp"], last["psnr"], out)
 
 
