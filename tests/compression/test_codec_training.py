@@ -59,6 +59,10 @@ def test_a_tiny_time_budget_ends_the_run_early_with_its_decay(tmp_path, picture)
     assert log[-1]["lr"] == pytest.approx(replace(train, steps=result.steps).lr_at(result.steps - 1))
     meta = read_training_meta(tmp_path / "checkpoint.safetensors")["meta"]
     assert meta["planned_steps"] == result.steps and meta["train_seconds"] > 0
+    again = train_codec(TINY, [picture], tmp_path, train, progress=False)  # resumed: the plan holds
+    assert again.steps == result.steps
+    more = replace(train, steps=result.steps + 4, time_budget_h=None)
+    assert train_codec(TINY, [picture], tmp_path, more, progress=False).steps == result.steps + 4  # as given
 
 
 def test_warm_start_late_patches_and_export(tmp_path, picture):

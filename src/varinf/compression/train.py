@@ -6,6 +6,7 @@ run interrupted and resumed from its checkpoint sees exactly the batches it woul
 :mod:`varinf.compression.checkpoint`) are written to a temporary file and renamed, so a crash never leaves a
 half-written checkpoint. The learning rate is constant and then decays with a half cosine over the last
 ``decay_fraction`` of the steps; ``steps`` may be changed when resuming (the schedule follows the new value).
+With a time budget the total is planned from the measured pace instead (see :attr:`TrainConfig.time_budget_h`).
 ``init`` starts a new run from another codec's weights (e.g. a mean-scale model made from the shipped
 scale hyperprior by :func:`~varinf.compression.mean_scale.mean_scale_from_hyperprior`).
 
@@ -164,7 +165,9 @@ def train_codec(
         if meta.get("config") != config.to_json():
             raise ValueError(f"{ckpt} was trained with another configuration; use a new output folder")
         step = load_training_state(ckpt, codec, optimizer).step
-        total, trained_s = min(meta.get("planned_steps", train.steps), train.steps), meta.get("train_seconds", 0.0)
+        trained_s = meta.get("train_seconds", 0.0)
+        if train.time_budget_h:  # keep the plan made so far (frozen once the decay started); without a budget
+            total = min(meta.get("planned_steps", train.steps), train.steps)  # ``steps`` rules, as given
     sched = replace(train, steps=total)  # the lr and patch schedules follow the planned total
     lambdas = torch.tensor(config.lambdas)
     codec.train()
