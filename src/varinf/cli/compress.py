@@ -155,7 +155,7 @@ def register(sub) -> None:
 
     p = sub.add_parser("codec", help="train or evaluate the learned image codec")
     csub = p.add_subparsers(dest="codec_command", metavar="ACTION", required=True)
-    t = csub.add_parser("train", help="train a codec on random patches (resumes from DIR/checkpoint.pt)")
+    t = csub.add_parser("train", help="train a codec on random patches (resumes from DIR/checkpoint.safetensors)")
     t.add_argument("--out", required=True, help="output folder (checkpoint, log, model)")
     t.add_argument("--images", default=None, help="folder of training images (default: bundled sample pictures)")
     t.add_argument("--photos", action="store_true",
