@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from varinf.compression import CodecConfig, TrainConfig, load_codec, train_codec
+from varinf.compression import CodecConfig, ImageCodec, TrainConfig, load_codec, train_codec
 from varinf.compression.checkpoint import load_training_state, read_training_meta, save_training_state
 from varinf.compression.train import export_checkpoint, planned_steps
 
@@ -94,3 +94,23 @@ def test_packaged_photos_report_missing_sources(monkeypatch):
     assert all(img.dtype == np.uint8 and img.ndim == 3 for img in got.images)
     with pytest.raises(ValueError, match="unknown photo source"):
         photos.packaged_photos(sources=("kodak",))
+
+
+def test_a_non_finite_batch_skips_the_update(tmp_path, picture, monkeypatch):
+    from varinf.compression.patches import PatchSampler
+
+    clean = PatchSampler.sample
+
+    def poisoned(self, *args, **kwargs):
+        x = clean(self, *args, **kwargs)
+        x[0, 0, 0, 0] = float("nan")
+        return x
+
+    monkeypatch.setattr(PatchSampler, "sample", poisoned)
+    train = TrainConfig(steps=1, batch_size=1, patch_size=64, log_every=1)
+    train_codec(TINY, [picture], tmp_path, train, progress=False)
+    assert json.loads((tmp_path / "train.log").read_text())["skipped"] == 1
+    torch.manual_seed(train.seed)
+    fresh = ImageCodec(TINY)  # the initial weights of the run
+    trained = load_codec(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), trained.state_dict().values()))

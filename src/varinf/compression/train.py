@@ -176,6 +176,7 @@ def train_codec(
     t0, last = time.time(), {"bpp": float("nan"), "psnr": float("nan")}
     window: list[tuple[float, float, float]] = []
     marks = [(t0, step)]  # (time, step) at this process's checkpoints: the pace
+    skipped = 0  # updates skipped for a non-finite gradient, in this process
     with open(out / "train.log", "a") as log:
         stop = total if until is None else min(until, total)
         while step < stop:
@@ -191,8 +192,11 @@ def train_codec(
             result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
-            torch.nn.utils.clip_grad_norm_(codec.parameters(), train.clip_norm)
-            optimizer.step()
+            norm = torch.nn.utils.clip_grad_norm_(codec.parameters(), train.clip_norm)
+            if torch.isfinite(norm):  # a non-finite loss or gradient skips the update instead of poisoning Adam
+                optimizer.step()
+            else:
+                skipped += 1
             step += 1
             bar.update(1)
             window.append((result.loss.item(), result.bpp.mean().item(), result.mse.mean().item()))
@@ -200,7 +204,8 @@ def train_codec(
                 loss, bpp, mse = (float(v) for v in np.mean(window, axis=0))
                 last = {"bpp": bpp, "psnr": float(10 * np.log10(1.0 / max(mse, 1e-12)))}
                 record = {"step": step, "loss": loss, **last, "lr": sched.lr_at(step - 1),
-                          "elapsed_s": round(time.time() - t0, 1), "planned_steps": total}  # fmt: skip
+                          "elapsed_s": round(time.time() - t0, 1), "planned_steps": total,
+                          "skipped": skipped}  # fmt: skip
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{last['psnr']:.2f}")
