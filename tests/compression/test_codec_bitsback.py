@@ -101,10 +101,27 @@ def test_model_id_hashes_the_integers():
     assert BitsBackCodec(vae, latent_bits=8).model_id() != a.model_id()
 
 
+@pytest.mark.parametrize("likelihood", ["bernoulli", "logistic"])
+def test_conv_vaes_code_exactly_and_track_the_float_model(likelihood):
+    torch.manual_seed(0)
+    cfg = VAEConfig(data_shape=(1, 8, 8), architecture="conv", latents=(4,), hidden=((16,),), likelihood=likelihood,
+                    activation="elu")  # fmt: skip
+    codec = BitsBackCodec(VAE.from_config(cfg).eval(), latent_bits=8, initial_words=8)
+    x = np.random.default_rng(0).integers(0, codec.symbols, (12, 1, 8, 8))
+    coded = codec.encode(x)
+    np.testing.assert_array_equal(codec.decode(coded.words, 12, coded.untouched_words), x)
+    with torch.no_grad():
+        q = codec.vae.q(torch.from_numpy(x).float()).base_dist
+    loc, inv_scale = codec.net.posterior(x.reshape(12, -1))
+    np.testing.assert_allclose(loc / 2**16, q.loc.numpy(), atol=2e-3)
+    np.testing.assert_allclose(2**16 / inv_scale, q.scale.numpy(), rtol=2e-3)
+
+
 def test_unsupported_models_are_refused():
-    conv = VAE.from_config(VAEConfig(data_shape=(1, 8, 8), architecture="conv", latents=(4,), hidden=((16,),)))
-    with pytest.raises(ValueError, match="MLP"):
-        BitsBackCodec(conv)
+    vae = tiny_vae("bernoulli")
+    vae.decoder[0][1] = torch.nn.LayerNorm(16)
+    with pytest.raises(ValueError, match="unsupported layer LayerNorm"):
+        BitsBackCodec(vae)
     with pytest.raises(ValueError, match="discrete pixel model"):
         BitsBackCodec(VAE.from_config(VAEConfig(data_shape=(1, 4, 4), latents=(2,), hidden=((4,),),
                                                 likelihood="gaussian")))  # fmt: skip

@@ -37,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -54,7 +55,10 @@ __all__ = [
     "WEIGHT_BITS",
     "IntegerActivation",
     "IntegerConv",
+    "IntegerConvolution",
     "IntegerDense",
+    "Reshape",
+    "conv_geometry",
     "exact_matmul",
     "fixed_point",
     "integer_mlp",
@@ -170,25 +174,69 @@ _ACTIVATION_SPECS = {
 ACTIVATIONS = {nn.Tanh: "tanh", nn.ELU: "elu", nn.SiLU: "silu", nn.ReLU: "relu"}
 
 
-def integer_mlp(modules: list[nn.Module], in_bits: int, in_max: float, input_divisor: int = 1) -> tuple[list, int]:
-    """Integer layers for a chain of ``Linear`` / activation modules (``Flatten``/``Unflatten`` are skipped: inputs
-    are flat). Returns the layers (call them in order on ``(n, in)`` float64 integers with ``in_bits`` fractional
-    bits, ``|x| <= in_max``) and the fractional bits of the last output (an accumulator if the chain ends with a
-    ``Linear``). ``input_divisor`` ``d``: the float network sees ``x / d``; the first layer's weights are divided
-    by ``d`` (elementwise) and get ``ceil(log2 d)`` extra fractional bits, so they keep their precision."""
+@dataclass(frozen=True, eq=False)
+class IntegerConvolution:
+    """A convolution (or transposed convolution) in the float64-integer chain: accumulator only, like
+    :class:`IntegerDense`; exact by the static bound checked when it is built."""
+
+    conv: IntegerConv  # geometry and integer weights (its shift/clip are not used here)
+    out_bits: int
+    bound: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.conv.accumulate(x)
+
+
+@dataclass(frozen=True, eq=False)
+class Reshape:
+    """``(n, ...) -> (n, *shape)`` (the chain's ``Flatten``/``Unflatten``; C order, as torch)."""
+
+    shape: tuple[int, ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return x.reshape(len(x), *self.shape)
+
+
+def integer_mlp(
+    modules: list[nn.Module],
+    in_bits: int,
+    in_max: float,
+    input_divisor: int = 1,
+    in_shape: tuple[int, ...] | None = None,
+) -> tuple[list, int]:
+    """Integer layers for a chain of ``Linear`` / ``Conv2d`` / ``ConvTranspose2d`` / activation / ``Flatten`` /
+    ``Unflatten`` modules. Returns the layers (call them in order on ``(n, *in_shape)`` float64 integers with
+    ``in_bits`` fractional bits, ``|x| <= in_max``; ``in_shape`` defaults to flat) and the fractional bits of the
+    last output (an accumulator if the chain ends with a linear layer). ``input_divisor`` ``d``: the float network
+    sees ``x / d``; the first layer's weights are divided by ``d`` (elementwise) and get ``ceil(log2 d)`` extra
+    fractional bits, so they keep their precision."""
     layers: list = []
     bits, bound = in_bits, in_max
+    shape = None if in_shape is None else tuple(in_shape)
     for m in modules:
-        if isinstance(m, nn.Flatten | nn.Unflatten | nn.Identity):
+        if isinstance(m, nn.Identity | nn.Dropout):
             continue
-        if isinstance(m, nn.Linear):
-            w, b = m.weight.detach().double().numpy(), None if m.bias is None else m.bias.detach().double().numpy()
+        if isinstance(m, nn.Flatten):
+            if shape is not None and len(shape) > 1:
+                shape = (math.prod(shape),)
+                layers.append(Reshape(shape))
+        elif isinstance(m, nn.Unflatten):
+            shape = tuple(m.unflattened_size)
+            layers.append(Reshape(shape))
+        elif isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+            linear = isinstance(m, nn.Linear)
+            w, b, geometry = (*_linear_arrays(m), None) if linear else conv_geometry(m)
             extra = 0
             if not layers and input_divisor != 1:
                 w, extra = w / input_divisor, int(np.ceil(np.log2(input_divisor)))
-            dense = IntegerDense.build(w, b, bits, bound, WEIGHT_BITS + extra)
-            layers.append(dense)
-            bits, bound = dense.out_bits, dense.bound
+            if linear:
+                layer = IntegerDense.build(w, b, bits, bound, WEIGHT_BITS + extra)
+                shape = (w.shape[0],)
+            else:
+                layer = _convolution(w, b, geometry, bits, bound, WEIGHT_BITS + extra)
+                shape = _conv_out_shape(layer.conv, shape)
+            layers.append(layer)
+            bits, bound = layer.out_bits, layer.bound
         elif type(m) in ACTIVATIONS:
             if isinstance(m, nn.ELU) and m.alpha != 1.0:
                 raise ValueError(f"integer network: ELU with alpha={m.alpha} is not supported")
@@ -196,43 +244,109 @@ def integer_mlp(modules: list[nn.Module], in_bits: int, in_max: float, input_div
             layers.append(act)
             bits, bound = ACTIVATION_BITS, act.max_abs
         else:
-            raise ValueError(f"integer network: unsupported layer {type(m).__name__} (Linear and tanh/ReLU/ELU/SiLU)")
+            raise ValueError(
+                f"integer network: unsupported layer {type(m).__name__} "
+                "(Linear, Conv2d, ConvTranspose2d, Flatten, Unflatten and tanh/ReLU/ELU/SiLU)"
+            )
     return layers, bits
+
+
+def _linear_arrays(m: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    w = m.weight.detach().double().cpu().numpy()
+    b = m.bias.detach().double().cpu().numpy() if m.bias is not None else np.zeros(w.shape[0])
+    return w, b
+
+
+def conv_geometry(m: nn.Module) -> tuple[np.ndarray, np.ndarray, tuple[int, tuple[int, int, int, int], int]]:
+    """A ``Conv2d`` / ``ConvTranspose2d`` as a correlation: float64 kernel ``(out, in, k, k)``, bias ``(out,)``, and
+    (upsample, pad (top, bottom, left, right), stride). A transposed convolution is zero insertion (``upsample`` =
+    its stride) and a correlation with the flipped, transposed kernel."""
+    if m.groups != 1 or m.dilation != (1, 1) or len(set(m.kernel_size)) > 1 or len(set(m.stride)) > 1:
+        raise ValueError(f"integer network: unsupported convolution {m} (square, ungrouped, undilated only)")
+    if len(set(m.padding)) > 1 or not isinstance(m.padding[0], int) or getattr(m, "padding_mode", "zeros") != "zeros":
+        raise ValueError(f"integer network: unsupported padding in {m}")
+    w = m.weight.detach().double().cpu().numpy()
+    k, p, s = m.kernel_size[0], m.padding[0], m.stride[0]
+    if isinstance(m, nn.ConvTranspose2d):
+        w = np.ascontiguousarray(np.flip(w, axis=(2, 3)).transpose(1, 0, 2, 3))
+        extra = m.output_padding[0]
+        geometry = (s, (k - 1 - p, k - 1 - p + extra, k - 1 - p, k - 1 - p + extra), 1)
+    else:
+        geometry = (1, (p, p, p, p), s)
+    b = m.bias.detach().double().cpu().numpy() if m.bias is not None else np.zeros(w.shape[0])
+    return w, b, geometry
+
+
+def _convolution(w, b, geometry, in_bits: int, in_max: float, weight_bits: int) -> IntegerConvolution:
+    upsample, pad, stride = geometry
+    w_int = fixed_point(w, weight_bits)
+    out_bits = weight_bits + in_bits
+    b_int = fixed_point(b, out_bits)
+    bound = int(in_max * np.abs(w_int).reshape(len(w_int), -1).sum(axis=1).max() + np.abs(b_int).max())
+    if bound >= EXACT_FLOAT // 2:
+        raise ValueError(
+            f"integer network: weights too large for exact evaluation (|acc| up to 2^{np.log2(bound):.1f})"
+        )
+    conv = IntegerConv(w_int, b_int, upsample, pad, 0, False, 0, stride)
+    return IntegerConvolution(conv, out_bits, bound)
+
+
+def _conv_out_shape(conv: IntegerConv, shape: tuple[int, ...] | None) -> tuple[int, int, int]:
+    if shape is None or len(shape) != 3:
+        raise ValueError(f"integer network: a convolution needs (C, H, W) inputs, got {shape}")
+    _, h, w = shape
+    top, bottom, left, right = conv.pad
+    k, s, u = conv.weight.shape[-1], conv.stride, conv.upsample
+    return (
+        len(conv.weight),
+        ((h - 1) * u + 1 + top + bottom - k) // s + 1,
+        ((w - 1) * u + 1 + left + right - k) // s + 1,
+    )
 
 
 @dataclass(frozen=True, eq=False)
 class IntegerConv:
-    """One stride-1 integer correlation ``out[o] = sum_{i,a,b} weight[o,i,a,b] * x[i, y+a, x+b] + bias[o]``.
+    """One integer correlation ``out[o] = sum_{i,a,b} weight[o,i,a,b] * x[i, s*y+a, s*x+b] + bias[o]``.
 
     A transposed convolution is expressed as zero insertion (``upsample``), asymmetric padding ``pad`` =
-    (top, bottom, left, right) and a flipped kernel; ``shift`` rescales the accumulator to the output fixed
-    point (:func:`round_shift`) and the output is clipped to ``[0 if relu else -limit, limit]``.
+    (top, bottom, left, right) and a flipped kernel (:func:`conv_geometry`); ``stride`` subsamples. ``__call__``
+    rescales the accumulator to the output fixed point (:func:`round_shift` by ``shift``) and clips it to
+    ``[0 if relu else -limit, limit]``; :meth:`accumulate` returns the accumulator itself.
     """
 
-    weight: np.ndarray  # (out, in, k, k) int64
-    bias: np.ndarray  # (out,) int64
+    weight: np.ndarray  # (out, in, k, k) integers (int64, or float64 holding integers)
+    bias: np.ndarray  # (out,) integers
     upsample: int
     pad: tuple[int, int, int, int]
     shift: int
     relu: bool
     limit: int
+    stride: int = 1
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    def accumulate(self, x: np.ndarray) -> np.ndarray:
+        """``(B, C, h, w)`` -> ``(B, out, h', w')`` accumulator, exact (int64 in: :func:`exact_matmul`; float64 in:
+        BLAS, exact by the bound its builder checked)."""
         b, c, h, w = x.shape
         if self.upsample > 1:
             s = self.upsample
-            up = np.zeros((b, c, (h - 1) * s + 1, (w - 1) * s + 1), dtype=np.int64)
+            up = np.zeros((b, c, (h - 1) * s + 1, (w - 1) * s + 1), dtype=x.dtype)
             up[:, :, ::s, ::s] = x
             x = up
         top, bottom, left, right = self.pad
         x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
         k = self.weight.shape[-1]
-        windows = sliding_window_view(x, (k, k), axis=(2, 3))  # (B, C, H', W', k, k)
+        windows = sliding_window_view(x, (k, k), axis=(2, 3))[:, :, :: self.stride, :: self.stride]
         ho, wo = windows.shape[2], windows.shape[3]
         cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(b * ho * wo, -1)  # im2col
         kernel = self.weight.reshape(self.weight.shape[0], -1).T
-        acc = exact_matmul(cols, kernel, self._abs_col_sum) + self.bias
-        acc = acc.reshape(b, ho, wo, -1).transpose(0, 3, 1, 2)
+        if x.dtype.kind == "f":
+            acc = cols @ kernel + self.bias
+        else:
+            acc = exact_matmul(cols, kernel, self._abs_col_sum) + self.bias
+        return acc.reshape(b, ho, wo, -1).transpose(0, 3, 1, 2)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        acc = self.accumulate(x)
         return np.clip(round_shift(acc, self.shift), 0 if self.relu else -self.limit, self.limit)
 
     @cached_property

@@ -162,7 +162,7 @@ class BitsBackCodec:
     # ------------------------------------------------------------------ coding
     def encode(self, images: np.ndarray, progress=None) -> BitsBackResult:
         """Code ``images`` ``(N, *data_shape)`` in order on one stack (the seed first)."""
-        flat = self.check_images(images).reshape(len(images), -1)
+        flat = self.check_images(images).reshape(-1, self.num_dims)
         stack = AnsStack(seed_words(self.initial_words))
         initial = lowest = stack.num_bits()
         k, d = self.bins.size, self.net.latent_dim

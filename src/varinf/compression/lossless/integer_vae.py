@@ -46,7 +46,17 @@ import torch
 from torch import nn
 from torch.distributions import Independent, Normal
 
-from ..coding.integer_net import ACTIVATION_BITS, WEIGHT_BITS, IntegerActivation, IntegerDense, integer_mlp, round_shift
+from ...vae.networks import ConvDecoder, ConvEncoder
+from ..coding.integer_net import (
+    ACTIVATION_BITS,
+    WEIGHT_BITS,
+    IntegerActivation,
+    IntegerConv,
+    IntegerConvolution,
+    IntegerDense,
+    integer_mlp,
+    round_shift,
+)
 from ..coding.lookup import exact_ndtri_table, lookup_table, table_digest
 from ..coding.tables import PRECISION, interval_pmfs
 
@@ -126,7 +136,9 @@ class LatentBins:
 
 
 def _leaves(module: nn.Module) -> list[nn.Module]:
-    """The modules of nested ``nn.Sequential`` containers, in order."""
+    """The modules of nested ``nn.Sequential`` containers (and varinf's conv encoder/decoder), in order."""
+    if isinstance(module, ConvEncoder | ConvDecoder):
+        return _leaves(module.net)
     if isinstance(module, nn.Sequential):
         return [leaf for m in module for leaf in _leaves(m)]
     return [module]
@@ -147,7 +159,7 @@ def _linear_arrays(layer: nn.Module) -> tuple[np.ndarray, np.ndarray]:
 
 
 class IntegerVAE:
-    """The integer model of a one-layer :class:`varinf.vae.VAE` (MLP, Gaussian posterior and prior,
+    """The integer model of a one-layer :class:`varinf.vae.VAE` (MLP or conv, Gaussian posterior and prior,
     Bernoulli or discretized-logistic pixels) with ``2**latent_bits`` bins per latent; see the module docstring."""
 
     def __init__(self, vae, latent_bits: int):
@@ -172,7 +184,8 @@ class IntegerVAE:
         enc, dec = _leaves(vae.encoder.net), _leaves(vae.decoder)
         if not (enc and isinstance(enc[-1], nn.Linear) and dec and isinstance(dec[0], nn.Linear)):
             raise ValueError(
-                "integer bits-back coding supports MLP VAEs (architecture 'mlp': Linear layers and tanh/ReLU/ELU/SiLU)"
+                "integer bits-back coding needs an encoder ending and a decoder starting with a Linear layer "
+                "(varinf's MLP and conv VAEs)"
             )
 
         # encoder: x (0/1), or u = 2x - 255 with the first layer divided by 255 (the model sees x/127.5 - 1)
@@ -180,7 +193,7 @@ class IntegerVAE:
         w[:d] /= prior_scale[:, None]  # posterior mean in the prior's standard units, m = (mu - mu_p) / sigma_p
         b[:d] = (b[:d] - prior_loc) / prior_scale
         enc = [*enc[:-1], _double_linear(w, b)]
-        self.encoder, bits = integer_mlp(enc, 0, 1 if self.binary else 255, 1 if self.binary else 255)
+        self.encoder, bits = integer_mlp(enc, 0, 1 if self.binary else 255, 1 if self.binary else 255, self.data_shape)
         self._enc_bits = bits
         self.min_scale = float(vae.encoder.min_scale)
         self._prior_scale = None
@@ -199,13 +212,29 @@ class IntegerVAE:
         self._check_outputs(vae)
 
     def _check_outputs(self, vae) -> None:
-        out = self.encoder[-1].weight.shape[1]
-        if out != 2 * self.latent_dim:
-            raise ValueError(f"encoder outputs {out} features, expected 2 * {self.latent_dim}")
+        h = self._encode(np.zeros((1, self.num_dims)))
+        if h.shape != (1, 2 * self.latent_dim):
+            raise ValueError(f"encoder outputs {h.shape[1:]} features, expected 2 * {self.latent_dim}")
         per_pixel = 1 if self.binary else 2
-        if self.decoder[-1].weight.shape[1] != per_pixel * self.num_dims:
-            raise ValueError(f"decoder outputs {self.decoder[-1].weight.shape[1]} features, expected "
-                             f"{per_pixel} x {self.num_dims}")  # fmt: skip
+        h = self._decode(np.zeros((1, self.latent_dim), np.int64))
+        if h.shape != (1, per_pixel * self.num_dims):
+            raise ValueError(f"decoder outputs {h.shape[1:]} features, expected {per_pixel} x {self.num_dims}")
+
+    def _encode(self, x: np.ndarray) -> np.ndarray:
+        """Symbols ``(n, P)`` -> encoder accumulators ``(n, 2D)``."""
+        h = np.asarray(x, dtype=np.float64).reshape(len(x), *self.data_shape)
+        if not self.binary:
+            h = 2.0 * h - 255.0
+        for layer in self.encoder:
+            h = layer(h)
+        return h.reshape(len(h), -1)
+
+    def _decode(self, z: np.ndarray) -> np.ndarray:
+        """Bin indices ``(n, D)`` -> decoder accumulators ``(n, P * params)``."""
+        h = self.bins.centres.astype(np.float64)[z]
+        for layer in self.decoder:
+            h = layer(h)
+        return h.reshape(len(h), -1)
 
     # ------------------------------------------------------------------ tables
     def _scale_table(self) -> tuple[np.ndarray, int]:
@@ -239,11 +268,7 @@ class IntegerVAE:
     # ------------------------------------------------------------------ pmfs
     def posterior(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Fixed-point posterior means and inverse scales (int64 ``(n, D)`` each) of symbols ``x`` ``(n, P)``."""
-        h = np.asarray(x, dtype=np.float64)
-        if not self.binary:
-            h = 2.0 * h - 255.0
-        for layer in self.encoder:
-            h = layer(h)
+        h = self._encode(x)
         d = self.latent_dim
         loc = round_shift(h[:, :d], self._enc_bits - LATENT_BITS_FRAC)
         mean_max = MEAN_MAX << LATENT_BITS_FRAC
@@ -262,9 +287,7 @@ class IntegerVAE:
 
     def likelihood_excess(self, z: np.ndarray) -> np.ndarray:
         """``(n * P, S)`` excess weights of :math:`P(x\\mid\\hat z)` for bin indices ``z`` ``(n, D)``."""
-        h = self.bins.centres.astype(np.float64)[z]
-        for layer in self.decoder:
-            h = layer(h)
+        h = self._decode(z)
         if self.binary:
             table, lo = self._logit_table()
             logit = np.clip(round_shift(h, self._dec_bits - LOGIT_BITS), lo, -lo) - lo
@@ -289,12 +312,16 @@ class IntegerVAE:
             "version": INTEGER_NET_VERSION, "likelihood": self.likelihood, "data_shape": self.data_shape,
             "latent_bits": self.bins.bits, "min_scale": self.min_scale, "weight_bits": WEIGHT_BITS,
             "activation_bits": ACTIVATION_BITS,
-            "layers": [type(layer).__name__ + (f":{layer.name}" if isinstance(layer, IntegerActivation) else "")
+            "layers": [f"{type(layer).__name__}:{getattr(layer, 'name', getattr(layer, 'shape', ''))}"
                        for layer in (*self.encoder, *self.decoder)],
         }  # fmt: skip
         h.update(json.dumps(spec, sort_keys=True).encode())
         for layer in (*self.encoder, *self.decoder):
-            if isinstance(layer, IntegerDense):
+            if isinstance(layer, IntegerConvolution):
+                c = layer.conv
+                h.update(repr((c.upsample, c.pad, c.stride, c.weight.shape)).encode())
+                layer = c
+            if isinstance(layer, IntegerDense | IntegerConv):
                 for a in (layer.weight, layer.bias):
                     h.update(a.astype("<i8").tobytes())
         if self._prior_scale is not None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-from ..coding.integer_net import IntegerConv
+from ..coding.integer_net import IntegerConv, conv_geometry
 
 __all__ = ["IntegerConv", "IntegerNetwork"]
 
@@ -58,25 +58,12 @@ class IntegerNetwork:
         for i, m in enumerate(modules):
             if isinstance(m, nn.ReLU):
                 continue
-            if not isinstance(m, nn.Conv2d | nn.ConvTranspose2d) or m.groups != 1 or m.dilation != (1, 1):
+            if not isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
                 raise ValueError(f"integer network: unsupported layer {m}")
             relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
-            w = m.weight.detach().double().numpy()
-            b = (
-                m.bias.detach().double().numpy()
-                if m.bias is not None
-                else np.zeros(w.shape[0 if isinstance(m, nn.Conv2d) else 1])
-            )
-            k, p = m.kernel_size[0], m.padding[0]
-            if isinstance(m, nn.ConvTranspose2d):
-                # transposed conv = zero insertion + correlation with the flipped, transposed kernel
-                w = np.flip(w, axis=(2, 3)).transpose(1, 0, 2, 3)
-                extra = m.output_padding[0]
-                pad, up = (k - 1 - p, k - 1 - p + extra, k - 1 - p, k - 1 - p + extra), m.stride[0]
-            else:
-                if m.stride != (1, 1):
-                    raise ValueError("integer network: strided convolutions are not needed by h_s")
-                pad, up = (p, p, p, p), 1
+            w, b, (up, pad, stride) = conv_geometry(m)
+            if stride != 1:
+                raise ValueError("integer network: strided convolutions are not needed by h_s")
             w_int = np.round(w * 2.0**WEIGHT_BITS).astype(np.int64)
             b_int = np.round(b * 2.0 ** (WEIGHT_BITS + frac_in)).astype(np.int64)
             worst = int(np.abs(w_int).reshape(w_int.shape[0], -1).sum(axis=1).max()) * bound_in
