@@ -62,6 +62,7 @@ __all__ = [
     "exact_matmul",
     "fixed_point",
     "integer_mlp",
+    "linear_arrays",
     "round_shift",
 ]
 
@@ -225,7 +226,7 @@ def integer_mlp(
             layers.append(Reshape(shape))
         elif isinstance(m, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
             linear = isinstance(m, nn.Linear)
-            w, b, geometry = (*_linear_arrays(m), None) if linear else conv_geometry(m)
+            w, b, geometry = (*linear_arrays(m), None) if linear else conv_geometry(m)
             extra = 0
             if not layers and input_divisor != 1:
                 w, extra = w / input_divisor, int(np.ceil(np.log2(input_divisor)))
@@ -251,7 +252,8 @@ def integer_mlp(
     return layers, bits
 
 
-def _linear_arrays(m: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+def linear_arrays(m: nn.Module) -> tuple[np.ndarray, np.ndarray]:
+    """A ``Linear`` layer's float64 weight ``(out, in)`` and bias ``(out,)`` (zeros without one)."""
     w = m.weight.detach().double().cpu().numpy()
     b = m.bias.detach().double().cpu().numpy() if m.bias is not None else np.zeros(w.shape[0])
     return w, b

@@ -104,7 +104,7 @@ def interval_pmfs(
     e = edges.astype(np.float64)
     r = inv_scale.astype(np.float64) * 2.0**-shift
     q = loc.astype(np.float64) * inv_scale.astype(np.float64) * 2.0**-shift - (0.5 - lo)
-    block = min(n, _BLOCK_ROWS)
+    block = min(n, max(1, _BLOCK_ELEMENTS // k1))
     t, ti, c = np.empty((block, k1)), np.empty((block, k1), np.intp), np.empty((block, k1))
     for s in range(0, n, block):
         m = min(n, s + block) - s
@@ -119,7 +119,7 @@ def interval_pmfs(
     return out
 
 
-_BLOCK_ROWS = 256  # 256 x 255 float64 scratch arrays: about 0.5 MB each, in L2
+_BLOCK_ELEMENTS = 1 << 16  # rows per block: float64 scratch arrays of about 0.5 MB each, in L2
 
 
 def _ranks(keys: np.ndarray) -> np.ndarray:

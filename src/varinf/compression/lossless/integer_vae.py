@@ -55,6 +55,7 @@ from ..coding.integer_net import (
     IntegerConvolution,
     IntegerDense,
     integer_mlp,
+    linear_arrays,
     round_shift,
 )
 from ..coding.lookup import exact_ndtri_table, lookup_table, table_digest
@@ -152,12 +153,6 @@ def _double_linear(weight: np.ndarray, bias: np.ndarray) -> nn.Linear:
     return layer
 
 
-def _linear_arrays(layer: nn.Module) -> tuple[np.ndarray, np.ndarray]:
-    w = layer.weight.detach().double().cpu().numpy()
-    b = layer.bias.detach().double().cpu().numpy() if layer.bias is not None else np.zeros(w.shape[0])
-    return w, b
-
-
 class IntegerVAE:
     """The integer model of a one-layer :class:`varinf.vae.VAE` (MLP or conv, Gaussian posterior and prior,
     Bernoulli or discretized-logistic pixels) with ``2**latent_bits`` bins per latent; see the module docstring."""
@@ -189,7 +184,7 @@ class IntegerVAE:
             )
 
         # encoder: x (0/1), or u = 2x - 255 with the first layer divided by 255 (the model sees x/127.5 - 1)
-        w, b = _linear_arrays(enc[-1])
+        w, b = linear_arrays(enc[-1])
         w[:d] /= prior_scale[:, None]  # posterior mean in the prior's standard units, m = (mu - mu_p) / sigma_p
         b[:d] = (b[:d] - prior_loc) / prior_scale
         enc = [*enc[:-1], _double_linear(w, b)]
@@ -201,7 +196,7 @@ class IntegerVAE:
             self._prior_scale = np.floor(prior_scale * 2.0**INV_SCALE_BITS + 0.5).astype(np.int64)
 
         # decoder: input z_hat = mu_p + sigma_p * centre, centres in fixed point (LATENT_BITS_FRAC)
-        w, b = _linear_arrays(dec[0])
+        w, b = linear_arrays(dec[0])
         b = np.array([math.fsum([bj, *(wj * prior_loc)]) for wj, bj in zip(w, b)])  # exactly rounded, any machine
         w = w * prior_scale[None, :]
         dec = [_double_linear(w, b), *dec[1:]]
