@@ -163,9 +163,11 @@ def decompress_lossless(data: bytes, codec: BitsBackCodec, progress=None) -> np.
             "this lossless file uses format 1 (float networks, decodable only where it was written); this varinf "
             f"reads format {LOSSLESS_FORMAT}: decode it with the varinf that wrote it and compress it again"
         )
-    if len(meta) < _META.size + 3 or meta[0] != LOSSLESS_FORMAT:
+    if not meta or meta[0] != LOSSLESS_FORMAT:
         version = meta[0] if meta else "?"
         raise FormatError(f"unsupported lossless format {version} (this varinf reads format {LOSSLESS_FORMAT})")
+    if len(meta) < _META.size + 3:
+        raise FormatError(f"corrupt lossless header (meta of {len(meta)} bytes)")
     _, net_version, n, c, h, w, ndim, scale, bits, seed_count, common, batch, pad, crc = _META.unpack_from(meta)
     dtype = meta[_META.size : _META.size + 3].decode("ascii", errors="replace")
     wanted = _describe(meta[_META.size + 3 :], container.model_id)
