@@ -54,6 +54,7 @@ from ..coding.integer_net import (
     IntegerConv,
     IntegerConvolution,
     IntegerDense,
+    Reshape,
     integer_mlp,
     linear_arrays,
     round_shift,
@@ -202,11 +203,11 @@ class IntegerVAE:
         dec = [_double_linear(w, b), *dec[1:]]
         in_max = float(np.abs(self.bins.centres).max())
         self.decoder, self._dec_bits = integer_mlp(dec, LATENT_BITS_FRAC, in_max)
-        if isinstance(self.decoder[-1], IntegerActivation):
-            raise ValueError("the decoder must end with a Linear layer (logits / pixel parameters)")
-        self._check_outputs(vae)
+        if isinstance([layer for layer in self.decoder if not isinstance(layer, Reshape)][-1], IntegerActivation):
+            raise ValueError("the decoder must end with a linear layer (logits / pixel parameters)")
+        self._check_outputs()
 
-    def _check_outputs(self, vae) -> None:
+    def _check_outputs(self) -> None:
         h = self._encode(np.zeros((1, self.num_dims)))
         if h.shape != (1, 2 * self.latent_dim):
             raise ValueError(f"encoder outputs {h.shape[1:]} features, expected 2 * {self.latent_dim}")
