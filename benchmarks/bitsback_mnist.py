@@ -142,7 +142,10 @@ def portability(symbols: np.ndarray, data: bytes, model: str | None) -> dict[str
     import sys
     import tempfile
 
-    from numpy._core._multiarray_umath import __cpu_dispatch__
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_dispatch__
 
     settings = {
         "ATEN_CPU_CAPABILITY=default (+ generic numpy SIMD and OpenBLAS kernels)": {
