@@ -25,6 +25,7 @@ EXPECTED = {
     "varinf compress": (True, False, False),  # coding is deterministic: the same input gives the same file
     "varinf decompress": (True, False, False),
     "varinf codec train": (True, True, False),
+    "varinf codec export": (True, False, False),  # copies a checkpoint's weights
     "varinf codec eval": (True, False, False),  # deterministic coding and Pillow baselines
     "varinf vae train": (True, True, False),
     "varinf vae eval": (False, True, False),  # writes only RUN/eval_SPLIT.json, part of the run it reads

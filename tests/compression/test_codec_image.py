@@ -37,14 +37,16 @@ def test_latents_round_trip_exactly(prior, picture):
 
 @pytest.mark.parametrize("prior", ["hyperprior", "factorized"])
 def test_codec_decompress_inverts_compress_to_the_rounded_forward_pass(prior, picture):
-    """ImageCodec.compress/decompress (the coding dataflow, no file): x̂ is the eval-mode forward pass."""
+    """ImageCodec.compress/decompress (the coding dataflow, no file): x̂ is the eval-mode forward pass (up to
+    float rounding: decoding runs the fused decode-only synthesis, which sums in another order)."""
     codec = make_tiny_codec(prior)
     x, _ = _to_tensor(picture[:64, :128], codec.multiple)
     streams = codec.compress(x, 1.5)
     x_hat = codec.decompress(streams.words, streams.size, 1.5)
     with torch.no_grad(), num_threads(1):
         out = codec(x, torch.tensor([1.5]))
-    assert streams.size == (64, 128) and torch.equal(x_hat, out.x_hat)
+    assert streams.size == (64, 128)
+    torch.testing.assert_close(x_hat, out.x_hat, atol=1e-4, rtol=0)
     assert streams.estimated_bits == pytest.approx(float(out.bits.sum()))
     with pytest.raises(CodingError, match="left over"):  # an extra word at the bottom of the stack
         codec.decompress(np.insert(streams.words, 0, np.uint32(12345)), streams.size, 1.5)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from .options import add_output, add_reporting, add_seed, emit, integer, number, progress_of
@@ -108,17 +109,60 @@ def run_train(args: argparse.Namespace) -> int:
     from ..compression import CodecConfig, TrainConfig, builtin_images, folder_images, train_codec
 
     out = _check_train_folder(args)
-    images = folder_images(input_folder(args.images)) if args.images else builtin_images()
-    config = CodecConfig(prior=args.prior, channels=args.channels, latent_channels=args.latent_channels,
-                         hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
+    if args.images:
+        images = folder_images(input_folder(args.images))
+    elif args.photos:
+        from ..compression.lossy.photos import packaged_photos
+
+        photos = packaged_photos()
+        for source, command in photos.missing.items():
+            print(f"photo source {source} not installed ({command}); training without it", file=sys.stderr)
+        images = photos.images
+    else:
+        images = builtin_images()
+    init = _initial_codec(args.init, args.prior) if args.init else None
+    config = init.config if init is not None else CodecConfig(
+        prior=args.prior, channels=args.channels, latent_channels=args.latent_channels,
+        hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
-                        seed=args.seed, threads=args.threads)  # fmt: skip
-    result = train_codec(config, images, out, train, progress=progress_of(args))
+                        seed=args.seed, threads=args.threads, decay_fraction=args.decay_fraction,
+                        late_patch_size=args.late_patch_size, warmup_steps=args.warmup_steps,
+                        time_budget_h=args.hours)  # fmt: skip
+    result = train_codec(config, images, out, train, progress=progress_of(args), init=init)
     text = (f"trained {result.steps} steps in {result.wall_time:.0f} s; last patches: {result.bpp:.3f} bpp, "
             f"{result.psnr:.2f} dB; model written to {result.model_dir}")  # fmt: skip
     record = {"steps": result.steps, "wall_time_s": result.wall_time, "bpp": result.bpp, "psnr": result.psnr,
               "model_dir": str(result.model_dir)}  # fmt: skip
     emit(args, text, record)
+    return 0
+
+
+def _initial_codec(directory: str, prior: str):
+    """The saved codec in ``directory``; a scale hyperprior becomes an equivalent mean-scale model when
+    ``prior`` is ``mean-scale``."""
+    from ..compression import load_codec
+    from ..compression.lossy.mean_scale import mean_scale_from_hyperprior
+
+    codec = load_codec(input_folder(directory))
+    if prior == "mean-scale" and codec.config.prior == "hyperprior":
+        return mean_scale_from_hyperprior(codec)
+    if prior != codec.config.prior:
+        raise ValueError(f"--init {directory} is a {codec.config.prior} codec, not {prior}")
+    return codec
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..compression.lossy.pretrained import CONFIG, WEIGHTS
+    from ..compression.lossy.train import export_checkpoint
+
+    run = input_folder(args.run)
+    check_output_folder(args.output, [WEIGHTS, CONFIG], inputs=list(run.iterdir()), force=args.force)
+    info = {"note": args.note} if args.note else None
+    half = args.weights == "float16"
+    codec = export_checkpoint(run, args.output, half=half, info=info)
+    text = f"{args.output}: {codec.config.prior} codec {codec.model_id().hex()} ({args.weights} weights)"
+    emit(args, text, {"output": str(args.output), "prior": codec.config.prior, "model_id": codec.model_id().hex(),
+                      "weights": args.weights})  # fmt: skip
     return 0
 
 
@@ -164,7 +208,12 @@ def register(sub) -> None:
     t = csub.add_parser("train", help="train a codec on random patches (resumes from the output folder's checkpoint)")
     add_output(t, "output folder (checkpoint, log, model); an unfinished run there is resumed", required=True)
     t.add_argument("--images", default=None, help="folder of training images (default: bundled sample pictures)")
-    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "factorized"])
+    t.add_argument("--photos", action="store_true",
+                   help="bundled pictures plus the registry photo sets of varinf.compression.lossy.photos")  # fmt: skip
+    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "factorized"])
+    t.add_argument("--init", default=None,
+                   help="start a new run from this saved codec (its architecture; a scale hyperprior is "
+                        "turned into an equivalent mean-scale model with --prior mean-scale)")  # fmt: skip
     t.add_argument("--channels", type=integer(1), default=64, help="N, hidden channels")
     t.add_argument("--latent-channels", type=integer(1), default=128, help="M, latent channels")
     t.add_argument("--hyper-channels", type=integer(1), default=64)
@@ -176,10 +225,27 @@ def register(sub) -> None:
     t.add_argument("--batch-size", type=integer(1), default=8)
     t.add_argument("--patch-size", type=integer(16), default=128)
     t.add_argument("--lr", type=number(0, lo_open=True), default=3e-4)
+    t.add_argument("--late-patch-size", type=integer(16), default=None,
+                   help="patch size during the lr decay (batch cut to keep the pixels per step)")  # fmt: skip
+    t.add_argument("--hours", type=number(0, lo_open=True), default=None,
+                   help="training-time budget: the total steps (at most --steps) are re-planned from the measured "
+                        "pace until the lr decay starts, so that the run ends within it")  # fmt: skip
+    t.add_argument("--warmup-steps", type=integer(0), default=0, help="linear lr warm-up steps")
+    t.add_argument("--decay-fraction", type=number(0, 1, hi_open=True), default=0.25,
+                   help="final share of steps with a cosine lr decay")  # fmt: skip
     t.add_argument("--threads", type=integer(1), default=1, help="torch CPU threads (default 1)")
     add_seed(t)
     add_reporting(t)
     t.set_defaults(func=run_train)
+
+    x = csub.add_parser("export", help="write the codec of a training run's latest checkpoint (float16 by default)")
+    x.add_argument("run", help="training output folder (holds the checkpoint)")
+    add_output(x, "model folder to write (e.g. src/varinf/assets/codec)", required=True)
+    x.add_argument("--weights", choices=["float16", "float32"], default="float16",
+                   help="precision of the stored weights (default: float16, as shipped)")  # fmt: skip
+    x.add_argument("--note", default=None, help="text recorded under info.note in model.json")
+    add_reporting(x)
+    x.set_defaults(func=run_export)
 
     e = csub.add_parser("eval", help="rate-distortion points of a codec (and optionally JPEG/WebP/AVIF)")
     e.add_argument("--images", required=True, help="folder of evaluation images (e.g. Kodak)")

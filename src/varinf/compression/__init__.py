@@ -2,11 +2,13 @@
 
 Subpackages, bottom up (every public name is re-exported here):
 
-- ``coding``: :class:`DiscreteTable` (deterministic 24-bit integer pmfs), :class:`AnsStack`
-  (constriction's ANS stack coder; the only module importing constriction), :class:`Container` (``.vif``);
+- ``coding``: :class:`DiscreteTable` (deterministic 24-bit integer pmfs), exactly rounded lookup tables and integer
+  networks, :class:`AnsStack` (constriction's ANS stack coder; the only module importing constriction),
+  :class:`Container` (``.vif``);
 - ``lossy``, the learned image codec (Ballé et al. 2017/2018): :class:`ImageCodec`, :class:`CodecConfig`,
   :func:`compress_image` / :func:`decompress_image`, :func:`train_codec`, :func:`load_codec`;
-- ``lossless``, bits-back coding with a VAE (BB-ANS, Townsend et al. 2019): :class:`BitsBackCodec`,
+- ``lossless``, bits-back coding with a VAE (BB-ANS, Townsend et al. 2019) over its integer model
+  (:class:`IntegerVAE`, portable files): :class:`BitsBackCodec`,
   :func:`compress_lossless` / :func:`decompress_lossless`, :func:`load_bitsback` (shipped binarized-MNIST VAE);
 - ``evaluation``: :func:`psnr`, :func:`ms_ssim`, :func:`bd_rate`, :func:`rd_report`.
 """
@@ -19,6 +21,7 @@ from .evaluation.evaluate import RDPoint, RDReport, evaluate_learned, evaluate_p
 from .evaluation.metrics import ms_ssim, psnr, ssim
 from .lossless.bitsback import BitsBackCodec, BitsBackResult, LatentBins
 from .lossless.bitsback_model import load_bitsback, save_bitsback
+from .lossless.integer_vae import IntegerVAE
 from .lossless.lossless_file import (
     CompressedLossless,
     compress_lossless,
@@ -47,6 +50,7 @@ __all__ = [
     "DiscreteTable",
     "FormatError",
     "ImageCodec",
+    "IntegerVAE",
     "LatentBins",
     "PatchSampler",
     "RDOutput",

@@ -55,6 +55,7 @@ __all__ = ["FLOOR_SCALE", "MAX_ESCAPE", "AnsStack", "CodingError", "growth_floor
 
 MAX_ESCAPE = 2**31 - 1  # |value - range edge| limit of the escape code
 _MODELS = constriction.stream.model
+_CATEGORICAL = _MODELS.Categorical(perfect=False)  # probabilities given per symbol (see push_excess)
 
 
 class CodingError(ValueError):
@@ -221,15 +222,29 @@ class AnsStack:
         For models whose distribution changes with every datum (bits-back posteriors and likelihoods).
         """
         values, weights = self._check_pmfs(values, weights)
-        if values.size:
-            self._coder.encode_reverse(values.astype(np.int32), _MODELS.Categorical(perfect=False), weights - 1.0)
+        self.push_excess(values, weights - 1.0)
 
     def pop_pmfs(self, weights: np.ndarray) -> np.ndarray:
         """Pop ``len(weights)`` values pushed by :meth:`push_pmfs` with the same weights; int64 ``(n,)``."""
         _, weights = self._check_pmfs(np.zeros(len(weights), dtype=np.int64), weights)
-        if not len(weights):
+        return self.pop_excess(weights - 1.0)
+
+    def push_excess(self, values: np.ndarray, excess: np.ndarray) -> None:
+        """:meth:`push_pmfs` given ``excess = weights - 1`` as float64 integers (``(n, K)``, rows summing to
+        ``2**24 - K``), as :func:`~varinf.compression.coding.tables.interval_pmfs` builds them: one constriction
+        call, no checks beyond shapes (the caller's construction guarantees the sums)."""
+        if excess.ndim != 2 or excess.shape[0] != np.size(values):
+            raise ValueError(f"excess weights must have shape ({np.size(values)}, K), got {excess.shape}")
+        if excess.shape[0]:
+            self._coder.encode_reverse(np.asarray(values, dtype=np.int32).ravel(), _CATEGORICAL, excess)
+
+    def pop_excess(self, excess: np.ndarray) -> np.ndarray:
+        """Pop ``len(excess)`` values pushed by :meth:`push_excess` with the same ``excess``; int64 ``(n,)``."""
+        if excess.ndim != 2:
+            raise ValueError(f"excess weights must have shape (n, K), got {excess.shape}")
+        if not excess.shape[0]:
             return np.zeros(0, dtype=np.int64)
-        return _decode(self._coder, _MODELS.Categorical(perfect=False), weights - 1.0)
+        return _decode(self._coder, _CATEGORICAL, excess)
 
     @staticmethod
     def _check_pmfs(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-__all__ = ["PRECISION", "DiscreteTable", "escape_bits", "gaussian_table", "quantize_pmf"]
+__all__ = ["PRECISION", "DiscreteTable", "escape_bits", "gaussian_table", "interval_pmfs", "quantize_pmf"]
 
 PRECISION = 24  # bits of the fixed-point probabilities; constriction's default ANS models use 24
 
@@ -64,6 +64,62 @@ def quantize_pmf(p: np.ndarray, precision: int = PRECISION) -> np.ndarray:
     if np.any(left < 0):  # overshoot taken from the largest weights
         w -= np.where(left < 0, _ranks(-w) < -left, 0)
     return w + 1
+
+
+def interval_pmfs(
+    edges: np.ndarray, loc: np.ndarray, inv_scale: np.ndarray, shift: int, cdf: np.ndarray, lo: int
+) -> np.ndarray:
+    r"""Integer pmfs of ``K`` intervals under location-scale distributions, in integers only and without sorting.
+
+    Row ``j`` is the distribution :math:`F((\cdot - \text{loc}_j)\,\text{inv\_scale}_j)` over the intervals cut by
+    the ``K - 1`` increasing ``edges`` (the outer ones reach to :math:`\pm\infty`). With
+    :math:`t_{jk} = \lfloor (\text{edges}_k - \text{loc}_j)\,\text{inv\_scale}_j / 2^{\text{shift}} + 1/2\rfloor`
+    and the table ``cdf[i - lo]`` :math:`= \lfloor (2^{24} - K)\,F(i / 2^S)\rfloor` (nondecreasing, clamped at its
+    ends), the cumulative weights are :math:`c_{j0} = 0`, :math:`c_{jk} = \text{cdf}[t_{jk}]`,
+    :math:`c_{jK} = 2^{24} - K`, and the weights :math:`w_{jk} = c_{j,k+1} - c_{jk} + 1 \ge 1` sum to exactly
+    :math:`2^{24}` (the "+1" reserves one unit per interval, as :func:`quantize_pmf` does).
+
+    Computed exactly in float64 (every intermediate is an integer, or a multiple of ``2**-shift``, below ``2**53``:
+    checked), in blocks of rows that stay in cache; numpy's SIMD kernels cannot change a result.
+
+    Args:
+        edges: ``(K - 1,)`` int64, fixed point.
+        loc, inv_scale: ``(n,)`` int64 fixed point, ``inv_scale >= 0``; ``|edges| * inv_scale`` and
+            ``|loc| * inv_scale`` must stay below ``2**52``.
+        shift: fractional bits of ``(edges - loc) * inv_scale`` minus the table's input bits ``S``.
+        cdf: float64 table of the cumulative weights (integers); ``lo``: the table index of its first entry.
+
+    Returns:
+        ``(n, K)`` float64 *excess* weights :math:`w - 1` (what :meth:`AnsStack.push_excess` takes).
+    """
+    n, k1 = len(loc), len(edges)
+    total = float((1 << PRECISION) - k1 - 1)
+    out = np.empty((n, k1 + 1))
+    if n == 0:
+        return out
+    r_max = int(inv_scale.max())
+    if max(int(np.abs(edges).max()), int(np.abs(loc).max())) * r_max >= 1 << 52 or int(inv_scale.min()) < 0:
+        raise ValueError("interval_pmfs: fixed-point inputs out of range for exact evaluation")
+    # t_jk - lo = floor(e_k r_j 2^-s - q_j) with q_j = m_j r_j 2^-s - 1/2 + lo: products exact, sums exact
+    e = edges.astype(np.float64)
+    r = inv_scale.astype(np.float64) * 2.0**-shift
+    q = loc.astype(np.float64) * inv_scale.astype(np.float64) * 2.0**-shift - (0.5 - lo)
+    block = min(n, max(1, _BLOCK_ELEMENTS // k1))
+    t, ti, c = np.empty((block, k1)), np.empty((block, k1), np.intp), np.empty((block, k1))
+    for s in range(0, n, block):
+        m = min(n, s + block) - s
+        tt, ii, cc, o = t[:m], ti[:m], c[:m], out[s : s + m]
+        np.multiply.outer(r[s : s + m], e, out=tt)
+        np.subtract(tt, q[s : s + m, None], out=tt)
+        np.copyto(ii, tt, casting="unsafe")  # truncation = floor on [0, len(cdf)); take(mode="clip") clamps the rest
+        cdf.take(ii, mode="clip", out=cc)
+        o[:, 0] = cc[:, 0]
+        np.subtract(cc[:, 1:], cc[:, :-1], out=o[:, 1:-1])
+        np.subtract(total, cc[:, -1], out=o[:, -1])
+    return out
+
+
+_BLOCK_ELEMENTS = 1 << 16  # rows per block: float64 scratch arrays of about 0.5 MB each, in L2
 
 
 def _ranks(keys: np.ndarray) -> np.ndarray:

@@ -62,6 +62,8 @@ class RDPoint:
         estimated_bpp: mean model rate (learned codec only).
         payload_bits, estimated_bits: totals over the images (learned codec only).
         encode_s, decode_s: total wall time over the images.
+        decode_cpu_s: total CPU time of decoding (``time.process_time``; equals the wall time on an idle
+            machine, excludes waiting for a shared core).
     """
 
     codec: str
@@ -74,6 +76,7 @@ class RDPoint:
     estimated_bits: float | None = None
     encode_s: float = 0.0
     decode_s: float = 0.0
+    decode_cpu_s: float = 0.0
 
     @property
     def rate_ratio(self) -> float | None:
@@ -90,13 +93,13 @@ def evaluate_learned(
     points = []
     bar = tqdm(total=len(images) * len(qualities), disable=progress is False, desc="learned")
     for q in qualities:
-        bpp, ps, ms, est, pay, ebits, te, td = [], [], [], [], 0, 0.0, 0.0, 0.0
+        bpp, ps, ms, est, pay, ebits, te, td, tc = [], [], [], [], 0, 0.0, 0.0, 0.0, 0.0
         for img in images:
             t0 = time.perf_counter()
             result = compress_image(img, codec, q)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             out = decompress_image(result.data, codec)
-            td += time.perf_counter() - t1
+            td, tc = td + time.perf_counter() - t1, tc + time.process_time() - c1
             te += t1 - t0
             n = img.shape[0] * img.shape[1]
             bpp.append(result.bpp)
@@ -107,7 +110,7 @@ def evaluate_learned(
             ms.append(ms_ssim(img, out))
             bar.update(1)
         points.append(RDPoint("learned", float(q), float(np.mean(bpp)), float(np.mean(ps)), float(np.mean(ms)),
-                              float(np.mean(est)), pay, ebits, te, td))  # fmt: skip
+                              float(np.mean(est)), pay, ebits, te, td, tc))  # fmt: skip
     bar.close()
     return points
 

@@ -1,31 +1,31 @@
 r"""Lossless bits-back coding with a VAE (BB-ANS; Townsend, Bird & Barber 2019, arXiv:1901.04866).
 
-Every image :math:`x_i` of a sequence is coded onto *one* ANS stack in three moves::
+Images are coded onto *one* ANS stack in batches; a batch :math:`x_{1..B}` is one datapoint with a factorized
+posterior, so each network runs once per batch and each move is one constriction call::
 
-    encode x_i:   z  <- pop   Q(z | x_i)        (takes bits off the stack: the "bits back")
-                  x_i -> push P(x_i | ẑ)        (pixel likelihood at the bin centre ẑ)
-                  z  -> push  P(z) = 1/K        (max-entropy bins: every bin has prior mass 1/K)
-    decode x_i:   the three moves reversed (pop z with the prior, pop x_i, push z with Q(z | x_i))
+    encode batch:  z   <- pop   Q(z | x_b)   for all b at once   (takes bits off the stack: the "bits back")
+                   x   -> push  P(x_b | ẑ_b)                      (pixel likelihood at the bin centres ẑ)
+                   z   -> push  P(z) = 1/K                        (max-entropy bins: every bin has prior mass 1/K)
+    decode batch:  the three moves reversed (pop z with the prior, pop x, push z with Q(z | x)), last batch first
 
 Latents are discretized per dimension into :math:`K = 2^{b}` bins of equal *prior* mass (edges
-:math:`\mu_p + \sigma_p\,\Phi^{-1}(k/K)`, centres at the quantiles :math:`(k + 1/2)/K`), so the prior code is
-uniform, and the posterior of a diagonal Gaussian :math:`q(z\mid x)` is its mass on each bin. The net cost of an
-image, in bits, is
+:math:`\Phi^{-1}(k/K)` in the prior's standard coordinates, centres at the quantiles :math:`(k + 1/2)/K`), so the
+prior code is uniform, and the posterior of a diagonal Gaussian :math:`q(z\mid x)` is its mass on each bin. The net
+cost of an image, in bits, is
 
 .. math::
 
     \ell(x_i) = -\log_2 P(x_i\mid\hat z) - \log_2 P(\hat z) + \log_2 Q(\hat z\mid x_i),
-    \qquad E_Q[\ell] \approx -\mathrm{ELBO}(x_i)/\ln 2,
+    \qquad E_Q[\ell] \approx -\mathrm{ELBO}(x_i)/\ln 2.
 
-so the stack grows by about :math:`-\mathrm{ELBO}` per image. The first pop needs bits to take: the stack is
-seeded with ``initial_words`` pseudo-random words (fixed seed), which stay in the file (the usual "initial bits"
-overhead, amortized over the sequence) and let the decoder check, at the end, that it is back at the seed.
+The first pop needs bits to take: the stack is seeded with ``initial_words`` pseudo-random words (fixed seed). Batch
+sizes grow from 1 to a quarter of the images coded so far (:func:`batch_sizes`), so each batch's pop is paid for by
+the bits the earlier batches pushed, and only the first images' bits back come from the seed (the "initial bits"
+overhead).
 
-Determinism: encoder and decoder evaluate the networks on one image at a time on one thread and build the
-integer pmfs (:func:`~varinf.compression.coding.tables.quantize_pmf`, 24-bit) from float64 copies of the outputs, so
-the same build of varinf/torch reproduces every pmf exactly. Across different CPUs or torch builds a pmf may
-differ in its last bit; :func:`~varinf.compression.lossless.lossless_file.decompress_lossless` then fails its CRC check
-rather than returning wrong data.
+Determinism: every pmf comes from the integer model :class:`~varinf.compression.lossless.integer_vae.IntegerVAE`
+(fixed-point networks, exactly rounded tables), so encoder and decoder build the same integers on any CPU, thread
+count or build; :meth:`BitsBackCodec.model_id` hashes that integer model.
 
 Pixel models: Bernoulli (binarized images, values {0, 1}) and the discretized logistic (values 0..255).
 
@@ -44,63 +44,33 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
-import json
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-from scipy.special import ndtr, ndtri
-from torch.distributions import Bernoulli, Independent, Normal
 
-from ...utils import num_threads
 from ..coding.ans import AnsStack, CodingError
-from ..coding.tables import PRECISION, quantize_pmf
+from ..coding.tables import PRECISION
+from .integer_vae import IntegerVAE, LatentBins
 
-__all__ = ["BitsBackCodec", "BitsBackResult", "LatentBins"]
+__all__ = ["BitsBackCodec", "BitsBackResult", "LatentBins", "batch_sizes"]
+
+DEFAULT_BATCH = 256
 
 
-@dataclass(frozen=True, eq=False)
-class LatentBins:
-    r"""``K = 2**bits`` max-entropy bins of a diagonal Gaussian prior :math:`N(\mu_p, \sigma_p^2)` per dimension.
+def batch_sizes(num_images: int, max_batch: int) -> list[int]:
+    r"""Sizes of the batches images are coded in: a quarter of the images coded so far (at least 1, at most
+    ``max_batch``): 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 3, 4, 5, 6, ... Part of the file format (the decoder repeats it).
 
-    Attributes:
-        bits: :math:`\log_2 K`.
-        std_edges: ``(K + 1,)`` float64 standard-normal edges :math:`\Phi^{-1}(k/K)` (``±inf`` at the ends).
-        std_centres: ``(K,)`` float64 standard-normal quantiles :math:`\Phi^{-1}((k + 1/2)/K)`.
-    """
-
-    bits: int
-    std_edges: np.ndarray
-    std_centres: np.ndarray
-
-    @classmethod
-    def standard(cls, bits: int) -> LatentBins:
-        if not 1 <= bits <= 16:
-            raise ValueError(f"latent_bits must lie in [1, 16], got {bits}")
-        k = 1 << bits
-        edges = ndtri(np.arange(k + 1, dtype=np.float64) / k)
-        centres = ndtri((np.arange(k, dtype=np.float64) + 0.5) / k)
-        return cls(int(bits), edges, centres)
-
-    @property
-    def size(self) -> int:
-        return 1 << self.bits
-
-    def posterior_pmfs(self, loc: np.ndarray, scale: np.ndarray, prior_loc, prior_scale) -> np.ndarray:
-        r"""``(D, K)`` float64 masses :math:`Q(\text{bin } k)` of :math:`N(\text{loc}_d, \text{scale}_d^2)`.
-
-        Computed in the prior's standard coordinates; on the right of the mean as a difference of upper
-        tails, so that small masses keep their relative accuracy on both sides.
-        """
-        m = (loc - prior_loc) / prior_scale
-        s = scale / prior_scale
-        a = (self.std_edges[None, :] - m[:, None]) / s[:, None]  # (D, K + 1) standardized edges
-        cdf, survival = ndtr(a), ndtr(-a)
-        lower = cdf[:, 1:] - cdf[:, :-1]
-        upper = survival[:, :-1] - survival[:, 1:]
-        return np.where(a[:, :-1] > 0, upper, lower)
+    Why a quarter: a batch pops its bits back (about :math:`D \cdot b - \mathrm{KL}` bits an image) before it
+    pushes anything, and they must come from what the earlier batches pushed (about :math:`-\mathrm{ELBO}` bits
+    an image), not from the seed: otherwise the seed overhead would grow with the batch size."""
+    if max_batch < 1:
+        raise ValueError(f"max_batch must be >= 1, got {max_batch}")
+    sizes, done, n = [], 0, int(num_images)
+    while done < n:
+        sizes.append(min(n - done, max_batch, max(1, done // 4)))
+        done += sizes[-1]
+    return sizes
 
 
 @dataclass
@@ -114,6 +84,8 @@ class BitsBackResult:
         total_bits: bits of ``words`` (a multiple of 32).
         image_bits: ``(N,)`` ideal net bits of each image, :math:`-\\log_2 P(x|\\hat z) - \\log_2 P(\\hat z) +
             \\log_2 Q(\\hat z|x)` with the coder's integer pmfs.
+        untouched_words: seed words at the bottom of the stack that no pop ever reached (a decoder may regenerate
+            them, and its stack never gets lower than ``untouched_words + 2`` words).
     """
 
     words: np.ndarray
@@ -121,6 +93,7 @@ class BitsBackResult:
     initial_bits: int
     total_bits: int
     image_bits: np.ndarray
+    untouched_words: int = 0
 
     @property
     def net_bits(self) -> int:
@@ -140,68 +113,36 @@ class BitsBackCodec:
     """BB-ANS over a trained :class:`varinf.vae.VAE` with a diagonal Gaussian posterior and prior.
 
     Args:
-        vae: the model (single stochastic layer; Bernoulli or discretized-logistic likelihood).
+        vae: the model (one stochastic layer, MLP networks; Bernoulli or discretized-logistic likelihood).
         latent_bits: :math:`\\log_2` of the number of prior bins per latent dimension.
         initial_words: 32-bit words of seed on the stack before the first image.
+        batch_size: the largest batch (images per network evaluation and per constriction call).
+        name: a label for messages (e.g. the model folder's name).
     """
 
-    def __init__(self, vae, latent_bits: int = 12, initial_words: int = 32):
+    def __init__(self, vae, latent_bits: int = 12, initial_words: int = 32, batch_size: int = DEFAULT_BATCH,
+                 name: str = "") -> None:  # fmt: skip
         self.vae = vae.eval()
-        self.bins = LatentBins.standard(latent_bits)
+        self.net = IntegerVAE(self.vae, latent_bits)
+        self.bins = self.net.bins
         self.initial_words = int(initial_words)
-        prior = vae.p_z()
-        base = getattr(prior, "base_dist", None)
-        if not isinstance(prior, Independent) or not isinstance(base, Normal):
-            raise ValueError(f"bits-back coding needs a diagonal Gaussian prior, got {type(prior).__name__}")
-        self.prior_loc = base.loc.detach().double().numpy().copy()
-        self.prior_scale = base.scale.detach().double().numpy().copy()
-        self.data_shape = tuple(vae.data_shape)
-        self.num_dims = int(np.prod(self.data_shape))
-        self.likelihood = type(vae.likelihood).__name__
-        self.symbols = 2 if self.likelihood == "BernoulliLikelihood" else 256
-        if self.likelihood not in ("BernoulliLikelihood", "DiscretizedLogisticLikelihood"):
-            raise ValueError(f"bits-back coding needs a discrete pixel model, got {self.likelihood}")
+        self.batch_size = int(batch_size)
+        if not 1 <= self.batch_size <= 65535:
+            raise ValueError(f"batch_size must lie in [1, 65535], got {batch_size}")
+        self.name = str(name)
+        self.data_shape = self.net.data_shape
+        self.num_dims = self.net.num_dims
+        self.likelihood = self.net.likelihood
+        self.symbols = self.net.symbols
 
     # ------------------------------------------------------------------ identity
     def model_id(self) -> bytes:
-        """8 bytes: SHA-256 of the VAE config, the weights and the coding settings."""
-        h = hashlib.sha256()
-        config = getattr(self.vae, "config", None)
-        h.update(json.dumps(config.to_dict() if config is not None else None, sort_keys=True).encode())
-        for name, t in sorted(self.vae.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().float().contiguous().numpy().tobytes())
-        h.update(f"bits={self.bins.bits}".encode())
-        return h.digest()[:8]
+        """8 bytes: SHA-256 of the integer model (version, fixed-point rules, integer weights, latent bits)."""
+        return self.net.model_id()
 
     def table_digest(self) -> int:
-        """CRC32 of the bin edges as float64 (a platform with another ``ndtri`` would derive other bins)."""
-        return zlib.crc32(self.bins.std_edges[1:-1].astype("<f8").tobytes())
-
-    # ------------------------------------------------------------------ integer pmfs of one image
-    def _posterior_weights(self, x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            q = self.vae.q(self._prepare(x))
-        loc = q.base_dist.loc[0].double().numpy()
-        scale = q.base_dist.scale[0].double().numpy()
-        return quantize_pmf(self.bins.posterior_pmfs(loc, scale, self.prior_loc, self.prior_scale))
-
-    def _likelihood_weights(self, z_index: np.ndarray) -> np.ndarray:
-        std = self.bins.std_centres[z_index]
-        z = torch.from_numpy(self.prior_loc + self.prior_scale * std).float()[None]
-        with torch.no_grad():
-            p = self.vae.p_x(z)
-        base = p.base_dist
-        if isinstance(base, Bernoulli):
-            logits = base.logits[0].double().reshape(-1).numpy()
-            p1 = 1.0 / (1.0 + np.exp(-logits))
-            pmf = np.stack([1.0 - p1, p1], axis=1)
-        else:  # discretized logistic: log-probabilities of all 256 values
-            pmf = np.exp(base.log_probs()[0].double().reshape(-1, self.symbols).numpy())
-        return quantize_pmf(pmf)
-
-    def _prepare(self, x: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(x.astype(np.float32)).reshape(1, *self.data_shape)
+        """CRC32 of the integer lookup tables and latent bins (exactly rounded, so the same on every machine)."""
+        return self.net.table_digest()
 
     def check_images(self, images: np.ndarray) -> np.ndarray:
         """``(N, *data_shape)`` integer images with values in ``[0, symbols)`` (as int64), or ValueError."""
@@ -221,52 +162,64 @@ class BitsBackCodec:
     # ------------------------------------------------------------------ coding
     def encode(self, images: np.ndarray, progress=None) -> BitsBackResult:
         """Code ``images`` ``(N, *data_shape)`` in order on one stack (the seed first)."""
-        images = self.check_images(images)
+        flat = self.check_images(images).reshape(-1, self.num_dims)
         stack = AnsStack(seed_words(self.initial_words))
-        initial = stack.num_bits()
-        k = self.bins.size
-        prior_bits = self.bins.bits * self.prior_loc.size
-        image_bits = np.empty(len(images))
-        with num_threads(1):  # the pmfs must not depend on the caller's thread count
-            for i, x in enumerate(images):
-                wq = self._posterior_weights(x)
-                z = stack.pop_pmfs(wq)
-                wx = self._likelihood_weights(z)
-                flat = x.reshape(-1)
-                stack.push_pmfs(flat, wx)
-                stack.push_uniform(z, k)
-                image_bits[i] = (
-                    _ideal_bits(wx, flat) + prior_bits - _ideal_bits(wq, z)
-                )  # net cost: likelihood + prior - bits back
-                if progress is not None:
-                    progress.update(1)
-        return BitsBackResult(stack.words(), len(images), initial, stack.num_bits(), image_bits)
+        initial = lowest = stack.num_bits()
+        k, d = self.bins.size, self.net.latent_dim
+        image_bits = np.empty(len(flat))
+        start = 0
+        for size in batch_sizes(len(flat), self.batch_size):
+            x = flat[start : start + size]
+            q = self.net.posterior_excess(x)
+            z = stack.pop_excess(q)
+            lowest = min(lowest, stack.num_bits())
+            lik = self.net.likelihood_excess(z.reshape(size, d))
+            stack.push_excess(x.reshape(-1), lik)
+            stack.push_uniform(z, k)
+            # net cost per image: likelihood + prior - bits back
+            image_bits[start : start + size] = (
+                _ideal_bits(lik, x.reshape(-1)).reshape(size, -1).sum(axis=1)
+                + d * self.bins.bits
+                - _ideal_bits(q, z).reshape(size, -1).sum(axis=1)
+            )
+            start += size
+            if progress is not None:
+                progress.update(size)
+        untouched = max(0, min(self.initial_words, lowest // 32 - 2))
+        return BitsBackResult(stack.words(), len(flat), initial, stack.num_bits(), image_bits, untouched)
 
-    def decode(self, words: np.ndarray, num_images: int, progress=None) -> np.ndarray:
+    def decode(
+        self, words: np.ndarray, num_images: int, floor_words: int = 0, batch_size: int | None = None, progress=None
+    ) -> np.ndarray:
         """Pop ``num_images`` images from ``words``; returns ``(N, *data_shape)`` uint8 in coding order.
 
-        Raises :class:`~varinf.compression.coding.ans.CodingError` if the words do not decode back to the seed.
+        ``floor_words``: the stack of a valid file never gets lower than ``floor_words + 2`` words (see
+        :attr:`BitsBackResult.untouched_words`); lower means the data ran out, and decoding stops at once.
+        ``batch_size``: the encoder's (default: this codec's). Raises
+        :class:`~varinf.compression.coding.ans.CodingError` if the words do not decode back to the seed exactly.
         """
         stack = AnsStack(words)
-        k = self.bins.size
-        d = self.prior_loc.size
-        out = np.empty((num_images, self.num_dims), dtype=np.uint8)
-        with num_threads(1):
-            for i in range(num_images - 1, -1, -1):
-                z = stack.pop_uniform(d, k)
-                wx = self._likelihood_weights(z)
-                x = stack.pop_pmfs(wx)
-                out[i] = x
-                stack.push_pmfs(z, self._posterior_weights(x))
-                if progress is not None:
-                    progress.update(1)
+        k, d = self.bins.size, self.net.latent_dim
+        floor_bits = 32 * (floor_words + 2) if floor_words else 0
+        parts = []
+        for size in reversed(batch_sizes(num_images, batch_size or self.batch_size)):
+            z = stack.pop_uniform(size * d, k)
+            x = stack.pop_excess(self.net.likelihood_excess(z.reshape(size, d)))
+            if stack.num_bits() < floor_bits:
+                raise CodingError(f"the compressed data ran out with {num_images - sum(map(len, parts))} images to go")
+            x = x.reshape(size, -1)
+            stack.push_excess(z, self.net.posterior_excess(x))
+            parts.append(x.astype(np.uint8))
+            if progress is not None:
+                progress.update(size)
         seed = seed_words(self.initial_words)
         rest = stack.words()
         if rest.shape != seed.shape or np.any(rest != seed):
             raise CodingError("the compressed data does not decode back to the initial bits (corrupt or foreign)")
+        out = np.concatenate(parts[::-1]) if parts else np.empty((0, self.num_dims), np.uint8)
         return out.reshape(num_images, *self.data_shape)
 
 
-def _ideal_bits(weights: np.ndarray, values: np.ndarray) -> float:
-    return float(np.sum(PRECISION - np.log2(weights[np.arange(len(values)), values].astype(np.float64))))
-
+def _ideal_bits(excess: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``-log2`` of the coded probability of each value, ``(n,)`` bits."""
+    return PRECISION - np.log2(excess[np.arange(len(values)), values] + 1.0)

@@ -3,14 +3,23 @@
 :func:`compress_lossless` checks and maps the input array to the model's symbols (binary models take
 pixel values {0, 1} or {0, 255}; 8-bit models 0..255), codes every image on one ANS stack
 (:class:`~varinf.compression.lossless.bitsback.BitsBackCodec`) and wraps the words in a
-:class:`~varinf.compression.coding.container.Container`. Words at the bottom of the stack that are still the
-untouched pseudo-random seed are not stored (the decoder regenerates them). :func:`decompress_lossless`
-validates the container, decodes, checks the decoder ends on the seed and the CRC32 of the restored array,
-and returns an array equal to the input (same values, shape and dtype).
+:class:`~varinf.compression.coding.container.Container` whose model id is the hash of the *integer* model.
+Words at the bottom of the stack that no pop ever reached are still the pseudo-random seed and are not stored
+(the decoder regenerates them). :func:`decompress_lossless` validates the container, checks the file's
+lossless-format and integer-network versions and the model id (naming the model the file needs), decodes, checks
+that decoding ends exactly on the seed (every payload word used) and the CRC32 of the restored array, and returns
+an array equal to the input (same values, shape and dtype).
 
-Lossless meta (20 bytes + dtype): images u32, channels/height/width u16, ndim u8 (2: one ``(H, W)``
-image, 3: ``(N, H, W)``, 4: ``(N, C, H, W)``), value scale u8 (1 or 255), latent bits u8, seed words u16,
-omitted seed words u16, CRC32 of the array's bytes u32, then the numpy dtype string (e.g. ``|u1``).
+Bounded decoding: a file carries at least ``MIN_BITS_PER_IMAGE`` payload bits per image (an encoder pads files of
+images cheaper than that with zero symbols), so the declared image count is checked against the payload size
+before anything is allocated; the decoder's stack may never drop below the seed words it regenerated (a file
+whose data run out fails at once), and output is allocated batch by batch as it is decoded.
+
+Lossless meta, format 2 (32 bytes + model name): lossless format version u8 (2), integer-network version u8,
+images u32, channels/height/width u16, ndim u8 (2: one ``(H, W)`` image, 3: ``(N, H, W)``, 4: ``(N, C, H, W)``),
+value scale u8 (1 or 255), latent bits u8, seed words u16, omitted seed words u16, batch size u16, padding
+symbols u32, CRC32 of the array's bytes u32, the numpy dtype string (3 bytes, e.g. ``|u1``), then the model's
+name (UTF-8, at most 64 bytes; for messages). Format 1 (float networks, 23 bytes of meta) is refused by name.
 
 Example::
 
@@ -37,12 +46,15 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ...utils import atomic_write_bytes
-from ..coding.ans import CodingError
+from ..coding.ans import AnsStack, CodingError
 from ..coding.container import KIND_LOSSLESS, Container, FormatError, read_container, read_vif_bytes
 from .bitsback import BitsBackCodec, seed_words
 from .bitsback_model import load_bitsback
+from .integer_vae import INTEGER_NET_VERSION
 
 __all__ = [
+    "LOSSLESS_FORMAT",
+    "MIN_BITS_PER_IMAGE",
     "CompressedLossless",
     "compress_lossless",
     "compress_lossless_file",
@@ -51,8 +63,12 @@ __all__ = [
     "read_array",
 ]
 
-_META = struct.Struct("<IHHHBBBHHI")
+_META = struct.Struct("<BBIHHHBBBHHHII")
+LOSSLESS_FORMAT = 2  # 1: float networks (not portable), refused
 MAX_IMAGES = 1 << 24
+MIN_BITS_PER_IMAGE = 16  # payload bits per image, guaranteed by the encoder (the cheapest MNIST digit costs ~40)
+_PAD_BITS = 16  # padding symbols are zeros coded uniformly on 16 bits
+_V1_META = 23
 _DTYPES = ("|b1", "|u1", "|i1", "<u2", "<i2", "<u4", "<i4", "<u8", "<i8")
 
 
@@ -111,47 +127,88 @@ def compress_lossless(array: np.ndarray, codec: BitsBackCodec, progress=None) ->
     seed = seed_words(codec.initial_words)
     words = result.words
     common = 0
-    limit = min(len(seed), len(words) - 1)  # keep at least one word (the coder's head)
+    limit = min(result.untouched_words, len(words) - 1)  # keep at least one word (the coder's head)
     while common < limit and words[common] == seed[common]:
         common += 1
+    pad = 0
+    needed = -(-len(symbols) * MIN_BITS_PER_IMAGE // 32)
+    if len(words) - common < needed:  # images too cheap for the bound: push zeros the decoder pops and checks
+        stack = AnsStack(words)
+        pad = (needed - (len(words) - common)) * 32 // _PAD_BITS + 2
+        stack.push_uniform(np.zeros(pad, np.int64), 1 << _PAD_BITS)
+        words = stack.words()
     c, h, w = codec.data_shape
-    meta = _META.pack(len(symbols), c, h, w, ndim, scale, codec.bins.bits, codec.initial_words, common,
-                      zlib.crc32(array.tobytes())) + array.dtype.str.encode()  # fmt: skip
+    meta = _META.pack(LOSSLESS_FORMAT, INTEGER_NET_VERSION, len(symbols), c, h, w, ndim, scale, codec.bins.bits,
+                      codec.initial_words, common, codec.batch_size, pad, zlib.crc32(array.tobytes()))  # fmt: skip
+    meta += array.dtype.str.encode() + _name_bytes(codec)
     container = Container(KIND_LOSSLESS, codec.model_id(), codec.table_digest(), meta, words[common:])
     return CompressedLossless(container.to_bytes(), len(symbols), codec.num_dims, result.image_bits, result.net_bits)
+
+
+def _name_bytes(codec: BitsBackCodec) -> bytes:
+    return codec.name.encode("utf-8", errors="replace")[:64]
+
+
+def _describe(name: bytes | str, model_id: bytes) -> str:
+    name = name.decode("utf-8", errors="replace") if isinstance(name, bytes) else name
+    return f"'{name}' (id {model_id.hex()})" if name else f"id {model_id.hex()}"
 
 
 def decompress_lossless(data: bytes, codec: BitsBackCodec, progress=None) -> np.ndarray:
     """Decode ``.vif`` bytes written by :func:`compress_lossless` with the same model; returns the array."""
     container = read_container(data, expect_kind=KIND_LOSSLESS)
+    meta = container.meta
+    if len(meta) == _V1_META:
+        raise FormatError(
+            "this lossless file uses format 1 (float networks, decodable only where it was written); this varinf "
+            f"reads format {LOSSLESS_FORMAT}: decode it with the varinf that wrote it and compress it again"
+        )
+    if not meta or meta[0] != LOSSLESS_FORMAT:
+        version = meta[0] if meta else "?"
+        raise FormatError(f"unsupported lossless format {version} (this varinf reads format {LOSSLESS_FORMAT})")
+    if len(meta) < _META.size + 3:
+        raise FormatError(f"corrupt lossless header (meta of {len(meta)} bytes)")
+    _, net_version, n, c, h, w, ndim, scale, bits, seed_count, common, batch, pad, crc = _META.unpack_from(meta)
+    dtype = meta[_META.size : _META.size + 3].decode("ascii", errors="replace")
+    wanted = _describe(meta[_META.size + 3 :], container.model_id)
+    if net_version != INTEGER_NET_VERSION:
+        raise FormatError(
+            f"this file needs bits-back model {wanted} in integer-network version {net_version}; this varinf "
+            f"implements version {INTEGER_NET_VERSION} (decode it with a varinf that implements {net_version})"
+        )
     if container.model_id != codec.model_id():
         raise FormatError(
-            f"file was written with model {container.model_id.hex()}, the loaded model is {codec.model_id().hex()}"
-            " (pass the model the file was written with)"
+            f"this file needs bits-back model {wanted}; the loaded model is "
+            f"{_describe(codec.name, codec.model_id())} (pass the model the file was written with)"
         )
     if container.table_digest != codec.table_digest():
-        raise FormatError("file was written with latent bins this platform does not reproduce")
-    if len(container.meta) != _META.size + 3:
-        raise FormatError(f"corrupt lossless header (meta of {len(container.meta)} bytes)")
-    n, c, h, w, ndim, scale, bits, seed_count, common, crc = _META.unpack_from(container.meta)
-    dtype = container.meta[_META.size :].decode("ascii", errors="replace")
+        raise FormatError("file was written with integer tables this build does not reproduce (table digest)")
     shape_ok = (c, h, w) == codec.data_shape and ndim in (2, 3, 4) and (ndim != 2 or n == 1)
     if not (1 <= n <= MAX_IMAGES and shape_ok and scale in (1, 255) and dtype in _DTYPES):
         raise FormatError(f"corrupt lossless header ({n} images {c}x{h}x{w}, ndim {ndim}, dtype {dtype!r})")
-    if bits != codec.bins.bits or seed_count != codec.initial_words or common > seed_count:
-        raise FormatError(f"corrupt lossless header (latent bits {bits}, seed {common}/{seed_count} words)")
-    if not container.payload.size or n > 32 * (container.payload.size + common):
-        # a real image costs more than a bit: this bounds the decoding time by the file size
-        raise FormatError(f"corrupt lossless file ({n} images in {container.payload.size} words)")
+    if bits != codec.bins.bits or seed_count != codec.initial_words or common > seed_count or batch < 1:
+        raise FormatError(
+            f"corrupt lossless header (latent bits {bits}, seed {common}/{seed_count} words, batch {batch})"
+        )
+    if not container.payload.size or n * MIN_BITS_PER_IMAGE > 32 * container.payload.size:
+        # every image carries MIN_BITS_PER_IMAGE payload bits: this bounds decoding time and memory by the file size
+        raise FormatError(f"corrupt lossless file ({n} images cannot fit in {container.payload.size} payload words)")
+    if pad * _PAD_BITS > 32 * container.payload.size:
+        raise FormatError(f"corrupt lossless header ({pad} padding symbols)")
     words = np.concatenate([seed_words(seed_count)[:common], container.payload])
     try:
-        symbols = codec.decode(words, n, progress=progress)
+        if pad:
+            stack = AnsStack(words)
+            if np.any(stack.pop_uniform(pad, 1 << _PAD_BITS)):
+                raise CodingError("nonzero padding")
+            words = stack.words()
+        symbols = codec.decode(words, n, floor_words=common, batch_size=batch, progress=progress)
     except CodingError as e:
         raise FormatError(f"corrupt payload ({e})") from None
     shape = {2: (h, w), 3: (n, h, w), 4: (n, c, h, w)}[ndim]
     array = (symbols.astype(np.int64) * scale).astype(np.dtype(dtype)).reshape(shape)
     if zlib.crc32(np.ascontiguousarray(array).tobytes()) != crc:
-        raise FormatError("decoded data fail their CRC32 check (file written by another platform or build?)")
+        raise FormatError("decoded data fail their CRC32 check (corrupt file)")
     return array
 
 

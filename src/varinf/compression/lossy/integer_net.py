@@ -3,7 +3,9 @@
 The decoder must choose the *same* table row for every latent as the encoder did, yet the row depends on
 :math:`\\sigma = h_s(\\hat z)`, a float network whose last bits vary with thread count, BLAS and CPU. Following
 Ballé, Johnston & Minnen (2019, "Integer networks for data compression", arXiv:1810.01285) the trained float
-weights are re-expressed in fixed point and the network is evaluated in int64 numpy (no BLAS, no floats):
+weights are re-expressed in fixed point and the network is evaluated exactly in integers (the layers are the
+shared :class:`~varinf.compression.coding.integer_net.IntegerConv`: float64 BLAS where every partial sum provably
+stays below 2**53, int64 otherwise):
 
 .. math::
 
@@ -29,11 +31,10 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from torch import nn
+
+from ..coding.integer_net import IntegerConv, conv_geometry
 
 __all__ = ["IntegerConv", "IntegerNetwork"]
 
@@ -41,41 +42,6 @@ WEIGHT_BITS = 16  # F_w: weights are multiples of 2**-16
 ACTIVATION_BITS = 12  # F_a: hidden activations and the output scale are multiples of 2**-12
 ACTIVATION_MAX = 2**26  # clip (in fixed point): 2**14 = 16384 in float units, far above trained activations
 INPUT_MAX = 2**20  # |ẑ| beyond this is not produced by any sane encoder; clipped for the overflow bound
-
-
-@dataclass(frozen=True, eq=False)
-class IntegerConv:
-    """One stride-1 integer correlation ``out[o] = sum_{i,a,b} weight[o,i,a,b] * x[i, y+a, x+b] + bias[o]``.
-
-    A transposed convolution is expressed as zero insertion (``upsample``), asymmetric padding ``pad`` =
-    (top, bottom, left, right) and a flipped kernel; ``shift`` rescales the accumulator to the output
-    fixed point and ``relu`` clips to ``[0, ACTIVATION_MAX]``.
-    """
-
-    weight: np.ndarray  # (out, in, k, k) int64
-    bias: np.ndarray  # (out,) int64
-    upsample: int
-    pad: tuple[int, int, int, int]
-    shift: int
-    relu: bool
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        b, c, h, w = x.shape
-        if self.upsample > 1:
-            s = self.upsample
-            up = np.zeros((b, c, (h - 1) * s + 1, (w - 1) * s + 1), dtype=np.int64)
-            up[:, :, ::s, ::s] = x
-            x = up
-        top, bottom, left, right = self.pad
-        x = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
-        k = self.weight.shape[-1]
-        windows = sliding_window_view(x, (k, k), axis=(2, 3))  # (B, C, H', W', k, k)
-        ho, wo = windows.shape[2], windows.shape[3]
-        cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(b * ho * wo, -1)  # im2col, int64 (no BLAS)
-        acc = cols @ self.weight.reshape(self.weight.shape[0], -1).T + self.bias
-        acc = acc.reshape(b, ho, wo, -1).transpose(0, 3, 1, 2)
-        out = (acc + (1 << (self.shift - 1))) >> self.shift  # arithmetic shift = floor division by 2**shift
-        return np.clip(out, 0 if self.relu else -ACTIVATION_MAX, ACTIVATION_MAX)
 
 
 class IntegerNetwork:
@@ -92,32 +58,19 @@ class IntegerNetwork:
         for i, m in enumerate(modules):
             if isinstance(m, nn.ReLU):
                 continue
-            if not isinstance(m, nn.Conv2d | nn.ConvTranspose2d) or m.groups != 1 or m.dilation != (1, 1):
+            if not isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
                 raise ValueError(f"integer network: unsupported layer {m}")
             relu = i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU)
-            w = m.weight.detach().double().numpy()
-            b = (
-                m.bias.detach().double().numpy()
-                if m.bias is not None
-                else np.zeros(w.shape[0 if isinstance(m, nn.Conv2d) else 1])
-            )
-            k, p = m.kernel_size[0], m.padding[0]
-            if isinstance(m, nn.ConvTranspose2d):
-                # transposed conv = zero insertion + correlation with the flipped, transposed kernel
-                w = np.flip(w, axis=(2, 3)).transpose(1, 0, 2, 3)
-                extra = m.output_padding[0]
-                pad, up = (k - 1 - p, k - 1 - p + extra, k - 1 - p, k - 1 - p + extra), m.stride[0]
-            else:
-                if m.stride != (1, 1):
-                    raise ValueError("integer network: strided convolutions are not needed by h_s")
-                pad, up = (p, p, p, p), 1
+            w, b, (up, pad, stride) = conv_geometry(m)
+            if stride != 1:
+                raise ValueError("integer network: strided convolutions are not needed by h_s")
             w_int = np.round(w * 2.0**WEIGHT_BITS).astype(np.int64)
             b_int = np.round(b * 2.0 ** (WEIGHT_BITS + frac_in)).astype(np.int64)
             worst = int(np.abs(w_int).reshape(w_int.shape[0], -1).sum(axis=1).max()) * bound_in
             if worst + int(np.abs(b_int).max()) + (1 << 40) >= 2**62:
                 raise ValueError("integer network: weights too large for exact int64 accumulation")
             shift = WEIGHT_BITS + frac_in - ACTIVATION_BITS
-            layers.append(IntegerConv(np.ascontiguousarray(w_int), b_int, up, pad, shift, relu))
+            layers.append(IntegerConv(np.ascontiguousarray(w_int), b_int, up, pad, shift, relu, ACTIVATION_MAX))
             frac_in, bound_in = ACTIVATION_BITS, ACTIVATION_MAX
         return cls(layers)
 

@@ -38,8 +38,10 @@ from torch import nn
 
 from ...utils import num_threads
 from ..coding.ans import AnsStack, CodingError
+from .fast_synthesis import decoding_synthesis
 from .gain import GainUnits
 from .latents import FactorizedLatent, HyperpriorLatent, LatentTables
+from .mean_scale import MeanScaleLatent
 from .size_bound import check_declared_size, check_encoded, decoding_budget
 from .transforms import FACTORIZED_MULTIPLE, analysis, synthesis
 
@@ -47,6 +49,7 @@ __all__ = ["DEFAULT_LAMBDAS", "CodecConfig", "ImageCodec", "LatentStreams", "RDO
 
 # CompressAI's lambdas for its qualities 1..6 (MSE on the 8-bit scale)
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
+PRIORS = ("hyperprior", "mean-scale", "factorized")
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class CodecConfig:
     """Architecture of an :class:`ImageCodec` (stored as JSON next to the weights).
 
     Attributes:
-        prior: ``"hyperprior"`` (Ballé 2018) or ``"factorized"`` (Ballé 2017).
+        prior: ``"hyperprior"`` (Ballé 2018), ``"mean-scale"`` (Minnen 2018, no context) or ``"factorized"``.
         channels: ``N``, hidden channels of the transforms.
         latent_channels: ``M``, channels of ``y``.
         hyper_channels: channels of ``z`` and of the hyper transforms.
@@ -70,8 +73,8 @@ class CodecConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.prior not in ("hyperprior", "factorized"):
-            raise ValueError(f"prior must be 'hyperprior' or 'factorized' (got {self.prior!r})")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)} (got {self.prior!r})")
         if min(self.channels, self.latent_channels, self.hyper_channels) < 1:
             raise ValueError("channel counts must be positive")
         if len(self.lambdas) < 1 or any(not (lam > 0) for lam in self.lambdas):
@@ -151,8 +154,10 @@ class ImageCodec(nn.Module):
 
         compress     x ──g_a──► y ──×g_q──► [round] ──► latent.push ──► ANS words (+ size, quality)
                                                          │ hyperprior: ẑ = round(h_a(|y|)) pushed last,
-                                                         │ σ rows from the integer h_s(ẑ)
-        decompress   ANS words ──latent.pop──► ŷ ──×g'_q──g_s──► x̂      (ẑ popped first; g_s on one thread)
+                                                         │ σ rows from the integer h_s(ẑ); mean-scale:
+                                                         │ μ and σ from it, symbols round(y − μ)
+        decompress   ANS words ──latent.pop──► ŷ ──×g'_q──g_s──► x̂      (ẑ popped first; g_s on one thread,
+                                                                        in its decode-only fast form)
 
     The symbols depend only on integers (integer tables, integer h_s), so they decode the same anywhere; the
     float synthesis runs on one thread so the pixels do not depend on the caller's thread setting.
@@ -168,11 +173,16 @@ class ImageCodec(nn.Module):
         # finer quantization for larger lambda: step^2 ~ 1/lambda, so log g ~ log(lambda)/2
         self.gains = GainUnits(len(lams), m, (0.5 * np.log(lams / math.exp(np.log(lams).mean()))).tolist())
         if config.prior == "hyperprior":
-            self.latent: FactorizedLatent | HyperpriorLatent = HyperpriorLatent(m, config.hyper_channels)
+            self.latent: FactorizedLatent | HyperpriorLatent | MeanScaleLatent = HyperpriorLatent(
+                m, config.hyper_channels
+            )
+        elif config.prior == "mean-scale":
+            self.latent = MeanScaleLatent(m, config.hyper_channels)
         else:
             self.latent = FactorizedLatent(m)
         self._tables_key: tuple | None = None
         self._tables: LatentTables | None = None
+        self._decoder: tuple[tuple, nn.Module] | None = None
         self._id: bytes | None = None
 
     @property
@@ -240,7 +250,7 @@ class ImageCodec(nn.Module):
         # depend on the caller's thread setting (the symbols never do)
         with torch.no_grad(), num_threads(1):
             _, inverse_gain = self.gains(torch.tensor([quality]))
-            return self.g_s(y_hat * inverse_gain)
+            return self.decoding_synthesis()(y_hat * inverse_gain)
 
     # ------------------------------------------------------------------ coding state derived from weights
     def _weights_key(self) -> tuple:
@@ -256,6 +266,14 @@ class ImageCodec(nn.Module):
             self._id = None
             self._tables_key = key
         return self._tables
+
+    def decoding_synthesis(self) -> nn.Module:
+        """Decode-only fast copy of ``g_s`` (:mod:`varinf.compression.lossy.fast_synthesis`), rebuilt after the
+        weights change."""
+        key = self._weights_key()
+        if self._decoder is None or self._decoder[0] != key:
+            self._decoder = (key, decoding_synthesis(self.g_s))
+        return self._decoder[1]
 
     def model_id(self) -> bytes:
         """8-byte SHA-256 prefix of the configuration and every weight: files name the model they need."""
