@@ -539,7 +539,7 @@ def worker(args: argparse.Namespace) -> None:
     skips = _events(args.state)
     for chunk in _pending(args):
         tallies = {t.name: Tally() for t in targets}
-        baseline = 0.0
+        rss, peak_rss = float("inf"), 0.0  # resident MB before an input (least), and at any input's peak
         for g in range(chunk * args.chunk, min((chunk + 1) * args.chunk, args.inputs)):
             target, index = targets[g % len(targets)], g // len(targets)
             m = mutant(target, index, args.seed)
@@ -557,12 +557,13 @@ def worker(args: argparse.Namespace) -> None:
             out = run_input(target, m)
             peak = memory.peak()
             beat.write(chunk, g, busy=False)
-            baseline = max(baseline, before)
+            rss, peak_rss = min(rss, before), max(peak_rss, peak)
             tallies[target.name].add(m, out, max(0.0, peak - before), index=g)
         result = {
             "chunk": chunk,
             "commit": commit,
-            "rss_mb": baseline,
+            "rss_mb": rss if peak_rss else 0.0,
+            "peak_rss_mb": peak_rss,
             "tallies": {k: t.to_dict() for k, t in tallies.items()},
         }
         tmp = args.state / f"chunk_{chunk:06d}.json.tmp"
@@ -633,10 +634,11 @@ def report(args: argparse.Namespace) -> dict:
     config = json.loads((args.state / "config.json").read_text())
     files = sorted(args.state.glob("chunk_*.json"))
     tallies: dict[str, Tally] = {}
-    rss, commits = 0.0, Counter()
+    rss, peak_rss, commits = float("inf"), 0.0, Counter()
     for f in files:
         chunk = json.loads(f.read_text())
-        rss = max(rss, chunk["rss_mb"])
+        if chunk.get("peak_rss_mb"):
+            rss, peak_rss = min(rss, chunk["rss_mb"]), max(peak_rss, chunk["peak_rss_mb"])
         commits[chunk.get("commit", "unknown")] += 1
         for name, t in chunk["tallies"].items():
             tallies.setdefault(name, Tally()).merge(t)
@@ -660,7 +662,8 @@ def report(args: argparse.Namespace) -> dict:
         "max_seconds": total.max_seconds,
         "max_cpu_seconds": total.max_cpu_seconds,
         "max_mb": total.max_mb,
-        "worker_rss_mb": rss,
+        "worker_rss_mb": rss if peak_rss else 0.0,
+        "worker_peak_rss_mb": peak_rss,
         "goals": {"seconds": GOAL_SECONDS, "mb": GOAL_MB},
         "targets": {k: v.to_dict() for k, v in tallies.items()},
         "environment": {
@@ -689,7 +692,10 @@ def markdown(result: dict, tallies: dict[str, Tally]) -> str:
         f"`OMP_NUM_THREADS=1`), commit {result['environment']['commit']}, seed {result['seed']}. Every input must be "
         "refused with `FormatError` or decode to the declared shape (seed files: to their exact output); time and "
         "peak resident memory (VmHWM, reset per input; increase over the resident memory before the input) per "
-        f"input. The worker process holds {result['worker_rss_mb']:.0f} MB before an input (models, torch).",
+        f"input. The worker process holds at least {result['worker_rss_mb']:.0f} MB before an input (models, torch) "
+        f"and at most {result['worker_peak_rss_mb']:.0f} MB at any input's peak: no input needed more than "
+        f"{result['worker_peak_rss_mb'] - result['worker_rss_mb']:.0f} MB beyond that (the per-input increase below "
+        "counts only memory not already held from earlier inputs).",
         "",
         f"* inputs: **{result['inputs']:,}**; failures (crashes, wrong decodes): **{result['failures']}**; "
         f"hangs: **{result['hangs']}** — goal 1,000,000 / 0 / 0: {ok(result['inputs'] >= 1_000_000 and not result['failures'] and not result['hangs'])}",
@@ -700,13 +706,15 @@ def markdown(result: dict, tallies: dict[str, Tally]) -> str:
         f"* any input: slowest {result['max_seconds']:.3f} s (CPU {result['max_cpu_seconds']:.3f} s), most memory "
         f"{result['max_mb']:.0f} MB",
         "",
-        "| target | inputs | refused | decoded | failures | hangs | crafted | median s | p99.9 s | max s | max MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| target | inputs | refused | decoded | failures | hangs | crafted | median s | p99.9 s | max s | max CPU s "
+        "| max MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, t in tallies.items():
         lines.append(
             f"| {name} | {t.inputs:,} | {t.refused:,} | {t.decoded:,} | {t.failures} | {t.hangs} | {t.crafted:,} "
-            f"| {t.quantile(0.5):.0e} | {t.quantile(0.999):.0e} | {t.max_seconds:.3f} | {t.max_mb:.0f} |"
+            f"| {t.quantile(0.5):.0e} | {t.quantile(0.999):.0e} | {t.max_seconds:.3f} | {t.max_cpu_seconds:.3f} "
+            f"| {t.max_mb:.0f} |"
         )
     lines += ["", "Inputs per mutation:", ""]
     ops = Counter()
