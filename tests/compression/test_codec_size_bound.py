@@ -13,6 +13,7 @@ import pytest
 from varinf.compression import FormatError, compress_image, decompress_image
 from varinf.compression.coding.ans import FLOOR_SCALE, AnsStack, CodingError, growth_floor
 from varinf.compression.coding.tables import DiscreteTable
+from varinf.compression.lossy.latents import FactorizedLatent
 from varinf.compression.lossy.size_bound import (
     SLACK_BITS,
     check_encoded,
@@ -132,3 +133,32 @@ def test_an_empty_payload_declaring_an_image_is_refused(tiny_codec, picture):
     header = bytearray(data[: 20 + 11]) + struct.pack("<I", 0)
     with pytest.raises(FormatError, match=r"payload \(0 bytes, too few"):
         decompress_image(bytes(header) + struct.pack("<I", zlib.crc32(bytes(header))), tiny_codec)
+
+
+def _mode(table, rows: np.ndarray) -> np.ndarray:
+    """The most probable value of each row in ``rows``."""
+    modes = np.array([table.offsets[k] + int(np.argmax(table.pmfs[k][:-1])) for k in range(len(table))])
+    return modes[rows]
+
+
+@pytest.mark.parametrize("prior", ["hyperprior", "factorized"])
+def test_the_cheapest_stream_of_a_size_is_accepted(prior):
+    """Every latent at its row's most probable value (the smallest file of that size we can build) passes the
+    encoder's and the decoder's size checks and decodes."""
+    codec = make_tiny_codec(prior)
+    tables = codec.tables()
+    h, w = 256, 192
+    y_shape = (1, 8, h // 16, w // 16)
+    stack = AnsStack()
+    if prior == "factorized":
+        rows = FactorizedLatent._channel_index(y_shape)
+        stack.push(_mode(tables.y_table, rows), rows, tables.y_table)
+    else:
+        z_rows = FactorizedLatent._channel_index((1, 8, h // 64, w // 64))
+        z = _mode(tables.z_table, z_rows)
+        y_rows = codec.latent._scale_index(z, tables)
+        stack.push(_mode(tables.y_table, y_rows), y_rows, tables.y_table)
+        stack.push(z, z_rows, tables.z_table)
+    check_encoded(stack)
+    assert latent_floor(tables, y_shape) <= (stack.num_bits() + SLACK_BITS) * FLOOR_SCALE
+    assert codec.decompress(stack.words(), (h, w), 0.0).shape == (1, 3, h, w)
