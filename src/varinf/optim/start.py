@@ -3,7 +3,6 @@ posterior has a proper mode, and the family built around them (shared by every f
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,25 +12,11 @@ from torch import Tensor, nn
 
 from ..families import AbstractFamily, make_family
 from ..models import Model
+from ..models.model import distribution_validation
 from .config import FitConfig
 from .laplace import LaplaceInit, laplace_init, preconditioned_family
 
 __all__ = ["Start", "build_family", "distribution_validation", "initial_point", "start"]
-
-
-@contextlib.contextmanager
-def distribution_validation(enabled: bool):
-    """Switch torch.distributions argument/support validation on or off (restored afterwards).
-
-    Fits run with it off: ``model.check()`` has evaluated the log joint once with it on, and per step the
-    validation of every Distribution built inside a user's log joint costs more ops than the arithmetic
-    (eight schools: about 340 tensor ops per step with it)."""
-    old = torch.distributions.Distribution._validate_args
-    torch.distributions.Distribution.set_default_validate_args(enabled)
-    try:
-        yield
-    finally:
-        torch.distributions.Distribution.set_default_validate_args(old)
 
 
 def initial_point(model: Model, init, generator: torch.Generator | None = None) -> Tensor:
