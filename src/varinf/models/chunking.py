@@ -50,13 +50,12 @@ def reduced_sum(
     Returns ``(*S,)``; differentiable in ``inputs`` (first order when chunked or distributed).
     """
     inputs = tuple(inputs)
-    grad = torch.is_grad_enabled() and any(t.requires_grad for t in inputs)
-    if not grad:
+    if world.size == 1 and len(chunks) == 1:  # plain autograd (and torch.func transforms) see through
+        return fn(inputs, chunks[0])
+    if not (torch.is_grad_enabled() and any(t.requires_grad for t in inputs)):
         with torch.no_grad():
             total = _sum(fn(inputs, c) for c in chunks)
         return all_reduce_sum(total, world) if world.size > 1 else total
-    if world.size == 1 and len(chunks) == 1:
-        return fn(inputs, chunks[0])
     return _ChunkedSum.apply(fn, chunks, world, *inputs)
 
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.distributions import biject_to
 from torch.distributions.transforms import ComposeTransform, IndependentTransform, Transform
 
+from ..distributed import World
 from .chunking import DEFAULT_MAX_MEMORY, reduced_sum, rows_per_chunk
 from .errors import ModelError
 from .latent import Latent
@@ -264,10 +265,12 @@ class Model(nn.Module):
         return torch.utils._pytree.tree_map(lambda o: o.reshape(*S, *o.shape[1:]), out)
 
     # ------------------------------------------------------------------ sums over the plate
-    def likelihood_sum(self, z: Mapping[str, Tensor], rows: Mapping[str, Tensor] | None = None) -> Tensor:
+    def likelihood_sum(
+        self, z: Mapping[str, Tensor], rows: Mapping[str, Tensor] | None = None, across_processes: bool = True
+    ) -> Tensor:
         r""":math:`\sum_i \log p(x_i \mid z)` over ``rows`` (a dict of this process's rows; default: all of
-        them), summed over the processes of a distributed model; ``(*S,)``. Evaluated in chunks within
-        ``max_memory`` (:mod:`.chunking`)."""
+        them), summed over the processes of a distributed model (unless ``across_processes=False``); ``(*S,)``.
+        Evaluated in chunks within ``max_memory`` (:mod:`.chunking`)."""
         names = list(z)
         S = self._batch_shape(z)
         n = self.plate.size if rows is None else int(next(iter(rows.values())).shape[0])
@@ -288,7 +291,7 @@ class Model(nn.Module):
                 raise ModelError(_lik_shape_message(self.name, tuple(ll.shape), tuple(S), b, self._vectorized))
             return ll.sum(-1)
 
-        world = self.plate.world
+        world = self.plate.world if across_processes else World()
         return reduced_sum(chunk_sum, [z[k] for k in names], chunks, world)
 
     def pointwise_log_likelihood(self, z: Mapping[str, Tensor], data: Mapping[str, Tensor] | None = None) -> Tensor:
