@@ -307,12 +307,15 @@ class Model(nn.Module):
         return torch.cat(parts, -1)
 
     # ------------------------------------------------------------------ derived quantities and replicated data
-    def derived_quantities(self, z: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        """``derived(**z, data)`` for latents ``(*S, *shape)``: ``{name: (*S, ...)}`` (empty without ``derived``)."""
+    def derived_quantities(
+        self, z: Mapping[str, Tensor], data: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """``derived(**z, data)`` for latents ``(*S, *shape)`` over ``data`` (default: the model's rows):
+        ``{name: (*S, ...)}`` (empty without ``derived``)."""
         fn = self._derived_fn
         if fn is None:
             return {}
-        out = self._call_generator(fn, z, self.data, "error", "derived")
+        out = self._call_generator(fn, z, self.data if data is None else data, "error", "derived")
         clash = sorted(set(out) & {lat.name for lat in self.latents})
         if clash:
             raise ModelError(f"{self.name}: derived quantities {clash} have the same names as latents")

@@ -104,6 +104,7 @@ def advi(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         method="advi",
         family_name=label,
         batch_size=config.batch_size,
+        family_kwargs=dict(family_kwargs),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -80,6 +81,7 @@ class FitResult:
         method: the fitting method that ran (``"advi"``, ...).
         family_name: the family the user asked for (``"fullrank"``, ...), whatever wraps it internally.
         batch_size: data rows per step of a minibatch fit (``None``: every row at every step).
+        family_kwargs: the keyword arguments the family was built with (``rank=3``), for :meth:`save`.
     """
 
     model: Any
@@ -100,6 +102,7 @@ class FitResult:
     method: str = "advi"
     family_name: str = ""
     batch_size: int | None = None
+    family_kwargs: dict = field(default_factory=dict)
     _for_draws: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -187,6 +190,20 @@ class FitResult:
         if hasattr(self._for_draws, "describe"):
             footer.append(self._for_draws.describe())
         return Summary(rows, tuple(quantiles), header, footer)
+
+    def predict(self, data=None, num_draws: int = 1000, seed: int | None = 0):
+        """Posterior predictive draws for ``data`` (new rows; default: the model's own), see
+        :func:`varinf.optim.predict.predict`."""
+        from .predict import predict
+
+        return predict(self, data, num_draws, seed)
+
+    def save(self, path) -> Path:
+        """Write this fit to ``path`` (``.safetensors``, safetensors + JSON, no pickle); read it back with
+        ``varinf.load(path, model)`` (:mod:`varinf.optim.persist`)."""
+        from .persist import save_result
+
+        return save_result(self, path)
 
     def _summary_elbo(self, n: int, seed: int) -> tuple[float, float]:
         """The diagnostics' ELBO when there are some (same q, no second pass over the data); else a fresh
