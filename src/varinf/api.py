@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from .diagnostics import diagnose as _diagnose
 from .optim import FitConfig, FitResult, optimize
 from .optim.persist import load_result
@@ -47,6 +49,12 @@ def fit(
             Monte Carlo standard error, and a :class:`~varinf.diagnostics.DiagnosticWarning` when
             :math:`\hat k` says q is unreliable (Yao et al. 2018, arXiv:1802.02538).
         diagnose_draws: ``S``; at least 2200 for the full 0.7 threshold (see :func:`~varinf.diagnostics.khat_threshold`).
+            With more than 50,000 data rows the draws' log densities are estimated from a subsample with a
+            stated error (:mod:`varinf.models.subsample`).
+
+    Minibatches (``batch_size=B``, models with data): see :mod:`varinf.optim.minibatch`. Under ``torchrun``
+    with a ``Model(..., distributed=True)`` every process runs this same call on its block of rows; results
+    agree on every process, and only rank 0 shows progress and warnings.
 
     Returns:
         :class:`~varinf.optim.FitResult`; ``result.summary()`` ends with the diagnostic lines.
@@ -61,6 +69,16 @@ def fit(
         >>> res.diagnostics.verdict
         'good'
     """
+    if getattr(model, "distributed", False) and not model.plate.world.is_main:
+        # every process runs the same fit in lockstep (collectives inside the model); rank 0 reports
+        options["progress"] = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options)
+    return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options)
+
+
+def _fit(model, family, objective, method, config, diagnose, diagnose_draws, options) -> FitResult:
     result = optimize(model, family, objective, method=method, config=config, **options)
     if diagnose:
         seed = options.get("seed", config.seed if config is not None else 0)

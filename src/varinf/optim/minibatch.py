@@ -106,14 +106,15 @@ class MinibatchLogDensity:
         return plate.rows(plate.local(index).to(plate.data[plate.names[0]].device))
 
     def _track(self, u: Tensor) -> None:
-        """Running mean of the draws since the last anchor; re-anchor there after 1, 2, 4, ... epochs."""
-        flat = u.detach().reshape(-1, u.shape[-1]).double()
-        self._sum = flat.sum(0) if self._sum is None else self._sum + flat.sum(0)
-        self._count += flat.shape[0]
-        if self.calls >= self._next_anchor:
+        """Running mean of the draws since the last anchor; after 1, 2, 4, ... whole epochs the anchor moves
+        there (at an epoch boundary, so that every epoch's batches share one anchor)."""
+        if self.calls - 1 == self._next_anchor and self._count:
             self.set_anchor((self._sum / self._count).to(u.dtype))
             self._sum, self._count = None, 0
             self._next_anchor *= 2
+        flat = u.detach().reshape(-1, u.shape[-1]).double()
+        self._sum = flat.sum(0) if self._sum is None else self._sum + flat.sum(0)
+        self._count += flat.shape[0]
 
     def __call__(self, u: Tensor) -> Tensor:
         self.calls += 1
@@ -141,13 +142,15 @@ def laplace_start(model: Model, u0: Tensor, rows: int = LAPLACE_ROWS, newton_ste
     """:func:`~varinf.optim.laplace.laplace_init` (four L-BFGS starts), on a subsample of ``rows`` rows when the
     model has more, followed by Newton steps with the full-data gradient (see the module docstring)."""
     generator = torch.Generator().manual_seed(0)
-    if not model.has_plate or model.num_rows <= rows:
+    N = model.num_rows if model.has_plate else 0
+    if not model.has_plate or (N <= rows and not model.distributed):
         return laplace_init(model.log_density, u0, extra_starts=3, generator=generator)
-    N = model.num_rows
-    index = torch.randperm(N, generator=torch.Generator().manual_seed(1))[:rows].sort().values
+    # every process gathers the same rows (all of them when N <= rows), so the start is identical everywhere
+    m = min(rows, N)
+    index = torch.arange(N) if m == N else torch.randperm(N, generator=torch.Generator().manual_seed(1))[:m].sort().values
     sub = model.plate.gather(index.to(u0.device))
-    found = laplace_init(_subsample_density(model, sub, N / rows), u0, extra_starts=3, generator=generator)
-    if not found.ok:
+    found = laplace_init(_subsample_density(model, sub, N / m), u0, extra_starts=3, generator=generator)
+    if not found.ok or m == N:
         return found
     H, mode = found.precision, found.mode
     chol = torch.linalg.cholesky(H)
