@@ -64,8 +64,13 @@ def run_fit(args: argparse.Namespace) -> int:
             seed=args.seed,
             dtype=torch.float64 if args.float64 else None,
             progress=False if args.no_progress else None,
+            batch_size=args.batch_size,
         )
+    if getattr(model, "distributed", False) and not model.plate.world.is_main:
+        return 0  # under torchrun: rank 0 reports
     print(result.summary(n=args.draws))
+    if args.save:
+        print(f"saved to {result.save(args.save)}")
     return 0
 
 
@@ -84,5 +89,7 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--draws", type=int, default=4000, help="draws for the summary")
     p.add_argument("--float64", action="store_true")
+    p.add_argument("--batch-size", type=int, default=None, help="fit on minibatches of this many data rows")
+    p.add_argument("--save", default=None, help="write the fit to this .safetensors file (varinf.load reads it)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_fit)

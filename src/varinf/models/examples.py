@@ -129,8 +129,8 @@ class LogisticRegression(Model):
     r""":math:`\beta\sim N(0,s^2 I_d)`, :math:`\alpha\sim N(0,s^2)`,
     :math:`y_n\sim\mathrm{Bernoulli}(\mathrm{logit}^{-1}(x_n^\top\beta+\alpha))`.
 
-    Data: ``{"X": (N, d), "y": (N,), "flip": (N,)}`` with ``flip = 1 - 2y`` precomputed, because
-    :math:`\log \mathrm{Bern}(y \mid \sigma(l)) = -\mathrm{softplus}((1 - 2y)\, l)` is the fewest ops per step.
+    Data: ``{"X": (N, d), "y": (N,)}``. The likelihood is written for few ops per step:
+    :math:`\log \mathrm{Bern}(y \mid \sigma(l)) = -\mathrm{softplus}((1 - 2y)\, l)`.
     """
 
     def __init__(self, X: Tensor, y: Tensor, prior_scale: float = 1.0, intercept: bool = True, **model_kw):
@@ -138,8 +138,7 @@ class LogisticRegression(Model):
         if not bool(((y == 0) | (y == 1)).all()):
             raise ValueError("y must contain only 0 and 1")
         latents = [Latent("beta", (X.shape[1],))] + ([Latent("alpha")] if intercept else [])
-        data = {"X": X, "y": y, "flip": 1 - 2 * y}
-        super().__init__(latents, data=data, simulate=self._simulate, name="logistic_regression", **model_kw)
+        super().__init__(latents, data={"X": X, "y": y}, simulate=self._simulate, name="logistic_regression", **model_kw)
         self.prior_scale = float(prior_scale)
         self.intercept = intercept
 
@@ -166,7 +165,7 @@ class LogisticRegression(Model):
         return logits if alpha is None else logits + alpha.unsqueeze(-1)
 
     def log_likelihood(self, data, beta: Tensor, alpha: Tensor | None = None) -> Tensor:
-        return -F.softplus(self.logits(data, beta, alpha) * data["flip"])
+        return -F.softplus(self.logits(data, beta, alpha) * (1 - 2 * data["y"]))
 
     def _simulate(self, beta: Tensor, data, alpha: Tensor | None = None) -> dict[str, Tensor]:
         return {"y": torch.bernoulli(torch.sigmoid(self.logits(data, beta, alpha)))}
