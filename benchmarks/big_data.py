@@ -403,7 +403,10 @@ def markdown(report: dict) -> str:
                     lines += [f"varinf minibatch fit / fastest NumPyro to 0.1 sd: **{v['fit_s'] / min(times):.2f}** "
                               f"(with diagnostics + summary: {v['fit_diagnostics_summary_s'] / min(times):.2f}).", ""]  # fmt: skip
                 elif v["mean_err"] <= 0.1:
-                    lines += [f"NumPyro did not stay within 0.1 sd within its budget at any lr; varinf took {v['fit_s']:.1f} s.", ""]
+                    lines += [
+                        f"NumPyro did not stay within 0.1 sd within its budget at any lr; varinf took {v['fit_s']:.1f} s.",
+                        "",
+                    ]
         tp = r.get("throughput")
         if tp:
             one, two = tp[1], tp[2]

@@ -138,7 +138,9 @@ class LogisticRegression(Model):
         if not bool(((y == 0) | (y == 1)).all()):
             raise ValueError("y must contain only 0 and 1")
         latents = [Latent("beta", (X.shape[1],))] + ([Latent("alpha")] if intercept else [])
-        super().__init__(latents, data={"X": X, "y": y}, simulate=self._simulate, name="logistic_regression", **model_kw)
+        super().__init__(
+            latents, data={"X": X, "y": y}, simulate=self._simulate, name="logistic_regression", **model_kw
+        )
         self.prior_scale = float(prior_scale)
         self.intercept = intercept
 

@@ -147,7 +147,9 @@ def laplace_start(model: Model, u0: Tensor, rows: int = LAPLACE_ROWS, newton_ste
         return laplace_init(model.log_density, u0, extra_starts=3, generator=generator)
     # every process gathers the same rows (all of them when N <= rows), so the start is identical everywhere
     m = min(rows, N)
-    index = torch.arange(N) if m == N else torch.randperm(N, generator=torch.Generator().manual_seed(1))[:m].sort().values
+    index = (
+        torch.arange(N) if m == N else torch.randperm(N, generator=torch.Generator().manual_seed(1))[:m].sort().values
+    )
     sub = model.plate.gather(index.to(u0.device))
     found = laplace_init(_subsample_density(model, sub, N / m), u0, extra_starts=3, generator=generator)
     if not found.ok or m == N:
