@@ -34,7 +34,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SIZES = {"1m": (1_000_000, 20), "10m": (10_000_000, 10)}
 BATCH = 1000
 SEED = 0
-NUMPYRO_LRS = (1e-2, 3e-3, 1e-3)
+NUMPYRO_LRS = (1e-2, 1e-3, 3e-4, 1e-4)
 
 
 # ----------------------------------------------------------------------------- data and reference
@@ -305,7 +305,7 @@ def main():
     ap.add_argument("--numpyro-budget-s", type=float, default=120.0)
     ap.add_argument("--numpyro-chunk", type=int, default=500)
     ap.add_argument("--throughput-steps", type=int, default=60)
-    ap.add_argument("--full-max-steps", type=int, default=4000)
+    ap.add_argument("--full-max-steps", default="1m:4000,10m:600", help="full-batch step caps per size")
     ap.add_argument("--skip", default="", help="comma-separated methods to leave out")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--method", default=None, help=argparse.SUPPRESS)
@@ -323,7 +323,8 @@ def main():
             Path(f"{args.result}.rank{os.environ['RANK']}").write_text(json.dumps(result))
         return
     if args.quick:
-        args.numpyro_budget_s, args.numpyro_steps, args.throughput_steps, args.full_max_steps = 20.0, 20_000, 20, 200
+        args.numpyro_budget_s, args.numpyro_steps, args.throughput_steps = 20.0, 20_000, 20
+        args.full_max_steps = "1m:200,10m:50"
     tmp = Path(tempfile.mkdtemp(prefix="big_data_"))
     args.reference_path = lambda size: tmp / f"reference_{size}.json"
     skip = set(filter(None, args.skip.split(",")))
@@ -339,7 +340,8 @@ def main():
         for method in ("varinf_minibatch", "numpyro", "varinf_full"):
             if method in skip:
                 continue
-            extra = ("--max-steps", str(args.full_max_steps)) if method == "varinf_full" else ()
+            caps = dict(kv.split(":") for kv in args.full_max_steps.split(","))
+            extra = ("--max-steps", caps.get(size, "4000")) if method == "varinf_full" else ()
             r[method] = _spawn(method, size, args, tmp / f"{method}_{size}.json", extra)
         if "throughput" not in skip and size == "1m":
             r["throughput"] = {w: _spawn("throughput", size, args, tmp / f"tp{w}_{size}.json", world=w) for w in (1, 2)}
