@@ -43,6 +43,7 @@ class Plate(nn.Module):
             raise ModelError(f"{owner}: data must be a non-empty dict of tensors, got {type(data).__name__}")
         sizes = {}
         self.names: tuple[str, ...] = tuple(data)
+        self.tensors = nn.Module()  # the buffers, in a module of their own: any name but nn.Module's own
         for name, v in data.items():
             if not isinstance(name, str) or not name.isidentifier():
                 raise ModelError(f"{owner}: data name {name!r} is not a Python identifier")
@@ -59,7 +60,7 @@ class Plate(nn.Module):
                 raise ModelError(f"{owner}: data[{name!r}] contains NaN or infinite values")
             sizes[name] = int(t.shape[0])
             try:
-                self.register_buffer(name, t)
+                self.tensors.register_buffer(name, t)
             except KeyError:
                 raise ModelError(f"{owner}: data name {name!r} is reserved; rename it") from None
         first = self.names[0]
@@ -87,13 +88,13 @@ class Plate(nn.Module):
     @property
     def data(self) -> dict[str, Tensor]:
         """``{name: tensor}`` of this process's rows."""
-        return {n: getattr(self, n) for n in self.names}
+        return {n: getattr(self.tensors, n) for n in self.names}
 
     def rows(self, index: Tensor | slice) -> dict[str, Tensor]:
         """The rows at local ``index`` (an index tensor or a slice) of every tensor."""
         if isinstance(index, Tensor):  # index_select: a fraction of advanced indexing's overhead
-            return {n: torch.index_select(getattr(self, n), 0, index) for n in self.names}
-        return {n: getattr(self, n)[index] for n in self.names}
+            return {n: torch.index_select(getattr(self.tensors, n), 0, index) for n in self.names}
+        return {n: getattr(self.tensors, n)[index] for n in self.names}
 
     def chunks(self, rows_per_chunk: int) -> Iterator[dict[str, Tensor]]:
         """Consecutive runs of at most ``rows_per_chunk`` local rows (views, no copies)."""
@@ -115,7 +116,7 @@ class Plate(nn.Module):
         keep = (global_index >= self.offset) & (global_index < self.offset + self.size)
         out = {}
         for n in self.names:
-            v = getattr(self, n)
+            v = getattr(self.tensors, n)
             buf = v.new_zeros((global_index.numel(), *v.shape[1:]), dtype=_summable(v.dtype))
             buf[keep] = v[global_index[keep] - self.offset].to(buf.dtype)
             out[n] = all_reduce_sum(buf, self.world).to(v.dtype)
@@ -126,17 +127,15 @@ class Plate(nn.Module):
         enough to tell whether a saved fit belongs to these data."""
         sums = torch.zeros(2 * len(self.names), dtype=torch.float64)
         for i, n in enumerate(self.names):
-            v = getattr(self, n).detach()
             for c in self.chunks(1 << 20):
-                x = c[n].to("cpu", torch.float64)
+                x = c[n].detach().to("cpu", torch.float64)
                 sums[2 * i] += x.sum()
                 sums[2 * i + 1] += x.square().sum()
-            del v
         all_reduce_sum(sums, self.world)
         return {
             "rows": self.total,
             "tensors": {
-                n: {"dtype": str(getattr(self, n).dtype).replace("torch.", ""), "row_shape": list(getattr(self, n).shape[1:]),
+                n: {"dtype": str(getattr(self.tensors, n).dtype).replace("torch.", ""), "row_shape": list(getattr(self.tensors, n).shape[1:]),
                     "sum": sums[2 * i].item(), "sum_sq": sums[2 * i + 1].item()}
                 for i, n in enumerate(self.names)
             },
@@ -144,7 +143,8 @@ class Plate(nn.Module):
 
     def extra_repr(self) -> str:
         shapes = ", ".join(
-            f"{n}: {tuple(getattr(self, n).shape[1:])} {str(getattr(self, n).dtype)[6:]}" for n in self.names
+            f"{n}: {tuple(getattr(self.tensors, n).shape[1:])} {str(getattr(self.tensors, n).dtype)[6:]}"
+            for n in self.names
         )
         where = f", rows {self.offset}..{self.offset + self.size} on rank {self.world.rank}" if self.distributed else ""
         return f"{self.total} rows of {{{shapes}}}{where}"
