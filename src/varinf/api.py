@@ -92,7 +92,7 @@ def load(path, model=None, *, family=None, diagnose: bool = False, diagnose_draw
     Args:
         path: the ``.safetensors`` file (the suffix may be omitted).
         model: the model that was fitted, checked against the saved fingerprint (latents and the data's row
-            count, names, dtypes, shapes and sums); may be omitted for a built-in example on its default data.
+            count, names, row shapes and sums); may be omitted for a built-in example on its default data.
         family: a fresh module of the fitted family's class, needed only for a family of a non-built-in class.
         diagnose: recompute the diagnostics (k-hat, log evidence) on the loaded q.
 

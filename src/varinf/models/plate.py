@@ -80,6 +80,9 @@ class Plate(nn.Module):
         self.offset = int(counts[: self.world.rank].sum())  # global index of this process's first row
         if self.total == 0:
             raise ModelError(f"{owner}: data has no rows")
+        self._fingerprint = None
+        if self.distributed:  # a collective: computed now, while every process is here (rank 0 alone may save)
+            self.fingerprint()
 
     @property
     def distributed(self) -> bool:
@@ -124,7 +127,9 @@ class Plate(nn.Module):
 
     def fingerprint(self) -> dict[str, object]:
         """Names, dtypes, row shapes, total rows and float64 sums of every tensor (summed over processes):
-        enough to tell whether a saved fit belongs to these data."""
+        enough to tell whether a saved fit belongs to these data. Computed once (data are not meant to change)."""
+        if self._fingerprint is not None:
+            return self._fingerprint
         sums = torch.zeros(2 * len(self.names), dtype=torch.float64)
         for i, n in enumerate(self.names):
             for c in self.chunks(1 << 20):
@@ -132,7 +137,7 @@ class Plate(nn.Module):
                 sums[2 * i] += x.sum()
                 sums[2 * i + 1] += x.square().sum()
         all_reduce_sum(sums, self.world)
-        return {
+        self._fingerprint = {
             "rows": self.total,
             "tensors": {
                 n: {"dtype": str(getattr(self.tensors, n).dtype).replace("torch.", ""), "row_shape": list(getattr(self.tensors, n).shape[1:]),
@@ -140,6 +145,7 @@ class Plate(nn.Module):
                 for i, n in enumerate(self.names)
             },
         }  # fmt: skip
+        return self._fingerprint
 
     def extra_repr(self) -> str:
         shapes = ", ".join(

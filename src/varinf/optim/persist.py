@@ -11,7 +11,7 @@ One file (``.safetensors``; the suffix is added when missing), written atomicall
 
 **The model is not in the file** (a model is code). Loading needs it back: ``varinf.load(path, model)``
 checks that ``model`` is the one that was fitted by its *fingerprint* — the latents (names, shapes,
-supports) and, for a model with data, the data's row count, names, dtypes, row shapes and float64 sums
+supports) and, for a model with data, the data's row count, names, row shapes and float64 sums
 (:meth:`varinf.models.Plate.fingerprint`) — and raises a one-line error naming what differs. A built-in
 example on its default data loads without the model: ``varinf.load(path)``. A family given as a module of
 another class than the built-in ones must be passed too (``family=``), freshly constructed.
@@ -65,10 +65,8 @@ def _differences(saved: dict, now: dict) -> list[str]:
             x, y = a["tensors"].get(name), b["tensors"].get(name)
             if x is None or y is None:
                 out.append(f"data[{name!r}] is only in the {'model' if x is None else 'saved fit'}")
-            elif (x["dtype"], x["row_shape"]) != (y["dtype"], y["row_shape"]):
-                out.append(
-                    f"data[{name!r}] was {x['dtype']} rows of {x['row_shape']}, is {y['dtype']} of {y['row_shape']}"
-                )
+            elif x["row_shape"] != y["row_shape"]:  # dtype may differ: fits may run in another precision
+                out.append(f"data[{name!r}] had rows of shape {x['row_shape']}, has {y['row_shape']}")
             elif any(not math.isclose(x[k], y[k], rel_tol=1e-6, abs_tol=1e-6 * math.sqrt(x["sum_sq"]) + 1e-12)
                      for k in ("sum", "sum_sq")):  # fmt: skip
                 out.append(f"data[{name!r}] has other values")
