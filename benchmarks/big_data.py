@@ -167,6 +167,8 @@ def worker_varinf(n, d, args):
         "converged": res.converged,
         "reason": res.convergence_reason,
         "khat": res.diagnostics.khat,
+        "q_mean": q.mean.tolist(),
+        "q_sd": q.stddev.tolist(),
         "estimate_note": summary.footer[-1] if summary.footer else "",
         "peak_rss_gb": peak_rss_gb(),
     }
@@ -426,6 +428,14 @@ def markdown(report: dict) -> str:
                     budget = max(x["cpu_s"] for x in npy["runs"])
                     lines += [f"NumPyro's iterates did not stay within 0.1 sd at any of its learning rates within "
                               f"{budget:.0f} CPU s each; varinf's fit took {v['fit_cpu_s']:.1f} CPU s.", ""]  # fmt: skip
+        full = r.get("varinf_full")
+        if v is not None and full is not None and "q_sd" in v and "q_sd" in full:
+            import numpy as np
+
+            ratio = np.array(v["q_sd"]) / np.array(full["q_sd"])
+            shift = np.max(np.abs(np.array(v["q_mean"]) - full["q_mean"]) / np.array(full["q_sd"]))
+            lines += [f"Minibatch vs full-batch VI (same family): sds {ratio.min():.3f}–{ratio.max():.3f} of full batch's, "
+                      f"means {shift:.3f} full-batch sds apart.", ""]  # fmt: skip
         tp = r.get("throughput")
         if tp:
             one, two = tp["1"] if "1" in tp else tp[1], tp["2"] if "2" in tp else tp[2]
