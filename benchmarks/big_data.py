@@ -386,7 +386,7 @@ def markdown(report: dict) -> str:
              f"(`taskset -c 0`), commit {report['commit']}. Errors: max over (beta, alpha) of |mean − Laplace "
              "mean| / Laplace sd (reference: Newton in float64 on all rows). Times are CPU seconds of the "
              "single-threaded process (robust on a shared machine) and wall seconds (\"load\" = 1-min load "
-             "average when the process started; 2 cores).", ""]  # fmt: skip
+             "average when the process started; 2 cores).", "", *report.get("notes", []), ""]  # fmt: skip
     for r in report["results"].values():
         ref = r["reference"]
         lines += [f"## {r['rows']:,} rows × {r['features']} features", "",
