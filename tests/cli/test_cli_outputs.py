@@ -32,8 +32,9 @@ def test_fit_output_folder_holds_draws_and_summary(workdir, tmp_path, capsys):
     assert "mu" in (out / "summary.txt").read_text() and "PSIS k-hat" in (out / "summary.txt").read_text()
     idata = az.from_netcdf(out / "draws.nc")
     mu = idata.posterior["mu"].values
-    assert mu.shape == (1, 300) and abs(mu.mean() - record["posterior"]["mu"]["mean"]) < 0.1
+    assert mu.shape == (4, 75) and abs(mu.mean() - record["posterior"]["mu"]["mean"]) < 0.1  # 4 pseudo-chains
     assert "log_weight" in idata.sample_stats
+    assert (out / "fit.safetensors").is_file()  # the fit itself, for varinf.load
     # a second run keeps the first one's files unless --force
     before = snapshot(out)
     code, _, err = run_cli(["fit", workdir / "good.py", "-o", out, *FIT], capsys)
@@ -49,7 +50,7 @@ def test_fit_output_without_arviz_is_safetensors(workdir, tmp_path, capsys, monk
     monkeypatch.setattr(arviz_adapter, "have_arviz", lambda: False)
     code, stdout, err = run_cli(["fit", workdir / "good.py", "-o", tmp_path, "--quiet", *FIT], capsys)
     assert code == 0 and stdout == "", err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["draws.safetensors", "summary.json", "summary.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["draws.safetensors", "fit.safetensors", "summary.json", "summary.txt"]
     tensors, meta = read_safetensors(tmp_path / "draws.safetensors", format="varinf.draws/1")
     assert tensors["posterior/mu"].shape == (300,) and tensors["sample_stats/log_weight"].shape == (300,)
     assert meta["model"] == "good"

@@ -40,7 +40,7 @@ from .paths import check_output_folder, input_file, writing
 
 __all__ = ["add_fit_options", "fit_options", "fit_record", "load_model", "register", "run_fit"]
 
-SUMMARY_TXT, SUMMARY_JSON = "summary.txt", "summary.json"
+SUMMARY_TXT, SUMMARY_JSON, FIT_FILE = "summary.txt", "summary.json", "fit.safetensors"
 
 
 def _line_in(e: BaseException, path: Path) -> int | None:
@@ -182,26 +182,31 @@ def _write_draws(result, tmp: Path, n: int, seed: int) -> None:
 def run_fit(args: argparse.Namespace) -> int:
     from .. import fit
     from ..diagnostics import DiagnosticWarning
+    from ..optim.persist import save_result
 
     outputs = []
     if args.output is not None:
         inputs = [args.target] if Path(args.target).suffix == ".py" else []
-        outputs = check_output_folder(args.output, [_draws_name(), SUMMARY_TXT, SUMMARY_JSON], inputs=inputs,
-                                      force=args.force)  # fmt: skip
+        outputs = check_output_folder(args.output, [_draws_name(), SUMMARY_TXT, SUMMARY_JSON, FIT_FILE],
+                                      inputs=inputs, force=args.force)  # fmt: skip
     objective = _objective(args)  # its own checks (e.g. dreg needs iwae) before the model file runs
     model = load_model(args.target)
     with warnings.catch_warnings():
         # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning
         warnings.simplefilter("ignore", DiagnosticWarning)
-        result = fit(model, objective=objective, method=args.method, **fit_options(args))
+        result = fit(model, objective=objective, method=args.method, batch_size=args.batch_size, **fit_options(args))
+    if getattr(model, "distributed", False) and not model.plate.world.is_main:
+        return 0  # under torchrun: rank 0 reports and writes
     summary = result.summary(n=args.draws, seed=args.seed)
     record = fit_record(result, summary)
     if outputs:
-        with writing(outputs, force=args.force) as (draws, txt, js):
+        with writing(outputs, force=args.force) as (draws, txt, js, saved):
             _write_draws(result, draws, args.draws, args.seed)
             txt.write_text(f"{summary}\n", encoding="utf-8")
             js.write_text(to_json(record) + "\n", encoding="utf-8")
-    emit(args, lambda: str(summary) + (f"\nwritten to {args.output}/" if outputs else ""), record)
+            save_result(result, saved, add_suffix=False)
+    emit(args, lambda: str(summary) + (f"\nwritten to {args.output}/ (varinf.load reads {FIT_FILE})" if outputs else ""),
+         record)  # fmt: skip
     return 0
 
 
@@ -241,6 +246,9 @@ def register(sub) -> None:
     p.add_argument("--particles", type=integer(1), default=1, help="draws per step (K for IWAE/Renyi)")
     p.add_argument("--alpha", type=number(), default=0.5, help="Renyi alpha")
     p.add_argument("--draws", type=integer(2), default=4000, help="draws of q for the summary and -o")
-    add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ), summary.txt, summary.json")
+    p.add_argument("--batch-size", type=integer(1), default=None,
+                   help="fit on minibatches of this many data rows (models with data)")  # fmt: skip
+    add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ), summary.txt, summary.json and "
+                  "fit.safetensors (varinf.load)")  # fmt: skip
     add_reporting(p)
     p.set_defaults(func=run_fit)

@@ -31,6 +31,7 @@ from .config import FitConfig
 from .convergence import RelativeChange
 from .errors import ConvergenceWarning
 from .loop import StepLoop
+from .minibatch import log_density_for
 from .result import FitResult
 from .start import build_family, start
 from .stepsize import adapt_lr
@@ -67,7 +68,7 @@ def advi(model: Model, family, objective, config: FitConfig, family_kwargs: dict
     s = start(model, config, laplace=isinstance(family, str))
     label = family_label(family)
     family = build_family(family, s, **family_kwargs)
-    model, log_p = s.model, s.model.log_density
+    model, log_p = s.model, log_density_for(s.model, config, s.u0)
     make_opt = config.optimizer or _make_adam
     grad_evals, per_step = s.evaluations, num_particles(objective)
     lr = config.lr
@@ -107,6 +108,8 @@ def advi(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         skipped_steps=loop.skipped,
         method="advi",
         family_name=label,
+        batch_size=config.batch_size,
+        family_kwargs=dict(family_kwargs),
     )
 
 

@@ -60,35 +60,37 @@ def write_safetensors(
     return atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
 
-def _header(data: bytes, path: Path) -> dict:
+def _header(data: bytes, path: Path, what: str) -> dict:
     if len(data) < 8:
-        raise SafetensorsError(f"{path}: corrupt or truncated checkpoint ({len(data)} bytes)")
+        raise SafetensorsError(f"{path}: corrupt or truncated {what} ({len(data)} bytes)")
     (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8:
-        raise SafetensorsError(f"{path}: corrupt or truncated checkpoint (header of {n} bytes, file {len(data)})")
+        raise SafetensorsError(f"{path}: corrupt or truncated {what} (header of {n} bytes, file {len(data)})")
     try:
         return json.loads(data[8 : 8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise SafetensorsError(f"{path}: corrupt checkpoint header ({e})") from None
+        raise SafetensorsError(f"{path}: corrupt {what} header ({e})") from None
 
 
-def read_safetensors(path: str | os.PathLike, *, format: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def read_safetensors(
+    path: str | os.PathLike, *, format: str, what: str = "checkpoint"
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read a file written by :func:`write_safetensors` with the same ``format``; verify it and the checksum.
 
     Returns ``(tensors, meta)``. Raises ``FileNotFoundError`` for a missing file and
-    :class:`SafetensorsError` for a corrupt, truncated or foreign one.
+    :class:`SafetensorsError` for a corrupt, truncated or foreign one; messages call the file a ``what``.
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint: {path}")
+        raise FileNotFoundError(f"no such {what}: {path}")
     data = path.read_bytes()
-    meta = _header(data, path).get("__metadata__") or {}
+    meta = _header(data, path, what).get("__metadata__") or {}
     if meta.get("format") != format:
         raise SafetensorsError(f"{path}: not a {format!r} file (its format is {meta.get('format')!r})")
     try:
         tensors = st_load(data)
     except Exception as e:  # safetensors raises its own error types for malformed data
-        raise SafetensorsError(f"{path}: corrupt or truncated checkpoint ({e})") from None
+        raise SafetensorsError(f"{path}: corrupt or truncated {what} ({e})") from None
     if tensor_digest(tensors) != meta.get("sha256"):
         raise SafetensorsError(
             f"{path}: checksum mismatch, the file is corrupt (tensor data changed since it was saved)"
