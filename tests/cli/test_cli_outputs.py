@@ -196,6 +196,14 @@ def test_ctrl_c_while_compressing_keeps_the_old_file(workdir, tmp_path):
     assert [p.name for p in out.iterdir()] == ["x.vif"] and (out / "x.vif").read_bytes() == b"the previous version"
 
 
+def test_ctrl_c_while_decompressing_leaves_no_file(workdir, tmp_path):
+    out = tmp_path / "out"
+    done = _interrupt_mid_write(tmp_path, ["decompress", workdir / "a.vif", "-o", out / "x.png",
+                                           "--model", workdir / "model"])  # fmt: skip
+    assert done.returncode == 130 and done.stderr == "varinf decompress: interrupted\n", done.stderr
+    assert not out.exists() or list(out.iterdir()) == []  # no partial image, no temporary file
+
+
 def test_ctrl_c_while_fit_writes_its_folder_leaves_no_file(workdir, tmp_path):
     out = tmp_path / "out"
     done = _interrupt_mid_write(tmp_path, ["fit", workdir / "good.py", "-o", out, "--quiet", *QUICK])

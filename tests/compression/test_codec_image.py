@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -112,6 +113,33 @@ def test_image_files_are_read_faithfully(tmp_path, tiny_codec, picture):
     with pytest.raises(ValueError, match=r"transparent\.png: image has transparency \(mode RGBA"):
         compress_file(tmp_path / "transparent.png", tmp_path / "t.vif", 1.0, model=tiny_codec)
     assert not (tmp_path / "t.vif").exists()
+
+
+def test_file_functions_never_replace_their_input(tmp_path, tiny_codec, picture):
+    """compress_file / decompress_file refuse an output that is the input (also through a symlink or a hard link,
+    or a file of the model folder) even with force=True, as the CLI does; nothing is changed."""
+    from PIL import Image
+
+    from varinf.compression import compress_file, decompress_file
+
+    png, vif, model = tmp_path / "in.png", tmp_path / "in.vif", tmp_path / "model"
+    Image.fromarray(picture[:16, :16]).save(png)
+    compress_file(png, vif, 1.0, model=tiny_codec)
+    save_codec(tiny_codec, model)
+    for src in (png, vif):
+        (tmp_path / f"link{src.suffix}").symlink_to(src)
+        os.link(src, tmp_path / f"hard{src.suffix}")
+    before = {p: p.read_bytes() for p in [png, vif, *model.iterdir()]}
+    cases = [(compress_file, png, out) for out in (png, tmp_path / "link.png", tmp_path / "hard.png")]
+    cases += [(decompress_file, vif, out) for out in (vif, tmp_path / "link.vif", tmp_path / "hard.vif")]
+    cases += [(compress_file, png, model / "model.safetensors"), (decompress_file, vif, model / "model.json")]
+    for function, src, out in cases:
+        with pytest.raises(
+            ValueError, match=f"^{re.escape(str(out))}: is the input file.*force=True never replaces an input"
+        ):
+            function(src, out, model=model, force=True)
+    assert {p: p.read_bytes() for p in before} == before
+    assert decompress_file(vif, tmp_path / "out.png", model=model).shape == (16, 16, 3)  # other outputs still work
 
 
 def test_file_from_another_model_is_refused(tiny_codec, picture):

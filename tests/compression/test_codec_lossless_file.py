@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -84,6 +85,23 @@ def test_corrupt_truncated_and_foreign_files_raise_format_error(codec):
     other = BitsBackCodec(codec.vae, latent_bits=6, initial_words=8)
     with pytest.raises(FormatError, match="model"):
         decompress_lossless(data, other)
+
+
+def test_file_functions_never_replace_their_input(tmp_path, codec):
+    """compress_lossless_file / decompress_lossless_file refuse output == input (also through a symlink or a hard
+    link) even with force=True; the input is unchanged."""
+    npy, vif = tmp_path / "in.npy", tmp_path / "in.vif"
+    np.save(npy, digits((3, 6, 6)))
+    lossless_file.compress_lossless_file(npy, vif, model=codec)
+    for src in (npy, vif):
+        (tmp_path / f"link{src.suffix}").symlink_to(src)
+        os.link(src, tmp_path / f"hard{src.suffix}")
+    before = {p: p.read_bytes() for p in (npy, vif)}
+    for function, src in [(lossless_file.compress_lossless_file, npy), (lossless_file.decompress_lossless_file, vif)]:
+        for out in (src, tmp_path / f"link{src.suffix}", tmp_path / f"hard{src.suffix}"):
+            with pytest.raises(ValueError, match=f"^{re.escape(str(out))}: is the input file.*never replaces an input"):
+                function(src, out, model=codec, force=True)
+    assert {p: p.read_bytes() for p in before} == before
 
 
 def test_a_lossy_file_is_not_decoded_as_lossless(codec, tiny_codec):

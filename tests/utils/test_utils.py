@@ -3,6 +3,8 @@ checksummed safetensors refuse damaged files; thread counts are restored."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -13,6 +15,7 @@ from varinf.utils import (
     atomic_write_text,
     num_threads,
     read_safetensors,
+    refuse_input_as_output,
     write_safetensors,
 )
 
@@ -34,6 +37,25 @@ def test_interrupted_write_keeps_old_file_and_leaves_no_temporary(tmp_path, erro
         raise error()
     assert path.read_bytes() == b"old"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_an_input_is_never_an_output_even_through_links(tmp_path):
+    src, other, folder = tmp_path / "in.png", tmp_path / "other.png", tmp_path / "model"
+    src.write_bytes(b"in")
+    other.write_bytes(b"other")
+    folder.mkdir()
+    (folder / "weights.bin").write_bytes(b"w")
+    (tmp_path / "link.png").symlink_to(src)
+    os.link(src, tmp_path / "hard.png")
+    for out, named in [(src, ""), (tmp_path / "link.png", f" ({src})"), (tmp_path / "hard.png", f" ({src})")]:
+        with pytest.raises(ValueError, match="never replaces an input") as e:
+            refuse_input_as_output(out, [src])
+        assert str(e.value).startswith(f"{out}: is the input file{named};")
+    with pytest.raises(ValueError, match=r"weights\.bin: is the input file"):
+        refuse_input_as_output(folder / "weights.bin", [None, src, folder])  # a folder input covers its files
+    for out in (other, tmp_path / "new.png"):  # another file, or one that does not exist yet
+        refuse_input_as_output(out, [src, folder, None, object()])
+    assert src.read_bytes() == b"in"
 
 
 def test_overwrite_off_refuses_existing_file(tmp_path):

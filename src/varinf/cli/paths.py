@@ -31,7 +31,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from ..utils import atomic_output
+from ..utils import atomic_output, refuse_input_as_output
 
 __all__ = ["check_output_folder", "check_outputs", "input_file", "input_folder", "model_inputs", "writing"]
 
@@ -68,13 +68,6 @@ def model_inputs(model: str | os.PathLike | None) -> list[Path]:
     return [p] if p.exists() else []
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)  # follows symlinks; compares device and inode (catches hard links)
-    except OSError:
-        return False
-
-
 def check_outputs(
     outputs: Iterable[str | os.PathLike], *, inputs: Iterable[str | os.PathLike], force: bool
 ) -> list[Path]:
@@ -84,10 +77,7 @@ def check_outputs(
     checked = []
     for out in outputs:
         p = Path(out)
-        for i in inputs:
-            if _same(p, i):
-                same = "" if str(p) == str(i) else f" ({i})"
-                raise ValueError(f"{p}: is the input file{same}; choose another output (--force never replaces an input)")
+        refuse_input_as_output(p, inputs, option="--force")
         if p.is_dir():
             raise IsADirectoryError(errno.EISDIR, "is a directory (give a file name)", str(p))
         if p.exists() or p.is_symlink():

@@ -1,12 +1,13 @@
 """Chores every package shares, at the bottom of the import graph (imports nothing else from varinf).
 
-- :mod:`.files`: atomic writes (:func:`atomic_output`, :func:`atomic_write_bytes`, :func:`atomic_write_text`);
+- :mod:`.files`: atomic writes (:func:`atomic_output`, :func:`atomic_write_bytes`, :func:`atomic_write_text`) and
+  :func:`refuse_input_as_output`;
 - :mod:`.safetensors_io`: checksummed safetensors + JSON metadata (:func:`write_safetensors`,
   :func:`read_safetensors`, :class:`SafetensorsError`);
 - :mod:`.threads`: torch's thread count for a block (:func:`num_threads`).
 """
 
-from .files import atomic_output, atomic_write_bytes, atomic_write_text
+from .files import atomic_output, atomic_write_bytes, atomic_write_text, refuse_input_as_output
 from .safetensors_io import SafetensorsError, read_safetensors, tensor_digest, write_safetensors
 from .threads import num_threads
 
@@ -17,6 +18,7 @@ __all__ = [
     "atomic_write_text",
     "num_threads",
     "read_safetensors",
+    "refuse_input_as_output",
     "tensor_digest",
     "write_safetensors",
 ]

@@ -5,6 +5,7 @@ and :func:`atomic_write_text`): the data goes to a temporary file in the destina
 system, so the final ``os.replace`` is atomic), which is flushed to disk and then renamed over the
 destination. On any exception, ``KeyboardInterrupt`` included, the temporary file is removed and the
 destination is untouched. Errors name the destination, never the temporary file.
+:func:`refuse_input_as_output` keeps a writer from replacing one of its own inputs.
 
 Example::
 
@@ -26,10 +27,10 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-__all__ = ["atomic_output", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["atomic_output", "atomic_write_bytes", "atomic_write_text", "refuse_input_as_output"]
 
 
 @contextlib.contextmanager
@@ -78,6 +79,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, overwrite: bool 
 def atomic_write_text(path: str | os.PathLike, text: str, *, overwrite: bool = True) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`atomic_output`); returns ``path``."""
     return atomic_write_bytes(path, text.encode("utf-8"), overwrite=overwrite)
+
+
+def refuse_input_as_output(output: str | os.PathLike, inputs: Iterable[object], *, option: str = "force=True") -> None:
+    """Raise ``ValueError`` when ``output`` is one of ``inputs`` or a file in an input folder: the same file, also
+    through a symlink or a hard link (same device and inode). Inputs that are not paths (``None``, a loaded model)
+    are skipped; ``option`` names the overwrite switch in the message (it never allows this)."""
+    out = Path(output)
+    for given in inputs:
+        if not isinstance(given, (str, os.PathLike)):
+            continue
+        given = Path(given)
+        for i in given.iterdir() if given.is_dir() else [given]:
+            if _same_file(out, i):
+                same = "" if str(out) == str(i) else f" ({i})"
+                raise ValueError(
+                    f"{out}: is the input file{same}; choose another output ({option} never replaces an input)"
+                )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)  # follows symlinks; compares device and inode (catches hard links)
+    except OSError:  # either one missing or unreadable: not the same existing file
+        return False
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:

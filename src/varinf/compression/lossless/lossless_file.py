@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ...utils import atomic_write_bytes
+from ...utils import atomic_write_bytes, refuse_input_as_output
 from ..coding.ans import AnsStack, CodingError
 from ..coding.container import KIND_LOSSLESS, Container, FormatError, read_container, read_vif_bytes
 from .bitsback import BitsBackCodec, seed_words
@@ -234,8 +234,10 @@ def read_array(path: str | os.PathLike) -> np.ndarray:
 
 
 def compress_lossless_file(src, dst, model=None, force: bool = False, progress=None) -> CompressedLossless:
-    """Compress an ``.npy`` array or greyscale image file losslessly (default model: the shipped one)."""
+    """Compress an ``.npy`` array or greyscale image file losslessly (default model: the shipped one). ``force``
+    replaces an existing ``dst``, never an input (``src`` or the model's files, also through links: ValueError)."""
     src, dst = Path(src), Path(dst)
+    refuse_input_as_output(dst, [src, model])
     if dst.exists() and not force:
         raise FileExistsError(f"{dst} exists (use --force to overwrite)")
     codec = model if isinstance(model, BitsBackCodec) else load_bitsback(model)
@@ -245,8 +247,10 @@ def compress_lossless_file(src, dst, model=None, force: bool = False, progress=N
 
 
 def decompress_lossless_file(src, dst, model=None, force: bool = False, progress=None) -> np.ndarray:
-    """Decode a lossless ``.vif`` file to ``.npy`` (any array) or an image file (one ``(H, W)`` image)."""
+    """Decode a lossless ``.vif`` file to ``.npy`` (any array) or an image file (one ``(H, W)`` image); ``dst`` may
+    not be an input (see :func:`compress_lossless_file`)."""
     src, dst = Path(src), Path(dst)
+    refuse_input_as_output(dst, [src, model])
     data = read_vif_bytes(src, dst, force)
     codec = model if isinstance(model, BitsBackCodec) else load_bitsback(model)
     array = decompress_lossless(data, codec, progress=progress)

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ...utils import atomic_write_bytes
+from ...utils import atomic_write_bytes, refuse_input_as_output
 from ...utils.image_io import read_image
 from ..coding.ans import CodingError
 from ..coding.container import KIND_LOSSY_IMAGE, Container, FormatError, read_container, read_vif_bytes
@@ -167,8 +167,11 @@ def compress_file(
 
     ``quality`` defaults to ``codec.default_quality``. The image is read faithfully or refused
     (:func:`~varinf.utils.image_io.read_image`: 16-bit scaled down, EXIF orientation applied, transparency refused).
+    ``force`` replaces an existing ``dst`` but never an input: ``dst`` being ``src`` or a file of the ``model`` folder
+    (also through a symlink or a hard link) raises ``ValueError``, as in :func:`decompress_file`.
     """
     src, dst = Path(src), Path(dst)
+    refuse_input_as_output(dst, [src, model])
     pixels = read_image(src, max_pixels=MAX_PIXELS)
     if dst.exists() and not force:
         raise FileExistsError(f"{dst} exists (use --force to overwrite)")
@@ -185,8 +188,10 @@ def decompress_file(
     model: str | os.PathLike | ImageCodec | None = None,
     force: bool = False,
 ) -> np.ndarray:
-    """Decode a ``.vif`` file and save the pixels as an image file (format from the extension, e.g. PNG)."""
+    """Decode a ``.vif`` file and save the pixels as an image file (format from the extension, e.g. PNG); ``dst``
+    may not be an input (see :func:`compress_file`)."""
     src, dst = Path(src), Path(dst)
+    refuse_input_as_output(dst, [src, model])
     data = read_vif_bytes(src, dst, force)
     codec = model if isinstance(model, ImageCodec) else load_codec(model)
     pixels = decompress_image(data, codec)
