@@ -667,7 +667,7 @@ def report(args: argparse.Namespace) -> dict:
         "goals": {"seconds": GOAL_SECONDS, "mb": GOAL_MB},
         "targets": {k: v.to_dict() for k, v in tallies.items()},
         "environment": {
-            "commit": ", ".join(commits),
+            "commit": ", ".join(f"{c} ({n} chunks)" if len(commits) > 1 else c for c, n in commits.items()),
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": np.__version__,

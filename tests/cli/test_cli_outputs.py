@@ -175,8 +175,12 @@ def _interrupt_mid_write(tmp_path: Path, argv: list) -> subprocess.CompletedProc
     """Run ``varinf argv`` in a subprocess, send it SIGINT while a file is being written, and wait for it."""
     marker = tmp_path / "marker"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # a shell without job control starts background jobs with SIGINT ignored, and children inherit that; give the
+    # command the default disposition it has in a terminal, so the test also holds when the suite runs in background
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)
     proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, marker, *map(str, argv)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint)  # fmt: skip
     deadline = time.time() + 240
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
