@@ -2,10 +2,10 @@
 
 ::
 
-    varinf.fit(model, family, objective, method=..., **options)
-      = varinf.optim.optimize(...)              # optimize q with the chosen method
+    varinf.fit(model, family="auto", objective=None, method="auto", **options)
+      = varinf.optim.optimize(...)              # fit q with the chosen method (auto: Pathfinder -> BaM -> ...)
         -> varinf.diagnostics.diagnose(result)  # PSIS k-hat, log p(x), warnings
-        -> result.diagnostics                   # shown by result.summary()
+        -> result.diagnostics                   # shown by result.summary(), PSIS-corrected when k-hat allows
 
 ``diagnose=False`` skips the diagnostics (for loops that fit many times).
 """
@@ -20,10 +20,10 @@ __all__ = ["fit"]
 
 def fit(
     model,
-    family="meanfield",
+    family="auto",
     objective=None,
     *,
-    method: str = "advi",
+    method: str = "auto",
     config: FitConfig | None = None,
     diagnose: bool = True,
     diagnose_draws: int = 4000,
@@ -33,10 +33,16 @@ def fit(
 
     Args:
         model: a :class:`~varinf.models.Model`.
-        family: ``"meanfield"``, ``"fullrank"``, ``"lowrank"``, ``"flow"`` (or an alias such as ``"mf"``),
-            or a family module over ``model.dim`` unconstrained dimensions.
-        objective: :class:`~varinf.objectives.ELBO` (default, one reparameterized particle), ``IWAE``, ``Renyi``.
-        method: the fitting method, a key of :data:`varinf.optim.METHODS` (``"advi"``).
+        family: ``"auto"`` (default: full rank up to 300 unconstrained dimensions, low rank above; mean-field
+            when ADVI runs), ``"meanfield"``, ``"fullrank"``, ``"lowrank"``, ``"flow"`` (or an alias such as
+            ``"mf"``), or a family module over ``model.dim`` unconstrained dimensions.
+        objective: :class:`~varinf.objectives.ELBO` (ADVI's default, one reparameterized particle), ``IWAE``,
+            ``Renyi``. Giving one means ADVI (the only method that optimizes a chosen bound).
+        method: a key of :data:`varinf.optim.METHODS`: ``"auto"`` (default: a Pathfinder start, then
+            Batch-and-Match and the family's own polish, stopped when q stops moving relative to its Monte
+            Carlo noise; plain ADVI when ADVI-only settings such as ``lr`` or ``objective`` are given),
+            ``"advi"``, ``"bam"``, ``"pathfinder"``. With ``auto`` and ``pathfinder`` the summary reports
+            PSIS-corrected estimates whenever k-hat allows.
         config: a :class:`~varinf.optim.FitConfig` with every setting of the fit. Keyword ``options`` that
             name its fields (``max_steps``, ``lr``, ``tol_rel_obj``, ``init``, ``seed``, ``dtype``, ``device``,
             ``progress``, ...) override it; other keywords go to the family (e.g. ``rank=3``).
@@ -56,12 +62,12 @@ def fit(
     Example:
         >>> import torch, varinf
         >>> from varinf.models import LinearRegression
-        >>> res = varinf.fit(LinearRegression.synthetic(), family="fullrank", max_steps=3000, progress=False)
-        >>> res.diagnostics.verdict
-        'good'
+        >>> res = varinf.fit(LinearRegression.synthetic(), progress=False)
+        >>> res.diagnostics.verdict, res.method, res.route
+        ('good', 'auto', ('pathfinder', 'bam'))
     """
     result = optimize(model, family, objective, method=method, config=config, **options)
     if diagnose:
         seed = options.get("seed", config.seed if config is not None else 0)
-        result.diagnostics = _diagnose(result, diagnose_draws, seed=seed)
+        result.diagnostics = _diagnose(result, diagnose_draws, seed=seed, corrected=result.report == "psis")
     return result

@@ -44,12 +44,15 @@ def run_fit(args: argparse.Namespace) -> int:
     from ..objectives import ELBO, IWAE, Renyi
 
     model = load_model(args.target)
-    if args.objective == "elbo":
-        objective = ELBO(num_particles=args.particles, gradient=args.gradient)
-    elif args.objective == "iwae":
-        objective = IWAE(num_particles=args.particles, gradient=args.gradient)
-    else:
-        objective = Renyi(alpha=args.alpha, num_particles=args.particles, gradient=args.gradient)
+    objective = None  # method="auto" picks its own route unless an objective is asked for
+    if args.objective is not None or args.gradient is not None or args.particles is not None:
+        kind, gradient, particles = args.objective or "elbo", args.gradient or "reparam", args.particles or 1
+        if kind == "elbo":
+            objective = ELBO(num_particles=particles, gradient=gradient)
+        elif kind == "iwae":
+            objective = IWAE(num_particles=particles, gradient=gradient)
+        else:
+            objective = Renyi(alpha=args.alpha, num_particles=particles, gradient=gradient)
     lr = args.lr if args.lr == "auto" else float(args.lr)
     with warnings.catch_warnings():
         # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning
@@ -58,6 +61,7 @@ def run_fit(args: argparse.Namespace) -> int:
             model,
             family=args.family,
             objective=objective,
+            method=args.method,
             max_steps=args.max_steps,
             lr=lr,
             tol_rel_obj=None if args.fixed else args.tol,
@@ -72,10 +76,11 @@ def run_fit(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("fit", help="fit a model by variational inference and print a posterior summary")
     p.add_argument("target", help="a built-in example (normal_normal, linear_regression, ...) or a .py file")
-    p.add_argument("--family", default="meanfield", help="meanfield | fullrank | lowrank | flow")
-    p.add_argument("--objective", default="elbo", choices=["elbo", "iwae", "renyi"])
-    p.add_argument("--gradient", default="reparam", help="reparam | stl | score | dreg (IWAE)")
-    p.add_argument("--particles", type=int, default=1, help="draws per step (K for IWAE/Renyi)")
+    p.add_argument("--family", default="auto", help="auto | meanfield | fullrank | lowrank | flow")
+    p.add_argument("--method", default="auto", help="auto | advi | bam | pathfinder")
+    p.add_argument("--objective", default=None, choices=["elbo", "iwae", "renyi"], help="(ADVI) default elbo")
+    p.add_argument("--gradient", default=None, help="(ADVI) reparam | stl | score | dreg (IWAE)")
+    p.add_argument("--particles", type=int, default=None, help="(ADVI) draws per step (K for IWAE/Renyi)")
     p.add_argument("--alpha", type=float, default=0.5, help="Renyi alpha")
     p.add_argument("--max-steps", type=int, default=10_000)
     p.add_argument("--lr", default="auto", help="Adam step size or 'auto'")

@@ -194,7 +194,7 @@ def _unravel(j: int, shape: tuple[int, ...]) -> list[int]:
     return idx[::-1]
 
 
-def _messages(d: Diagnostics, family: str) -> list[str]:
+def _messages(d: Diagnostics, family: str, corrected: bool = False) -> list[str]:
     msgs = []
     p = d.psis
     if d.verdict in ("bad", "very bad"):
@@ -203,7 +203,8 @@ def _messages(d: Diagnostics, family: str) -> list[str]:
             "underestimates posterior variance). Try a richer family (family='fullrank' or 'flow'), a "
             "reparameterization (e.g. non-centered hierarchical models), or more optimization steps."
         )
-    elif d.verdict in ("good", "ok") and d.psis_shift > max(SHIFT_TOL, d.shift_noise):
+    elif d.verdict in ("good", "ok") and d.psis_shift > max(SHIFT_TOL, d.shift_noise) and not corrected:
+        # (with corrected=True the fit reports the PSIS-corrected estimates themselves: nothing biased is shown)
         # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased
         msgs.append(
             f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} "
@@ -222,7 +223,13 @@ def _messages(d: Diagnostics, family: str) -> list[str]:
 
 @torch.no_grad()
 def diagnose_q(
-    model, q: Distribution, num_draws: int = 4000, seed: int | None = 0, warn: bool = True, label: str = "q"
+    model,
+    q: Distribution,
+    num_draws: int = 4000,
+    seed: int | None = 0,
+    warn: bool = True,
+    label: str = "q",
+    corrected: bool = False,
 ) -> Diagnostics:
     """Diagnose any distribution ``q`` over ``model``'s unconstrained space (event shape ``(model.dim,)``)."""
     if num_draws < 100:
@@ -246,14 +253,15 @@ def diagnose_q(
         num_failed=imp.num_failed,
     )
     d.psis_shift, d.psis_shift_at = _psis_shift(d.draws, d.psis.weights)
-    d.messages = _messages(d, label)
+    d.messages = _messages(d, label, corrected)
     if warn:
         for m in d.messages:
             warnings.warn(f"{model.name}: {m}", DiagnosticWarning, stacklevel=3)
     return d
 
 
-def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = True) -> Diagnostics:
+def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = True,
+             corrected: bool = False) -> Diagnostics:  # fmt: skip
     """Diagnose a :class:`~varinf.optim.FitResult` (its q = ``result.family()``) with ``num_draws`` fresh draws.
 
     Example:
@@ -266,4 +274,4 @@ def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = T
     """
     with torch.no_grad():
         q = result.family()
-    return diagnose_q(result.model, q, num_draws, seed, warn, label=result.family_label)
+    return diagnose_q(result.model, q, num_draws, seed, warn, label=result.family_label, corrected=corrected)

@@ -12,19 +12,22 @@ in the family (diagonal, low-rank or full-rank Gaussian); otherwise a ``Transfor
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 from torch.distributions import (
     AffineTransform,
     Distribution,
     LowRankMultivariateNormal,
     MultivariateNormal,
+    Transform,
     TransformedDistribution,
+    constraints,
 )
 
 from .base import AbstractFamily
 from .diag_normal import DiagNormal
 
-__all__ = ["Preconditioned"]
+__all__ = ["Preconditioned", "TrilAffine"]
 
 
 class Preconditioned(AbstractFamily):
@@ -57,4 +60,28 @@ class Preconditioned(AbstractFamily):
             return TransformedDistribution(q, [AffineTransform(s, A, event_dim=1)], validate_args=False)
         if isinstance(q, MultivariateNormal):
             return MultivariateNormal(s + q.loc @ A.T, scale_tril=A @ q.scale_tril, validate_args=False)
-        raise TypeError(f"a full matrix preconditioner needs a full-rank Gaussian base, got {type(q).__name__}")
+        return TransformedDistribution(q, [TrilAffine(s, A)], validate_args=False)
+
+
+class TrilAffine(Transform):
+    r""":math:`u = s + A w` with :math:`A` lower triangular ``(D, D)`` (positive diagonal): a bijection of
+    :math:`\mathbb{R}^D` with :math:`\log|\det J| = \sum_i \log A_{ii}`, inverse by a triangular solve."""
+
+    domain = constraints.independent(constraints.real, 1)
+    codomain = constraints.independent(constraints.real, 1)
+    bijective = True
+    sign = +1
+
+    def __init__(self, shift: Tensor, tril: Tensor):
+        super().__init__(cache_size=1)
+        self.shift, self.tril = shift, tril
+
+    def _call(self, x: Tensor) -> Tensor:
+        return self.shift + x @ self.tril.T
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        r = (y - self.shift).unsqueeze(-1)
+        return torch.linalg.solve_triangular(self.tril, r, upper=False).squeeze(-1)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        return self.tril.diagonal().log().sum().expand(x.shape[:-1])

@@ -1,0 +1,186 @@
+r"""``method="auto"`` (the default): pick the fastest route to an accurate q for the family asked for.
+
+::
+
+    explicit ADVI settings (an objective, lr, optimizer, a fixed budget, a family module, minibatches)
+        -> ADVI as asked (route ("advi",), the reason recorded)
+    otherwise:
+      1. Pathfinder start: L-BFGS from zeros and 3 U(-2, 2) points (optim/pathfinder.py), the Gaussian with the
+         highest ELBO along the best path
+      2. Gaussian polish by Batch-and-Match from there (full covariance for D <= DENSE_MAX, else low rank)
+      3. by family:  fullrank / lowrank -> done
+                     meanfield -> ADVI polish (STL, Adam, several draws a step; optim/polish.py) from the
+                                  mean-field optimum for the Gaussian fit, in coordinates whitened by it
+                     flow      -> the flow fitted by ADVI (STL) in coordinates whitened by the Gaussian fit
+    family="auto": full rank up to DENSE_MAX dimensions, low rank above (mean-field under ADVI)
+
+Each stochastic stage stops when q stops moving relative to its own Monte Carlo noise and returns the average
+of its stationary iterates (:mod:`.stationarity`). The result asks :func:`varinf.fit` to report PSIS-corrected
+estimates whenever k-hat allows (``FitResult.report = "psis"``). Seeded runs are deterministic: every draw comes
+from the RNG that ``optimize`` seeds, and the extra starts from a fixed generator.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+
+from ..families import MeanField, Preconditioned, canonical_family
+from ..models import Model
+from ..objectives import ELBO
+from .advi import advi
+from .bam import BaMState, batch_size, full_rank_module, run_bam
+from .bam_lowrank import LowRankState, lowrank_module, patch, run_bam_lowrank
+from .config import FitConfig
+from .pathfinder import run_paths
+from .polish import polish
+from .result import FitResult
+from .start import start
+from .stationarity import scores
+
+__all__ = ["DENSE_MAX", "advi_reason", "auto", "resolve_family"]
+
+DENSE_MAX = 300  # dimensions up to which the Gaussian stage keeps a dense covariance
+LOWRANK_DEFAULT = 5  # rank of the low-rank Gaussian when auto chooses it for a high-dimensional model
+
+
+def resolve_family(family, method: str, dim: int):
+    """``"auto"`` -> the family a method fits by default; anything else unchanged."""
+    if not (isinstance(family, str) and family.lower() == "auto"):
+        return family
+    if method == "advi":
+        return "meanfield"
+    return "fullrank" if dim <= DENSE_MAX else "lowrank"
+
+
+def advi_reason(family, objective, config: FitConfig) -> str:
+    """Why ``auto`` must run plain ADVI ("" when it need not): settings only ADVI understands."""
+    if getattr(config, "batch_size", None):  # minibatch SVI: only stochastic-gradient ADVI subsamples the data
+        return "minibatches (batch_size) need stochastic-gradient ADVI"
+    if objective is not None:
+        return f"objective {type(objective).__name__} given (only ADVI optimizes a chosen bound)"
+    if not isinstance(family, str):
+        return f"a family module ({type(family).__name__}) was given"
+    if config.lr != "auto":
+        return f"lr={config.lr:g} given"
+    if config.optimizer is not None:
+        return "an optimizer was given"
+    if config.tol_rel_obj is None:
+        return "a fixed step budget (tol_rel_obj=None) was asked for"
+    return ""
+
+
+def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict) -> FitResult:
+    """The route described in the module docstring."""
+    t0 = time.perf_counter()
+    why = advi_reason(family, objective, config)
+    if why:
+        res = advi(model, resolve_family(family, "advi", model.dim), objective or ELBO(), config, family_kwargs)
+        res.method, res.route, res.route_reason = "auto", ("advi",), why
+        return res
+    key = canonical_family(resolve_family(family, "auto", model.dim))
+    kw = dict(family_kwargs)
+    s = start(model, config, laplace=False)
+    model, D = s.model, s.model.dim
+    states, _, grad_evals = run_paths(model.log_density, s.u0)
+    if not states:
+        raise ValueError(f"{model.name}: no usable Gaussian approximation along any L-BFGS path (the log density "
+                         "may be non-finite almost everywhere)")  # fmt: skip
+    density_evals = sum(st.density_evaluations for st in states)
+    pf = states[0].q
+    score_fn = scores(model.log_density, s.dtype)
+    route = ["pathfinder"]
+    dense = key in ("fullrank", "meanfield", "flow") and D <= DENSE_MAX
+    if dense:
+        st = BaMState(pf.loc.double(), pf.covariance_matrix.double())
+        st, reason, converged = run_bam(st, score_fn, batch_size(D), config.max_steps, tol=config.tol_param,
+                                        noise=config.tol_param)  # fmt: skip
+        grad_evals += st.grad_evals
+        route.append("bam")
+        loc, cov = st.loc, st.cov
+    else:
+        asked = key == "lowrank" and not (isinstance(family, str) and family.lower() == "auto")
+        rank = min(int(kw.pop("rank", 2)) if asked else LOWRANK_DEFAULT, D)
+        lst = _lowrank_start(pf, rank)
+        lst, reason, converged = run_bam_lowrank(lst, score_fn, max(8, min(2 * rank + 2, 64)), config.max_steps,
+                                                 tol=config.tol_param, noise=config.tol_param)  # fmt: skip
+        grad_evals += lst.grad_evals
+        route.append("bam (low rank)")
+        st = lst
+    steps = st.t
+    if key == "meanfield":
+        # start at the mean-field optimum for the Gaussian fit (sd_i = (Sigma^-1)_ii^-1/2), whitened by it
+        sd0 = torch.cholesky_inverse(torch.linalg.cholesky(cov)).diagonal().rsqrt()
+        fam = Preconditioned(MeanField(D, init_scale=1.0), loc, sd0).to(device=s.device, dtype=s.dtype)
+        prec = torch.cholesky_inverse(torch.linalg.cholesky(cov))
+        gauss = (loc.to(s.dtype), prec.to(s.dtype))
+        it, ev, reason, converged = polish(model.log_density, fam, config.max_steps, tol=config.tol_param,
+                                           gaussian=gauss)  # fmt: skip
+        grad_evals += ev
+        steps += it
+        route.append("advi polish")
+    elif key == "flow":
+        return _flow(model, s, loc, cov, config, kw, t0, grad_evals, density_evals, route, steps)
+    elif dense:
+        fam = full_rank_module(loc, cov)
+    else:
+        fam = lowrank_module(st)
+    if kw and key != "lowrank":
+        raise TypeError(f"unexpected keyword arguments for the {key} family: {sorted(kw)}")
+    return FitResult(
+        model=model,
+        family=fam.to(device=s.device, dtype=s.dtype),
+        objective=objective,
+        elbo_trace=torch.tensor([x.elbo for x in states], dtype=torch.float64),
+        window_means=[],
+        converged=converged,
+        convergence_reason=reason,
+        num_steps=steps,
+        grad_evals=grad_evals,
+        wall_time=time.perf_counter() - t0,
+        lr=math.nan,
+        averaged_steps=0,
+        method="auto",
+        family_name=key,
+        route=tuple(route),
+        density_evals=density_evals,
+        report="psis",
+    )
+
+
+def _lowrank_start(pf, rank: int) -> LowRankState:
+    """Pathfinder's diagonal-plus-low-rank Gaussian patched into :math:`\\Psi + \\Lambda\\Lambda^\\top` of ``rank``."""
+    loc, alpha = pf.loc.double(), pf.alpha.double()
+    Q, L = pf.Q.double(), pf.L.double()
+    inner = L @ L.T - torch.eye(L.shape[0], dtype=L.dtype, device=L.device)
+    sa = alpha.sqrt()
+
+    def cov_mv(X):  # Sigma = a^1/2 (I + Q (LL^T - I) Q^T) a^1/2
+        Y = sa[:, None] * X
+        return sa[:, None] * (Y + Q @ (inner @ (Q.T @ Y)))
+
+    g = torch.Generator().manual_seed(0)
+    lam = 0.1 * sa[:, None] * torch.randn(loc.shape[0], rank, generator=g, dtype=loc.dtype).to(loc.device)
+    psi, lam = patch(cov_mv, pf.variance.double(), alpha.clone(), lam, steps=20)
+    return LowRankState(loc, psi, lam)
+
+
+def _flow(model, s, loc, cov, config: FitConfig, kw: dict, t0: float, grad_evals: int, density_evals: int,
+          route: list[str], steps: int) -> FitResult:  # fmt: skip
+    """The flow, whitened by the Gaussian fit N(loc, cov) and started near the identity, fitted by ADVI (STL)."""
+    from ..families import make_family
+
+    base = make_family("flow", model.dim, **kw)
+    fam = Preconditioned(base, loc.to(s.dtype), torch.linalg.cholesky(cov).to(s.dtype))
+    res = advi(model, fam.to(device=s.device, dtype=s.dtype), ELBO(num_particles=8, gradient="stl"),
+               config.replace(init=loc.to(s.dtype), check=False), {})  # fmt: skip
+    res.grad_evals += grad_evals
+    res.num_steps += steps
+    res.wall_time = time.perf_counter() - t0
+    res.method, res.family_name, res.route = "auto", "flow", (*route, "advi (flow, warm-started)")
+    res.density_evals = density_evals
+    res.report = "psis"
+    return res
+

@@ -1,0 +1,107 @@
+r"""When has a stochastic fit stopped moving? Compare q's drift with its own Monte Carlo noise.
+
+The iterates :math:`q_t` of a method driven by fresh draws each iteration (BaM, an ADVI polish) settle into
+fluctuating around a fixed point. :class:`ParameterStationarity` keeps q's means and standard deviations per
+iterate and looks at the window of the last half of the iterates (at least ``2 · min_window``), cut into
+``BATCHES`` consecutive batches whose means absorb the iterates' autocorrelation (batch means, as in MCMC
+output analysis). Per coordinate, in units of q's sd (means) or as is (log-sds):
+
+- *drift*: do the batch means of the window's second half differ from those of its first half by more than
+  3 of their standard errors plus ``tol``/4? Then q is still moving.
+- *noise*: is the standard error of the window's average at most ``noise`` (default ``tol``/2)? Otherwise
+  more iterations are needed to average the noise down.
+
+Both in place: stationary; :meth:`ParameterStationarity.average` returns the window's average, whose Monte
+Carlo error is about that standard error. A Gaussian target fitted by BaM has no scatter at all, so the run
+stops after ``2 · min_window`` iterations. The test runs at every iteration early on and at about every
+window/16-th iteration later (cost O(window · D) each time).
+
+Also here: :func:`scores`, one batched evaluation of the log density and its gradient.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["ParameterStationarity", "scores"]
+
+
+def scores(log_density: Callable[[Tensor], Tensor], dtype: torch.dtype | None = None):
+    """``f(z) -> (log p(z), ∇ log p(z))`` for a batch ``z`` ``(B, D)``: one forward and one backward pass.
+
+    With ``dtype``, the model is evaluated in that dtype and the results returned in ``z``'s."""
+
+    def f(z: Tensor) -> tuple[Tensor, Tensor]:
+        x = (z if dtype is None else z.to(dtype)).detach().requires_grad_(True)
+        with torch.enable_grad():
+            lp = log_density(x)
+            (g,) = torch.autograd.grad(lp.sum(), x)
+        return lp.detach().to(z.dtype), g.to(z.dtype)
+
+    return f
+
+
+BATCHES = 4
+
+
+class ParameterStationarity:
+    """Stationarity of a sequence of parameter iterates (see the module docstring).
+
+    ``update(*params, mean, sd)``: ``params`` are tensors to average (e.g. ``loc, cov``); ``mean`` and ``sd``
+    ``(D,)`` are q's mean and sd, the quantities whose drift is measured (means in sds, log-sds)."""
+
+    def __init__(self, tol: float = 0.05, min_window: int = 4, noise: float | None = None):
+        self.tol, self.min_window = float(tol), int(min_window)
+        self.noise = self.tol / 2 if noise is None else float(noise)
+        self.params: list[tuple[Tensor, ...]] = []
+        self.stats: list[Tensor] = []
+        self.reason = ""
+        self.stationary = False
+
+    @property
+    def window(self) -> int:
+        return max(self.min_window, len(self.stats) // 2)
+
+    @property
+    def ready(self) -> bool:
+        return len(self.stats) >= self.min_window
+
+    def update(self, *args: Tensor) -> bool:
+        *params, mean, sd = args
+        self.params.append(tuple(p.detach().clone() for p in params))
+        self.stats.append(torch.cat([mean.detach(), sd.detach().log()]).double())
+        n, t = self.window, len(self.stats)
+        if t < 2 * self.min_window or (t % max(1, n // 16)):
+            return False
+        x = torch.stack(self.stats[-n:])  # (n, 2D): means, then log-sds
+        D = x.shape[1] // 2
+        scale = torch.cat([x[-1, D:].exp(), torch.ones(D, dtype=x.dtype)])  # means in sds, log-sds as is
+        k = min(BATCHES, n)
+        b = n // k
+        bm = (x[n - k * b :] / scale).reshape(k, b, -1).mean(1)  # batch means (k, 2D)
+        s = bm.std(0) if k > 1 else torch.zeros_like(bm[0])
+        h = k // 2
+        drift = (bm[k - h :].mean(0) - bm[:h].mean(0)).abs()
+        se_drift = s * math.sqrt(2.0 / h)
+        se_avg = s / math.sqrt(k)
+        if bool((drift > 3 * se_drift + self.tol / 4).any()):
+            self.reason = f"q still drifting ({drift.max().item():.3f} sd over the last {n} iterations)"
+            return False
+        if se_avg.max().item() > self.noise:
+            self.reason = f"Monte Carlo noise of q's average {se_avg.max().item():.3f} sd > {self.noise:g}"
+            return False
+        self.reason = (
+            f"q stationary over the last {n} iterations: drift within noise, average known to "
+            f"{se_avg.max().item():.3f} sd"
+        )
+        self.stationary = True
+        return True
+
+    def average(self) -> tuple[Tensor, ...]:
+        """The average of each parameter over the window."""
+        window = self.params[-self.window :]
+        return tuple(torch.stack(ps).mean(0) for ps in zip(*window))
