@@ -84,7 +84,7 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
     kw = dict(family_kwargs)
     s = start(model, config, laplace=False)
     model, D = s.model, s.model.dim
-    states, _, grad_evals = run_paths(model.log_density, s.u0)
+    states, paths, grad_evals, pruned = run_paths(model.log_density, s.u0, num_draws=8, prune=True)
     if not states:
         raise ValueError(f"{model.name}: no usable Gaussian approximation along any L-BFGS path (the log density "
                          "may be non-finite almost everywhere)")  # fmt: skip
@@ -96,7 +96,7 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
     if dense:
         st = BaMState(pf.loc.double(), pf.covariance_matrix.double())
         st, reason, converged = run_bam(st, score_fn, batch_size(D), config.max_steps, tol=config.tol_param,
-                                        noise=config.tol_param)  # fmt: skip
+                                        noise=2 * config.tol_param)  # fmt: skip
         grad_evals += st.grad_evals
         route.append("bam")
         loc, cov = st.loc, st.cov
@@ -105,7 +105,7 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         rank = min(int(kw.pop("rank", 2)) if asked else LOWRANK_DEFAULT, D)
         lst = _lowrank_start(pf, rank)
         lst, reason, converged = run_bam_lowrank(lst, score_fn, max(8, min(2 * rank + 2, 64)), config.max_steps,
-                                                 tol=config.tol_param, noise=config.tol_param)  # fmt: skip
+                                                 tol=config.tol_param, noise=2 * config.tol_param)  # fmt: skip
         grad_evals += lst.grad_evals
         route.append("bam (low rank)")
         st = lst
@@ -122,7 +122,8 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         steps += it
         route.append("advi polish")
     elif key == "flow":
-        return _flow(model, s, loc, cov, config, kw, t0, grad_evals, density_evals, route, steps)
+        return _flow(model, s, loc, cov, config, kw, t0, grad_evals, density_evals, route, steps,
+                     _start_note(paths, pruned))  # fmt: skip
     elif dense:
         fam = full_rank_module(loc, cov)
     else:
@@ -145,9 +146,16 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         method="auto",
         family_name=key,
         route=tuple(route),
+        route_reason=_start_note(paths, pruned),
         density_evals=density_evals,
         report="psis",
     )
+
+
+def _start_note(paths, pruned: int) -> str:
+    lengths = ", ".join(str(len(p) - 1) for p in paths)
+    return (f"Pathfinder start from {len(paths)} L-BFGS paths ({lengths} iterations; {pruned} stopped on reaching "
+            "the first path's basin)")  # fmt: skip
 
 
 def _lowrank_start(pf, rank: int) -> LowRankState:
@@ -168,7 +176,7 @@ def _lowrank_start(pf, rank: int) -> LowRankState:
 
 
 def _flow(model, s, loc, cov, config: FitConfig, kw: dict, t0: float, grad_evals: int, density_evals: int,
-          route: list[str], steps: int) -> FitResult:  # fmt: skip
+          route: list[str], steps: int, note: str) -> FitResult:  # fmt: skip
     """The flow, whitened by the Gaussian fit N(loc, cov) and started near the identity, fitted by ADVI (STL)."""
     from ..families import make_family
 
@@ -181,6 +189,7 @@ def _flow(model, s, loc, cov, config: FitConfig, kw: dict, t0: float, grad_evals
     res.wall_time = time.perf_counter() - t0
     res.method, res.family_name, res.route = "auto", "flow", (*route, "advi (flow, warm-started)")
     res.density_evals = density_evals
+    res.route_reason = note
     res.report = "psis"
     return res
 

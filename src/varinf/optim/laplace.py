@@ -86,14 +86,14 @@ class _Evaluator:
 
 
 def lbfgs_path(log_density, u0: Tensor, max_iter: int = 300, restarts: int = 3, tol_rel_obj: float = 1e-12,
-               count: list[int] | None = None) -> LBFGSPath:  # fmt: skip
+               count: list[int] | None = None, stop=None) -> LBFGSPath:  # fmt: skip
     """Maximize ``log_density`` (``(1, D) -> (1,)``) by L-BFGS from ``u0`` and return the path of iterates.
 
     torch's L-BFGS (strong-Wolfe line search, 20 pairs of memory), one ``step`` per iteration so that every
     accepted iterate is recorded; at most ``(restarts + 1) max_iter`` iterations. Stops when the relative
     change of the objective falls below ``tol_rel_obj``, the max |gradient| below 1e-7, the line search makes no
-    progress, or the density is not finite. ``count[0]`` accumulates density (+ gradient) evaluations,
-    line-search ones included.
+    progress, the density is not finite, or ``stop(x, log_p)`` (called at every accepted iterate) says so.
+    ``count[0]`` accumulates density (+ gradient) evaluations, line-search ones included.
     """
     count = [0] if count is None else count
     ev = _Evaluator(log_density, count)
@@ -123,6 +123,8 @@ def lbfgs_path(log_density, u0: Tensor, max_iter: int = 300, restarts: int = 3, 
         fs.append(f)
         gs.append(g)
         if abs(fs[-2] - f) <= tol_rel_obj * max(abs(f), abs(fs[-2]), 1.0):
+            break
+        if stop is not None and stop(x, -f):
             break
     return LBFGSPath(torch.stack(xs), -torch.tensor(fs, dtype=torch.float64), -torch.stack(gs))
 

@@ -33,14 +33,14 @@ from torch import Tensor
 from ..families import DiagPlusLowRank, DiagPlusLowRankNormal, MixtureFamily, canonical_family, family_label
 from ..models import Model
 from .config import FitConfig
-from .laplace import LBFGSPath, find_modes
+from .laplace import LBFGSPath, lbfgs_path
 from .result import FitResult
 from .start import start
 
 __all__ = ["PathfinderState", "approximate", "inverse_hessian_factors", "path_factors", "pathfinder", "run_paths"]
 
 HISTORY = 6  # J, pairs kept (the paper's default)
-ELBO_DRAWS = 32  # K, draws per ELBO estimate along the path
+ELBO_DRAWS = 16  # K, draws per ELBO estimate along the path (the paper: 5)
 NUM_PATHS = 4  # I
 
 
@@ -92,8 +92,8 @@ def path_factors(path: LBFGSPath, history: int = HISTORY):
         s, z = x[l] - x[l - 1], g[l - 1] - g[l]  # z = grad f_l - grad f_{l-1} with f = -log p
         if (s @ z).item() > 2.2e-16 * z.norm().item():
             alpha = _next_alpha(alpha, s, z)
-            keep = history - 1
-            S, Z = [*S[len(S) - keep :], s] if keep else [s], [*Z[len(Z) - keep :], z] if keep else [z]
+            first = max(0, len(S) - (history - 1))
+            S, Z = [*S[first:], s], [*Z[first:], z]
         empty = x.new_zeros(D, 0)
         out.append((alpha, torch.stack(S, 1) if S else empty, torch.stack(Z, 1) if Z else empty))
     return out
@@ -158,21 +158,44 @@ def _family_for(state: PathfinderState) -> DiagPlusLowRank:
 
 
 def run_paths(log_density, u0: Tensor, num_paths: int = NUM_PATHS, history: int = HISTORY,
-              num_draws: int = ELBO_DRAWS, max_iter: int = 300) -> tuple[list[PathfinderState], list[LBFGSPath], int]:  # fmt: skip
-    """L-BFGS from ``u0`` and ``num_paths - 1`` U(-2, 2) starts (a fixed generator), :func:`approximate` on each.
+              num_draws: int = ELBO_DRAWS, max_iter: int = 300, prune: bool = False):  # fmt: skip
+    r"""L-BFGS from ``u0`` and ``num_paths - 1`` U(-2, 2) starts (the fixed generator of
+    :func:`~varinf.optim.laplace.find_modes`), :func:`approximate` on each.
 
-    Returns the usable states (best ELBO first), all paths and the gradient evaluations spent."""
+    With ``prune``, a later path stops as soon as it enters the typical set of the first path's Gaussian
+    (Mahalanobis :math:`d^2 < D + 4\sqrt{2D}`): it is climbing into the same basin, so finishing it would only
+    repeat the first path (it is not approximated). Paths that end elsewhere run to the end, so a higher mode
+    is still found. Returns ``(states, paths, grad_evals, pruned)``: the usable states (best ELBO first), all
+    paths, the gradient evaluations spent and how many paths were stopped early."""
     count = [0]
-    _, paths = find_modes(log_density, u0, num_paths - 1, torch.Generator().manual_seed(0), max_iter=max_iter,
-                          count=count)  # fmt: skip
-    states = []
-    for p in paths:
+    D = u0.numel()
+    gen = torch.Generator().manual_seed(0)
+    states, paths, pruned = [], [], 0
+    for i in range(num_paths):
+        start = u0 if i == 0 else (torch.rand(D, generator=gen) * 4 - 2).to(u0)
+        stop = _same_basin(states[0].q, D) if prune and states else None
+        hit = [False]
+        rule = None if stop is None else (lambda x, lp, stop=stop, hit=hit: hit.__setitem__(0, stop(x)) or hit[0])
+        try:
+            p = lbfgs_path(log_density, start, max_iter, count=count, stop=rule)
+        except (RuntimeError, ValueError):  # a NaN inside the line search, or the model refusing a point
+            continue
+        paths.append(p)
+        if hit[0]:
+            pruned += 1
+            continue
         try:
             states.append(approximate(log_density, p, history, num_draws))
         except ValueError:
             continue
     states.sort(key=lambda st: -st.elbo)
-    return states, paths, count[0]
+    return states, paths, count[0], pruned
+
+
+def _same_basin(q: DiagPlusLowRankNormal, D: int):
+    ref = q.log_prob(q.loc)
+    thresh = D + 4 * math.sqrt(2 * D)
+    return lambda x: bool(-2 * (q.log_prob(x) - ref) < thresh)
 
 
 def pathfinder(model: Model, family, objective, config: FitConfig, family_kwargs: dict) -> FitResult:
@@ -193,8 +216,8 @@ def pathfinder(model: Model, family, objective, config: FitConfig, family_kwargs
         raise ValueError("num_paths, history and elbo_draws must be >= 1")
     s = start(model, config, laplace=False)
     model = s.model
-    states, paths, grad_evals = run_paths(model.log_density, s.u0, num_paths, history, num_draws,
-                                          max(config.max_steps // 4, 10))  # fmt: skip
+    states, paths, grad_evals, _ = run_paths(model.log_density, s.u0, num_paths, history, num_draws,
+                                             max(config.max_steps // 4, 10))  # fmt: skip
     if not states:
         raise ValueError(f"{model.name}: Pathfinder found no usable Gaussian approximation on any path")
     density_evals = sum(st.density_evaluations for st in states)

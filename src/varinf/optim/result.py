@@ -61,9 +61,8 @@ def _moments(v: Tensor, qs: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor, T
     order = v.argsort(0)
     cw = w[order].cumsum(0) - 0.5 * w[order]  # midpoint rule, as for unweighted quantiles
     sorted_v = v.gather(0, order)
-    qv = torch.stack([
-        torch.stack([_interp(q, cw[:, j], sorted_v[:, j]) for j in range(v.shape[1])]) for q in qs.tolist()
-    ])  # fmt: skip
+    cols = [(cw[:, j].contiguous(), sorted_v[:, j]) for j in range(v.shape[1])]
+    qv = torch.stack([torch.stack([_interp(q, c, x) for c, x in cols]) for q in qs.tolist()])
     return mean, sd, qv
 
 

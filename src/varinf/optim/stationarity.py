@@ -4,10 +4,12 @@ The iterates :math:`q_t` of a method driven by fresh draws each iteration (BaM, 
 fluctuating around a fixed point. :class:`ParameterStationarity` keeps q's means and standard deviations per
 iterate and looks at the window of the last half of the iterates (at least ``2 · min_window``), cut into
 ``BATCHES`` consecutive batches whose means absorb the iterates' autocorrelation (batch means, as in MCMC
-output analysis). Per coordinate, in units of q's sd (means) or as is (log-sds):
+output analysis); their noise is estimated from successive differences (von Neumann), which a steady trend
+barely inflates. Per coordinate, in units of q's sd (means) or as is (log-sds):
 
 - *drift*: do the batch means of the window's second half differ from those of its first half by more than
-  3 of their standard errors plus ``tol``/4? Then q is still moving.
+  3 of their standard errors (a Student-t quantile for the few batches of a short window) plus ``tol``/4?
+  Then q is still moving.
 - *noise*: is the standard error of the window's average at most ``noise`` (default ``tol``/2)? Otherwise
   more iterations are needed to average the noise down.
 
@@ -45,7 +47,13 @@ def scores(log_density: Callable[[Tensor], Tensor], dtype: torch.dtype | None = 
     return f
 
 
-BATCHES = 4
+BATCHES = 8
+
+
+def _t_quantile(z: float, dof: int) -> float:
+    """Student-t quantile matching the normal quantile ``z`` (Cornish-Fisher expansion; ``dof`` >= 1)."""
+    v = max(dof, 1)
+    return z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
 
 
 class ParameterStationarity:
@@ -83,12 +91,13 @@ class ParameterStationarity:
         k = min(BATCHES, n)
         b = n // k
         bm = (x[n - k * b :] / scale).reshape(k, b, -1).mean(1)  # batch means (k, 2D)
-        s = bm.std(0) if k > 1 else torch.zeros_like(bm[0])
+        s = ((bm[1:] - bm[:-1]).square().mean(0) / 2).sqrt() if k > 1 else torch.zeros_like(bm[0])
         h = k // 2
+        z = _t_quantile(3.0, k - 1)  # "3 standard errors", widened for a noise level estimated from k batches
         drift = (bm[k - h :].mean(0) - bm[:h].mean(0)).abs()
         se_drift = s * math.sqrt(2.0 / h)
-        se_avg = s / math.sqrt(k)
-        if bool((drift > 3 * se_drift + self.tol / 4).any()):
+        se_avg = s / math.sqrt(k) * (z / 3.0)
+        if bool((drift > z * se_drift + self.tol / 4).any()):
             self.reason = f"q still drifting ({drift.max().item():.3f} sd over the last {n} iterations)"
             return False
         if se_avg.max().item() > self.noise:
