@@ -203,8 +203,9 @@ def _messages(d: Diagnostics, family: str, corrected: bool = False) -> list[str]
             "underestimates posterior variance). Try a richer family (family='fullrank' or 'flow'), a "
             "reparameterization (e.g. non-centered hierarchical models), or more optimization steps."
         )
-    elif d.verdict in ("good", "ok") and d.psis_shift > max(SHIFT_TOL, d.shift_noise) and not corrected:
-        # (with corrected=True the fit reports the PSIS-corrected estimates themselves: nothing biased is shown)
+    elif d.verdict in ("good", "ok") and d.psis_shift > max(SHIFT_TOL, d.shift_noise) and not (
+        corrected and d.verdict == "good"
+    ):  # (corrected: the fit reports the PSIS-corrected estimates themselves when k-hat is good)
         # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased
         msgs.append(
             f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} "
@@ -263,6 +264,9 @@ def diagnose_q(
 def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = True,
              corrected: bool = False) -> Diagnostics:  # fmt: skip
     """Diagnose a :class:`~varinf.optim.FitResult` (its q = ``result.family()``) with ``num_draws`` fresh draws.
+
+    ``corrected``: the result reports PSIS-corrected estimates when k-hat < 0.5 (``FitResult.report == "psis"``),
+    so the PSIS mean-shift warning is moot there and not raised.
 
     Example:
         >>> import torch, varinf

@@ -7,10 +7,11 @@ r"""``method="auto"`` (the default): pick the fastest route to an accurate q for
     otherwise:
       1. Pathfinder start: L-BFGS from zeros and 3 U(-2, 2) points (optim/pathfinder.py), the Gaussian with the
          highest ELBO along the best path
-      2. Gaussian polish by Batch-and-Match from there (full covariance for D <= DENSE_MAX, else low rank)
-      3. by family:  fullrank / lowrank -> done
-                     meanfield -> ADVI polish (STL, Adam, several draws a step; optim/polish.py) from the
-                                  mean-field optimum for the Gaussian fit, in coordinates whitened by it
+      2. full rank (and mean-field / flow up to DENSE_MAX dimensions): Batch-and-Match from there
+      3. by family:  fullrank  -> done
+                     meanfield -> ADVI polish (optim/polish.py: Adam, STL, a Gaussian control variate, several
+                                  draws a step) from the mean-field optimum for the Gaussian fit, whitened by it
+                     lowrank   -> ADVI polish from Pathfinder's Gaussian patched into low rank
                      flow      -> the flow fitted by ADVI (STL) in coordinates whitened by the Gaussian fit
     family="auto": full rank up to DENSE_MAX dimensions, low rank above (mean-field under ADVI)
 
@@ -27,12 +28,12 @@ import time
 
 import torch
 
-from ..families import MeanField, Preconditioned, canonical_family
+from ..families import LowRank, MeanField, Preconditioned, canonical_family
 from ..models import Model
 from ..objectives import ELBO
 from .advi import advi
 from .bam import BaMState, batch_size, full_rank_module, run_bam
-from .bam_lowrank import LowRankState, lowrank_module, patch, run_bam_lowrank
+from .bam_lowrank import LowRankState, patch
 from .config import FitConfig
 from .pathfinder import run_paths
 from .polish import polish
@@ -42,7 +43,8 @@ from .stationarity import scores
 
 __all__ = ["DENSE_MAX", "advi_reason", "auto", "resolve_family"]
 
-DENSE_MAX = 300  # dimensions up to which the Gaussian stage keeps a dense covariance
+DENSE_MAX = 300  # dimensions up to which family="auto" means full rank (and the Gaussian stage is dense BaM)
+CV_MAX = 2000  # dimensions up to which the polish uses a dense Gaussian control variate
 LOWRANK_DEFAULT = 5  # rank of the low-rank Gaussian when auto chooses it for a high-dimensional model
 
 
@@ -91,44 +93,35 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
     density_evals = sum(st.density_evaluations for st in states)
     pf = states[0].q
     score_fn = scores(model.log_density, s.dtype)
-    route = ["pathfinder"]
-    dense = key in ("fullrank", "meanfield", "flow") and D <= DENSE_MAX
-    if dense:
+    route, steps, reason, converged = ["pathfinder"], 0, "", True
+    rank = min(int(kw.pop("rank", 2 if key == "lowrank" and family != "auto" else LOWRANK_DEFAULT)), D)
+    if key == "fullrank" or (key in ("meanfield", "flow") and D <= DENSE_MAX):
         st = BaMState(pf.loc.double(), pf.covariance_matrix.double())
         st, reason, converged = run_bam(st, score_fn, batch_size(D), config.max_steps, tol=config.tol_param,
                                         noise=2 * config.tol_param)  # fmt: skip
         grad_evals += st.grad_evals
+        steps += st.t
         route.append("bam")
         loc, cov = st.loc, st.cov
-    else:
-        asked = key == "lowrank" and not (isinstance(family, str) and family.lower() == "auto")
-        rank = min(int(kw.pop("rank", 2)) if asked else LOWRANK_DEFAULT, D)
-        lst = _lowrank_start(pf, rank)
-        lst, reason, converged = run_bam_lowrank(lst, score_fn, max(8, min(2 * rank + 2, 64)), config.max_steps,
-                                                 tol=config.tol_param, noise=2 * config.tol_param)  # fmt: skip
-        grad_evals += lst.grad_evals
-        route.append("bam (low rank)")
-        st = lst
-    steps = st.t
-    if key == "meanfield":
-        # start at the mean-field optimum for the Gaussian fit (sd_i = (Sigma^-1)_ii^-1/2), whitened by it
-        sd0 = torch.cholesky_inverse(torch.linalg.cholesky(cov)).diagonal().rsqrt()
-        fam = Preconditioned(MeanField(D, init_scale=1.0), loc, sd0).to(device=s.device, dtype=s.dtype)
-        prec = torch.cholesky_inverse(torch.linalg.cholesky(cov))
-        gauss = (loc.to(s.dtype), prec.to(s.dtype))
-        it, ev, reason, converged = polish(model.log_density, fam, config.max_steps, tol=config.tol_param,
-                                           gaussian=gauss)  # fmt: skip
-        grad_evals += ev
-        steps += it
-        route.append("advi polish")
+    else:  # the Pathfinder Gaussian is the Gaussian fit (dense only where a control variate can use it)
+        loc, cov = pf.loc.double(), pf.covariance_matrix.double() if D <= CV_MAX else None
+    if key == "fullrank":
+        fam = full_rank_module(loc, cov)
     elif key == "flow":
         return _flow(model, s, loc, cov, config, kw, t0, grad_evals, density_evals, route, steps,
                      _start_note(paths, pruned))  # fmt: skip
-    elif dense:
-        fam = full_rank_module(loc, cov)
     else:
-        fam = lowrank_module(st)
-    if kw and key != "lowrank":
+        fam = _whitened_start(key, pf, loc, cov, rank).to(device=s.device, dtype=s.dtype)
+        gauss = None
+        if cov is not None:
+            prec = torch.cholesky_inverse(torch.linalg.cholesky(cov))
+            gauss = (loc.to(s.dtype), prec.to(s.dtype))
+        it, ev, reason, converged = polish(model.log_density, fam, config.max_steps, tol=config.tol_param,
+                                           noise=2 * config.tol_param, gaussian=gauss)  # fmt: skip
+        grad_evals += ev
+        steps += it
+        route.append("advi polish")
+    if kw:
         raise TypeError(f"unexpected keyword arguments for the {key} family: {sorted(kw)}")
     return FitResult(
         model=model,
@@ -156,6 +149,25 @@ def _start_note(paths, pruned: int) -> str:
     lengths = ", ".join(str(len(p) - 1) for p in paths)
     return (f"Pathfinder start from {len(paths)} L-BFGS paths ({lengths} iterations; {pruned} stopped on reaching "
             "the first path's basin)")  # fmt: skip
+
+
+def _whitened_start(key: str, pf, loc, cov, rank: int):
+    """Mean-field or low-rank family at the start of the polish, in coordinates whitened by its own scales.
+
+    mean-field: the mean-field optimum for N(loc, cov), sd_i = (cov^-1)_ii^-1/2 (Pathfinder's marginal sds
+    when there is no dense cov); low rank: Pathfinder's Gaussian patched into Psi + Lambda Lambda^T."""
+    D = loc.shape[0]
+    if key == "meanfield":
+        sd = torch.cholesky_inverse(torch.linalg.cholesky(cov)).diagonal().rsqrt() if cov is not None else pf.stddev
+        return Preconditioned(MeanField(D, init_scale=1.0), loc, sd.double())
+    lst = _lowrank_start(pf, rank)
+    scale = lst.variance.sqrt()
+    base = LowRank(D, rank=rank, init_scale=1.0).double()
+    with torch.no_grad():
+        base.loc.zero_()
+        base.cov_factor.copy_(lst.lam / scale[:, None])
+        base.log_diag_scale.copy_(0.5 * lst.psi.log() - scale.log())
+    return Preconditioned(base, loc, scale)
 
 
 def _lowrank_start(pf, rank: int) -> LowRankState:

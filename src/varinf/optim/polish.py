@@ -55,16 +55,18 @@ def _loss(log_p, q, num_particles: int, gaussian) -> Tensor:
 
 
 def polish(log_p: Callable[[Tensor], Tensor], family: nn.Module, max_steps: int, lr: float = 0.05,
-           num_particles: int = 8, tol: float = 0.05, min_window: int = 5,
-           gaussian: tuple[Tensor, Tensor] | None = None) -> tuple[int, int, str, bool]:  # fmt: skip
+           num_particles: int = 8, tol: float = 0.05, min_window: int = 5, noise: float | None = None,
+           gaussian: tuple[Tensor, Tensor] | None = None, decay: float = 0.3) -> tuple[int, int, str, bool]:  # fmt: skip
     """Run Adam on ``family`` until stationary; returns ``(steps, grad_evals, reason, converged)``.
 
     ``gaussian = (loc_G, precision_G)`` in ``family``'s dtype enables the control variate (Gaussian q only).
-    The family's parameters are left at the average over the stationary window (or over the last half of the
-    run when ``max_steps`` ends it)."""
+    When q has stopped drifting but its average is still too noisy (``noise``, default ``tol``/2), the
+    parameters move to that average and the step size shrinks by ``decay`` (as in ADVI's schedule): Adam's
+    jitter scales with its step. The family's parameters are left at the average over the stationary window
+    (or over the last half of the run when ``max_steps`` ends it)."""
     params = [p for p in family.parameters() if p.requires_grad]
     opt = LeanAdam(params, lr=lr)
-    mon = ParameterStationarity(tol=tol, min_window=min_window)
+    mon = ParameterStationarity(tol=tol, min_window=min_window, noise=noise)
     steps = skipped = 0
     while steps < max_steps:
         opt.zero_grad()
@@ -81,6 +83,12 @@ def polish(log_p: Callable[[Tensor], Tensor], family: nn.Module, max_steps: int,
             q = family()
             if mon.update(*params, q.mean, q.stddev):
                 break
+            if mon.noisy:  # restart from the average with a smaller step
+                for p, a in zip(params, mon.average()):
+                    p.copy_(a)
+                lr *= decay
+                opt = LeanAdam(params, lr=lr)
+                mon = ParameterStationarity(tol=tol, min_window=min_window, noise=noise)
     if mon.ready:
         with torch.no_grad():
             for p, a in zip(params, mon.average()):

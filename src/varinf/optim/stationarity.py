@@ -4,12 +4,11 @@ The iterates :math:`q_t` of a method driven by fresh draws each iteration (BaM, 
 fluctuating around a fixed point. :class:`ParameterStationarity` keeps q's means and standard deviations per
 iterate and looks at the window of the last half of the iterates (at least ``2 · min_window``), cut into
 ``BATCHES`` consecutive batches whose means absorb the iterates' autocorrelation (batch means, as in MCMC
-output analysis); their noise is estimated from successive differences (von Neumann), which a steady trend
-barely inflates. Per coordinate, in units of q's sd (means) or as is (log-sds):
+output analysis). A straight line is fitted to the batch means; its residuals measure the noise, so a
+steady trend cannot pass for noise. Per coordinate, in units of q's sd (means) or as is (log-sds):
 
-- *drift*: do the batch means of the window's second half differ from those of its first half by more than
-  3 of their standard errors (a Student-t quantile for the few batches of a short window) plus ``tol``/4?
-  Then q is still moving.
+- *drift*: does the fitted line change by more than 3 of its standard errors (a Student-t quantile for the
+  few batches of a short window) plus ``tol``/4 across the window? Then q is still moving.
 - *noise*: is the standard error of the window's average at most ``noise`` (default ``tol``/2)? Otherwise
   more iterations are needed to average the noise down.
 
@@ -69,6 +68,7 @@ class ParameterStationarity:
         self.stats: list[Tensor] = []
         self.reason = ""
         self.stationary = False
+        self.noisy = False  # the last test found no drift, only too much noise to stop
 
     @property
     def window(self) -> int:
@@ -91,17 +91,21 @@ class ParameterStationarity:
         k = min(BATCHES, n)
         b = n // k
         bm = (x[n - k * b :] / scale).reshape(k, b, -1).mean(1)  # batch means (k, 2D)
-        s = ((bm[1:] - bm[:-1]).square().mean(0) / 2).sqrt() if k > 1 else torch.zeros_like(bm[0])
-        h = k // 2
-        z = _t_quantile(3.0, k - 1)  # "3 standard errors", widened for a noise level estimated from k batches
-        drift = (bm[k - h :].mean(0) - bm[:h].mean(0)).abs()
-        se_drift = s * math.sqrt(2.0 / h)
+        c = torch.arange(k, dtype=bm.dtype) - (k - 1) / 2
+        slope = (c[:, None] * bm).sum(0) / c.square().sum()
+        resid = bm - bm.mean(0) - slope * c[:, None]
+        s = (resid.square().sum(0) / max(k - 2, 1)).sqrt()  # noise of a batch mean, the trend removed
+        z = _t_quantile(3.0, k - 2)  # "3 standard errors", widened for a noise level estimated from k batches
+        drift = slope.abs() * (k - 1)  # change across the window along the fitted trend
+        se_drift = s / c.square().sum().sqrt() * (k - 1)
         se_avg = s / math.sqrt(k) * (z / 3.0)
+        self.noisy = False
         if bool((drift > z * se_drift + self.tol / 4).any()):
             self.reason = f"q still drifting ({drift.max().item():.3f} sd over the last {n} iterations)"
             return False
         if se_avg.max().item() > self.noise:
             self.reason = f"Monte Carlo noise of q's average {se_avg.max().item():.3f} sd > {self.noise:g}"
+            self.noisy = True
             return False
         self.reason = (
             f"q stationary over the last {n} iterations: drift within noise, average known to "
