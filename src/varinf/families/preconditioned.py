@@ -26,6 +26,7 @@ from torch.distributions import (
 
 from .base import AbstractFamily
 from .diag_normal import DiagNormal
+from .gaussian import TrilNormal
 
 __all__ = ["Preconditioned", "TrilAffine"]
 
@@ -41,6 +42,10 @@ class Preconditioned(AbstractFamily):
         self.base, self.dim = base, int(D)
         self.register_buffer("shift", shift.detach().clone())
         self.register_buffer("scale", scale.detach().clone())
+        # log |A| (diagonal) or log A_ii (triangular), computed once: it shifts q's log-scale/entropy every step
+        log_a = (scale.abs() if scale.dim() == 1 else scale.diagonal()).log()
+        self.register_buffer("log_scale", log_a.detach().clone(), persistent=False)
+        self.log_scale_sum = float(log_a.sum())  # log |det A|
 
     @property
     def diagonal(self) -> bool:
@@ -51,13 +56,15 @@ class Preconditioned(AbstractFamily):
         s, A = self.shift, self.scale
         if self.diagonal:
             if isinstance(q, DiagNormal):
-                return DiagNormal(s + A * q.loc, q.log_scale + A.log())
+                return DiagNormal(torch.addcmul(s, A, q.loc), q.log_scale + self.log_scale)
             if isinstance(q, LowRankMultivariateNormal):
                 return LowRankMultivariateNormal(s + A * q.loc, A[:, None] * q.cov_factor, A.square() * q.cov_diag,
                                                  validate_args=False)  # fmt: skip
             if isinstance(q, MultivariateNormal):
                 return MultivariateNormal(s + A * q.loc, scale_tril=A[:, None] * q.scale_tril, validate_args=False)
             return TransformedDistribution(q, [AffineTransform(s, A, event_dim=1)], validate_args=False)
+        if isinstance(q, TrilNormal):  # the triangular product keeps log-diagonals additive
+            return TrilNormal(torch.addmv(s, A, q.loc), A @ q._unbroadcasted_scale_tril, q.log_diag + self.log_scale)
         if isinstance(q, MultivariateNormal):
             return MultivariateNormal(s + q.loc @ A.T, scale_tril=A @ q.scale_tril, validate_args=False)
         return TransformedDistribution(q, [TrilAffine(s, A)], validate_args=False)

@@ -124,6 +124,14 @@ class LogisticRegression(Model):
         self.register_buffer("flip", 1 - 2 * y)  # log Bern(y | sigmoid(l)) = -softplus(flip * l)
         self.prior_scale = float(prior_scale)
         self.intercept = intercept
+        # for log_density on the flat u = (beta, alpha): the design with a column of ones, transposed once, and
+        # the prior's constants as 0-dim buffers (Python floats in an op cost extra tensor conversions each step)
+        design = torch.cat([X, torch.ones(X.shape[0], 1, dtype=X.dtype)], 1) if intercept else X
+        self.register_buffer("design_t", design.T.contiguous(), persistent=False)
+        d = design.shape[1]
+        const = -d * (math.log(self.prior_scale) + 0.5 * _LOG_2PI)
+        self.register_buffer("prior_coef", torch.tensor(-0.5 / self.prior_scale**2, dtype=X.dtype), persistent=False)
+        self.register_buffer("prior_const", torch.tensor(const, dtype=X.dtype), persistent=False)
 
     @classmethod
     def synthetic(cls, n: int = 10_000, d: int = 20, seed: int = 0, **kw) -> LogisticRegression:
@@ -146,6 +154,14 @@ class LogisticRegression(Model):
         d = beta.shape[-1] + (alpha is not None)
         const = -d * (math.log(self.prior_scale) + 0.5 * _LOG_2PI)
         return sq.mul(-0.5 / s2) - F.softplus(logits * self.flip).sum(-1) + const
+
+    def log_density(self, u: Tensor) -> Tensor:
+        """:meth:`log_joint` on the flat unconstrained ``u`` ``(*S, d [+1])`` (every latent is real): one matrix
+        product against the design with its column of ones, about half the tensor ops of the generic path."""
+        if u.shape[-1] != self.dim:
+            return super().log_density(u)  # (raises the usual shape error)
+        prior = torch.addcmul(self.prior_const, (u * u).sum(-1), self.prior_coef)
+        return prior - F.softplus((u @ self.design_t) * self.flip).sum(-1)
 
 
 class EightSchools(Model):
