@@ -7,7 +7,8 @@ Adam's step sizes (0.3 … 0.01) mean the same thing for every model, however il
 posterior is in :math:`u`. A diagonal :math:`A` keeps a mean-field base mean-field in :math:`u`.
 
 The returned distribution is over :math:`u` and of the same kind as the base where the pushforward stays
-in the family (diagonal, low-rank or full-rank Gaussian); otherwise a ``TransformedDistribution``.
+in the family (diagonal, low-rank or full-rank Gaussian); otherwise an :class:`AffinePushforward`, which keeps
+the base's one-pass ``rsample_and_log_prob`` (zuko flows: no inverse pass per step).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from .base import AbstractFamily
 from .diag_normal import DiagNormal
 from .gaussian import TrilNormal
 
-__all__ = ["Preconditioned", "TrilAffine"]
+__all__ = ["AffinePushforward", "Preconditioned", "TrilAffine"]
 
 
 class Preconditioned(AbstractFamily):
@@ -62,12 +63,32 @@ class Preconditioned(AbstractFamily):
                                                  validate_args=False)  # fmt: skip
             if isinstance(q, MultivariateNormal):
                 return MultivariateNormal(s + A * q.loc, scale_tril=A[:, None] * q.scale_tril, validate_args=False)
-            return TransformedDistribution(q, [AffineTransform(s, A, event_dim=1)], validate_args=False)
+            return AffinePushforward(q, AffineTransform(s, A, event_dim=1), self.log_scale_sum)
         if isinstance(q, TrilNormal):  # the triangular product keeps log-diagonals additive
             return TrilNormal(torch.addmv(s, A, q.loc), A @ q._unbroadcasted_scale_tril, q.log_diag + self.log_scale)
         if isinstance(q, MultivariateNormal):
             return MultivariateNormal(s + q.loc @ A.T, scale_tril=A @ q.scale_tril, validate_args=False)
-        return TransformedDistribution(q, [TrilAffine(s, A)], validate_args=False)
+        return AffinePushforward(q, TrilAffine(s, A), self.log_scale_sum)
+
+
+class AffinePushforward(TransformedDistribution):
+    r"""``TransformedDistribution(q, [affine])`` with a constant :math:`\log|\det A|` and a one-pass
+    ``rsample_and_log_prob`` when the base has one (draw and density together, no inverse of the base)."""
+
+    def __init__(self, base: Distribution, affine: Transform, log_det: float):
+        super().__init__(base, [affine], validate_args=False)
+        self.affine, self.log_det = affine, float(log_det)
+
+    def rsample_and_log_prob(self, sample_shape=torch.Size()) -> tuple[Tensor, Tensor]:
+        if hasattr(self.base_dist, "rsample_and_log_prob"):
+            w, lq = self.base_dist.rsample_and_log_prob(sample_shape)
+        else:
+            w = self.base_dist.rsample(sample_shape)
+            lq = self.base_dist.log_prob(w)
+        return self.affine(w), lq - self.log_det
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return self.base_dist.log_prob(self.affine.inv(value)) - self.log_det
 
 
 class TrilAffine(Transform):
