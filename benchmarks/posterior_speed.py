@@ -12,7 +12,7 @@ For each of the 16 posteriordb posteriors with reference draws (../shared/data/p
 
 Reported per fit: gradient evaluations (density evaluations without gradients apart), wall time, max error of
 the posterior means in reference sds and the range of sd ratios of the estimates *as reported* (varinf's summary:
-PSIS-corrected when the method asks for it and k-hat < 0.5, else q's own; peers: their draws), q's own error,
+PSIS-corrected when the method asks for it and k-hat < 0.7, else q's own; peers: their draws), q's own error,
 PSIS k-hat (every library's q in its own unconstrained space), and whether a warning was raised. A fit with
 error > 0.1 sd and no warning is a *silent failure*.
 
@@ -388,7 +388,7 @@ def markdown(rows: list[Row], extra: dict, meta: dict) -> str:
         f"{meta.get('numpyro', '?')}, blackjax {meta.get('blackjax', '?')}; varinf at commit {meta['commit']}; one "
         "thread each, one process, a shared CPU (times are noisy; ratios within the run are what counts).  ",
         "err = max over reference quantities of |mean − reference mean| / reference sd of the estimates *as "
-        "reported* (varinf: PSIS-corrected when the method asks for it and k̂ < 0.5, marked *; otherwise q's own); "
+        "reported* (varinf: PSIS-corrected when the method asks for it and k̂ ≤ 0.7, marked *; otherwise q's own); "
         "q err = q's own draws; sd = min–max of sd / reference sd (as reported); k̂ = PSIS k̂ of q in its own "
         "library's unconstrained space; grad = gradient evaluations (Blackjax: L-BFGS iterations, a lower bound); "
         "s = wall seconds including set-up, compilation (peers) and varinf's diagnostics; warn = warnings raised; "

@@ -203,9 +203,14 @@ def _messages(d: Diagnostics, family: str, corrected: bool = False) -> list[str]
             "underestimates posterior variance). Try a richer family (family='fullrank' or 'flow'), a "
             "reparameterization (e.g. non-centered hierarchical models), or more optimization steps."
         )
-    elif d.verdict in ("good", "ok") and d.psis_shift > max(SHIFT_TOL, d.shift_noise) and not (
-        corrected and d.verdict == "good"
-    ):  # (corrected: the fit reports the PSIS-corrected estimates themselves when k-hat is good)
+    elif corrected and d.verdict == "ok" and d.psis_shift > max(SHIFT_TOL, d.shift_noise):
+        # the fit reports PSIS-corrected estimates; between 0.5 and the threshold they converge slowly
+        msgs.append(
+            f"k-hat = {p.khat:.2f} (between {KHAT_GOOD} and {p.threshold:.2f}): the estimates shown are PSIS-corrected "
+            f"and move q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} q-sds, with an effective sample size of "
+            f"{d.ess:.0f}: at this k-hat they converge slowly. Check with more draws (diagnose_draws) or a richer family."
+        )
+    elif d.verdict in ("good", "ok") and d.psis_shift > max(SHIFT_TOL, d.shift_noise) and not corrected:
         # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased
         msgs.append(
             f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} "

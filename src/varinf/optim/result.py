@@ -170,11 +170,10 @@ class FitResult:
     @property
     def psis_corrected(self) -> bool:
         """Whether :meth:`summary` reports PSIS-corrected estimates: the method asks for them (``report="psis"``:
-        ``auto``, ``pathfinder``) and k-hat < 0.5 (importance ratios with finite variance, so the corrected
-        estimates have the usual Monte Carlo error; between 0.5 and the threshold they converge too slowly to
-        replace q's own, and the PSIS mean-shift check speaks instead)."""
+        ``auto``, ``pathfinder``) and k-hat allows (verdict good or ok: the corrected estimates converge; between
+        0.5 and the threshold slowly, and the diagnostics warn when they move q's means a lot)."""
         d = self.diagnostics
-        return self.report == "psis" and d is not None and d.verdict == "good"
+        return self.report == "psis" and d is not None and d.verdict in ("good", "ok")
 
     def summary(self, n: int = 4000, quantiles: tuple[float, ...] = (0.05, 0.5, 0.95), seed: int = 0) -> Summary:
         """Table of mean, sd and quantiles of each scalar latent (constrained space): q's own from ``n`` draws, or
