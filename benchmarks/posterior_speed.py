@@ -485,6 +485,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-logreg", action="store_true")
     ap.add_argument("--skip-cli", action="store_true")
     ap.add_argument("--resume", action="store_true", help="keep finished rows of an earlier run")
+    ap.add_argument("--redo", action="store_true", help="with --resume: recompute the --fits x --posteriors rows")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -492,9 +493,10 @@ def main(argv=None) -> int:
     torch.set_default_dtype(torch.float64)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "posterior_speed.json"
-    rows, extra = [], {}
+    rows, extra, old_meta = [], {}, {}
     if (args.resume or args.report_only) and path.is_file():
         old = json.loads(path.read_text())
+        old_meta = old["meta"]
         rows = [Row(**{k: v for k, v in r.items() if k != "goal"}) for r in old["rows"]]
         extra = old.get("extra", {})
         if args.report_only:
@@ -511,7 +513,7 @@ def main(argv=None) -> int:
         "blackjax": blackjax.__version__, "commit": git_commit(),
     }  # fmt: skip
     warm_up_jax()
-    done = {(r.posterior, r.fit) for r in rows if not r.error}
+    done = {(r.posterior, r.fit) for r in rows if not r.error and not args.redo}
     order = [f for f in args.fits if f != "auto/flow"] + [f for f in args.fits if f == "auto/flow"]  # slow flows last
     for fit in order:
         for name in args.posteriors:
@@ -528,6 +530,8 @@ def main(argv=None) -> int:
             print(f"{name:42s} {fit:32s} grad {row.grad_evals:6d} {row.wall:7.2f}s err {row.max_err:.3f} "
                   f"k {row.khat:.2f} {row.warned} {row.goal} {row.error}", flush=True)  # fmt: skip
             save(args.out, rows, extra, meta)
+    meta = old_meta | {"reruns": [*old_meta.get("reruns", []), {k: meta[k] for k in ("command", "commit")}]} if (
+        args.resume and path.is_file() and rows and old_meta) else meta  # fmt: skip
     if not args.skip_cli:
         extra["eight_schools_cli"] = eight_schools_cli()
         save(args.out, rows, extra, meta)
