@@ -512,6 +512,8 @@ def main(argv=None) -> int:
         "torch": torch.__version__, "jax": jax.__version__, "numpyro": numpyro.__version__,
         "blackjax": blackjax.__version__, "commit": git_commit(),
     }  # fmt: skip
+    meta = old_meta | {"reruns": [*old_meta.get("reruns", []), {k: meta[k] for k in ("command", "commit")}]} if (
+        args.resume and path.is_file() and rows and old_meta) else meta  # fmt: skip
     warm_up_jax()
     done = {(r.posterior, r.fit) for r in rows if not r.error and not args.redo}
     order = [f for f in args.fits if f != "auto/flow"] + [f for f in args.fits if f == "auto/flow"]  # slow flows last
@@ -530,8 +532,6 @@ def main(argv=None) -> int:
             print(f"{name:42s} {fit:32s} grad {row.grad_evals:6d} {row.wall:7.2f}s err {row.max_err:.3f} "
                   f"k {row.khat:.2f} {row.warned} {row.goal} {row.error}", flush=True)  # fmt: skip
             save(args.out, rows, extra, meta)
-    meta = old_meta | {"reruns": [*old_meta.get("reruns", []), {k: meta[k] for k in ("command", "commit")}]} if (
-        args.resume and path.is_file() and rows and old_meta) else meta  # fmt: skip
     if not args.skip_cli:
         extra["eight_schools_cli"] = eight_schools_cli()
         save(args.out, rows, extra, meta)
