@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import torch
 
@@ -35,6 +36,7 @@ from .advi import advi
 from .bam import BaMState, batch_size, full_rank_module, run_bam
 from .bam_lowrank import LowRankState, patch
 from .config import FitConfig
+from .errors import ConvergenceWarning
 from .pathfinder import run_paths
 from .polish import polish
 from .result import FitResult
@@ -45,6 +47,7 @@ __all__ = ["DENSE_MAX", "advi_reason", "auto", "resolve_family"]
 
 DENSE_MAX = 300  # dimensions up to which family="auto" means full rank (and the Gaussian stage is dense BaM)
 CV_MAX = 2000  # dimensions up to which the polish uses a dense Gaussian control variate
+POLISH_MAX = 1000  # steps: a polish still drifting after this many (a funnel) stops with a ConvergenceWarning
 LOWRANK_DEFAULT = 5  # rank of the low-rank Gaussian when auto chooses it for a high-dimensional model
 
 
@@ -116,13 +119,15 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         if cov is not None:
             prec = torch.cholesky_inverse(torch.linalg.cholesky(cov))
             gauss = (loc.to(s.dtype), prec.to(s.dtype))
-        it, ev, reason, converged = polish(model.log_density, fam, config.max_steps, tol=config.tol_param,
-                                           noise=2 * config.tol_param, gaussian=gauss)  # fmt: skip
+        it, ev, reason, converged = polish(model.log_density, fam, min(config.max_steps, POLISH_MAX),
+                                           tol=config.tol_param, noise=2 * config.tol_param, gaussian=gauss)  # fmt: skip
         grad_evals += ev
         steps += it
         route.append("advi polish")
     if kw:
         raise TypeError(f"unexpected keyword arguments for the {key} family: {sorted(kw)}")
+    if not converged:
+        warnings.warn(f"{model.name}: not converged ({reason})", ConvergenceWarning, stacklevel=4)
     return FitResult(
         model=model,
         family=fam.to(device=s.device, dtype=s.dtype),

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -37,6 +38,7 @@ from torch import Tensor
 from ..families import FullRank
 from ..models import Model
 from .config import FitConfig
+from .errors import ConvergenceWarning
 from .result import FitResult
 from .start import start
 from .stationarity import ParameterStationarity, scores
@@ -147,6 +149,8 @@ def bam(model: Model, family, objective, config: FitConfig, family_kwargs: dict)
     state = BaMState(loc.double(), cov.double())
     state, reason, converged = run_bam(state, scores(model.log_density, s.dtype), B, config.max_steps, lambda0,
                                        config.tol_param)  # fmt: skip
+    if not converged:
+        warnings.warn(f"{model.name}: BaM not converged ({reason})", ConvergenceWarning, stacklevel=4)
     return gaussian_result(model, s, state, objective, reason, converged, "bam", label, t0,
                            s.evaluations + state.grad_evals)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +27,7 @@ from torch import Tensor
 from ..families import LowRank
 from ..models import Model
 from .config import FitConfig
+from .errors import ConvergenceWarning
 from .result import FitResult
 from .start import start
 from .stationarity import ParameterStationarity, scores
@@ -163,6 +165,8 @@ def bam_lowrank(model: Model, family, objective, config: FitConfig, family_kwarg
     state = LowRankState(loc, psi, lam)
     state, reason, converged = run_bam_lowrank(state, scores(model.log_density, s.dtype), B, config.max_steps,
                                                lambda0, config.tol_param)  # fmt: skip
+    if not converged:
+        warnings.warn(f"{model.name}: low-rank BaM not converged ({reason})", ConvergenceWarning, stacklevel=4)
     return lowrank_result(model, s, state, objective, reason, converged, "bam", t0, s.evaluations + state.grad_evals)
 
 
