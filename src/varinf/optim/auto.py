@@ -102,6 +102,7 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
     pf = states[0].q
     score_fn = scores(model.log_density, s.dtype)
     route, steps, reason, converged = ["pathfinder"], 0, "", True
+    trace = [e for e in states[0].elbos.tolist() if math.isfinite(e)]  # Pathfinder's ELBOs along its best path
     rank = min(int(kw.pop("rank", 2 if key == "lowrank" and family != "auto" else LOWRANK_DEFAULT)), D)
     if key == "fullrank" or (key in ("meanfield", "flow") and D <= DENSE_MAX):
         st = BaMState(pf.loc.double(), pf.covariance_matrix.double())
@@ -109,6 +110,7 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
                                         noise=2 * config.tol_param)  # fmt: skip
         grad_evals += st.grad_evals
         steps += st.t
+        trace += st.trace
         route.append("bam")
         loc, cov = st.loc, st.cov
     else:  # the Pathfinder Gaussian is the Gaussian fit (dense only where a control variate can use it)
@@ -125,7 +127,8 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
             prec = torch.cholesky_inverse(torch.linalg.cholesky(cov))
             gauss = (loc.to(s.dtype), prec.to(s.dtype))
         it, ev, reason, converged = polish(model.log_density, fam, min(config.max_steps, POLISH_MAX),
-                                           tol=config.tol_param, noise=2 * config.tol_param, gaussian=gauss)  # fmt: skip
+                                           tol=config.tol_param, noise=2 * config.tol_param, gaussian=gauss,
+                                           trace=None if gauss is not None else trace)  # fmt: skip
         grad_evals += ev
         steps += it
         route.append("advi polish")
@@ -137,7 +140,7 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         model=model,
         family=fam.to(device=s.device, dtype=s.dtype),
         objective=objective,
-        elbo_trace=torch.tensor([x.elbo for x in states], dtype=torch.float64),
+        elbo_trace=torch.tensor(trace, dtype=torch.float64),
         window_means=[],
         converged=converged,
         convergence_reason=reason,

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -48,12 +48,14 @@ __all__ = ["BaMState", "bam", "bam_step", "batch_size", "run_bam"]
 
 @dataclass
 class BaMState:
-    """q = N(loc, cov) (float64), the iteration count ``t`` and the gradient evaluations spent."""
+    """q = N(loc, cov) (float64), the iteration count ``t``, the gradient evaluations spent and the ELBO of each
+    iteration's q estimated from its own batch (nats; the trace ``FitResult.elbo_trace`` shows)."""
 
     loc: Tensor
     cov: Tensor
     t: int = 0
     grad_evals: int = 0
+    trace: list[float] = field(default_factory=list)
 
 
 def batch_size(dim: int) -> int:
@@ -91,10 +93,13 @@ def bam_step(state: BaMState, score_fn, B: int, lam: float) -> tuple[BaMState, T
     lp, g = score_fn(z)
     ok = torch.isfinite(lp) & torch.isfinite(g).all(-1)
     t = state.t + 1
+    D = L.shape[0]
+    elbo = (lp.mean() + L.diagonal().log().sum() + 0.5 * D * (1 + math.log(2 * math.pi))).item()
+    trace = [*state.trace, elbo]
     if int(ok.sum()) < 2:
-        return BaMState(state.loc, 0.25 * state.cov, t, state.grad_evals + B), lp
+        return BaMState(state.loc, 0.25 * state.cov, t, state.grad_evals + B, trace), lp
     loc, cov = _match(state.loc, state.cov, z[ok], g[ok], lam)
-    return BaMState(loc, cov, t, state.grad_evals + B), lp
+    return BaMState(loc, cov, t, state.grad_evals + B, trace), lp
 
 
 def run_bam(state: BaMState, score_fn, B: int, max_iter: int, lambda0: float = 1.0, tol: float = 0.05,
@@ -110,7 +115,7 @@ def run_bam(state: BaMState, score_fn, B: int, max_iter: int, lambda0: float = 1
         try:
             state, _ = bam_step(state, score_fn, B, lam)
         except torch.linalg.LinAlgError:  # numerically indefinite update: keep q, shrink the step
-            state = BaMState(state.loc, state.cov, state.t + 1, state.grad_evals + B)
+            state = BaMState(state.loc, state.cov, state.t + 1, state.grad_evals + B, state.trace)
             lambda0 *= 0.5
             continue
         if not (torch.isfinite(state.loc).all() and torch.isfinite(state.cov).all()):
@@ -118,9 +123,10 @@ def run_bam(state: BaMState, score_fn, B: int, max_iter: int, lambda0: float = 1
         mean, sd = state.loc, state.cov.diagonal().sqrt()
         if mon.update(state.loc, state.cov, mean, sd):
             loc, cov = mon.average()
-            return BaMState(loc, cov, state.t, state.grad_evals), mon.reason, True
+            return BaMState(loc, cov, state.t, state.grad_evals, state.trace), mon.reason, True
     loc, cov = mon.average() if mon.ready else (state.loc, state.cov)
-    return BaMState(loc, cov, state.t, state.grad_evals), f"{mon.reason or 'still moving'} after {state.t} iterations", False
+    reason = f"{mon.reason or 'still moving'} after {state.t} iterations"
+    return BaMState(loc, cov, state.t, state.grad_evals, state.trace), reason, False
 
 
 def bam(model: Model, family, objective, config: FitConfig, family_kwargs: dict) -> FitResult:
@@ -163,7 +169,7 @@ def gaussian_result(model, s, state: BaMState, objective, reason: str, converged
         model=model,
         family=fam,
         objective=objective,
-        elbo_trace=torch.zeros(0, dtype=torch.float64),
+        elbo_trace=torch.tensor(state.trace, dtype=torch.float64),
         window_means=[],
         converged=converged,
         convergence_reason=reason,

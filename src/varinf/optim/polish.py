@@ -56,8 +56,10 @@ def _loss(log_p, q, num_particles: int, gaussian) -> Tensor:
 
 def polish(log_p: Callable[[Tensor], Tensor], family: nn.Module, max_steps: int, lr: float = 0.05,
            num_particles: int = 8, tol: float = 0.05, min_window: int = 5, noise: float | None = None,
-           gaussian: tuple[Tensor, Tensor] | None = None, decay: float = 0.3) -> tuple[int, int, str, bool]:  # fmt: skip
-    """Run Adam on ``family`` until stationary; returns ``(steps, grad_evals, reason, converged)``.
+           gaussian: tuple[Tensor, Tensor] | None = None, decay: float = 0.3,
+           trace: list[float] | None = None) -> tuple[int, int, str, bool]:  # fmt: skip
+    """Run Adam on ``family`` until stationary; returns ``(steps, grad_evals, reason, converged)``; each step's
+    bound estimate is appended to ``trace`` (nats; up to the control variate's constant) when given.
 
     ``gaussian = (loc_G, precision_G)`` in ``family``'s dtype enables the control variate (Gaussian q only).
     When q has stopped drifting but its average is still too noisy (``noise``, default ``tol``/2), the
@@ -79,6 +81,8 @@ def polish(log_p: Callable[[Tensor], Tensor], family: nn.Module, max_steps: int,
             continue
         loss.backward()
         opt.step()
+        if trace is not None:
+            trace.append(-loss.item())
         with torch.no_grad():
             q = family()
             if mon.update(*params, q.mean, q.stddev):
