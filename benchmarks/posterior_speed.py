@@ -297,7 +297,7 @@ def logreg(n: int, d: int, steps: int = 1000, repeats: int = 5) -> dict:
 
     torch.set_default_dtype(torch.float32)
     m = LogisticRegression.synthetic(n=n, d=d)
-    X, y = jnp.asarray(m.X.numpy(), dtype=jnp.float32), jnp.asarray(m.y.numpy(), dtype=jnp.float32)
+    X, y = (jnp.asarray(m.data[k].numpy(), dtype=jnp.float32) for k in ("X", "y"))
 
     def np_model():
         beta = numpyro.sample("beta", dist.Normal(0.0, 1.0).expand([d]).to_event(1))
@@ -355,18 +355,18 @@ def eight_schools_cli(repeats: int = 3) -> dict:
     post = load_posterior("eight_schools-eight_schools_noncentered")
     ref = dict(zip(post.reference.names, zip(post.reference.mean, post.reference.sd)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = ["taskset", "-c", "0", sys.executable, "-m", "varinf", "fit", "eight_schools", "--no-progress"]
+    cmd = ["taskset", "-c", "0", sys.executable, "-m", "varinf", "fit", "eight_schools"]  # no bar: not a terminal
     walls, out = [], ""
     for _ in range(repeats):
         t = time.perf_counter()
         r = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
         walls.append(time.perf_counter() - t)
         out = r.stdout + r.stderr
-    means = {}  # the summary's mu and tau (its theta_tilde is not among the reference quantities)
+    means = {}  # the summary's mu, tau and theta[j] (0-based; posteriordb's are 1-based); theta_tilde has no reference
     for line in out.splitlines():
-        m = re.match(r"^(mu|tau)\s+(-?[\d.e+-]+)\s", line)
+        m = re.match(r"^(mu|tau|theta\[(\d)\])\s+(-?[\d.e+-]+)\s", line)
         if m:
-            means[m.group(1)] = float(m.group(2))
+            means[f"theta[{int(m.group(2)) + 1}]" if m.group(2) else m.group(1)] = float(m.group(3))
     errs = {k: abs(v - ref[k][0]) / ref[k][1] for k, v in means.items()}
     return {"wall_median": statistics.median(walls), "walls": walls, "max_err": max(errs.values()), "errors": errs,
             "warning_printed": "WARNING" in out or "Warning" in out, "khat_line": next(
@@ -386,7 +386,8 @@ def markdown(rows: list[Row], extra: dict, meta: dict) -> str:
         f"Command: `{meta['command']}`  ",
         f"Machine: {meta['machine']}; torch {meta['torch']}, jax {meta.get('jax', '?')}, numpyro "
         f"{meta.get('numpyro', '?')}, blackjax {meta.get('blackjax', '?')}; varinf at commit {meta['commit']}; one "
-        "thread each, one process, a shared CPU (times are noisy; ratios within the run are what counts).  ",
+        "thread each, one process, a shared CPU (times are noisy; ratios within the run are what counts)"
+        + "".join(f"; rerun `{r['command']}` at commit {r['commit']}" for r in meta.get("reruns", [])) + ".  ",
         "err = max over reference quantities of |mean − reference mean| / reference sd of the estimates *as "
         "reported* (varinf: PSIS-corrected when the method asks for it and k̂ ≤ 0.7, marked *; otherwise q's own); "
         "q err = q's own draws; sd = min–max of sd / reference sd (as reported); k̂ = PSIS k̂ of q in its own "

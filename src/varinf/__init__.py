@@ -5,7 +5,8 @@ and rate-distortion codecs (``varinf.compression``). Conventions: loss = -bound;
 compression, which speaks bits.
 """
 
-from .api import fit
+from . import distributed
+from .api import fit, load
 from .families import AmortizedNormal, Flow, FullRank, LowRank, MeanField
 from .models import Latent, Model, ModelError, load_example
 from .objectives import ELBO, IWAE, Renyi
@@ -28,7 +29,9 @@ __all__ = [
     "Model",
     "ModelError",
     "Renyi",
+    "distributed",
     "fit",
+    "load",
     "load_example",
     "step",
 ]

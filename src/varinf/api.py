@@ -12,10 +12,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 from .diagnostics import diagnose as _diagnose
 from .optim import FitConfig, FitResult, optimize
+from .optim.persist import load_result
 
-__all__ = ["fit"]
+__all__ = ["fit", "load"]
 
 
 def fit(
@@ -40,7 +43,8 @@ def fit(
             ``Renyi``. Giving one means ADVI (the only method that optimizes a chosen bound).
         method: a key of :data:`varinf.optim.METHODS`: ``"auto"`` (default: a Pathfinder start, then
             Batch-and-Match and the family's own polish, stopped when q stops moving relative to its Monte
-            Carlo noise; plain ADVI when ADVI-only settings such as ``lr`` or ``objective`` are given),
+            Carlo noise; plain ADVI when ADVI-only settings such as ``lr``, ``objective`` or ``batch_size`` are
+            given: minibatches need stochastic gradients, and ``"bam"`` / ``"pathfinder"`` refuse them),
             ``"advi"``, ``"bam"``, ``"pathfinder"``. With ``auto`` and ``pathfinder`` the summary reports
             PSIS-corrected estimates whenever k-hat allows.
         config: a :class:`~varinf.optim.FitConfig` with every setting of the fit. Keyword ``options`` that
@@ -52,6 +56,12 @@ def fit(
             Monte Carlo standard error, and a :class:`~varinf.diagnostics.DiagnosticWarning` when
             :math:`\hat k` says q is unreliable (Yao et al. 2018, arXiv:1802.02538).
         diagnose_draws: ``S``; at least 2200 for the full 0.7 threshold (see :func:`~varinf.diagnostics.khat_threshold`).
+            With more than 50,000 data rows the draws' log densities are estimated from a subsample with a
+            stated error (:mod:`varinf.models.subsample`).
+
+    Minibatches (``batch_size=B``, models with data): see :mod:`varinf.optim.minibatch`. Under ``torchrun``
+    with a ``Model(..., distributed=True)`` every process runs this same call on its block of rows; results
+    agree on every process, and only rank 0 shows progress and warnings.
 
     Returns:
         :class:`~varinf.optim.FitResult`; ``result.summary()`` ends with the diagnostic lines.
@@ -66,8 +76,46 @@ def fit(
         >>> res.diagnostics.verdict, res.method, res.route
         ('good', 'auto', ('pathfinder', 'bam'))
     """
+    if getattr(model, "distributed", False) and not model.plate.world.is_main:
+        # every process runs the same fit in lockstep (collectives inside the model); rank 0 reports
+        options["progress"] = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options)
+    return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options)
+
+
+def _fit(model, family, objective, method, config, diagnose, diagnose_draws, options) -> FitResult:
     result = optimize(model, family, objective, method=method, config=config, **options)
     if diagnose:
         seed = options.get("seed", config.seed if config is not None else 0)
         result.diagnostics = _diagnose(result, diagnose_draws, seed=seed, corrected=result.report == "psis")
+    return result
+
+
+def load(path, model=None, *, family=None, diagnose: bool = False, diagnose_draws: int = 4000) -> FitResult:
+    """Read a fit saved by :meth:`FitResult.save <varinf.optim.FitResult.save>` (safetensors + JSON, no pickle).
+
+    Args:
+        path: the ``.safetensors`` file (the suffix may be omitted).
+        model: the model that was fitted, checked against the saved fingerprint (latents and the data's row
+            count, names, row shapes and sums); may be omitted for a built-in example on its default data.
+        family: a fresh module of the fitted family's class, needed only for a family of a non-built-in class.
+        diagnose: recompute the diagnostics (k-hat, log evidence) on the loaded q.
+
+    Raises:
+        varinf.utils.SafetensorsError: corrupt file, or a model that is not the fitted one (the
+            message names what differs).
+
+    Example:
+        >>> import tempfile, os, varinf
+        >>> res = varinf.fit(varinf.load_example("normal_normal"), max_steps=500, progress=False, diagnose=False)
+        >>> path = res.save(os.path.join(tempfile.mkdtemp(), "fit"))
+        >>> back = varinf.load(path)  # a built-in example: no model needed
+        >>> bool((back.posterior().mean == res.posterior().mean).all())
+        True
+    """
+    result = load_result(path, model, family)
+    if diagnose:
+        result.diagnostics = _diagnose(result, diagnose_draws, corrected=result.report == "psis")
     return result

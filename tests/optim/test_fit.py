@@ -166,7 +166,7 @@ def test_draws_and_summary_are_named_and_constrained():
 
     res = fit(EightSchools(), max_steps=300, lr=0.05, tol_rel_obj=None, progress=False)
     d = res.draws(300)
-    assert set(d) == {"mu", "tau", "theta_tilde"}
+    assert set(d) == {"mu", "tau", "theta_tilde", "theta"}  # theta: the example's derived quantity
     assert d["tau"].shape == (300,) and bool((d["tau"] > 0).all())
     assert d["theta_tilde"].shape == (300, 8)
     text = str(res.summary(n=500))

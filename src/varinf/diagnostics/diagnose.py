@@ -295,4 +295,5 @@ def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = T
     """
     with torch.no_grad():
         q = result.family()
-    return diagnose_q(result.model, q, num_draws, seed, warn, label=result.family_label, corrected=corrected)
+    model = result.model_for_draws() if hasattr(result, "model_for_draws") else result.model  # large data: subsample
+    return diagnose_q(model, q, num_draws, seed, warn, label=result.family_label, corrected=corrected)

@@ -43,10 +43,16 @@ class Preconditioned(AbstractFamily):
         self.base, self.dim = base, int(D)
         self.register_buffer("shift", shift.detach().clone())
         self.register_buffer("scale", scale.detach().clone())
-        # log |A| (diagonal) or log A_ii (triangular), computed once: it shifts q's log-scale/entropy every step
-        log_a = (scale.abs() if scale.dim() == 1 else scale.diagonal()).log()
-        self.register_buffer("log_scale", log_a.detach().clone(), persistent=False)
-        self.log_scale_sum = float(log_a.sum())  # log |det A|
+        self.register_buffer("log_scale", torch.empty(0), persistent=False)
+        self._cache_log_scale()
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._cache_log_scale())
+
+    def _cache_log_scale(self) -> None:
+        # log |A| (diagonal) or log A_ii (triangular), computed once per A (here and after load_state_dict):
+        # it shifts q's log-scale/entropy every step
+        A = self.scale
+        self.log_scale = (A.abs() if A.dim() == 1 else A.diagonal()).log().detach().clone()
+        self.log_scale_sum = float(self.log_scale.sum())  # log |det A|
 
     @property
     def diagonal(self) -> bool:

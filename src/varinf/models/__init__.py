@@ -5,6 +5,7 @@ from .errors import ModelError
 from .examples import EXAMPLES, EightSchools, LinearRegression, LogisticRegression, NormalNormal, load_example
 from .latent import Latent
 from .model import Model
+from .plate import Plate
 
 __all__ = [
     "EXAMPLES",
@@ -16,6 +17,7 @@ __all__ = [
     "ModelError",
     "NormalNormal",
     "OrderedTransform",
+    "Plate",
     "as_constraint",
     "load_example",
     "ordered_vector",

@@ -7,6 +7,8 @@ from .config import FitConfig
 from .convergence import RelativeChange
 from .errors import ConvergenceWarning, FitError
 from .fit import METHODS, optimize
+from .minibatch import MinibatchLogDensity
+from .predict import Predictions
 from .result import FitResult, Summary, SummaryRow
 from .start import initial_point
 from .step import StepInfo, step
@@ -21,6 +23,8 @@ __all__ = [
     "FitResult",
     "IterateAverage",
     "LeanAdam",
+    "MinibatchLogDensity",
+    "Predictions",
     "RelativeChange",
     "StepInfo",
     "Summary",

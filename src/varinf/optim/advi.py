@@ -31,6 +31,7 @@ from .config import FitConfig
 from .convergence import RelativeChange
 from .errors import ConvergenceWarning
 from .loop import StepLoop
+from .minibatch import log_density_for
 from .result import FitResult
 from .start import build_family, start
 from .stepsize import adapt_lr
@@ -42,14 +43,18 @@ def _make_adam(params, lr):
     return LeanAdam(params, lr=lr)
 
 
-def _progress(total: int, enabled: bool | None):
-    if enabled is None:
-        enabled = sys.stderr.isatty()
+def _progress(config: FitConfig):
+    """A bar counting steps. Only a fixed budget (``tol_rel_obj=None``) runs exactly ``max_steps``; a converging
+    run stops when q settles, so its bar counts steps against no total (the cap is in its label)."""
+    enabled = sys.stderr.isatty() if config.progress is None else config.progress
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="varinf fit", unit="step", leave=False)
+    if config.tol_rel_obj is None:
+        return tqdm(total=config.max_steps, desc="varinf fit", unit="step", leave=False)
+    return tqdm(total=None, desc=f"varinf fit (until converged, at most {config.max_steps} steps)", unit="step",
+                leave=False)  # fmt: skip
 
 
 def num_particles(objective) -> int:
@@ -63,14 +68,14 @@ def advi(model: Model, family, objective, config: FitConfig, family_kwargs: dict
     s = start(model, config, laplace=isinstance(family, str))
     label = family_label(family)
     family = build_family(family, s, **family_kwargs)
-    model, log_p = s.model, s.model.log_density
+    model, log_p = s.model, log_density_for(s.model, config, s.u0)
     make_opt = config.optimizer or _make_adam
     grad_evals, per_step = s.evaluations, num_particles(objective)
     lr = config.lr
     if lr == "auto":
         lr, n = adapt_lr(log_p, family, objective, make_opt)
         grad_evals += n * per_step
-    bar = _progress(config.max_steps, config.progress)
+    bar = _progress(config)
     loop = StepLoop(log_p, family, objective, make_opt, float(lr), config.window, model.name, config.max_recoveries,
                     bar, config.callback)  # fmt: skip
     try:
@@ -80,6 +85,7 @@ def advi(model: Model, family, objective, config: FitConfig, family_kwargs: dict
             converged, reason, averaged = _decaying(loop, config)
     finally:
         if bar is not None:
+            bar.update(loop.t - bar.n)  # the bar advances per window: count the last, partial one
             bar.close()
     if config.tol_rel_obj is not None and not converged:
         warnings.warn(f"{model.name}: not converged after {loop.t} steps ({reason}); increase max_steps",
@@ -102,6 +108,8 @@ def advi(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         skipped_steps=loop.skipped,
         method="advi",
         family_name=label,
+        batch_size=config.batch_size,
+        family_kwargs=dict(family_kwargs),
     )
 
 

@@ -42,6 +42,9 @@ class FitConfig:
         check: evaluate the model once first and raise a clear error if it is broken.
         max_recoveries: step-backs allowed after runs of non-finite bounds before :class:`FitError`.
         callback: ``f(step, window_mean_bound)`` after every convergence window.
+        batch_size: fit on minibatches of this many data rows (models with data only): shuffled epochs,
+            likelihood scaled by N/B, with a control variate that keeps the gradient noise small
+            (:mod:`varinf.optim.minibatch`); ``None`` uses every row at every step.
     """
 
     max_steps: int = 10_000
@@ -62,6 +65,7 @@ class FitConfig:
     check: bool = True
     max_recoveries: int = 10
     callback: Callable[[int, float], None] | None = None
+    batch_size: int | None = None
 
     def __post_init__(self):
         _int_at_least("max_steps", self.max_steps, 1)
@@ -85,6 +89,8 @@ class FitConfig:
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
         if self.dtype is not None and not (isinstance(self.dtype, torch.dtype) and self.dtype.is_floating_point):
             raise ValueError(f"dtype must be a floating torch.dtype (e.g. torch.float64), got {self.dtype!r}")
+        if self.batch_size is not None:
+            _int_at_least("batch_size", self.batch_size, 1)
         t = self.threads
         if not (t is None or t == "auto" or (isinstance(t, int) and not isinstance(t, bool) and t >= 1)):
             raise ValueError(f"threads must be an int >= 1, 'auto' or None, got {t!r}")

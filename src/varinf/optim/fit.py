@@ -20,6 +20,7 @@ import torch
 from ..families import canonical_family
 from ..models import Model
 from ..objectives import ELBO
+from ..utils import num_threads
 from .advi import advi
 from .auto import auto, resolve_family
 from .bam import bam
@@ -38,15 +39,8 @@ METHODS: dict[str, Callable[..., FitResult]] = {"auto": auto, "advi": advi, "bam
 def _threads(model: Model, threads):
     if threads == "auto":
         threads = 1 if sum(b.numel() for b in model.buffers()) < 2_000_000 else None
-    if threads is None:
+    with num_threads(threads):
         yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(int(threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def optimize(
@@ -84,6 +78,9 @@ def optimize(
     names = set(FitConfig.__dataclass_fields__)
     family_kwargs = {k: v for k, v in options.items() if k not in names}
     config = (config or FitConfig()).replace(**{k: v for k, v in options.items() if k in names})
+    if config.batch_size is not None and method in ("bam", "pathfinder"):
+        raise ValueError(f"batch_size={config.batch_size}: method={method!r} uses every data row at every iteration; "
+                         "minibatches need method='advi' (or 'auto', which then runs minibatch ADVI)")  # fmt: skip
     if isinstance(family, str) and family.lower() != "auto":
         canonical_family(family)  # an unknown name fails here, before any work
     if method != "auto":

@@ -5,11 +5,14 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
+
+from ..models.subsample import for_draws
 
 __all__ = ["FitResult", "Summary", "SummaryRow"]
 
@@ -107,6 +110,8 @@ class FitResult:
             in ``grad_evals``.
         report: ``"psis"``: :meth:`summary` reports PSIS-corrected estimates when the diagnostics say k-hat
             allows (``"q"``: always q's own).
+        batch_size: data rows per step of a minibatch fit (``None``: every row at every step).
+        family_kwargs: the keyword arguments the family was built with (``rank=3``), for :meth:`save`.
     """
 
     model: Any
@@ -130,6 +135,9 @@ class FitResult:
     route_reason: str = ""
     density_evals: int = 0
     report: str = "q"
+    batch_size: int | None = None
+    family_kwargs: dict = field(default_factory=dict)
+    _for_draws: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def family_label(self) -> str:
@@ -142,6 +150,20 @@ class FitResult:
         with torch.no_grad():
             return self.family()
 
+    def model_for_draws(self):
+        """The model as seen by code that evaluates thousands of draws (diagnostics, ELBO estimates): the model
+        itself, or for data of more than ``varinf.models.subsample.EXACT_ROWS`` rows an estimate of its log
+        density from a subsample with a stated error (:mod:`varinf.models.subsample`), built once."""
+        if self._for_draws is None:
+            with torch.no_grad():
+                q = self.family()
+                try:
+                    anchor = q.mean
+                except NotImplementedError:
+                    anchor = q.sample((2000,)).mean(0)
+            self._for_draws = for_draws(self.model, anchor.detach())
+        return self._for_draws
+
     @torch.no_grad()
     def draws_unconstrained(self, n: int = 1000, seed: int | None = 0) -> Tensor:
         with torch.random.fork_rng(devices=[]):
@@ -151,9 +173,10 @@ class FitResult:
 
     @torch.no_grad()
     def draws(self, n: int = 1000, seed: int | None = 0) -> dict[str, Tensor]:
-        """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}``."""
+        """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}``, followed by the
+        model's derived quantities ``{name: (n, ...)}`` (``Model(derived=...)``)."""
         z, _ = self.model.constrain(self.draws_unconstrained(n, seed))
-        return z
+        return {**z, **self.model.derived_quantities(z)}
 
     @torch.no_grad()
     def elbo(self, n: int = 1000, seed: int | None = 0) -> tuple[float, float]:
@@ -163,7 +186,7 @@ class FitResult:
                 torch.manual_seed(seed)
             q = self.family()
             u = q.sample((n,))
-            lw = self.model.log_density(u) - q.log_prob(u)
+            lw = self.model_for_draws().log_density(u) - q.log_prob(u)
         lw = lw.double()
         return lw.mean().item(), (lw.std() / math.sqrt(n)).item()
 
@@ -181,17 +204,18 @@ class FitResult:
         corrected = self.psis_corrected
         if corrected:
             z, w = self.diagnostics.draws, self.diagnostics.psis.weights.double()
+            with torch.no_grad():
+                z = {**z, **self.model.derived_quantities(z)}
         else:
             z, w = self.draws(n, seed), None
         rows = []
         qs = torch.tensor(quantiles, dtype=torch.float64)
-        for lat in self.model.latents:
-            v = z[lat.name].double()
-            v = v.reshape(v.shape[0], -1)
+        for key, value in z.items():
+            v = value.double().reshape(value.shape[0], -1)
             mean, sd, qv = _moments(v, qs, w)
-            for j, name in enumerate(_element_names(lat.name, lat.shape)):
+            for j, name in enumerate(_element_names(key, tuple(value.shape[1:]))):
                 rows.append(SummaryRow(name, mean[j].item(), sd[j].item(), tuple(qv[:, j].tolist())))
-        elbo, se = self.elbo(min(n, 2000), seed)
+        elbo, se = self._summary_elbo(n, seed)
         status = "converged" if self.converged else "NOT converged"
         route = f" ({' -> '.join(self.route)})" if self.route else ""
         lr = f", lr={self.lr:g}" if math.isfinite(self.lr) else ""
@@ -203,6 +227,12 @@ class FitResult:
         ]
         if self.route_reason:
             header.append(f"route: {self.route_reason}")
+        if self.batch_size is not None:
+            rows_total = self.model.num_rows
+            header.append(
+                f"minibatches of {self.batch_size:,} of {rows_total:,} rows: {self.num_steps * self.batch_size / rows_total:.3g} "
+                "epochs (likelihood scaled by N/B, control variate at q's mean)"
+            )
         if self.skipped_steps:
             header.append(
                 f"{self.skipped_steps} step(s) had a non-finite bound and were skipped; recovered "
@@ -216,7 +246,35 @@ class FitResult:
                 "draws; res.diagnostics.resample() gives corrected ones"
             )
         footer = list(self.diagnostics.summary_lines()) if self.diagnostics is not None else []
+        if hasattr(self._for_draws, "describe"):
+            footer.append(self._for_draws.describe())
         return Summary(rows, tuple(quantiles), header, footer)
+
+    def predict(self, data=None, num_draws: int = 1000, seed: int | None = 0):
+        """Posterior predictive draws for ``data`` (new rows; default: the model's own), see
+        :func:`varinf.optim.predict.predict`."""
+        from .predict import predict
+
+        return predict(self, data, num_draws, seed)
+
+    def save(self, path) -> Path:
+        """Write this fit to ``path`` (``.safetensors``, safetensors + JSON, no pickle); read it back with
+        ``varinf.load(path, model)`` (:mod:`varinf.optim.persist`)."""
+        from .persist import save_result
+
+        return save_result(self, path)
+
+    def _summary_elbo(self, n: int, seed: int) -> tuple[float, float]:
+        """The diagnostics' ELBO when there are some (same q, no second pass over the data); else a fresh
+        estimate, except for a model spread over processes (the summary may run on one process only: then
+        the last window mean of the trace, with the spread of the window's estimates)."""
+        d = self.diagnostics
+        if d is not None and hasattr(d, "elbo"):
+            return float(d.elbo), float(d.elbo_se)
+        if getattr(self.model, "distributed", False):
+            w = self.elbo_trace[-min(len(self.elbo_trace), 100) :]
+            return w.mean().item(), (w.std() / math.sqrt(max(len(w), 1))).item() if len(w) > 1 else math.nan
+        return self.elbo(min(n, 2000), seed)
 
     def __repr__(self) -> str:
         last = self.window_means[-1] if self.window_means else float("nan")

@@ -3,7 +3,6 @@ posterior has a proper mode, and the family built around them (shared by every f
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,25 +12,12 @@ from torch import Tensor, nn
 
 from ..families import AbstractFamily, make_family
 from ..models import Model
+from ..models.model import distribution_validation
 from .config import FitConfig
-from .laplace import LaplaceInit, laplace_init, preconditioned_family
+from .laplace import LaplaceInit, preconditioned_family
+from .minibatch import check_batch_size, laplace_start
 
 __all__ = ["Start", "build_family", "distribution_validation", "initial_point", "start"]
-
-
-@contextlib.contextmanager
-def distribution_validation(enabled: bool):
-    """Switch torch.distributions argument/support validation on or off (restored afterwards).
-
-    Fits run with it off: ``model.check()`` has evaluated the log joint once with it on, and per step the
-    validation of every Distribution built inside a user's log joint costs more ops than the arithmetic
-    (eight schools: about 340 tensor ops per step with it)."""
-    old = torch.distributions.Distribution._validate_args
-    torch.distributions.Distribution.set_default_validate_args(enabled)
-    try:
-        yield
-    finally:
-        torch.distributions.Distribution.set_default_validate_args(old)
 
 
 def initial_point(model: Model, init, generator: torch.Generator | None = None) -> Tensor:
@@ -72,11 +58,13 @@ def start(model: Model, config: FitConfig, laplace: bool = True) -> Start:
     """Move the model to ``config``'s dtype/device, check it, and find the starting point.
 
     With ``init`` "auto"/"laplace" (and ``laplace=True``) L-BFGS looks for the posterior mode from zeros and
-    three U(-2, 2) starts (a fixed generator keeps fits reproducible); the highest mode wins."""
+    three U(-2, 2) starts (a fixed generator keeps fits reproducible); the highest mode wins. Models with
+    more than ``minibatch.LAPLACE_ROWS`` data rows: on a subsample, then refined on all rows."""
     init = config.init
     if config.dtype is not None or config.device is not None:
         model = model.to(device=config.device, dtype=config.dtype)
-    ref = next(model.buffers(), None)
+    check_batch_size(model, config.batch_size)
+    ref = next((b for b in model.buffers() if b.is_floating_point()), None)
     dtype = config.dtype or (ref.dtype if ref is not None and ref.is_floating_point() else torch.get_default_dtype())
     device = torch.device(config.device) if config.device is not None else (
         ref.device if ref is not None else torch.device("cpu"))  # fmt: skip
@@ -87,7 +75,7 @@ def start(model: Model, config: FitConfig, laplace: bool = True) -> Start:
             model.check(u0)
     found = None
     if wants_laplace and laplace:
-        found = laplace_init(model.log_density, u0, extra_starts=3, generator=torch.Generator().manual_seed(0))
+        found = laplace_start(model, u0)
         if found.ok:
             u0 = found.mode
         elif init == "laplace":
