@@ -396,6 +396,8 @@ def markdown(rows: list[Row], extra: dict, meta: dict) -> str:
         "SILENT FAILURE = err > 0.1 with no warning.",
         "",
     ]
+    if extra.get("note"):
+        lines += [extra["note"], ""]
     summary = extra.get("summary", {})
     if summary:
         lines += ["## Goals", ""] + [f"- {s}" for s in summary.get("lines", [])] + [""]
@@ -489,6 +491,7 @@ def main(argv=None) -> int:
     ap.add_argument("--redo", action="store_true", help="with --resume: recompute the --fits x --posteriors rows")
     ap.add_argument("--report-only", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--note", default=None, help="a paragraph shown under the header (e.g. what a partial run lacks)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     torch.set_default_dtype(torch.float64)
@@ -500,9 +503,13 @@ def main(argv=None) -> int:
         old_meta = old["meta"]
         rows = [Row(**{k: v for k, v in r.items() if k != "goal"}) for r in old["rows"]]
         extra = old.get("extra", {})
+        if args.note is not None:
+            extra["note"] = args.note
         if args.report_only:
             save(args.out, rows, extra, old["meta"])
             return 0
+    if args.note is not None:
+        extra["note"] = args.note
     import blackjax
     import jax
     import numpyro
