@@ -2,10 +2,10 @@
 
 ::
 
-    varinf.fit(model, family, objective, method=..., **options)
-      = varinf.optim.optimize(...)              # optimize q with the chosen method
+    varinf.fit(model, family="auto", objective=None, method="auto", **options)
+      = varinf.optim.optimize(...)              # fit q with the chosen method (auto: Pathfinder -> BaM -> ...)
         -> varinf.diagnostics.diagnose(result)  # PSIS k-hat, log p(x), warnings
-        -> result.diagnostics                   # shown by result.summary()
+        -> result.diagnostics                   # shown by result.summary(), PSIS-corrected when k-hat allows
 
 ``diagnose=False`` skips the diagnostics (for loops that fit many times).
 """
@@ -23,10 +23,10 @@ __all__ = ["fit", "load"]
 
 def fit(
     model,
-    family="meanfield",
+    family="auto",
     objective=None,
     *,
-    method: str = "advi",
+    method: str = "auto",
     config: FitConfig | None = None,
     diagnose: bool = True,
     diagnose_draws: int = 4000,
@@ -36,10 +36,17 @@ def fit(
 
     Args:
         model: a :class:`~varinf.models.Model`.
-        family: ``"meanfield"``, ``"fullrank"``, ``"lowrank"``, ``"flow"`` (or an alias such as ``"mf"``),
-            or a family module over ``model.dim`` unconstrained dimensions.
-        objective: :class:`~varinf.objectives.ELBO` (default, one reparameterized particle), ``IWAE``, ``Renyi``.
-        method: the fitting method, a key of :data:`varinf.optim.METHODS` (``"advi"``).
+        family: ``"auto"`` (default: full rank up to 300 unconstrained dimensions, low rank above; mean-field
+            when ADVI runs), ``"meanfield"``, ``"fullrank"``, ``"lowrank"``, ``"flow"`` (or an alias such as
+            ``"mf"``), or a family module over ``model.dim`` unconstrained dimensions.
+        objective: :class:`~varinf.objectives.ELBO` (ADVI's default, one reparameterized particle), ``IWAE``,
+            ``Renyi``. Giving one means ADVI (the only method that optimizes a chosen bound).
+        method: a key of :data:`varinf.optim.METHODS`: ``"auto"`` (default: a Pathfinder start, then
+            Batch-and-Match and the family's own polish, stopped when q stops moving relative to its Monte
+            Carlo noise; plain ADVI when ADVI-only settings such as ``lr``, ``objective`` or ``batch_size`` are
+            given: minibatches need stochastic gradients, and ``"bam"`` / ``"pathfinder"`` refuse them),
+            ``"advi"``, ``"bam"``, ``"pathfinder"``. With ``auto`` and ``pathfinder`` the summary reports
+            PSIS-corrected estimates whenever k-hat allows.
         config: a :class:`~varinf.optim.FitConfig` with every setting of the fit. Keyword ``options`` that
             name its fields (``max_steps``, ``lr``, ``tol_rel_obj``, ``init``, ``seed``, ``dtype``, ``device``,
             ``progress``, ...) override it; other keywords go to the family (e.g. ``rank=3``).
@@ -65,9 +72,9 @@ def fit(
     Example:
         >>> import torch, varinf
         >>> from varinf.models import LinearRegression
-        >>> res = varinf.fit(LinearRegression.synthetic(), family="fullrank", max_steps=3000, progress=False)
-        >>> res.diagnostics.verdict
-        'good'
+        >>> res = varinf.fit(LinearRegression.synthetic(), progress=False)
+        >>> res.diagnostics.verdict, res.method, res.route
+        ('good', 'auto', ('pathfinder', 'bam'))
     """
     if getattr(model, "distributed", False) and not model.plate.world.is_main:
         # every process runs the same fit in lockstep (collectives inside the model); rank 0 reports
@@ -82,7 +89,7 @@ def _fit(model, family, objective, method, config, diagnose, diagnose_draws, opt
     result = optimize(model, family, objective, method=method, config=config, **options)
     if diagnose:
         seed = options.get("seed", config.seed if config is not None else 0)
-        result.diagnostics = _diagnose(result, diagnose_draws, seed=seed)
+        result.diagnostics = _diagnose(result, diagnose_draws, seed=seed, corrected=result.report == "psis")
     return result
 
 
@@ -110,5 +117,5 @@ def load(path, model=None, *, family=None, diagnose: bool = False, diagnose_draw
     """
     result = load_result(path, model, family)
     if diagnose:
-        result.diagnostics = _diagnose(result, diagnose_draws)
+        result.diagnostics = _diagnose(result, diagnose_draws, corrected=result.report == "psis")
     return result

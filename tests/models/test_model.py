@@ -101,3 +101,15 @@ def test_exact_evidence_normal_normal_by_quadrature():
     m = m.double()
     log_z = torch.logsumexp(m.log_density(u), 0) + math.log(20 / 40000)
     assert abs(log_z.item() - m.exact_log_evidence()) < 1e-6
+
+
+def test_bounded_latents_take_their_shape_from_the_bounds_as_torch_broadcasts():
+    # affine parts of bounded supports are broadcast in Python (torch.broadcast_shapes imports sympy)
+    lo, hi = torch.zeros(3), torch.tensor([1.0, 2.0, 3.0])
+    m = Model([Latent("x", (3,), constraints.interval(lo, hi)), Latent("s", (), "positive")],
+              lambda x, s: -x.sum(-1) - s)  # fmt: skip
+    assert m.dim == 4
+    z, _ = m.constrain(torch.zeros(2, 4))
+    torch.testing.assert_close(z["x"], (lo + hi).expand(2, 3) / 2)
+    with pytest.raises(ModelError, match=r"latent 'x': shape \(2,\) does not fit support"):
+        Model([Latent("x", (2,), constraints.interval(lo, hi))], lambda x: -x.sum(-1))

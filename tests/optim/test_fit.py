@@ -254,7 +254,10 @@ def test_invalid_options_get_one_line_errors_naming_them(options, name):
 def test_summary_names_the_family_asked_for_and_the_method():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = fit(_normal_normal(), "full_rank", max_steps=300, progress=False)
+        res = fit(_normal_normal(), "full_rank", method="advi", max_steps=300, progress=False)
+        auto = fit(_normal_normal(), "full_rank", progress=False)
     assert res.family_name == "fullrank" and res.method == "advi"
     text = str(res.summary(n=500))
     assert "fullrank family by advi" in text and "Preconditioned" not in text
+    assert auto.method == "auto" and auto.route == ("pathfinder", "bam")
+    assert "fullrank family by auto (pathfinder -> bam)" in str(auto.summary(n=500))

@@ -59,3 +59,33 @@ def test_extra_starts_find_the_higher_of_two_modes(float64):
     assert single.ok and abs(single.mode.item() - 1.5) < 1e-3
     multi = laplace_init(two_bumps, u0, extra_starts=8, generator=torch.Generator().manual_seed(0))
     assert multi.ok and abs(multi.mode.item() + 1.5) < 1e-3
+
+
+def test_lbfgs_path_takes_torch_lbfgs_iterates():
+    # laplace._LBFGS transcribes torch.optim.LBFGS (strong Wolfe, one iteration per step) without building an
+    # Optimizer (which imports torch._dynamo); the recorded path must be torch's, iterate for iterate
+    from varinf.optim.laplace import lbfgs_path
+
+    A = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]], dtype=torch.float64)
+
+    def log_density(u):  # a skewed, non-quadratic bowl
+        return -0.5 * ((u @ A) * u).sum(-1) - 0.1 * (u[..., 0] - 1).pow(4) + u[..., 2]
+
+    u0 = torch.tensor([2.0, -1.5, 0.5], dtype=torch.float64)
+    path = lbfgs_path(log_density, u0, max_iter=50, tol_rel_obj=0.0)
+    u = u0.clone().requires_grad_(True)
+    opt = torch.optim.LBFGS([u], lr=1.0, max_iter=1, max_eval=26, tolerance_grad=1e-7, tolerance_change=0.0,
+                            history_size=20, line_search_fn="strong_wolfe")  # fmt: skip
+
+    def closure():
+        opt.zero_grad()
+        loss = -log_density(u[None])[0]
+        loss.backward()
+        return loss
+
+    xs = [u.detach().clone()]
+    for _ in range(len(path.x) - 1):
+        opt.step(closure)
+        xs.append(u.detach().clone())
+    assert len(path.x) > 5
+    torch.testing.assert_close(path.x, torch.stack(xs), rtol=1e-12, atol=1e-12)

@@ -102,3 +102,14 @@ def test_conjugate_posterior_from_minibatches():
     post, q = model.exact_posterior(), res.posterior()
     assert abs(q.mean.item() - post.mean.item()) < 0.1 * post.stddev.item()
     assert abs(q.stddev.item() / post.stddev.item() - 1) < 0.1
+
+
+def test_default_method_with_batch_size_runs_minibatch_advi_and_gaussian_methods_refuse():
+    g = torch.Generator().manual_seed(0)
+    model = NormalNormal(1.5 + torch.randn(400, generator=g), sigma=1.0, prior_scale=10.0)
+    res = varinf.fit(model, batch_size=40, progress=False, diagnose=False, max_steps=300)
+    assert res.method == "auto" and res.route == ("advi",) and "batch_size" in res.route_reason
+    assert res.batch_size == 40 and res.family_name == "meanfield"
+    for method in ("bam", "pathfinder"):
+        with pytest.raises(ValueError, match=f"method='{method}' uses every data row"):
+            varinf.fit(model, method=method, batch_size=40, progress=False)

@@ -113,8 +113,13 @@ def load_model(target: str):
 
 
 def _objective(args: argparse.Namespace):
+    """The bound the options ask for; ``None`` when none of them is given (``method="auto"`` picks its route)."""
     from ..objectives import ELBO, IWAE, Renyi
 
+    if args.objective is None and args.gradient is None and args.particles is None:
+        return None
+    args.objective, args.gradient = args.objective or "elbo", args.gradient or "reparam"
+    args.particles = args.particles or 1
     if args.objective == "elbo":
         return ELBO(num_particles=args.particles, gradient=args.gradient)
     if args.objective == "iwae":
@@ -128,8 +133,11 @@ def fit_record(result, summary) -> dict:
         "model": getattr(result.model, "name", "model"),
         "family": result.family_label,
         "method": result.method,
+        "route": list(result.route),
+        "route_reason": result.route_reason,
         "num_steps": result.num_steps,
         "grad_evals": result.grad_evals,
+        "density_evals": result.density_evals,
         "wall_time_s": result.wall_time,
         "lr": result.lr,
         "converged": bool(result.converged),
@@ -194,7 +202,7 @@ def run_fit(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning
         warnings.simplefilter("ignore", DiagnosticWarning)
-        result = fit(model, objective=objective, method=args.method, batch_size=args.batch_size, **fit_options(args))
+        result = fit(model, objective=objective, batch_size=args.batch_size, **fit_options(args))
     if getattr(model, "distributed", False) and not model.plate.world.is_main:
         return 0  # under torchrun: rank 0 reports and writes
     summary = result.summary(n=args.draws, seed=args.seed)
@@ -212,8 +220,12 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def add_fit_options(p: argparse.ArgumentParser) -> None:
     """The options of a posterior fit (``varinf fit``, ``varinf posteriordb fit``); see :func:`fit_options`."""
-    p.add_argument("--family", type=choice(*FAMILIES, *FAMILY_ALIASES), default="meanfield", metavar="|".join(FAMILIES),
-                   help="variational family (aliases: " + ", ".join(sorted(FAMILY_ALIASES)) + ")")  # fmt: skip
+    p.add_argument("--method", choices=sorted(METHODS), default="auto",
+                   help="fitting method (default auto: Pathfinder, then Batch-and-Match / an ADVI polish)")  # fmt: skip
+    p.add_argument("--family", type=choice("auto", *FAMILIES, *FAMILY_ALIASES), default="auto",
+                   metavar="|".join(["auto", *FAMILIES]),
+                   help="variational family (auto: full rank up to 300 dims, low rank above; mean-field under "
+                        "ADVI; aliases: " + ", ".join(sorted(FAMILY_ALIASES)) + ")")  # fmt: skip
     p.add_argument("--max-steps", type=integer(1), default=10_000, help="cap on optimizer steps")
     p.add_argument("--lr", type=choice("auto", also=number(0, lo_open=True)), default="auto",
                    help="Adam step size (> 0) or 'auto'")  # fmt: skip
@@ -226,7 +238,8 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
 def fit_options(args: argparse.Namespace) -> dict:
     """:func:`varinf.fit` keyword arguments from :func:`add_fit_options`' options."""
     return {
-        "family": canonical_family(args.family),
+        "family": "auto" if args.family == "auto" else canonical_family(args.family),
+        "method": args.method,
         "max_steps": args.max_steps,
         "lr": args.lr if args.lr == "auto" else float(args.lr),
         "tol_rel_obj": None if args.fixed else args.tol,
@@ -240,14 +253,15 @@ def register(sub) -> None:
     p = sub.add_parser("fit", help="fit a model by variational inference and print a posterior summary")
     p.add_argument("target", help="a built-in example (normal_normal, linear_regression, ...) or a .py file")
     add_fit_options(p)
-    p.add_argument("--method", choices=sorted(METHODS), default="advi", help="fitting method (default advi)")
-    p.add_argument("--objective", default="elbo", choices=["elbo", "iwae", "renyi"])
-    p.add_argument("--gradient", default="reparam", choices=GRADIENTS, help="gradient estimator (dreg: IWAE only)")
-    p.add_argument("--particles", type=integer(1), default=1, help="draws per step (K for IWAE/Renyi)")
+    p.add_argument("--objective", default=None, choices=["elbo", "iwae", "renyi"],
+                   help="bound to optimize (ADVI; default elbo; giving one makes --method auto run ADVI)")  # fmt: skip
+    p.add_argument("--gradient", default=None, choices=GRADIENTS,
+                   help="gradient estimator (ADVI; default reparam; dreg: IWAE only)")  # fmt: skip
+    p.add_argument("--particles", type=integer(1), default=None, help="draws per step (ADVI; K for IWAE/Renyi)")
     p.add_argument("--alpha", type=number(), default=0.5, help="Renyi alpha")
     p.add_argument("--draws", type=integer(2), default=4000, help="draws of q for the summary and -o")
     p.add_argument("--batch-size", type=integer(1), default=None,
-                   help="fit on minibatches of this many data rows (models with data)")  # fmt: skip
+                   help="fit on minibatches of this many data rows (models with data; minibatch ADVI)")  # fmt: skip
     add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ), summary.txt, summary.json and "
                   "fit.safetensors (varinf.load)")  # fmt: skip
     add_reporting(p)

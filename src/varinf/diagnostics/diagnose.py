@@ -30,6 +30,7 @@ from .psis import KHAT_GOOD, PSISResult, psis
 __all__ = ["SHIFT_TOL", "DiagnosticWarning", "Diagnostics", "diagnose", "diagnose_q"]
 
 SHIFT_TOL = 0.1  # q-sds: a PSIS correction larger than this (and than its noise) means q's means are off
+WIDEN_TOL = 1.3  # PSIS sd / q sd above this: q is far too narrow somewhere (checked where PSIS estimates are shown)
 
 _REFERENCE = "Yao et al. 2018, arXiv:1802.02538; Vehtari et al. 2024, arXiv:1507.02646"
 
@@ -62,6 +63,7 @@ class Diagnostics:
         psis_shift: largest :math:`|E_{\mathrm{PSIS}}[z_i] - E_q[z_i]| / \mathrm{sd}_q(z_i)` over the scalars
             of the constrained latents: how far PSIS moves q's means (q-sds).
         psis_shift_at: the scalar where that happens, e.g. ``"beta[2]"`` (0-based).
+        psis_widen, psis_widen_at: largest PSIS sd / q sd over the same scalars, and where (q too narrow).
         messages: the warnings raised (also in :meth:`summary_lines`).
     """
 
@@ -75,6 +77,8 @@ class Diagnostics:
     num_failed: int = 0
     psis_shift: float = math.nan
     psis_shift_at: str = ""
+    psis_widen: float = math.nan
+    psis_widen_at: str = ""
     messages: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ headline numbers
@@ -171,14 +175,19 @@ class Diagnostics:
         )
 
 
-def _psis_shift(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str]:
-    """Largest |PSIS mean - q mean| / q sd over the scalars of the latents, and where."""
+def _psis_shift(draws: dict[str, Tensor], weights: Tensor, widen: bool = False) -> tuple[float, str]:
+    """Largest |PSIS mean - q mean| / q sd over the scalars of the latents, and where (``widen``: largest
+    PSIS sd / q sd instead, how much too narrow q is)."""
     best, where = 0.0, ""
     w = weights.double()
     for name, v in draws.items():
         x = v.double().reshape(v.shape[0], -1)
         sd = x.std(0).clamp_min(1e-300)
-        shift = ((w.to(x.device) @ x - x.mean(0)) / sd).abs()
+        m = w.to(x.device) @ x
+        if widen:
+            shift = (w.to(x.device) @ (x - m).square()).sqrt() / sd
+        else:
+            shift = ((m - x.mean(0)) / sd).abs()
         j = int(shift.argmax())
         if shift[j].item() > best:
             best = shift[j].item()
@@ -194,7 +203,7 @@ def _unravel(j: int, shape: tuple[int, ...]) -> list[int]:
     return idx[::-1]
 
 
-def _messages(d: Diagnostics, family: str) -> list[str]:
+def _messages(d: Diagnostics, family: str, corrected: bool = False) -> list[str]:
     msgs = []
     p = d.psis
     if d.verdict in ("bad", "very bad"):
@@ -203,7 +212,16 @@ def _messages(d: Diagnostics, family: str) -> list[str]:
             "underestimates posterior variance). Try a richer family (family='fullrank' or 'flow'), a "
             "reparameterization (e.g. non-centered hierarchical models), or more optimization steps."
         )
-    elif d.verdict in ("good", "ok") and d.psis_shift > max(SHIFT_TOL, d.shift_noise):
+    elif corrected and d.verdict == "ok" and (d.psis_shift > max(SHIFT_TOL, d.shift_noise) or d.psis_widen > WIDEN_TOL):
+        # the fit reports PSIS-corrected estimates; between 0.5 and the threshold they converge slowly, so a large
+        # correction (a mean moved, or q far too narrow somewhere) means they rest on a few heavy draws
+        msgs.append(
+            f"k-hat = {p.khat:.2f} (between {KHAT_GOOD} and {p.threshold:.2f}): the estimates shown are PSIS-corrected, "
+            f"moving q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} q-sds and widening its sd of {d.psis_widen_at} "
+            f"{d.psis_widen:.2f}-fold, from an effective sample size of {d.ess:.0f}: at this k-hat they converge "
+            "slowly. Check with more draws (diagnose_draws) or a richer family."
+        )
+    elif d.verdict in ("good", "ok") and d.psis_shift > max(SHIFT_TOL, d.shift_noise) and not corrected:
         # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased
         msgs.append(
             f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} "
@@ -222,7 +240,13 @@ def _messages(d: Diagnostics, family: str) -> list[str]:
 
 @torch.no_grad()
 def diagnose_q(
-    model, q: Distribution, num_draws: int = 4000, seed: int | None = 0, warn: bool = True, label: str = "q"
+    model,
+    q: Distribution,
+    num_draws: int = 4000,
+    seed: int | None = 0,
+    warn: bool = True,
+    label: str = "q",
+    corrected: bool = False,
 ) -> Diagnostics:
     """Diagnose any distribution ``q`` over ``model``'s unconstrained space (event shape ``(model.dim,)``)."""
     if num_draws < 100:
@@ -246,15 +270,20 @@ def diagnose_q(
         num_failed=imp.num_failed,
     )
     d.psis_shift, d.psis_shift_at = _psis_shift(d.draws, d.psis.weights)
-    d.messages = _messages(d, label)
+    d.psis_widen, d.psis_widen_at = _psis_shift(d.draws, d.psis.weights, widen=True)
+    d.messages = _messages(d, label, corrected)
     if warn:
         for m in d.messages:
             warnings.warn(f"{model.name}: {m}", DiagnosticWarning, stacklevel=3)
     return d
 
 
-def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = True) -> Diagnostics:
+def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = True,
+             corrected: bool = False) -> Diagnostics:  # fmt: skip
     """Diagnose a :class:`~varinf.optim.FitResult` (its q = ``result.family()``) with ``num_draws`` fresh draws.
+
+    ``corrected``: the result reports PSIS-corrected estimates when k-hat < 0.5 (``FitResult.report == "psis"``),
+    so the PSIS mean-shift warning is moot there and not raised.
 
     Example:
         >>> import torch, varinf
@@ -267,4 +296,4 @@ def diagnose(result, num_draws: int = 4000, seed: int | None = 0, warn: bool = T
     with torch.no_grad():
         q = result.family()
     model = result.model_for_draws() if hasattr(result, "model_for_draws") else result.model  # large data: subsample
-    return diagnose_q(model, q, num_draws, seed, warn, label=result.family_label)
+    return diagnose_q(model, q, num_draws, seed, warn, label=result.family_label, corrected=corrected)

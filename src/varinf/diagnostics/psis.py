@@ -20,8 +20,8 @@ arXiv:1802.02538) use it to judge a variational fit:
 The threshold is :math:`\min(1 - 1/\log_{10} S,\ 0.7)` (Vehtari et al. 2024, §3): with fewer draws,
 PSIS can be trusted only for smaller :math:`\hat k` (0.7 once :math:`S \geq 2200`).
 
-ArviZ computes the smoothing (:mod:`.arviz_adapter`); without it :math:`\hat k` is NaN and the
-weights fall back to plain self-normalized importance weights.
+The smoothing is :func:`.pareto.pareto_smooth` (the same computation as ArviZ's ``psislw``, without ArviZ's
+start-up cost).
 """
 
 from __future__ import annotations
@@ -29,11 +29,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from .arviz_adapter import have_arviz, psis_smooth
+from .pareto import pareto_smooth
 
 __all__ = ["KHAT_GOOD", "KHAT_MAX", "PSISResult", "khat_threshold", "khat_verdict", "psis"]
 
@@ -64,12 +63,12 @@ class PSISResult:
     r"""Pareto-smoothed importance weights for ``S`` draws of q.
 
     Attributes:
-        khat: Pareto shape estimate :math:`\hat k` (NaN when ArviZ is missing).
+        khat: Pareto shape estimate :math:`\hat k` (``inf`` when the tail has too few draws to fit).
         log_weights: ``(S,)`` raw :math:`\log p(x,z_s) - \log q(z_s)` (nats, float64).
         smoothed_log_weights: ``(S,)`` smoothed, self-normalized: :math:`\sum_s e^{\cdot} = 1`.
         ess: effective sample size of the smoothed weights, :math:`1/\sum_s \tilde w_s^2`.
         threshold: :func:`khat_threshold` for ``S``.
-        smoothed: False when ArviZ was missing (plain self-normalized weights).
+        smoothed: whether the tail was smoothed (kept for callers that built results without smoothing).
     """
 
     khat: float
@@ -108,10 +107,7 @@ def psis(log_weights: Tensor) -> PSISResult:
     if not torch.isfinite(lw).any():
         raise ValueError("every log weight is -inf: the model's log density is -inf wherever q puts mass")
     S = lw.numel()
-    if have_arviz():
-        smoothed_np, khat = psis_smooth(lw.numpy())
-        smoothed, done = torch.from_numpy(np.ascontiguousarray(smoothed_np)), True
-    else:
-        smoothed, khat, done = lw - torch.logsumexp(lw, 0), math.nan, False
+    smoothed, khat = pareto_smooth(lw)
+    done = True
     ess = 1.0 / torch.exp(torch.logsumexp(2 * smoothed, 0)).item()
     return PSISResult(khat, lw, smoothed, ess, khat_threshold(S), done)

@@ -7,6 +7,8 @@ from .base import AbstractFamily
 from .diag_normal import DiagNormal
 from .flow import Flow
 from .gaussian import FullRank, LowRank, MeanField
+from .lowrank_update import DiagPlusLowRank, DiagPlusLowRankNormal
+from .mixture import EqualMixture, MixtureFamily
 from .preconditioned import Preconditioned
 
 __all__ = [
@@ -15,10 +17,14 @@ __all__ = [
     "AbstractFamily",
     "AmortizedNormal",
     "DiagNormal",
+    "DiagPlusLowRank",
+    "DiagPlusLowRankNormal",
+    "EqualMixture",
     "Flow",
     "FullRank",
     "LowRank",
     "MeanField",
+    "MixtureFamily",
     "Preconditioned",
     "canonical_family",
     "family_label",

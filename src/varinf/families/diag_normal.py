@@ -2,7 +2,7 @@ r"""``DiagNormal``: a diagonal Gaussian over vectors, parametrized by ``loc`` an
 
 Mathematically ``Independent(Normal(loc, exp(log_scale)), 1)``; written as its own small Distribution
 because it sits on the hot path of every mean-field step: no argument broadcasting in ``__init__``,
-``entropy`` straight from ``log_scale`` (no exp→log round trip), 3 ops per ``rsample``. KL divergences
+``entropy`` straight from ``log_scale`` (no exp→log round trip), 4 ops per ``rsample``. KL divergences
 to and from diagonal Gaussians are registered with ``torch.distributions.kl.register_kl``.
 
 Shapes: ``loc``, ``log_scale``: ``(*batch, D)``; event shape ``(D,)``.

@@ -11,12 +11,12 @@ import math
 
 import torch
 from torch import Tensor, nn
-from torch.distributions import LowRankMultivariateNormal, MultivariateNormal
+from torch.distributions import Distribution, LowRankMultivariateNormal, MultivariateNormal
 
 from .base import AbstractFamily
 from .diag_normal import DiagNormal
 
-__all__ = ["FullRank", "LowRank", "MeanField"]
+__all__ = ["FullRank", "LowRank", "MeanField", "TrilNormal"]
 
 
 def _init_loc(dim: int, loc: Tensor | None) -> Tensor:
@@ -47,6 +47,28 @@ class MeanField(AbstractFamily):
         return DiagNormal(self.loc, self.log_scale)
 
 
+class TrilNormal(MultivariateNormal):
+    r"""``MultivariateNormal(loc, scale_tril=L)`` for one ``(D,)`` Gaussian, built for the hot path: no
+    broadcasting in ``__init__``, ``rsample`` as one ``addmm``, the entropy from the given
+    :math:`\log L_{ii}` (``log_diag``) without re-reading the diagonal. Everything else (``log_prob``,
+    ``covariance_matrix``, KL registrations) is ``MultivariateNormal``'s."""
+
+    def __init__(self, loc: Tensor, scale_tril: Tensor, log_diag: Tensor):
+        self.loc = loc
+        self._unbroadcasted_scale_tril = scale_tril
+        self.log_diag = log_diag
+        Distribution.__init__(self, torch.Size(), loc.shape[-1:], validate_args=False)
+
+    def rsample(self, sample_shape=torch.Size()) -> Tensor:
+        eps = torch.randn((*sample_shape, self.loc.shape[-1]), dtype=self.loc.dtype, device=self.loc.device)
+        if eps.dim() == 2:
+            return torch.addmm(self.loc, eps, self._unbroadcasted_scale_tril.mT)
+        return self.loc + eps @ self._unbroadcasted_scale_tril.mT
+
+    def entropy(self) -> Tensor:
+        return self.log_diag.sum(-1) + self.loc.shape[-1] * (0.5 + 0.5 * math.log(2 * math.pi))
+
+
 class FullRank(AbstractFamily):
     r""":math:`q(z) = N(z; m, LL^\top)`, :math:`L` lower triangular with positive diagonal
     :math:`\exp(\ell_{ii})`. :math:`D + D(D+1)/2` parameters."""
@@ -61,8 +83,8 @@ class FullRank(AbstractFamily):
     def scale_tril(self) -> Tensor:
         return torch.tril(self.off_diag, -1) + torch.diag_embed(self.log_diag.exp())
 
-    def forward(self, c: Tensor | None = None) -> MultivariateNormal:
-        return MultivariateNormal(self.loc, scale_tril=self.scale_tril(), validate_args=False)
+    def forward(self, c: Tensor | None = None) -> TrilNormal:
+        return TrilNormal(self.loc, self.scale_tril(), self.log_diag)
 
 
 class LowRank(AbstractFamily):

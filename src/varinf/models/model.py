@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.distributions import biject_to
-from torch.distributions.transforms import ComposeTransform, IndependentTransform, Transform
+from torch.distributions.transforms import AffineTransform, ComposeTransform, IndependentTransform, Transform
 
 from ..distributed import World
 from .chunking import DEFAULT_MAX_MEMORY, reduced_sum, rows_per_chunk
@@ -50,6 +50,30 @@ class _Block:
         return isinstance(t, ComposeTransform) and not t.parts
 
 
+def _broadcast_shapes(*shapes: tuple[int, ...]) -> torch.Size:
+    """``torch.broadcast_shapes`` in plain Python: torch's imports sympy on its first call (about 0.5 s of CPU)."""
+    out = []
+    for i in range(max(map(len, shapes)), 0, -1):
+        sizes = {s[-i] for s in shapes if len(s) >= i and s[-i] != 1}
+        if len(sizes) > 1:
+            raise ValueError(f"shapes {', '.join(str(tuple(s)) for s in shapes)} do not broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return torch.Size(out)
+
+
+def _inverse_shape(t: Transform, shape: torch.Size) -> torch.Size:
+    """``t.inverse_shape(shape)``, with affine parts (bounded supports) broadcast by :func:`_broadcast_shapes`."""
+    if isinstance(t, ComposeTransform):
+        for part in reversed(t.parts):
+            shape = _inverse_shape(part, shape)
+        return shape
+    if isinstance(t, IndependentTransform):
+        return _inverse_shape(t.base_transform, shape)
+    if isinstance(t, AffineTransform):
+        return _broadcast_shapes(tuple(shape), tuple(getattr(t.loc, "shape", ())), tuple(getattr(t.scale, "shape", ())))
+    return t.inverse_shape(shape)
+
+
 def _make_block(latent: Latent, offset: int) -> _Block:
     try:
         t = biject_to(latent.support)
@@ -61,7 +85,7 @@ def _make_block(latent: Latent, offset: int) -> _Block:
             "with torch.distributions.biject_to.register."
         ) from None
     try:
-        ushape = tuple(t.inverse_shape(torch.Size(latent.shape)))
+        ushape = tuple(_inverse_shape(t, torch.Size(latent.shape)))
     except (ValueError, IndexError) as e:
         raise ModelError(
             f"latent {latent.name!r}: shape {latent.shape} does not fit support {latent.support!r} ({e})"

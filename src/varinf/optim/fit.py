@@ -17,18 +17,22 @@ from collections.abc import Callable
 
 import torch
 
+from ..families import canonical_family
 from ..models import Model
 from ..objectives import ELBO
 from ..utils import num_threads
 from .advi import advi
+from .auto import auto, resolve_family
+from .bam import bam
 from .config import FitConfig
+from .pathfinder import pathfinder
 from .result import FitResult
 from .start import distribution_validation
 
 __all__ = ["METHODS", "optimize"]
 
 # name -> f(model, family, objective, config, family_kwargs) -> FitResult
-METHODS: dict[str, Callable[..., FitResult]] = {"advi": advi}
+METHODS: dict[str, Callable[..., FitResult]] = {"auto": auto, "advi": advi, "bam": bam, "pathfinder": pathfinder}
 
 
 @contextlib.contextmanager
@@ -41,10 +45,10 @@ def _threads(model: Model, threads):
 
 def optimize(
     model: Model,
-    family="meanfield",
+    family="auto",
     objective=None,
     *,
-    method: str = "advi",
+    method: str = "auto",
     config: FitConfig | None = None,
     **options,
 ) -> FitResult:
@@ -52,10 +56,13 @@ def optimize(
 
     Args:
         model: a :class:`~varinf.models.Model`.
-        family: ``"meanfield"``, ``"fullrank"``, ``"lowrank"``, ``"flow"`` (or an alias), or a family module
-            over ``model.dim`` unconstrained dimensions.
-        objective: :class:`~varinf.objectives.ELBO` (default, one reparameterized particle), ``IWAE``, ``Renyi``.
-        method: a key of :data:`METHODS`.
+        family: ``"auto"`` (full rank up to 300 dimensions, low rank above; mean-field under ADVI),
+            ``"meanfield"``, ``"fullrank"``, ``"lowrank"``, ``"flow"`` (or an alias), or a family module over
+            ``model.dim`` unconstrained dimensions.
+        objective: :class:`~varinf.objectives.ELBO` (ADVI's default, one reparameterized particle), ``IWAE``,
+            ``Renyi``; giving one makes ``method="auto"`` run ADVI.
+        method: a key of :data:`METHODS`: ``"auto"`` (Pathfinder start, then Batch-and-Match and a polish for
+            the family; ADVI when its settings are given), ``"advi"``, ``"bam"``, ``"pathfinder"``.
         config: a :class:`FitConfig`; keyword ``options`` that name its fields override it, the rest go to
             the family (e.g. ``rank=3`` for ``"lowrank"``).
 
@@ -71,8 +78,15 @@ def optimize(
     names = set(FitConfig.__dataclass_fields__)
     family_kwargs = {k: v for k, v in options.items() if k not in names}
     config = (config or FitConfig()).replace(**{k: v for k, v in options.items() if k in names})
-    if objective is None:
-        objective = ELBO()
+    if config.batch_size is not None and method in ("bam", "pathfinder"):
+        raise ValueError(f"batch_size={config.batch_size}: method={method!r} uses every data row at every iteration; "
+                         "minibatches need method='advi' (or 'auto', which then runs minibatch ADVI)")  # fmt: skip
+    if isinstance(family, str) and family.lower() != "auto":
+        canonical_family(family)  # an unknown name fails here, before any work
+    if method != "auto":
+        family = resolve_family(family, method, model.dim)
+        if objective is None:
+            objective = ELBO()
     rng = torch.random.fork_rng(devices=[]) if config.seed is not None else contextlib.nullcontext()
     with rng, _threads(model, config.threads), distribution_validation(False):
         if config.seed is not None:

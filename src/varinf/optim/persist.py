@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from ..families import FAMILIES, Preconditioned, make_family
+from ..families import FAMILIES, DiagPlusLowRank, MixtureFamily, Preconditioned, make_family
 from ..models import EXAMPLES, Model, load_example
 from ..objectives import ELBO, IWAE, Renyi
 from ..utils import SafetensorsError as CheckpointError
@@ -36,7 +36,8 @@ __all__ = ["FORMAT", "load_result", "model_fingerprint", "save_result"]
 
 FORMAT = "varinf.fit/1"
 _SCALARS = ("converged", "convergence_reason", "num_steps", "grad_evals", "wall_time", "lr", "averaged_steps",
-            "recoveries", "skipped_steps", "method", "family_name", "batch_size")  # fmt: skip
+            "recoveries", "skipped_steps", "method", "family_name", "batch_size", "route", "route_reason",
+            "density_evals", "report")  # fmt: skip
 _OBJECTIVES = {"ELBO": ELBO, "IWAE": IWAE, "Renyi": Renyi}
 
 
@@ -98,6 +99,7 @@ def save_result(result, path: str | os.PathLike, *, add_suffix: bool = True) -> 
                 k: v for k, v in (result.family_kwargs or {}).items() if isinstance(v, int | float | str | bool)
             },
             "dtype": str(next(iter(family.state_dict().values())).dtype).replace("torch.", ""),
+            "parts": _mixture_parts(family),
         },
         "objective": obj,
         "fit": {k: getattr(result, k) for k in _SCALARS},
@@ -126,10 +128,20 @@ def _version() -> str:
     return __version__
 
 
+def _mixture_parts(family) -> list | None:
+    """Pathfinder's q (a mixture of fixed diagonal-plus-low-rank Gaussians): each part's ``Q`` shape ``[D, k]``."""
+    if isinstance(family, MixtureFamily) and all(isinstance(p, DiagPlusLowRank) for p in family.parts):
+        return [list(p.Q.shape) for p in family.parts]
+    return None
+
+
 def _family(meta: dict, given):
     spec = meta["family"]
     if given is not None:
         return given
+    if spec["class"] == "MixtureFamily" and spec.get("parts"):  # Pathfinder: shapes here, values in the state
+        return MixtureFamily([DiagPlusLowRank(torch.zeros(D), torch.ones(D), torch.zeros(D, k), torch.eye(k))
+                              for D, k in spec["parts"]])  # fmt: skip
     name = spec["name"]
     if name not in FAMILIES or spec["class"] != FAMILIES[name].__name__:
         raise CheckpointError(
@@ -139,7 +151,8 @@ def _family(meta: dict, given):
     pre = spec["preconditioner"]
     if pre is None:
         return base
-    return Preconditioned(base, torch.zeros(spec["dim"]), torch.zeros(pre))
+    scale = torch.ones(pre) if len(pre) == 1 else torch.eye(pre[0])  # placeholders: the state holds A
+    return Preconditioned(base, torch.zeros(spec["dim"]), scale)
 
 
 def load_result(path: str | os.PathLike, model: Model | None = None, family=None):
@@ -171,7 +184,9 @@ def load_result(path: str | os.PathLike, model: Model | None = None, family=None
     q = q.to(dtype=getattr(torch, meta["family"]["dtype"]), device=ref.device if ref is not None else "cpu")
     obj = meta.get("objective")
     objective = _OBJECTIVES[obj["class"]](**obj["fields"]) if obj else None
-    fit = meta["fit"]
+    fit = dict(meta["fit"])
+    if "route" in fit:
+        fit["route"] = tuple(fit["route"])
     return FitResult(
         model=model,
         family=q,

@@ -54,6 +54,31 @@ class Summary:
         return out
 
 
+def _moments(v: Tensor, qs: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean, sd and quantiles ``qs`` of draws ``v`` ``(S, k)``, weighted by normalized ``w`` ``(S,)`` if given."""
+    if w is None:
+        return v.mean(0), v.std(0), torch.quantile(v, qs, dim=0)
+    w = (w / w.sum()).to(v.device)
+    mean = w @ v
+    sd = (w @ (v - mean).square()).clamp_min(0).sqrt()
+    order = v.argsort(0)
+    cw = w[order].cumsum(0) - 0.5 * w[order]  # midpoint rule, as for unweighted quantiles
+    sorted_v = v.gather(0, order)
+    cols = [(cw[:, j].contiguous(), sorted_v[:, j]) for j in range(v.shape[1])]
+    qv = torch.stack([torch.stack([_interp(q, c, x) for c, x in cols]) for q in qs.tolist()])
+    return mean, sd, qv
+
+
+def _interp(q: float, cw: Tensor, x: Tensor) -> Tensor:
+    i = int(torch.searchsorted(cw, torch.tensor(q, dtype=cw.dtype)))
+    if i == 0:
+        return x[0]
+    if i >= x.numel():
+        return x[-1]
+    t = (q - cw[i - 1]) / (cw[i] - cw[i - 1]).clamp_min(1e-300)
+    return x[i - 1] + t * (x[i] - x[i - 1])
+
+
 def _element_names(name: str, shape: tuple[int, ...]) -> list[str]:
     if not shape:
         return [name]
@@ -78,8 +103,13 @@ class FitResult:
         recoveries: how many times a run of non-finite bounds forced a step back and a smaller step size.
         skipped_steps: steps whose bound was non-finite and that were skipped (no update).
         diagnostics: filled by :mod:`varinf.diagnostics` (PSIS k-hat, log evidence) when run.
-        method: the fitting method that ran (``"advi"``, ...).
+        method: the fitting method asked for (``"auto"``, ``"advi"``, ``"bam"``, ``"pathfinder"``).
         family_name: the family the user asked for (``"fullrank"``, ...), whatever wraps it internally.
+        route: the stages that ran, e.g. ``("pathfinder", "bam")`` for ``method="auto"``; ``route_reason`` why.
+        density_evals: log-density evaluations without gradients (Pathfinder's ELBO estimates), not counted
+            in ``grad_evals``.
+        report: ``"psis"``: :meth:`summary` reports PSIS-corrected estimates when the diagnostics say k-hat
+            allows (``"q"``: always q's own).
         batch_size: data rows per step of a minibatch fit (``None``: every row at every step).
         family_kwargs: the keyword arguments the family was built with (``rank=3``), for :meth:`save`.
     """
@@ -101,6 +131,10 @@ class FitResult:
     diagnostics: Any = None
     method: str = "advi"
     family_name: str = ""
+    route: tuple[str, ...] = ()
+    route_reason: str = ""
+    density_evals: int = 0
+    report: str = "q"
     batch_size: int | None = None
     family_kwargs: dict = field(default_factory=dict)
     _for_draws: Any = field(default=None, init=False, repr=False, compare=False)
@@ -156,25 +190,43 @@ class FitResult:
         lw = lw.double()
         return lw.mean().item(), (lw.std() / math.sqrt(n)).item()
 
+    @property
+    def psis_corrected(self) -> bool:
+        """Whether :meth:`summary` reports PSIS-corrected estimates: the method asks for them (``report="psis"``:
+        ``auto``, ``pathfinder``) and k-hat allows (verdict good or ok: the corrected estimates converge; between
+        0.5 and the threshold slowly, and the diagnostics warn when they move q's means a lot)."""
+        d = self.diagnostics
+        return self.report == "psis" and d is not None and d.verdict in ("good", "ok")
+
     def summary(self, n: int = 4000, quantiles: tuple[float, ...] = (0.05, 0.5, 0.95), seed: int = 0) -> Summary:
-        """Table of mean, sd and quantiles of each scalar latent under q (constrained space)."""
-        z = self.draws(n, seed)
+        """Table of mean, sd and quantiles of each scalar latent (constrained space): q's own from ``n`` draws, or
+        the PSIS-corrected ones from the diagnostics' draws when :attr:`psis_corrected`."""
+        corrected = self.psis_corrected
+        if corrected:
+            z, w = self.diagnostics.draws, self.diagnostics.psis.weights.double()
+            with torch.no_grad():
+                z = {**z, **self.model.derived_quantities(z)}
+        else:
+            z, w = self.draws(n, seed), None
         rows = []
         qs = torch.tensor(quantiles, dtype=torch.float64)
         for key, value in z.items():
-            v = value.double().reshape(n, -1)
-            mean, sd = v.mean(0), v.std(0)
-            qv = torch.quantile(v, qs, dim=0)
+            v = value.double().reshape(value.shape[0], -1)
+            mean, sd, qv = _moments(v, qs, w)
             for j, name in enumerate(_element_names(key, tuple(value.shape[1:]))):
                 rows.append(SummaryRow(name, mean[j].item(), sd[j].item(), tuple(qv[:, j].tolist())))
         elbo, se = self._summary_elbo(n, seed)
         status = "converged" if self.converged else "NOT converged"
+        route = f" ({' -> '.join(self.route)})" if self.route else ""
+        lr = f", lr={self.lr:g}" if math.isfinite(self.lr) else ""
         header = [
-            f"{getattr(self.model, 'name', 'model')}: {self.family_label} family by {self.method}, "
-            f"{self.num_steps} steps ({self.grad_evals} gradient evaluations), {self.wall_time:.2f} s, lr={self.lr:g}",
+            f"{getattr(self.model, 'name', 'model')}: {self.family_label} family by {self.method}{route}, "
+            f"{self.num_steps} steps ({self.grad_evals} gradient evaluations), {self.wall_time:.2f} s{lr}",
             f"ELBO {elbo:.3f} ± {se:.3f} nats; {status} ({self.convergence_reason})"
             + (f"; parameters averaged over the last {self.averaged_steps} steps" if self.averaged_steps else ""),
         ]
+        if self.route_reason:
+            header.append(f"route: {self.route_reason}")
         if self.batch_size is not None:
             rows_total = self.model.num_rows
             header.append(
@@ -185,6 +237,13 @@ class FitResult:
             header.append(
                 f"{self.skipped_steps} step(s) had a non-finite bound and were skipped; recovered "
                 f"{self.recoveries} time(s) by stepping back with a smaller step size"
+            )
+        if corrected:
+            d = self.diagnostics
+            header.append(
+                f"estimates below are PSIS-corrected ({d.num_draws} draws of q, k-hat {d.khat:.2f}, ESS {d.ess:.0f}); "
+                f"q's own means differ by up to {d.psis_shift:.2f} q-sds ({d.psis_shift_at}). res.draws() are q's "
+                "draws; res.diagnostics.resample() gives corrected ones"
             )
         footer = list(self.diagnostics.summary_lines()) if self.diagnostics is not None else []
         if hasattr(self._for_draws, "describe"):

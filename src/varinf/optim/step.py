@@ -36,8 +36,15 @@ def step(
     """Take one stochastic-gradient step on ``objective.loss(family(context), log_p, prior)``.
 
     A non-finite loss skips the update (the caller decides how to recover) and is reported in
-    ``StepInfo.finite``.
+    ``StepInfo.finite``. Gaussian families with an ELBO take the fused path of :mod:`.gaussian_step` (same
+    values and gradients, about half the tensor operations).
     """
+    if context is None and prior is None:
+        from .gaussian_step import fused_step  # (a local import: gaussian_step imports StepInfo from here)
+
+        info = fused_step(log_p, family, objective, optimizer)
+        if info is not None:
+            return info
     optimizer.zero_grad(set_to_none=True)
     est = objective.loss(family(context), log_p, prior)
     loss = est.loss
