@@ -6,6 +6,7 @@ compression, which speaks bits.
 """
 
 from .api import fit
+from .diagnostics import evidence
 from .families import AmortizedNormal, Flow, FullRank, LowRank, MeanField
 from .models import Latent, Model, ModelError, load_example
 from .objectives import ELBO, IWAE, Renyi
@@ -28,6 +29,7 @@ __all__ = [
     "Model",
     "ModelError",
     "Renyi",
+    "evidence",
     "fit",
     "load_example",
     "step",

@@ -108,6 +108,10 @@ def psis(log_weights: Tensor) -> PSISResult:
     if not torch.isfinite(lw).any():
         raise ValueError("every log weight is -inf: the model's log density is -inf wherever q puts mass")
     S = lw.numel()
+    finite = lw[torch.isfinite(lw)]
+    if finite.numel() == S and float(finite.max() - finite.min()) <= 1e-10 * max(1.0, float(finite.abs().max())):
+        # all ratios equal (the proposal is the posterior): no tail at all, every draw counts
+        return PSISResult(-math.inf, lw, torch.full_like(lw, -math.log(S)), float(S), khat_threshold(S), True)
     if have_arviz():
         smoothed_np, khat = psis_smooth(lw.numpy())
         smoothed, done = torch.from_numpy(np.ascontiguousarray(smoothed_np)), True

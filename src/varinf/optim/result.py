@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -51,6 +52,21 @@ class Summary:
         return out
 
 
+def _rng(seed: int | None):
+    """A private RNG stream for ``seed`` (global state restored afterwards); None: the global RNG itself."""
+    if seed is None:
+        return contextlib.nullcontext()
+    ctx = torch.random.fork_rng(devices=[])
+
+    @contextlib.contextmanager
+    def seeded():
+        with ctx:
+            torch.manual_seed(seed)
+            yield
+
+    return seeded()
+
+
 def _element_names(name: str, shape: tuple[int, ...]) -> list[str]:
     if not shape:
         return [name]
@@ -69,12 +85,16 @@ class FitResult:
         convergence_reason: which criterion fired (or why not).
         num_steps: optimizer steps taken (after step-size adaptation).
         grad_evals: log-joint gradient evaluations in total, adaptation included.
-        wall_time: seconds.
+        wall_time: seconds spent fitting (the diagnostics are timed apart, in ``diagnostics_time``).
         lr: the step size used.
         averaged_steps: how many final iterates were averaged (0 = last iterate).
         recoveries: how many times a run of non-finite bounds forced a step back and a smaller step size.
         skipped_steps: steps whose bound was non-finite and that were skipped (no update).
         diagnostics: filled by :mod:`varinf.diagnostics` (PSIS k-hat, log evidence) when run.
+        diagnostics_time: seconds :func:`varinf.fit` spent diagnosing the fit (0 when not run).
+
+    The sampling methods (``draws``, ``draws_unconstrained``, ``elbo``, ``summary``) use fresh randomness
+    unless given a ``seed``, so draws a user inspects are independent of the diagnostics' own draws.
     """
 
     model: Any
@@ -92,6 +112,7 @@ class FitResult:
     recoveries: int = 0
     skipped_steps: int = 0
     diagnostics: Any = None
+    diagnostics_time: float = 0.0
 
     # ------------------------------------------------------------------ posterior access
     def posterior(self) -> Distribution:
@@ -100,31 +121,31 @@ class FitResult:
             return self.family()
 
     @torch.no_grad()
-    def draws_unconstrained(self, n: int = 1000, seed: int | None = 0) -> Tensor:
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
+    def draws_unconstrained(self, n: int = 1000, seed: int | None = None) -> Tensor:
+        """``n`` draws from q ``(n, D)``; ``seed=None`` draws from (and advances) torch's global RNG, a given
+        seed uses its own stream and leaves the global RNG untouched."""
+        with _rng(seed):
             return self.family().sample((n,))
 
     @torch.no_grad()
-    def draws(self, n: int = 1000, seed: int | None = 0) -> dict[str, Tensor]:
-        """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}``."""
+    def draws(self, n: int = 1000, seed: int | None = None) -> dict[str, Tensor]:
+        """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}`` (fresh unless ``seed``)."""
         z, _ = self.model.constrain(self.draws_unconstrained(n, seed))
         return z
 
     @torch.no_grad()
-    def elbo(self, n: int = 1000, seed: int | None = 0) -> tuple[float, float]:
+    def elbo(self, n: int = 1000, seed: int | None = None) -> tuple[float, float]:
         """A fresh Monte Carlo ELBO estimate with ``n`` draws: ``(value, standard error)`` in nats."""
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with _rng(seed):
             q = self.family()
             u = q.sample((n,))
             lw = self.model.log_density(u) - q.log_prob(u)
         lw = lw.double()
         return lw.mean().item(), (lw.std() / math.sqrt(n)).item()
 
-    def summary(self, n: int = 4000, quantiles: tuple[float, ...] = (0.05, 0.5, 0.95), seed: int = 0) -> Summary:
+    def summary(
+        self, n: int = 4000, quantiles: tuple[float, ...] = (0.05, 0.5, 0.95), seed: int | None = None
+    ) -> Summary:
         """Table of mean, sd and quantiles of each scalar latent under q (constrained space)."""
         z = self.draws(n, seed)
         rows = []
@@ -139,7 +160,9 @@ class FitResult:
         status = "converged" if self.converged else "NOT converged"
         header = [
             f"{getattr(self.model, 'name', 'model')}: {type(self.family).__name__} family, "
-            f"{self.num_steps} steps ({self.grad_evals} gradient evaluations), {self.wall_time:.2f} s, lr={self.lr:g}",
+            f"{self.num_steps} steps ({self.grad_evals} gradient evaluations), {self.wall_time:.2f} s"
+            + (f" (+ {self.diagnostics_time:.2f} s diagnostics)" if self.diagnostics_time else "")
+            + f", lr={self.lr:g}",
             f"ELBO {elbo:.3f} ± {se:.3f} nats; {status} ({self.convergence_reason})"
             + (f"; parameters averaged over the last {self.averaged_steps} steps" if self.averaged_steps else ""),
         ]
