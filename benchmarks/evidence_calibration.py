@@ -355,7 +355,11 @@ def warning_lines(rows: list[Fit], title: str) -> list[str]:
         f"{len(bad) - len(silent)} warned (DiagnosticWarning {sum(r.warned for r in bad)}, of them the mean-shift "
         f"warning {sum(r.shift_warned for r in bad)}; ConvergenceWarning only "
         f"{sum(r.convergence_warned and not r.warned for r in bad)}); **silent: {len(silent)}**"
-        + (" — " + ", ".join(f"{r.model} {r.family} seed {r.seed} ({r.mean_error:.3f})" for r in silent) if silent else ""),
+        + (
+            " — " + ", ".join(f"{r.model} {r.family} seed {r.seed} ({r.mean_error:.3f})" for r in silent)
+            if silent
+            else ""
+        ),
         f"  - old rule (q-sds, 0.1) on the same fits: {sum(not (r.legacy_warned or r.convergence_warned) for r in bad)} "
         f"of the {len(bad)} silent",
         f"  - fits with error < 0.05 sd: {len(fine)}; the mean-shift warning fired on {sum(r.shift_warned for r in fine)} "

@@ -97,7 +97,9 @@ def test_non_gaussian_conjugate_model():
     """Normal–gamma: skewed in (mu, log tau); bridge and AIS still land within their errors of the exact value."""
     m = NormalGamma.synthetic(n=8, seed=3).double()
     exact = m.exact_log_evidence()
-    q = Independent(Normal(torch.tensor([0.5, -0.5], dtype=torch.float64), torch.tensor([0.5, 0.4], dtype=torch.float64)), 1)
+    q = Independent(
+        Normal(torch.tensor([0.5, -0.5], dtype=torch.float64), torch.tensor([0.5, 0.4], dtype=torch.float64)), 1
+    )
     for ev in (bridge(m, q, budget=4000, seed=0), ais(m, q, budget=4000, seed=0)):
         assert ev.reliable, ev.note
         assert abs(ev.estimate - exact) < 3 * ev.se + 1e-6 and abs(ev.estimate - exact) < 0.05

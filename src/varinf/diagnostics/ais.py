@@ -73,7 +73,7 @@ def gaussian_schedule(
     q_prec, m_q, lam_p, m_p = prec0, m0, prec1, m1
     A = lam_p - q_prec
     c = lam_p @ m_p - q_prec @ m_q
-    betas = torch.linspace(0, 1, grid + 1, dtype=A.dtype)
+    betas = torch.linspace(0, 1, grid + 1, dtype=A.dtype, device=A.device)
     f = []
     for b in betas.tolist():
         prec = (1 - b) * q_prec + b * lam_p
@@ -89,7 +89,7 @@ def gaussian_schedule(
     if not total > 0:
         return [t / T for t in range(T + 1)]
     s = (1 - linear_share) * length / total + linear_share * betas  # monotone map beta -> [0, 1]
-    targets = torch.linspace(0, 1, T + 1, dtype=s.dtype)
+    targets = torch.linspace(0, 1, T + 1, dtype=s.dtype, device=s.device)
     out = _interp(targets, s, betas).tolist()
     out[0], out[-1] = 0.0, 1.0
     return out
@@ -126,7 +126,7 @@ def ais(
         seed: seeds the draws (the global RNG is left untouched); None: fresh randomness.
 
     Returns:
-        :class:`~varinf.diagnostics.evidence.LogEvidence` with ``method="ais"``.
+        :class:`~varinf.diagnostics.evidence_result.LogEvidence` with ``method="ais"``.
 
     Example:
         >>> import torch
@@ -162,7 +162,12 @@ def _ais(model, q, budget, N, n_leap, start, pilot) -> LogEvidence:
         start = "curvature" if metric.source == "curvature" and _spread(probe, curv, pilot) < _spread(
             probe, q, pilot) else "q"  # fmt: skip
     if start == "curvature":
-        base, m0, prec0, label = curv, metric.posterior_loc, metric.posterior_precision, "curvature Gaussian at q's mean"
+        base, m0, prec0, label = (
+            curv,
+            metric.posterior_loc,
+            metric.posterior_precision,
+            "curvature Gaussian at q's mean",
+        )
     else:
         base, m0, prec0, label = q, metric.loc, q_prec, "q"
     target = Target(model.log_density, base)

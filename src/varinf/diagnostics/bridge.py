@@ -139,7 +139,7 @@ def bridge(
         seed: seeds the draws (the global RNG is left untouched); None: fresh randomness.
 
     Returns:
-        :class:`~varinf.diagnostics.evidence.LogEvidence` with ``method="bridge"``.
+        :class:`~varinf.diagnostics.evidence_result.LogEvidence` with ``method="bridge"``.
 
     Example:
         >>> import torch

@@ -204,7 +204,9 @@ def shift_suspect(shift: float, noise: float) -> bool:
     """Whether a PSIS mean shift (posterior sds) with Monte Carlo sd ``noise`` says q's mean may be off by 0.1 sd:
     the shift exceeds ``SHIFT_TOL`` and ``SHIFT_Z`` noise sds, or it is real (above one noise sd) and its upper
     ``SHIFT_Z``-sd bound reaches ``2 * SHIFT_TOL`` (a noisy shift that could hide a 0.1 sd error)."""
-    return (shift > SHIFT_TOL and shift > SHIFT_Z * noise) or (shift > noise and shift + SHIFT_Z * noise > 2 * SHIFT_TOL)
+    return (shift > SHIFT_TOL and shift > SHIFT_Z * noise) or (
+        shift > noise and shift + SHIFT_Z * noise > 2 * SHIFT_TOL
+    )
 
 
 def _psis_shift(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str, float]:
@@ -350,6 +352,4 @@ def diagnose(
         q = result.family()
     if evidence_budget is None:
         evidence_budget = min(int(result.grad_evals), 20_000)
-    return diagnose_q(
-        result.model, q, num_draws, seed, warn, type(result.family).__name__, evidence, evidence_budget
-    )
+    return diagnose_q(result.model, q, num_draws, seed, warn, type(result.family).__name__, evidence, evidence_budget)

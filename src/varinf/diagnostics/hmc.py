@@ -24,7 +24,16 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-__all__ = ["ChainState", "Metric", "Target", "adapt_step_size", "check_dtype", "gaussian_metric", "hmc_step", "q_moments"]
+__all__ = [
+    "ChainState",
+    "Metric",
+    "Target",
+    "adapt_step_size",
+    "check_dtype",
+    "gaussian_metric",
+    "hmc_step",
+    "q_moments",
+]
 
 
 class Target:
@@ -154,7 +163,8 @@ def _stable_cholesky(cov: Tensor) -> Tensor:
     cov = 0.5 * (cov + cov.T)
     scale = cov.diagonal().abs().mean().clamp_min(1e-300)
     for jitter in (0.0, 1e-10, 1e-8, 1e-6, 1e-4):
-        L, info = torch.linalg.cholesky_ex(cov + jitter * scale * torch.eye(cov.shape[0], dtype=cov.dtype))
+        eye = torch.eye(cov.shape[0], dtype=cov.dtype, device=cov.device)
+        L, info = torch.linalg.cholesky_ex(cov + jitter * scale * eye)
         if int(info) == 0:
             return L
     return torch.diag(cov.diagonal().abs().clamp_min(1e-12 * scale).sqrt())
@@ -204,7 +214,10 @@ def gaussian_metric(target: Target, q: Distribution, dim: int, step: float = 0.2
         return Metric(mean, q_cov, torch.cholesky_inverse(S), q_cov, "q", 0, mean)
     eye = torch.eye(dim, dtype=mean.dtype, device=mean.device)
     pts = torch.cat([mean + step * S.T, mean - step * S.T])  # rows m ± h S e_i
-    g = target(pts).grad_p
+    probe = target(pts)
+    if not bool(torch.isfinite(probe.log_p).all()):  # the stencil left the support: no curvature here
+        return Metric(mean, q_cov, torch.cholesky_inverse(S), q_cov, "q", 2 * dim, mean)
+    g = probe.grad_p
     G = (g[:dim] - g[dim:]).T / (2 * step)  # column i: H S e_i
     g_mean = 0.5 * (g[:dim] + g[dim:]).mean(0)  # the gradient at the mean, to second order
     A = -(S.T @ G)
@@ -221,7 +234,6 @@ def gaussian_metric(target: Target, q: Distribution, dim: int, step: float = 0.2
     prec = Sinv.T @ ((evecs * evals) @ evecs.T) @ Sinv
     cov = 0.5 * (cov + cov.T)
     return Metric(mean, cov, 0.5 * (prec + prec.T), q_cov, "curvature", 2 * dim, mean + cov @ g_mean)
-
 
 
 def check_dtype(model, q: Distribution) -> None:

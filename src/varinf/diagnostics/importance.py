@@ -44,6 +44,7 @@ __all__ = ["KHAT_SE", "ImportanceDraws", "importance_draws", "importance_log_evi
 KHAT_SE = 0.25  # Pareto k-hat below which the weights' variance (hence the se) can be estimated: finite 4th moment
 _SE_FLOOR = 1e-7  # relative: the se never claims more precision than float32 log densities carry
 
+
 def _is_reliability(khat: float, ess: float, S: int, max_khat: float) -> tuple[bool, str]:
     if math.isnan(khat):
         return False, "k-hat unknown (install ArviZ), so the weights' variance cannot be checked"
