@@ -5,15 +5,16 @@ Three parts (``--parts``), one JSON + markdown pair under benchmarks/results/evi
 conjugate  models with exact log p(x) and exact posterior moments — normal-normal; linear regression with 4
            predictors of pairwise correlation 0 / 0.5 / 0.9 / 0.99; GP regression (20 points, fixed
            hyperparameters, whitened); normal-gamma (unknown mean and precision, 10 points: a posterior that is
-           not Gaussian in the unconstrained space) — × mean-field / full-rank (``--seeds`` seeds, data and fit)
-           / flow (``--flow-seeds`` seeds; NSF with 2 coupling-style layers (passes=2, transforms=2, hidden
-           32x32), ``--flow-steps`` steps: a flow step costs 20-50x a Gaussian one). Each fit is
-           ``varinf.fit(model, family, seed=s, dtype=float64)`` with its defaults, so its diagnostics run the
-           default evidence policy; then bridge sampling and AIS (start chosen automatically, and from q) at
-           ``--budget`` gradient evaluations (AIS from q not for flows: it differentiates the flow at every
-           leapfrog step, 5-10x slower). Recorded: error in nats and in reported se's, reliability
-           labels, gradient evaluations, time; q's largest mean error in exact posterior sds (20,000 draws of q)
-           and whether a warning fired.
+           not Gaussian in the unconstrained space) — × mean-field / full-rank default fits (``--seeds`` seeds,
+           data and fit), short mean-field / full-rank fits stopped after ``--short-steps`` steps at a constant
+           step size, as cheap default fits will be (``--short-seeds`` seeds), and flows (``--flow-seeds``
+           seeds; NSF with passes=2, transforms=2, hidden 32x32, ``--flow-steps`` steps: a flow step costs
+           20-50x a Gaussian one). Each fit is ``varinf.fit(model, family, seed=s, dtype=float64)``, so its
+           diagnostics run the default evidence policy; then bridge sampling and AIS (start chosen
+           automatically, and from q) at ``--budget`` gradient evaluations (AIS from q not for flows: it
+           differentiates the flow at every leapfrog step, 5-10x slower). Recorded: error in nats and in
+           reported se's, reliability labels, gradient evaluations, time; q's largest mean error in exact
+           posterior sds (20,000 draws of q) and whether a warning fired.
 posteriordb the 16 posteriors with reference draws: default full-rank fit, then IS, bridge and AIS; do they
            agree within their errors? (No exact value exists; for the models with Stan's improper flat priors
            the number is the normalizing constant of the unnormalized posterior, still a well-defined target.)
@@ -185,11 +186,14 @@ def _methods(row: Fit, res, budget: int, seed: int) -> None:
             row.methods[key] = Estimate(note=f"{type(e).__name__}: {e}"[:200])
 
 
-def run_conjugate(name: str, family: str, seed: int, args) -> Fit:
+def run_conjugate(name: str, family: str, seed: int, cap: int, args) -> Fit:
+    """One fit: the default (``cap`` 0), a short fixed-budget one (``cap`` steps, constant step size), or a flow."""
     model = CONJUGATE[name](seed).double()
-    row = Fit("conjugate", name, family, seed, model.dim, exact=model.exact_log_evidence())
-    kw = FLOW | {"max_steps": args.flow_steps} if family == "flow" else {}
-    row.steps_cap = kw.get("max_steps", 0)
+    row = Fit("conjugate", name, family, seed, model.dim, exact=model.exact_log_evidence(), steps_cap=cap)
+    if family == "flow":
+        kw = FLOW | {"max_steps": cap}
+    else:
+        kw = {"max_steps": cap, "tol_rel_obj": None} if cap else {}
     res, row.fit_seconds, conv = _fit(model, family, seed, **kw)
     _record_diagnostics(row, res, conv)
     row.mean_error = mean_error(res, exact_moments(model))
@@ -328,7 +332,8 @@ def by_cell_table(rows: list[Fit]) -> list[str]:
     ]
     cells: dict[tuple[str, str], list[Fit]] = {}
     for r in rows:
-        cells.setdefault((r.model, r.family), []).append(r)
+        label = r.family + (f" ({r.steps_cap} steps)" if r.steps_cap else "")
+        cells.setdefault((r.model, label), []).append(r)
     for (model, fam), rs in cells.items():
         rel = [r for r in rs if r.methods["is"].reliable]
 
@@ -492,10 +497,12 @@ def main(argv=None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--parts", nargs="*", default=["conjugate", "posteriordb", "shift"])
-    ap.add_argument("--seeds", type=int, default=13, help="seeds per model for mean-field and full-rank")
-    ap.add_argument("--flow-seeds", type=int, default=3, help="seeds per model for the flow")
+    ap.add_argument("--seeds", type=int, default=10, help="seeds per model for default mean-field and full-rank fits")
+    ap.add_argument("--short-seeds", type=int, default=4, help="seeds per model for short mean-field/full-rank fits")
+    ap.add_argument("--short-steps", type=int, default=400, help="steps of the short fits (constant step size)")
+    ap.add_argument("--flow-seeds", type=int, default=2, help="seeds per model for the flow")
     ap.add_argument("--flow-steps", type=int, default=400, help="step cap for the flow fits")
-    ap.add_argument("--shift-seeds", type=int, default=12, help="regressions of each kind in the shift part")
+    ap.add_argument("--shift-seeds", type=int, default=8, help="regressions of each kind in the shift part")
     ap.add_argument("--budget", type=int, default=20_000, help="gradient evaluations for bridge sampling and AIS")
     ap.add_argument("--posteriors", nargs="*", default=list(REFERENCE_POSTERIORS))
     ap.add_argument("--resume", action="store_true", help="keep finished rows of an earlier run")
@@ -522,12 +529,14 @@ def main(argv=None) -> int:
     t_start = time.perf_counter() - (json.loads(path.read_text())["meta"].get("seconds", 0) if rows else 0)
     jobs = []
     if "conjugate" in args.parts:
-        for seed in range(args.seeds):
+        for seed in range(max(args.seeds, args.short_seeds, args.flow_seeds)):
             for name in CONJUGATE:
-                for fam in ("meanfield", "fullrank") + (("flow",) if seed < args.flow_seeds else ()):
-                    cap = args.flow_steps if fam == "flow" else 0
+                plan = [(f, 0) for f in ("meanfield", "fullrank") if seed < args.seeds]
+                plan += [(f, args.short_steps) for f in ("meanfield", "fullrank") if seed < args.short_seeds]
+                plan += [("flow", args.flow_steps)] if seed < args.flow_seeds else []
+                for fam, cap in plan:
                     if ("conjugate", name, fam, seed, cap) not in done:
-                        jobs.append(lambda n=name, f=fam, s=seed: [run_conjugate(n, f, s, args)])
+                        jobs.append(lambda n=name, f=fam, s=seed, c=cap: [run_conjugate(n, f, s, c, args)])
     if "posteriordb" in args.parts:
         for name in args.posteriors:
             if ("posteriordb", name, "fullrank", 0, 0) not in done:

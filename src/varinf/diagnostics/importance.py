@@ -21,7 +21,7 @@ variance, but the sample variance itself converges at the usual rate only with a
 that miss the tail making both the estimate and its se too small. Measured on Gaussian proposals around
 conjugate posteriors (4000 draws; 1500 estimates), ±2 se covered the exact value 93% of the time for
 :math:`\hat k < 0.25` and 84% for :math:`0.3 \le \hat k < 0.5`. So the estimate is ``reliable`` only for
-:math:`\hat k <` ``KHAT_SE`` = 0.25 (and a PSIS effective sample size of at least ``min(100, S/10)``). Otherwise
+:math:`\hat k <` ``KHAT_SE`` = 0.25 (and an effective sample size 1/Σw̃² of at least ``min(100, S/10)``). Otherwise
 it is marked unreliable, shows no ±, and is stated as the lower bound it is. That is why q (fitted to the
 posterior) is a good proposal and the prior usually is not (see the README here for a worked example). For
 a trustworthy error bar when q is too narrow, use bridge sampling or AIS (:func:`varinf.evidence`). Units: nats.
