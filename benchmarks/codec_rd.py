@@ -76,7 +76,7 @@ def main() -> None:
     import torch
 
     from varinf.compression import load_codec
-    from varinf.compression.evaluate import BASELINE_QUALITIES, build_report, evaluate_learned
+    from varinf.compression.evaluation.evaluate import BASELINE_QUALITIES, build_report, evaluate_learned
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     images = load_kodak(Path(args.kodak), 4 if args.quick else args.limit)
@@ -103,6 +103,7 @@ def main() -> None:
         "payload_over_estimated_bits": {"min": min(ratios), "max": max(ratios)},
         "learned_encode_s_per_image": float(np.mean([p.encode_s for p in learned])) / len(images),
         "learned_decode_s_per_image": float(np.mean([p.decode_s for p in learned])) / len(images),
+        "learned_decode_cpu_s_per_image": float(np.mean([p.decode_cpu_s for p in learned])) / len(images),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -121,7 +122,8 @@ def main() -> None:
         f"({report.bd_rate_psnr.get('learned', np.nan):+.1f}%).",
         f"Real payload bits / model-estimated bits over all images: {min(ratios):.4f} .. {max(ratios):.4f}",
         f"Learned codec: encode {summary['learned_encode_s_per_image']:.2f} s/image, "
-        f"decode {summary['learned_decode_s_per_image']:.2f} s/image ({torch.get_num_threads()} thread(s))",
+        f"decode {summary['learned_decode_s_per_image']:.2f} s/image wall, "
+        f"{summary['learned_decode_cpu_s_per_image']:.2f} s/image CPU ({torch.get_num_threads()} thread(s))",
         f"Machine: {summary['machine']}",
         "",
         f"![RD curves]({stem}.png)",
@@ -138,7 +140,7 @@ def cached_baselines(images: list[np.ndarray], baselines: dict[str, list[int]], 
 
     import PIL
 
-    from varinf.compression.evaluate import RDPoint, evaluate_pillow
+    from varinf.compression.evaluation.evaluate import RDPoint, evaluate_pillow
 
     h = hashlib.sha256()
     for img in images:
@@ -176,7 +178,7 @@ def _alive(marker: Path) -> bool:
 
 
 def codec_dir() -> str:
-    from varinf.compression.pretrained import DEFAULT_MODEL_DIR
+    from varinf.compression.lossy.pretrained import DEFAULT_MODEL_DIR
 
     return str(DEFAULT_MODEL_DIR)
 

@@ -48,12 +48,12 @@ import torch
 
 import varinf
 from provenance import git_commit
-from varinf.data.idx import atomic_write_bytes
 from varinf.diagnostics import DiagnosticWarning
 from varinf.diagnostics.diagnose import Diagnostics
 from varinf.diagnostics.hmc import Target, adapt_step_size, gaussian_metric, hmc_step, trajectory_step
 from varinf.models import GPRegression, LinearRegression, LogisticRegression, NormalGamma, NormalNormal
 from varinf.optim import ConvergenceWarning
+from varinf.utils import atomic_write_bytes
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TARGET_NATS, TARGET_SD = 0.1, 0.1

@@ -70,7 +70,7 @@ def run_varinf(X, y, steps, average, init="zeros"):
 
     from varinf import ELBO
     from varinf.models import LogisticRegression
-    from varinf.optim import fit  # the SVI engine alone: the same work NumPyro's SVI does (no PSIS)
+    from varinf.optim import optimize as fit  # the SVI engine alone: the same work NumPyro's SVI does (no PSIS)
 
     model = LogisticRegression(torch.from_numpy(X), torch.from_numpy(y))
     t = time.perf_counter()

@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -43,6 +42,7 @@ import torch
 import varinf
 from provenance import git_commit
 from varinf.posteriordb import REFERENCE_POSTERIORS, compare_to_reference, load_posterior
+from varinf.utils import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results"
 FAMILIES = ("meanfield", "fullrank", "flow")
@@ -137,16 +137,6 @@ def _plot(model, post, d, folder: Path, title: str) -> None:
         qty = model.reference_quantities(d.draws)
     fig = plot_marginals(model.reference_names, qty, post.reference.flat, weights=d.psis.weights, title=title)
     save_figure(fig, folder / f"{post.name}.png", overwrite=True, dpi=70)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=path.suffix)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    umask = os.umask(0)  # mkstemp creates 0600; give the file the permissions open() would
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
 
 
 def _fmt(x: float, spec: str = ".3f") -> str:
@@ -263,9 +253,9 @@ def main(argv=None) -> int:
         meta = first | {"reruns": [*first.get("reruns", []), rerun]}
     if args.report_only:  # the goal labels are recomputed (a derived field)
         meta = json.loads(json_path.read_text())["meta"]
-        _atomic_write(json_path, json.dumps({"meta": meta, "rows": [asdict(r) | {"goal": r.goal} for r in rows]},
+        atomic_write_text(json_path, json.dumps({"meta": meta, "rows": [asdict(r) | {"goal": r.goal} for r in rows]},
                                             indent=1, allow_nan=True))  # fmt: skip
-        _atomic_write(md_path, markdown(rows, meta))
+        atomic_write_text(md_path, markdown(rows, meta))
         return 0
     plots = args.out / "posteriordb_plots" if args.plots else None
     # Gaussian fits of every posterior first (the goal is checked on them), then the slow flows
@@ -283,8 +273,8 @@ def main(argv=None) -> int:
             flush=True,
         )
         payload = {"meta": meta, "rows": [asdict(r) | {"goal": r.goal} for r in rows]}
-        _atomic_write(json_path, json.dumps(payload, indent=1, allow_nan=True))
-        _atomic_write(md_path, markdown(rows, meta))
+        atomic_write_text(json_path, json.dumps(payload, indent=1, allow_nan=True))
+        atomic_write_text(md_path, markdown(rows, meta))
     return 0
 
 

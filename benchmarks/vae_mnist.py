@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from varinf.data import fixed_binarize, load_mnist
-from varinf.data.idx import atomic_write_bytes
+from varinf.utils import atomic_write_text
 from varinf.vae import TrainConfig, VAEConfig, evaluate, load_vae, train
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def load_results(path: Path) -> dict:
 
 def write_report(res: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(RESULTS / "vae_mnist.json", (json.dumps(res, indent=2) + "\n").encode())
+    atomic_write_text(RESULTS / "vae_mnist.json", json.dumps(res, indent=2) + "\n")
     lines = [
         "# VAE vs IWAE(k=50) on dynamically binarized MNIST",
         "",
@@ -87,7 +87,7 @@ def write_report(res: dict) -> None:
                 f"This run was stopped at {pi['cpu_s'] / 3600:.2f} CPU h per model, before a full-test-set milestone: "
                 "every row uses the first 500 test images."
             )
-    atomic_write_bytes(RESULTS / "vae_mnist.md", ("\n".join(lines) + "\n").encode())
+    atomic_write_text(RESULTS / "vae_mnist.md", "\n".join(lines) + "\n")
     plot(res)
 
 

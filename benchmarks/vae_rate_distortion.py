@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from varinf.data import fixed_binarize, load_mnist
-from varinf.data.idx import atomic_write_bytes
+from varinf.utils import atomic_write_text
 from varinf.vae import TrainConfig, VAEConfig, evaluate, load_vae, train
 from varinf.vae.plots import plot_latent_map, plot_rate_distortion, plot_reconstructions, plot_samples
 
@@ -85,8 +85,8 @@ def main() -> None:
         f"{r['nll']:.2f} | {r['nll_bpd']:.4f} |"
         for r in rows
     ]
-    atomic_write_bytes(RESULTS / "vae_rate_distortion.md", ("\n".join(lines) + "\n").encode())
-    atomic_write_bytes(RESULTS / "vae_rate_distortion.json", (json.dumps(rows, indent=2) + "\n").encode())
+    atomic_write_text(RESULTS / "vae_rate_distortion.md", "\n".join(lines) + "\n")
+    atomic_write_text(RESULTS / "vae_rate_distortion.json", json.dumps(rows, indent=2) + "\n")
 
     two = trained(runs / "latent2", VAEConfig.preset("iwae1", latents=(2,)), TrainConfig(**base), mnist)
     plot_latent_map(two, mnist.test.images, mnist.test.labels, RESULTS / "vae_latent_map.png")

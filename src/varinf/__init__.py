@@ -5,7 +5,8 @@ and rate-distortion codecs (``varinf.compression``). Conventions: loss = -bound;
 compression, which speaks bits.
 """
 
-from .api import fit
+from . import distributed
+from .api import fit, load
 from .diagnostics import evidence
 from .families import AmortizedNormal, Flow, FullRank, LowRank, MeanField
 from .models import Latent, Model, ModelError, load_example
@@ -29,8 +30,10 @@ __all__ = [
     "Model",
     "ModelError",
     "Renyi",
+    "distributed",
     "evidence",
     "fit",
+    "load",
     "load_example",
     "step",
 ]

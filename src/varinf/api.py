@@ -1,24 +1,27 @@
-"""``varinf.fit``: the posterior-VI engine (:func:`varinf.optim.fit`) plus diagnostics on every fit.
+"""``varinf.fit``: the one public way to fit — a fitting method (:mod:`varinf.optim`) plus diagnostics.
 
 ::
 
-    varinf.fit(model, ...) = varinf.optim.fit(model, ...)            # optimize q
-                             -> varinf.diagnostics.diagnose(result)   # PSIS k-hat, log p(x), warnings
-                             -> result.diagnostics                    # shown by result.summary()
-                                result.diagnostics_time               # its seconds (not in wall_time)
+    varinf.fit(model, family, objective, method=..., **options)
+      = varinf.optim.optimize(...)              # optimize q with the chosen method
+        -> varinf.diagnostics.diagnose(result)  # PSIS k-hat, log p(x), warnings
+        -> result.diagnostics                   # shown by result.summary()
+           result.diagnostics_time              # its seconds (not in wall_time)
 
-``varinf.optim.fit`` stays the undiagnosed engine for loops that fit many times.
+``diagnose=False`` skips the diagnostics (for loops that fit many times).
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 
 from .diagnostics import diagnose as _diagnose
-from .optim import FitResult
-from .optim import fit as _engine_fit
+from .diagnostics.evidence_result import METHOD_NAMES
+from .optim import FitConfig, FitResult, optimize
+from .optim.persist import load_result
 
-__all__ = ["fit"]
+__all__ = ["fit", "load"]
 
 
 def fit(
@@ -26,34 +29,51 @@ def fit(
     family="meanfield",
     objective=None,
     *,
+    method: str = "advi",
+    config: FitConfig | None = None,
     diagnose: bool = True,
     diagnose_draws: int = 4000,
     evidence: str = "auto",
     evidence_budget: int | None = None,
-    **kwargs,
+    **options,
 ) -> FitResult:
     r"""Fit a variational approximation q to ``model``'s posterior, then check it.
 
-    Every argument except the four below is passed to :func:`varinf.optim.fit` (``max_steps``, ``lr``,
-    ``tol_rel_obj``, ``seed``, ``dtype``, family keyword arguments, ...).
-
     Args:
+        model: a :class:`~varinf.models.Model`.
+        family: ``"meanfield"``, ``"fullrank"``, ``"lowrank"``, ``"flow"`` (or an alias such as ``"mf"``),
+            or a family module over ``model.dim`` unconstrained dimensions.
+        objective: :class:`~varinf.objectives.ELBO` (default, one reparameterized particle), ``IWAE``, ``Renyi``.
+        method: the fitting method, a key of :data:`varinf.optim.METHODS` (``"advi"``).
+        config: a :class:`~varinf.optim.FitConfig` with every setting of the fit. Keyword ``options`` that
+            name its fields (``max_steps``, ``lr``, ``tol_rel_obj``, ``init``, ``seed``, ``dtype``, ``device``,
+            ``progress``, ...) override it; other keywords go to the family (e.g. ``rank=3``).
         diagnose: draw ``diagnose_draws`` points from q after the fit and attach a
             :class:`~varinf.diagnostics.Diagnostics` to ``result.diagnostics``: PSIS :math:`\hat k` with its
             thresholds explained, PSIS effective sample size, importance-sampled :math:`\log p(x)` with its
             Monte Carlo standard error, and a :class:`~varinf.diagnostics.DiagnosticWarning` when
             :math:`\hat k` says q is unreliable (Yao et al. 2018, arXiv:1802.02538).
         diagnose_draws: ``S``; at least 2200 for the full 0.7 threshold (see :func:`~varinf.diagnostics.khat_threshold`).
+            With more than 50,000 data rows the draws' log densities are estimated from a subsample with a
+            stated error (:mod:`varinf.models.subsample`).
         evidence: how :math:`\log p(x)` is estimated: ``"auto"`` (importance sampling with q, with an error bar
             only when :math:`\hat k < 0.25`; when it is unreliable and the model has at most 100 unconstrained
             dimensions, bridge sampling with ``evidence_budget`` gradients if that is at least 2,000), ``"is"``
             (never spend gradients), ``"bridge"`` or ``"ais"`` (always, with ``evidence_budget``). See
             :func:`varinf.evidence`.
         evidence_budget: model gradient evaluations the evidence may spend; default: the fit's own count,
-            capped at 20,000 (the diagnosis never costs more gradients than the fit).
+            capped at 20,000 (the diagnosis never costs more gradients than the fit). With more than 50,000
+            data rows ``"auto"`` spends none (each gradient then costs a pass over every row).
+
+    Minibatches (``batch_size=B``, models with data): see :mod:`varinf.optim.minibatch`. Under ``torchrun``
+    with a ``Model(..., distributed=True)`` every process runs this same call on its block of rows; results
+    agree on every process, and only rank 0 shows progress and warnings.
 
     Returns:
         :class:`~varinf.optim.FitResult`; ``result.summary()`` ends with the diagnostic lines.
+
+    Raises:
+        ValueError: an invalid option, naming it (``lr must be > 0``, ``max_steps must be an integer >= 1``).
 
     Example:
         >>> import torch, varinf
@@ -62,13 +82,62 @@ def fit(
         >>> res.diagnostics.verdict
         'good'
     """
-    result = _engine_fit(model, family, objective, **kwargs)
+    evidence_opts = _evidence_options(evidence, evidence_budget)
+    if getattr(model, "distributed", False) and not model.plate.world.is_main:
+        # every process runs the same fit in lockstep (collectives inside the model); rank 0 reports
+        options["progress"] = False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options, evidence_opts)
+    return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options, evidence_opts)
+
+
+def _fit(model, family, objective, method, config, diagnose, diagnose_draws, options, evidence_opts) -> FitResult:
+    result = optimize(model, family, objective, method=method, config=config, **options)
     if diagnose:
         t0 = time.perf_counter()
-        if evidence in ("bridge", "ais") and evidence_budget is None:
-            evidence_budget = 20_000
-        result.diagnostics = _diagnose(
-            result, diagnose_draws, seed=kwargs.get("seed", 0), evidence=evidence, evidence_budget=evidence_budget
-        )
+        seed = options.get("seed", config.seed if config is not None else 0)
+        result.diagnostics = _diagnose(result, diagnose_draws, seed=seed, **evidence_opts)
+        result.diagnostics_time = time.perf_counter() - t0
+    return result
+
+
+def _evidence_options(evidence: str, budget: int | None) -> dict:
+    """The evidence policy for :func:`~varinf.diagnostics.diagnose`, checked before the fit runs."""
+    if evidence not in ("auto", *METHOD_NAMES):
+        raise ValueError(f"evidence must be 'auto', 'is', 'bridge' or 'ais', got {evidence!r}")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
+        raise ValueError(f"evidence_budget must be an integer >= 0, got {budget!r}")
+    if evidence in ("bridge", "ais") and budget is None:
+        budget = 20_000
+    return {"evidence": evidence, "evidence_budget": budget}
+
+
+def load(path, model=None, *, family=None, diagnose: bool = False, diagnose_draws: int = 4000) -> FitResult:
+    """Read a fit saved by :meth:`FitResult.save <varinf.optim.FitResult.save>` (safetensors + JSON, no pickle).
+
+    Args:
+        path: the ``.safetensors`` file (the suffix may be omitted).
+        model: the model that was fitted, checked against the saved fingerprint (latents and the data's row
+            count, names, row shapes and sums); may be omitted for a built-in example on its default data.
+        family: a fresh module of the fitted family's class, needed only for a family of a non-built-in class.
+        diagnose: recompute the diagnostics (k-hat, log evidence) on the loaded q.
+
+    Raises:
+        varinf.utils.SafetensorsError: corrupt file, or a model that is not the fitted one (the
+            message names what differs).
+
+    Example:
+        >>> import tempfile, os, varinf
+        >>> res = varinf.fit(varinf.load_example("normal_normal"), max_steps=500, progress=False, diagnose=False)
+        >>> path = res.save(os.path.join(tempfile.mkdtemp(), "fit"))
+        >>> back = varinf.load(path)  # a built-in example: no model needed
+        >>> bool((back.posterior().mean == res.posterior().mean).all())
+        True
+    """
+    result = load_result(path, model, family)
+    if diagnose:
+        t0 = time.perf_counter()
+        result.diagnostics = _diagnose(result, diagnose_draws)
         result.diagnostics_time = time.perf_counter() - t0
     return result

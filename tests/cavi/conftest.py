@@ -5,14 +5,12 @@ intra-op threads spin against other jobs and make small CAVI problems 10-40x slo
 from __future__ import annotations
 
 import pytest
-import torch
 from threadpoolctl import threadpool_limits
+
+from varinf.utils import num_threads
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
+    with num_threads(1), threadpool_limits(limits=1):
         yield
-    torch.set_num_threads(n)

@@ -14,7 +14,7 @@ def test_cli_gmm_prints_components_and_writes_labels(tmp_path, capsys):
     data = tmp_path / "points.csv"
     np.savetxt(data, x, delimiter=",", header="a,b", comments="")
     out = tmp_path / "labels.txt"
-    args = ["cavi", "gmm", str(data), "--components", "5", "--output", str(out), "--no-progress"]
+    args = ["cavi", "gmm", str(data), "--components", "5", "--output", str(out)]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "converged after" in text and "2 components with weight" in text
@@ -24,7 +24,7 @@ def test_cli_gmm_prints_components_and_writes_labels(tmp_path, capsys):
     assert "exists; pass --force" in capsys.readouterr().err
     assert main([*args, "--force"]) == 0
     np.save(tmp_path / "points.npy", x)
-    assert main(["cavi", "gmm", str(tmp_path / "points.npy"), "--components", "3", "--no-progress"]) == 0
+    assert main(["cavi", "gmm", str(tmp_path / "points.npy"), "--components", "3"]) == 0
 
 
 def test_cli_lda_on_a_corpus_file(tmp_path, capsys):
@@ -37,7 +37,7 @@ def test_cli_lda_on_a_corpus_file(tmp_path, capsys):
     ]
     path = tmp_path / "docs.txt"
     path.write_text("\n".join(docs))
-    args = ["cavi", "lda", str(path), "--topics", "2", "--max-df", "1.0", "--top", "4", "--no-progress"]
+    args = ["cavi", "lda", str(path), "--topics", "2", "--max-df", "1.0", "--top", "4"]
     assert main(args) == 0
     text = capsys.readouterr().out
     topics = [set(line.split(":")[1].split()) for line in text.splitlines() if line.strip().startswith("topic")]
@@ -62,7 +62,6 @@ def test_cli_lda_named_corpus_and_errors(shared_data, capsys):
                 "3",
                 "--max-iter",
                 "3",
-                "--no-progress",
             ]
         )
         == 0

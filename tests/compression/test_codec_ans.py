@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from varinf.compression.ans import AnsStack, CodingError
-from varinf.compression.tables import PRECISION, DiscreteTable, quantize_pmf
+from varinf.compression.coding.ans import AnsStack, CodingError
+from varinf.compression.coding.tables import PRECISION, DiscreteTable, quantize_pmf
 
 
 @st.composite

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from varinf.compression import FormatError, compress_image, decompress_image
-from varinf.compression.container import Container, read_container
+from varinf.compression.coding.container import Container, read_container
 
 
 def test_container_round_trip():

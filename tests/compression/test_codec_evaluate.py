@@ -38,15 +38,15 @@ def test_pillow_points_are_consistent(picture):
 def test_codec_train_and_eval_commands(tmp_path, picture, tiny_codec, capsys):
     (tmp_path / "imgs").mkdir()
     Image.fromarray(picture[:170, :170]).save(tmp_path / "imgs" / "a.png")
-    args = ["codec", "train", "--out", str(tmp_path / "run"), "--images", str(tmp_path / "imgs"), "--steps", "2",
+    args = ["codec", "train", "-o", str(tmp_path / "run"), "--images", str(tmp_path / "imgs"), "--steps", "2",
             "--channels", "8", "--latent-channels", "8", "--hyper-channels", "8", "--lambdas", "0.01", "0.05",
-            "--batch-size", "2", "--patch-size", "64", "--no-progress"]  # fmt: skip
+            "--batch-size", "2", "--patch-size", "64"]  # fmt: skip
     assert main(args) == 0
     assert (tmp_path / "run" / "model.safetensors").is_file() and "trained 2 steps" in capsys.readouterr().out
     save_codec(tiny_codec, tmp_path / "model")
     out_json = tmp_path / "rd.json"
     args = ["codec", "eval", "--images", str(tmp_path / "imgs"), "--model", str(tmp_path / "model"),
-            "--qualities", "0", "2", "--json", str(out_json), "--no-progress"]  # fmt: skip
+            "--qualities", "0", "2", "-o", str(out_json)]  # fmt: skip
     assert main(args) == 0
     assert "| learned |" in capsys.readouterr().out
     assert len(json.loads(out_json.read_text())["points"]["learned"]) == 2

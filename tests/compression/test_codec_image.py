@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from varinf.compression import FormatError, compress_image, decompress_image, save_codec
-from varinf.compression.ans import AnsStack
-from varinf.compression.image_file import _to_tensor
+from varinf.compression.coding.ans import AnsStack, CodingError
+from varinf.compression.lossy.image_file import _to_tensor
+from varinf.utils import num_threads
 
 from .conftest import make_tiny_codec
 
@@ -32,6 +33,23 @@ def test_latents_round_trip_exactly(prior, picture):
     y_hat = codec.latent.pop(decoder, tuple(y.shape), tables)
     assert torch.equal(y_hat, torch.round(y)) and decoder.is_empty()
     assert len(np.unique(y_hat)) > 3  # the test exercises more than one symbol
+
+
+@pytest.mark.parametrize("prior", ["hyperprior", "factorized"])
+def test_codec_decompress_inverts_compress_to_the_rounded_forward_pass(prior, picture):
+    """ImageCodec.compress/decompress (the coding dataflow, no file): x̂ is the eval-mode forward pass (up to
+    float rounding: decoding runs the fused decode-only synthesis, which sums in another order)."""
+    codec = make_tiny_codec(prior)
+    x, _ = _to_tensor(picture[:64, :128], codec.multiple)
+    streams = codec.compress(x, 1.5)
+    x_hat = codec.decompress(streams.words, streams.size, 1.5)
+    with torch.no_grad(), num_threads(1):
+        out = codec(x, torch.tensor([1.5]))
+    assert streams.size == (64, 128)
+    torch.testing.assert_close(x_hat, out.x_hat, atol=1e-4, rtol=0)
+    assert streams.estimated_bits == pytest.approx(float(out.bits.sum()))
+    with pytest.raises(CodingError, match="left over"):  # an extra word at the bottom of the stack
+        codec.decompress(np.insert(streams.words, 0, np.uint32(12345)), streams.size, 1.5)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (17, 5), (64, 64), (65, 130), (100, 37, 3)])
@@ -52,8 +70,7 @@ def test_decoded_pixels_equal_the_forward_pass(tiny_codec, picture):
     img = picture[:64, :64]
     out = decompress_image(compress_image(img, tiny_codec, 2.0).data, tiny_codec)
     x, _ = _to_tensor(img, tiny_codec.multiple)
-    torch.set_num_threads(1)
-    with torch.no_grad():
+    with torch.no_grad(), num_threads(1):
         x_hat = tiny_codec(x, torch.tensor([2.0])).x_hat[0]
     expected = torch.round(x_hat.clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
     assert np.array_equal(out, expected)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from varinf.compression.integer_net import ACTIVATION_BITS, IntegerNetwork
-from varinf.compression.transforms import hyper_synthesis
+from varinf.compression.lossy.integer_net import ACTIVATION_BITS, IntegerNetwork
+from varinf.compression.lossy.transforms import hyper_synthesis
 
 
 def test_integer_network_tracks_the_float_network():

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from varinf.compression import CodecConfig, ImageCodec, TrainConfig, load_codec, rd_loss, train_codec
-from varinf.compression.gain import GainUnits
-from varinf.compression.gdn import GDN
+from varinf.compression.lossy.gain import GainUnits
+from varinf.compression.lossy.gdn import GDN
 
 from .conftest import TINY
 

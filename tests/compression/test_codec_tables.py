@@ -7,9 +7,9 @@ import pytest
 import torch
 from scipy.special import ndtr
 
-from varinf.compression.bottleneck import EntropyBottleneck
-from varinf.compression.gaussian import ScaleLevels, gaussian_likelihood
-from varinf.compression.tables import PRECISION, DiscreteTable, gaussian_table, quantize_pmf
+from varinf.compression.coding.tables import PRECISION, DiscreteTable, gaussian_table, quantize_pmf
+from varinf.compression.lossy.bottleneck import EntropyBottleneck
+from varinf.compression.lossy.gaussian import ScaleLevels, gaussian_likelihood
 
 
 def test_quantize_pmf_sums_exactly_and_keeps_every_symbol():

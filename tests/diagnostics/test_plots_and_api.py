@@ -48,7 +48,7 @@ def test_diagnose_false_and_engine_fit_stay_undiagnosed():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = varinf.fit(model, max_steps=200, tol_rel_obj=None, lr=0.1, progress=False, diagnose=False)
-        b = varinf.optim.fit(model, max_steps=200, tol_rel_obj=None, lr=0.1, progress=False)
+        b = varinf.optim.optimize(model, max_steps=200, tol_rel_obj=None, lr=0.1, progress=False)
         c = varinf.fit(model, max_steps=200, tol_rel_obj=None, lr=0.1, progress=False, diagnose_draws=500)
     assert a.diagnostics is None and b.diagnostics is None
     assert c.diagnostics.num_draws == 500

@@ -31,7 +31,7 @@ def test_iwae_k1_equals_elbo_monte_carlo():
     m, _, post = _conjugate()
     q = _q(post.mean + 0.3, post.stddev * 1.5)
     torch.manual_seed(5)
-    a = IWAE(k=1).loss(q, m.log_density)
+    a = IWAE(num_particles=1).loss(q, m.log_density)
     torch.manual_seed(5)
     b = ELBO(num_particles=1, analytic=False).loss(q, m.log_density)
     torch.testing.assert_close(a.bound, b.bound)
@@ -51,7 +51,7 @@ def test_iwae_increases_with_k_towards_log_evidence():
     q = _q(post.mean + 0.5, post.stddev * 2.0, (R,))
     bounds = {}
     for k in (1, 5, 50, 500):
-        b = IWAE(k=k).loss(q, lambda z: m.log_density(z)).bound
+        b = IWAE(num_particles=k).loss(q, lambda z: m.log_density(z)).bound
         bounds[k] = (b.mean().item(), b.std().item() / math.sqrt(R))
     values = [bounds[k][0] for k in (1, 5, 50, 500)]
     for (lo, hi), (k1, k2) in zip(itertools.pairwise(values), [(1, 5), (5, 50), (50, 500)]):
@@ -74,12 +74,12 @@ def test_renyi_limits():
     m, _, post = _conjugate()
     q = _q(post.mean + 0.2, post.stddev * 1.3)
     torch.manual_seed(3)
-    r0 = Renyi(alpha=0.0, k=7).loss(q, m.log_density).bound
+    r0 = Renyi(alpha=0.0, num_particles=7).loss(q, m.log_density).bound
     torch.manual_seed(3)
-    iw = IWAE(k=7).loss(q, m.log_density).bound
+    iw = IWAE(num_particles=7).loss(q, m.log_density).bound
     torch.testing.assert_close(r0, iw)
     torch.manual_seed(3)
-    r1 = Renyi(alpha=1.0, k=7).loss(q, m.log_density).bound
+    r1 = Renyi(alpha=1.0, num_particles=7).loss(q, m.log_density).bound
     torch.manual_seed(3)
     el = ELBO(num_particles=7, analytic=False).loss(q, m.log_density).bound
     torch.testing.assert_close(r1, el)
@@ -88,7 +88,7 @@ def test_renyi_limits():
 def test_renyi_orders_between_elbo_and_iwae():
     m, _, post = _conjugate()
     q = _q(post.mean + 0.5, post.stddev * 2.0, (20_000,))
-    vals = [Renyi(alpha=a, k=10).loss(q, m.log_density).bound.mean().item() for a in (0.0, 0.5, 0.999)]
+    vals = [Renyi(alpha=a, num_particles=10).loss(q, m.log_density).bound.mean().item() for a in (0.0, 0.5, 0.999)]
     assert vals[0] > vals[1] > vals[2]
 
 
@@ -115,5 +115,5 @@ def test_bad_arguments():
         ELBO(num_particles=0)
     with pytest.raises(ValueError, match="gradient"):
         ELBO(gradient="dreg")
-    with pytest.raises(ValueError, match="k >= 2"):
-        IWAE(k=1, gradient="score")
+    with pytest.raises(ValueError, match="num_particles >= 2"):
+        IWAE(num_particles=1, gradient="score")

@@ -62,7 +62,7 @@ def elbo_reference():
 @pytest.fixture(scope="module")
 def iwae_reference():
     torch.manual_seed(0)
-    return _grad_stats(IWAE(k=5), reps=20, R=20_000)
+    return _grad_stats(IWAE(num_particles=5), reps=20, R=20_000)
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_score_single_particle_ema_baseline(elbo_reference):
     _agree(_grad_stats(obj), elbo_reference)
 
 
-@pytest.mark.parametrize("objective", [IWAE(k=5, gradient="dreg"), IWAE(k=5, gradient="score")], ids=["dreg", "vimco"])
+@pytest.mark.parametrize("objective", [IWAE(num_particles=5, gradient="dreg"), IWAE(num_particles=5, gradient="score")], ids=["dreg", "vimco"])
 def test_iwae_estimators_agree(objective, iwae_reference):
     torch.manual_seed(4)
     _agree(_grad_stats(objective, reps=40, R=2000), iwae_reference)
@@ -104,7 +104,7 @@ def test_iwae_stl_is_biased_for_k_gt_1(iwae_reference):
     # Tucker et al. 2019: STL is biased for IWAE (the reason DReG exists). The test makes sure our
     # agreement test would notice a biased estimator.
     torch.manual_seed(5)
-    m, s = _grad_stats(IWAE(k=5, gradient="stl"), reps=40, R=2000)
+    m, s = _grad_stats(IWAE(num_particles=5, gradient="stl"), reps=40, R=2000)
     m0, s0 = iwae_reference
     assert bool(((m - m0).abs() > 6 * torch.sqrt(s**2 + s0**2)).any())
 

@@ -79,7 +79,7 @@ def test_elbo_approaches_log_evidence_over_training():
 def test_iwae_objective_fits_too():
     m = _normal_normal()
     # DReG keeps the signal-to-noise ratio of q's gradient from decaying with k (Rainforth et al. 2018)
-    res = fit(m, "meanfield", IWAE(k=8, gradient="dreg"), max_steps=1500, lr=0.05, tol_rel_obj=None, progress=False)
+    res = fit(m, "meanfield", IWAE(num_particles=8, gradient="dreg"), max_steps=1500, lr=0.05, tol_rel_obj=None, progress=False)
     post = m.exact_posterior()
     assert abs(res.posterior().mean.item() - post.mean.item()) < 0.1 * post.stddev.item()
     assert res.grad_evals > 1500 * 8  # plus the Laplace initialization's evaluations
@@ -166,7 +166,7 @@ def test_draws_and_summary_are_named_and_constrained():
 
     res = fit(EightSchools(), max_steps=300, lr=0.05, tol_rel_obj=None, progress=False)
     d = res.draws(300)
-    assert set(d) == {"mu", "tau", "theta_tilde"}
+    assert set(d) == {"mu", "tau", "theta_tilde", "theta"}  # theta: the example's derived quantity
     assert d["tau"].shape == (300,) and bool((d["tau"] > 0).all())
     assert d["theta_tilde"].shape == (300, 8)
     text = str(res.summary(n=500))
@@ -227,3 +227,34 @@ def test_laplace_init_falls_back_without_a_mode():
     with pytest.warns(UserWarning, match="Laplace initialization failed"):
         res = fit(m, max_steps=300, lr=0.05, tol_rel_obj=None, progress=False, init="laplace")
     assert res.num_steps == 300
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        ({"lr": 0}, "lr must be > 0"),
+        ({"lr": -0.1}, "lr must be > 0"),
+        ({"lr": "fast"}, "lr must be"),
+        ({"max_steps": -1}, "max_steps must be an integer >= 1"),
+        ({"max_steps": 0}, "max_steps must be an integer >= 1"),
+        ({"average": 1.0}, "average must be in"),
+        ({"decay": 1.5}, "decay must be in"),
+        ({"tol_rel_obj": 0}, "tol_rel_obj must be > 0"),
+        ({"dtype": torch.int64}, "dtype must be a floating"),
+        ({"threads": 0}, "threads must be"),
+        ({"method": "newton"}, "unknown method 'newton'"),
+    ],
+)
+def test_invalid_options_get_one_line_errors_naming_them(options, name):
+    with pytest.raises(ValueError, match=name) as info:
+        fit(_normal_normal(), progress=False, **options)
+    assert "\n" not in str(info.value)
+
+
+def test_summary_names_the_family_asked_for_and_the_method():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = fit(_normal_normal(), "full_rank", max_steps=300, progress=False)
+    assert res.family_name == "fullrank" and res.method == "advi"
+    text = str(res.summary(n=500))
+    assert "fullrank family by advi" in text and "Preconditioned" not in text

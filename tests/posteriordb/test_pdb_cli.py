@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from varinf.cli.main import main
 
 
@@ -14,15 +16,19 @@ def test_cli_list(shared_data, capsys):
 def test_cli_fit_prints_diagnostics_accuracy_and_writes_plots(shared_data, tmp_path, capsys):
     args = ["posteriordb", "fit", "gp_pois_regr-gp_regr", "--root", str(shared_data / "posteriordb")]
     args += ["--family", "fullrank", "--max-steps", "400", "--fixed", "--lr", "0.03", "--draws", "1000"]
-    args += ["--plots", str(tmp_path), "--no-progress"]
+    args += ["-o", str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "PSIS k-hat" in out and "vs reference (3 quantities)" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "gp_pois_regr-gp_regr_fullrank_marginals.png",
+        "gp_pois_regr-gp_regr_fullrank_summary.json",
+        "gp_pois_regr-gp_regr_fullrank_summary.txt",
         "gp_pois_regr-gp_regr_fullrank_trace.png",
     ]
-    assert main(args) == 1  # plots exist: refused without --force
+    record = json.loads((tmp_path / "gp_pois_regr-gp_regr_fullrank_summary.json").read_text())
+    assert len(record["reference"]["quantities"]) == 3 and record["family"] == "fullrank"
+    assert main(args) == 1  # outputs exist: refused without --force
     assert "exists" in capsys.readouterr().err
 
 

@@ -29,8 +29,8 @@ def test_elbo_below_iwae_k_below_iwae_kprime(trained):
     xr = x.repeat(20, 1, 1, 1)
     with torch.no_grad():
         b1 = trained(xr, ELBO(analytic=False)).bound
-        b5 = trained(xr, IWAE(k=5)).bound
-        b50 = trained(xr, IWAE(k=50)).bound
+        b5 = trained(xr, IWAE(num_particles=5)).bound
+        b50 = trained(xr, IWAE(num_particles=50)).bound
     for lo, hi in ((b1, b5), (b5, b50)):
         d = hi - lo
         assert d.mean() > 4 * d.std() / d.numel() ** 0.5, (d.mean(), d.std())
@@ -49,7 +49,7 @@ def test_dreg_is_unbiased_and_reduces_variance():
         e, d = [], []
         for _ in range(groups):
             vae.zero_grad()
-            vae(x, IWAE(k=5, gradient=gradient)).loss.backward()
+            vae(x, IWAE(num_particles=5, gradient=gradient)).loss.backward()
             e.append(torch.cat([p.grad.flatten() for p in enc]))
             d.append(torch.cat([p.grad.flatten() for p in dec]))
         return torch.stack(e), torch.stack(d)

@@ -24,7 +24,7 @@ def test_shapes_and_gradients(tiny_vae):
     p_x = vae.p_x(z)
     assert p_x.batch_shape == (7, 5) and p_x.event_shape == vae.data_shape
     assert vae.log_likelihood(x)(z).shape == (7, 5)
-    est = vae(x, IWAE(k=4, gradient="dreg"))
+    est = vae(x, IWAE(num_particles=4, gradient="dreg"))
     est.loss.backward()
     for pname, p in vae.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, pname
@@ -37,7 +37,7 @@ def test_iwae_k1_equals_monte_carlo_elbo(tiny_vae):
     _, vae = tiny_vae
     x = vae.likelihood.prepare(tiny_images(6, vae.data_shape))
     torch.manual_seed(3)
-    a = vae(x, IWAE(k=1))
+    a = vae(x, IWAE(num_particles=1))
     torch.manual_seed(3)
     b = vae(x, ELBO(analytic=False))
     torch.testing.assert_close(a.bound, b.bound, rtol=1e-5, atol=1e-4)

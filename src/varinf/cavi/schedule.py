@@ -39,8 +39,11 @@ class RobbinsMonro:
         return float((self.offset + t) ** (-self.decay))
 
 
-def progress_bar(total: int, enabled: bool | None, desc: str):
-    """A tqdm bar on stderr; ``enabled=None`` shows it only when stderr is a terminal."""
+def progress_bar(cap: int, enabled: bool | None, desc: str):
+    """A tqdm bar on stderr; ``enabled=None`` shows it only when stderr is a terminal.
+
+    The loops it counts stop when the bound converges, usually well before ``cap`` iterations, so the bar
+    counts iterations against no total (a percentage of the cap would stop short) and names the cap."""
     if enabled is None:
         enabled = sys.stderr.isatty()
-    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+    return tqdm(total=None, desc=f"{desc} (until converged, at most {cap})", unit="it", disable=not enabled, leave=False)

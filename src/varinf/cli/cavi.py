@@ -1,16 +1,17 @@
 """``varinf cavi gmm|lda``: fit a Bayesian Gaussian mixture or an LDA topic model by CAVI / stochastic VI.
 
-varinf cavi gmm points.csv --components 10              # .csv/.txt (numbers) or .npy, rows = points
+varinf cavi gmm points.csv --components 10 -o labels.txt  # .csv/.txt (numbers) or .npy, rows = points
 varinf cavi lda reuters --topics 10 --data-root ../shared/data
-varinf cavi lda my_docs.txt --topics 20 --method online # one document per line
+varinf cavi lda my_docs.txt --topics 20 --method online   # one document per line
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import tempfile
-from pathlib import Path
+
+from .options import add_dtype, add_output, add_reporting, add_seed, dtype_of, emit, integer, number, progress_of
+from .paths import check_outputs, input_file, writing
 
 __all__ = ["read_matrix", "register", "run_gmm", "run_lda"]
 
@@ -19,9 +20,7 @@ def read_matrix(path: str):
     """A 2-D float array from ``.npy`` or delimited text (comma/whitespace; one header line is skipped)."""
     import numpy as np
 
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
+    p = input_file(path)
     if p.suffix == ".npy":
         try:
             return np.load(p, allow_pickle=False)
@@ -29,6 +28,8 @@ def read_matrix(path: str):
             raise ValueError(f"{path}: not a readable .npy array ({e})") from None
     with open(p, encoding="utf-8", errors="replace") as f:
         first = f.readline()
+        if not first.strip() and not f.read(4096).strip():
+            raise ValueError(f"{path}: no numbers in it")
     delimiter = "," if "," in first else None
     try:
         float(first.replace(",", " ").split()[0])
@@ -36,26 +37,18 @@ def read_matrix(path: str):
     except (ValueError, IndexError):
         skip = 1  # a header line
     try:
-        return np.loadtxt(p, delimiter=delimiter, skiprows=skip, ndmin=2)
+        x = np.loadtxt(p, delimiter=delimiter, skiprows=skip, ndmin=2)
     except ValueError as e:
         raise ValueError(f"{path}: could not parse numbers ({e})") from None
-
-
-def _write_atomic(path: str, text: str, force: bool) -> None:
-    target = Path(path)
-    if target.exists() and not force:
-        raise ValueError(f"{path} exists; pass --force to overwrite")
-    fd, tmp = tempfile.mkstemp(dir=target.parent or ".", prefix=f".{target.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, target)
+    if x.size == 0:
+        raise ValueError(f"{path}: no numbers in it")
+    return x
 
 
 def run_gmm(args: argparse.Namespace) -> int:
-    import torch
-
     from ..cavi import BayesianGaussianMixture
 
+    outputs = [] if args.output is None else check_outputs([args.output], inputs=[args.data], force=args.force)
     x = read_matrix(args.data)
     gmm = BayesianGaussianMixture(
         args.components,
@@ -63,28 +56,34 @@ def run_gmm(args: argparse.Namespace) -> int:
         max_iter=args.max_iter,
         n_init=args.n_init,
         random_state=args.seed,
-        dtype=torch.float32 if args.float32 else torch.float64,
-        progress=False if args.no_progress else None,
+        dtype=dtype_of(args),
+        progress=progress_of(args),
     ).fit(x)
     n, d = x.shape
-    print(f"Bayesian GMM (CAVI): {n} points, {d} features, {args.components} components")
-    state = "converged" if gmm.converged_ else "NOT converged"
-    print(f"{state} after {gmm.n_iter_} iterations; ELBO {gmm.lower_bound_:.4f} nats/point")
-    active = (gmm.weights_ > args.min_weight).nonzero().squeeze(-1).tolist()
-    print(f"{len(active)} components with weight > {args.min_weight:g}:")
-    for k in sorted(active, key=lambda k: -float(gmm.weights_[k])):
+    active = sorted((gmm.weights_ > args.min_weight).nonzero().squeeze(-1).tolist(), key=lambda k: -float(gmm.weights_[k]))
+    lines = [
+        f"Bayesian GMM (CAVI): {n} points, {d} features, {args.components} components",
+        f"{'converged' if gmm.converged_ else 'NOT converged'} after {gmm.n_iter_} iterations; "
+        f"ELBO {gmm.lower_bound_:.4f} nats/point",
+        f"{len(active)} components with weight > {args.min_weight:g}:",
+    ]
+    for k in active:
         mean = ", ".join(f"{v:.3g}" for v in gmm.means_[k].tolist()[:6]) + (", ..." if d > 6 else "")
-        print(f"  [{k}] weight {float(gmm.weights_[k]):.3f}  mean ({mean})")
-    if args.output:
+        lines.append(f"  [{k}] weight {float(gmm.weights_[k]):.3f}  mean ({mean})")
+    record = {"points": n, "features": d, "converged": bool(gmm.converged_), "n_iter": gmm.n_iter_,
+              "elbo_per_point": gmm.lower_bound_, "weights": gmm.weights_, "means": gmm.means_,
+              "active": active}  # fmt: skip
+    if outputs:
         labels = gmm.predict(x).tolist()
-        _write_atomic(args.output, "".join(f"{v}\n" for v in labels), args.force)
-        print(f"labels written to {args.output}")
+        with writing(outputs, force=args.force) as (tmp,):
+            tmp.write_text("".join(f"{v}\n" for v in labels), encoding="utf-8")
+        lines.append(f"labels written to {args.output}")
+        record["labels_file"] = args.output
+    emit(args, "\n".join(lines), record)
     return 0
 
 
 def run_lda(args: argparse.Namespace) -> int:
-    import torch
-
     from ..cavi import LatentDirichletAllocation
     from ..data.text import load_corpus
 
@@ -99,16 +98,22 @@ def run_lda(args: argparse.Namespace) -> int:
         max_iter=args.max_iter,
         tol=args.tol,
         random_state=args.seed,
-        dtype=torch.float64 if args.float64 else torch.float32,
-        progress=False if args.no_progress else None,
+        dtype=dtype_of(args),
+        progress=progress_of(args),
     ).fit(train.counts)
-    print(f"LDA ({args.method}): {train!r} for training, {args.topics} topics")
-    state = "converged" if lda.converged_ else "NOT converged"
-    print(f"{state} after {lda.n_iter_} passes; ELBO {lda.bound_:.4f} nats/token")
-    for k, words in enumerate(lda.top_words(corpus.vocab, args.top)):
-        print(f"  topic {k:2d}: {' '.join(words)}")
+    topics = lda.top_words(corpus.vocab, args.top)
+    lines = [
+        f"LDA ({args.method}): {train!r} for training, {args.topics} topics",
+        f"{'converged' if lda.converged_ else 'NOT converged'} after {lda.n_iter_} passes; "
+        f"ELBO {lda.bound_:.4f} nats/token",
+        *(f"  topic {k:2d}: {' '.join(words)}" for k, words in enumerate(topics)),
+    ]
+    record = {"method": args.method, "topics": [list(w) for w in topics], "converged": bool(lda.converged_),
+              "n_iter": lda.n_iter_, "elbo_per_token": lda.bound_}  # fmt: skip
     if test is not None and test.n_tokens > 0:
-        print(f"held-out perplexity ({test.n_docs} docs, {test.n_tokens} tokens): {lda.perplexity(test.counts):.1f}")
+        record["held_out_perplexity"] = perplexity = lda.perplexity(test.counts)
+        lines.append(f"held-out perplexity ({test.n_docs} docs, {test.n_tokens} tokens): {perplexity:.1f}")
+    emit(args, "\n".join(lines), record)
     return 0
 
 
@@ -118,33 +123,34 @@ def register(sub) -> None:
 
     g = models.add_parser("gmm", help="Bayesian Gaussian mixture on a .csv/.txt/.npy matrix (rows = points)")
     g.add_argument("data", help="numeric matrix file")
-    g.add_argument("--components", type=int, default=10, help="upper bound on the number of components")
-    g.add_argument("--max-iter", type=int, default=500)
-    g.add_argument("--tol", type=float, default=1e-4, help="change of the ELBO per point (nats) to stop")
-    g.add_argument("--n-init", type=int, default=1, help="restarts; the best ELBO is kept")
-    g.add_argument("--min-weight", type=float, default=0.01, help="report components above this weight")
-    g.add_argument("--output", help="write the predicted component of each point here (one per line)")
-    g.add_argument("--force", action="store_true", help="overwrite --output if it exists")
-    g.add_argument("--float32", action="store_true", help="compute in float32 (default float64)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--components", type=integer(1), default=10, help="upper bound on the number of components")
+    g.add_argument("--max-iter", type=integer(1), default=500)
+    g.add_argument("--tol", type=number(0, lo_open=True), default=1e-4, help="change of the ELBO per point (nats) to stop")
+    g.add_argument("--n-init", type=integer(1), default=1, help="restarts; the best ELBO is kept")
+    g.add_argument("--min-weight", type=number(0, 1), default=0.01, help="report components above this weight")
+    add_output(g, "write the predicted component of each point here (one per line)")
+    add_dtype(g, "float64")
+    add_seed(g)
+    add_reporting(g)
     g.set_defaults(func=run_gmm)
 
     lda = models.add_parser("lda", help="LDA topic model on a named corpus or a corpus file")
     lda.add_argument("corpus", help="reuters | lee | lee_test | mini_newsgroups | news100 | news, or a file")
     lda.add_argument("--data-root", default=os.environ.get("VARINF_SHARED_DATA", "../shared/data"))
-    lda.add_argument("--topics", type=int, default=10)
+    lda.add_argument("--topics", type=integer(1), default=10)
     lda.add_argument("--method", choices=["batch", "online"], default="batch")
-    lda.add_argument("--alpha", type=float, default=None, help="document-topic prior (default 1/topics)")
-    lda.add_argument("--eta", type=float, default=None, help="topic-word prior (default 1/topics)")
-    lda.add_argument("--max-iter", type=int, default=100, help="passes over the corpus")
-    lda.add_argument("--tol", type=float, default=1e-4, help="change of the ELBO per token (nats) to stop")
-    lda.add_argument("--batch-size", type=int, default=128, help="documents per minibatch (online)")
-    lda.add_argument("--test-fraction", type=float, default=0.1, help="held out for perplexity (0 = none)")
-    lda.add_argument("--min-df", type=int, default=2, help="raw text: keep words in at least this many docs")
-    lda.add_argument("--max-df", type=float, default=0.5, help="raw text: drop words in more than this fraction")
-    lda.add_argument("--top", type=int, default=10, help="words shown per topic")
-    lda.add_argument("--float64", action="store_true", help="compute in float64 (default float32)")
-    lda.add_argument("--seed", type=int, default=0)
-    lda.add_argument("--no-progress", action="store_true")
+    lda.add_argument("--alpha", type=number(0, lo_open=True), default=None, help="document-topic prior (default 1/topics)")
+    lda.add_argument("--eta", type=number(0, lo_open=True), default=None, help="topic-word prior (default 1/topics)")
+    lda.add_argument("--max-iter", type=integer(1), default=100, help="passes over the corpus")
+    lda.add_argument("--tol", type=number(0, lo_open=True), default=1e-4, help="change of the ELBO per token (nats) to stop")
+    lda.add_argument("--batch-size", type=integer(1), default=128, help="documents per minibatch (online)")
+    lda.add_argument("--test-fraction", type=number(0, 1, hi_open=True), default=0.1,
+                     help="held out for perplexity (0 = none)")  # fmt: skip
+    lda.add_argument("--min-df", type=integer(1), default=2, help="raw text: keep words in at least this many docs")
+    lda.add_argument("--max-df", type=number(0, 1, lo_open=True), default=0.5,
+                     help="raw text: drop words in more than this fraction")  # fmt: skip
+    lda.add_argument("--top", type=integer(1), default=10, help="words shown per topic")
+    add_dtype(lda, "float32")
+    add_seed(lda)
+    add_reporting(lda)
     lda.set_defaults(func=run_lda)

@@ -3,95 +3,184 @@
 varinf compress IMAGE.png -o IMAGE.vif [--quality Q] [--model DIR] [--force]
 varinf compress --lossless DIGITS.npy|DIGIT.png -o DIGITS.vif [--model DIR] [--force]   (bits-back, VAE)
 varinf decompress FILE.vif -o OUT.png|OUT.npy [--model DIR] [--force]   (lossy or lossless, from the file)
-varinf codec train --out DIR [--images FOLDER] [--steps N] ...
-varinf codec eval --images FOLDER [--model DIR] [--qualities ...] [--baselines]
+varinf codec train -o DIR [--images FOLDER] [--steps N] ...             (resumes from DIR's checkpoint)
+varinf codec eval --images FOLDER [--model DIR] [--qualities ...] [--baselines] [-o points.json]
+
+Coding is deterministic (the same input gives the same file on every run), so these commands have no
+``--seed``; ``codec train`` has one.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from pathlib import Path
+
+from .options import add_output, add_reporting, add_seed, emit, integer, number, progress_of
+from .paths import check_output_folder, check_outputs, input_file, input_folder, model_inputs, writing
 
 __all__ = ["register"]
 
 
-def _guard(func):
-    """Turn refusals to overwrite (FileExistsError, an OSError) into the CLI's one-line errors."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except FileExistsError as e:
-            print(f"varinf {args.command}: error: {e}", file=sys.stderr)
-            return 1
-
-    return run
-
-
-def _progress(args: argparse.Namespace, total: int | None = None):
+def _progress(args: argparse.Namespace):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, disable=not sys.stderr.isatty(), desc=args.command, unit="img")
+    return tqdm(total=None, disable=not progress_of(args), desc=args.prog, unit="img", leave=False)
+
+
+def _image_extension(path: Path, allow_npy: bool) -> None:
+    """Refuse an output name whose format is unknown before any decoding is spent."""
+    from PIL import Image
+
+    suffix = path.suffix.lower()
+    if (allow_npy and suffix == ".npy") or suffix in Image.registered_extensions():
+        return
+    if suffix == ".npy":
+        raise ValueError(f"{path}: a lossy .vif decodes to an image; use .png (.npy is for lossless files)")
+    raise ValueError(f"{path}: unknown output extension {suffix or '(none)'!r} (use .png{' or .npy' if allow_npy else ''})")
 
 
 def run_compress(args: argparse.Namespace) -> int:
+    src = input_file(args.input)
+    (dst,) = check_outputs([args.output], inputs=[src, *model_inputs(args.model)], force=args.force)
     if args.lossless:
         from ..compression import compress_lossless_file
 
+        if args.quality is not None:
+            raise ValueError("--quality applies to lossy compression; lossless files have none")
         with _progress(args) as bar:
-            result = compress_lossless_file(args.input, args.output, model=args.model, force=args.force, progress=bar)
-        print(f"{args.output}: {len(result.data)} bytes, {result.num_images} image(s), "
-              f"{result.bits_per_dim:.4f} bits/dim (model estimate "
-              f"{result.image_bits.mean() / result.num_dims:.4f} bits/dim without the first-image overhead)")  # fmt: skip
-        return 0
-    from ..compression import compress_file
+            result = compress_lossless_file(src, dst, model=args.model, force=args.force, progress=bar)
+        estimate = result.image_bits.mean() / result.num_dims
+        text = (f"{dst}: {len(result.data)} bytes, {result.num_images} image(s), {result.bits_per_dim:.4f} bits/dim "
+                f"(model estimate {estimate:.4f} bits/dim without the first-image overhead)")  # fmt: skip
+        record = {"output": str(dst), "kind": "lossless", "bytes": len(result.data), "images": result.num_images,
+                  "bits_per_dim": result.bits_per_dim, "estimated_bits_per_dim": estimate}  # fmt: skip
+    else:
+        from ..compression import compress_file
 
-    result = compress_file(args.input, args.output, quality=args.quality, model=args.model, force=args.force)
-    print(f"{args.output}: {len(result.data)} bytes, {result.bpp:.4f} bpp "
-          f"({result.height}x{result.width}, quality {result.quality:g}; model estimate "
-          f"{result.estimated_bits / (result.height * result.width):.4f} bpp for the payload)")  # fmt: skip
+        result = compress_file(src, dst, quality=args.quality, model=args.model, force=args.force)
+        estimate = result.estimated_bits / (result.height * result.width)
+        text = (f"{dst}: {len(result.data)} bytes, {result.bpp:.4f} bpp ({result.height}x{result.width}, quality "
+                f"{result.quality:g}; model estimate {estimate:.4f} bpp for the payload)")  # fmt: skip
+        record = {"output": str(dst), "kind": "lossy", "bytes": len(result.data), "bpp": result.bpp,
+                  "height": result.height, "width": result.width, "quality": result.quality,
+                  "estimated_payload_bpp": estimate}  # fmt: skip
+    emit(args, text, record)
     return 0
 
 
 def run_decompress(args: argparse.Namespace) -> int:
     from ..compression import KIND_LOSSLESS, decompress_file, decompress_lossless_file, file_kind
 
-    if file_kind(args.input) == KIND_LOSSLESS:
+    src = input_file(args.input)
+    (dst,) = check_outputs([args.output], inputs=[src, *model_inputs(args.model)], force=args.force)
+    lossless = file_kind(src) == KIND_LOSSLESS
+    _image_extension(dst, allow_npy=lossless)
+    if lossless:
         with _progress(args) as bar:
-            array = decompress_lossless_file(args.input, args.output, model=args.model, force=args.force, progress=bar)
-        print(f"{args.output}: array {tuple(array.shape)} {array.dtype}")
-        return 0
-    pixels = decompress_file(args.input, args.output, model=args.model, force=args.force)
-    print(f"{args.output}: {pixels.shape[0]}x{pixels.shape[1]} pixels")
+            array = decompress_lossless_file(src, dst, model=args.model, force=args.force, progress=bar)
+        text = f"{dst}: array {tuple(array.shape)} {array.dtype}"
+        record = {"output": str(dst), "kind": "lossless", "shape": list(array.shape), "dtype": str(array.dtype)}
+    else:
+        pixels = decompress_file(src, dst, model=args.model, force=args.force)
+        text = f"{dst}: {pixels.shape[0]}x{pixels.shape[1]} pixels"
+        record = {"output": str(dst), "kind": "lossy", "height": pixels.shape[0], "width": pixels.shape[1]}
+    emit(args, text, record)
     return 0
+
+
+_CODEC_FILES = ("model.safetensors", "model.json", "train.log")
+
+
+def _check_train_folder(args: argparse.Namespace) -> Path:
+    """A codec training folder: new, empty, one to resume (it holds a checkpoint), or replaced with --force."""
+    out = Path(args.output)
+    if args.images is not None and out.exists() and os.path.samefile(out, args.images):
+        raise ValueError(f"{out}: is the --images folder; write the codec to another folder")
+    resuming = out.is_dir() and any(p.name.startswith("checkpoint") for p in out.iterdir())
+    # a finished run or someone's files are replaced only with --force; an unfinished run is continued
+    check_output_folder(out, [] if resuming else _CODEC_FILES, inputs=[], force=args.force)
+    return out
 
 
 def run_train(args: argparse.Namespace) -> int:
     from ..compression import CodecConfig, TrainConfig, builtin_images, folder_images, train_codec
 
-    images = folder_images(args.images) if args.images else builtin_images()
-    config = CodecConfig(prior=args.prior, channels=args.channels, latent_channels=args.latent_channels,
-                         hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
+    out = _check_train_folder(args)
+    if args.images:
+        images = folder_images(input_folder(args.images))
+    elif args.photos:
+        from ..compression.lossy.photos import packaged_photos
+
+        photos = packaged_photos()
+        for source, command in photos.missing.items():
+            print(f"photo source {source} not installed ({command}); training without it", file=sys.stderr)
+        images = photos.images
+    else:
+        images = builtin_images()
+    init = _initial_codec(args.init, args.prior) if args.init else None
+    config = init.config if init is not None else CodecConfig(
+        prior=args.prior, channels=args.channels, latent_channels=args.latent_channels,
+        hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
-                        seed=args.seed, threads=args.threads)  # fmt: skip
-    result = train_codec(config, images, args.out, train, progress=False if args.no_progress else None)
-    print(f"trained {result.steps} steps in {result.wall_time:.0f} s; last patches: {result.bpp:.3f} bpp, "
-          f"{result.psnr:.2f} dB; model written to {result.model_dir}")  # fmt: skip
+                        seed=args.seed, threads=args.threads, decay_fraction=args.decay_fraction,
+                        late_patch_size=args.late_patch_size, warmup_steps=args.warmup_steps,
+                        time_budget_h=args.hours)  # fmt: skip
+    result = train_codec(config, images, out, train, progress=progress_of(args), init=init)
+    text = (f"trained {result.steps} steps in {result.wall_time:.0f} s; last patches: {result.bpp:.3f} bpp, "
+            f"{result.psnr:.2f} dB; model written to {result.model_dir}")  # fmt: skip
+    record = {"steps": result.steps, "wall_time_s": result.wall_time, "bpp": result.bpp, "psnr": result.psnr,
+              "model_dir": str(result.model_dir)}  # fmt: skip
+    emit(args, text, record)
+    return 0
+
+
+def _initial_codec(directory: str, prior: str):
+    """The saved codec in ``directory``; a scale hyperprior becomes an equivalent mean-scale model when
+    ``prior`` is ``mean-scale``."""
+    from ..compression import load_codec
+    from ..compression.lossy.mean_scale import mean_scale_from_hyperprior
+
+    codec = load_codec(input_folder(directory))
+    if prior == "mean-scale" and codec.config.prior == "hyperprior":
+        return mean_scale_from_hyperprior(codec)
+    if prior != codec.config.prior:
+        raise ValueError(f"--init {directory} is a {codec.config.prior} codec, not {prior}")
+    return codec
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..compression.lossy.pretrained import CONFIG, WEIGHTS
+    from ..compression.lossy.train import export_checkpoint
+
+    run = input_folder(args.run)
+    check_output_folder(args.output, [WEIGHTS, CONFIG], inputs=list(run.iterdir()), force=args.force)
+    info = {"note": args.note} if args.note else None
+    half = args.weights == "float16"
+    codec = export_checkpoint(run, args.output, half=half, info=info)
+    text = f"{args.output}: {codec.config.prior} codec {codec.model_id().hex()} ({args.weights} weights)"
+    emit(args, text, {"output": str(args.output), "prior": codec.config.prior, "model_id": codec.model_id().hex(),
+                      "weights": args.weights})  # fmt: skip
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from ..compression import folder_images, load_codec, rd_report
 
+    images_dir = input_folder(args.images)
+    outputs = []
+    if args.output is not None:
+        outputs = check_outputs([args.output], inputs=model_inputs(args.model), force=args.force)
     codec = load_codec(args.model)
     qualities = args.qualities or [q * codec.max_quality / 5 for q in range(6)]
-    report = rd_report(codec, folder_images(args.images), qualities, baselines=args.baselines,
-                       progress=False if args.no_progress else None)  # fmt: skip
-    print(report.to_markdown())
-    if args.json:
-        from ..compression.image_file import write_atomic
-
-        write_atomic(args.json, report.to_json().encode(), force=True)
+    report = rd_report(codec, folder_images(images_dir), qualities, baselines=args.baselines,
+                       progress=progress_of(args))  # fmt: skip
+    if outputs:
+        with writing(outputs, force=args.force) as (tmp,):
+            tmp.write_text(report.to_json() + "\n", encoding="utf-8")
+    emit(args, report.to_markdown, lambda: json.loads(report.to_json()))
     return 0
 
 
@@ -100,45 +189,69 @@ def register(sub) -> None:
     p.add_argument("input", help="image file (PNG, JPEG, ...); with --lossless also a .npy array of images")
     p.add_argument("--lossless", action="store_true",
                    help="bits-back coding with a VAE (default model: binarized MNIST, 28x28, values 0/1 or 0/255)")  # fmt: skip
-    p.add_argument("-o", "--output", required=True, help="output .vif file")
-    p.add_argument("-q", "--quality", type=float, default=None,
+    add_output(p, "output .vif file", required=True)
+    p.add_argument("-q", "--quality", type=number(0), default=None,
                    help="quality level in [0, levels-1], fractional values interpolate (default: 3)")  # fmt: skip
     p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
-    p.add_argument("--force", action="store_true", help="overwrite the output file")
-    p.set_defaults(func=_guard(run_compress))
+    add_reporting(p)
+    p.set_defaults(func=run_compress)
 
     p = sub.add_parser("decompress", help="decode a .vif file (lossy or lossless) to an image or .npy array")
     p.add_argument("input", help=".vif file")
-    p.add_argument("-o", "--output", required=True, help="output image (.png recommended) or .npy (lossless)")
+    add_output(p, "output image (.png recommended) or .npy (lossless)", required=True)
     p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
-    p.add_argument("--force", action="store_true", help="overwrite the output file")
-    p.set_defaults(func=_guard(run_decompress))
+    add_reporting(p)
+    p.set_defaults(func=run_decompress)
 
     p = sub.add_parser("codec", help="train or evaluate the learned image codec")
     csub = p.add_subparsers(dest="codec_command", metavar="ACTION", required=True)
-    t = csub.add_parser("train", help="train a codec on random patches (resumes from DIR/checkpoint.pt)")
-    t.add_argument("--out", required=True, help="output folder (checkpoint, log, model)")
+    t = csub.add_parser("train", help="train a codec on random patches (resumes from the output folder's checkpoint)")
+    add_output(t, "output folder (checkpoint, log, model); an unfinished run there is resumed", required=True)
     t.add_argument("--images", default=None, help="folder of training images (default: bundled sample pictures)")
-    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "factorized"])
-    t.add_argument("--channels", type=int, default=64, help="N, hidden channels")
-    t.add_argument("--latent-channels", type=int, default=128, help="M, latent channels")
-    t.add_argument("--hyper-channels", type=int, default=64)
-    t.add_argument("--lambdas", type=float, nargs="+", default=[0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483],
+    t.add_argument("--photos", action="store_true",
+                   help="bundled pictures plus the registry photo sets of varinf.compression.lossy.photos")  # fmt: skip
+    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "factorized"])
+    t.add_argument("--init", default=None,
+                   help="start a new run from this saved codec (its architecture; a scale hyperprior is "
+                        "turned into an equivalent mean-scale model with --prior mean-scale)")  # fmt: skip
+    t.add_argument("--channels", type=integer(1), default=64, help="N, hidden channels")
+    t.add_argument("--latent-channels", type=integer(1), default=128, help="M, latent channels")
+    t.add_argument("--hyper-channels", type=integer(1), default=64)
+    t.add_argument("--lambdas", type=number(0, lo_open=True), nargs="+",
+                   default=[0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483],
                    help="one rate-distortion trade-off per quality level")  # fmt: skip
     t.add_argument("--name", default="varinf-codec")
-    t.add_argument("--steps", type=int, default=20_000)
-    t.add_argument("--batch-size", type=int, default=8)
-    t.add_argument("--patch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=3e-4)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--steps", type=integer(1), default=20_000)
+    t.add_argument("--batch-size", type=integer(1), default=8)
+    t.add_argument("--patch-size", type=integer(16), default=128)
+    t.add_argument("--lr", type=number(0, lo_open=True), default=3e-4)
+    t.add_argument("--late-patch-size", type=integer(16), default=None,
+                   help="patch size during the lr decay (batch cut to keep the pixels per step)")  # fmt: skip
+    t.add_argument("--hours", type=number(0, lo_open=True), default=None,
+                   help="training-time budget: the total steps (at most --steps) are re-planned from the measured "
+                        "pace until the lr decay starts, so that the run ends within it")  # fmt: skip
+    t.add_argument("--warmup-steps", type=integer(0), default=0, help="linear lr warm-up steps")
+    t.add_argument("--decay-fraction", type=number(0, 1, hi_open=True), default=0.25,
+                   help="final share of steps with a cosine lr decay")  # fmt: skip
+    t.add_argument("--threads", type=integer(1), default=1, help="torch CPU threads (default 1)")
+    add_seed(t)
+    add_reporting(t)
     t.set_defaults(func=run_train)
+
+    x = csub.add_parser("export", help="write the codec of a training run's latest checkpoint (float16 by default)")
+    x.add_argument("run", help="training output folder (holds the checkpoint)")
+    add_output(x, "model folder to write (e.g. src/varinf/assets/codec)", required=True)
+    x.add_argument("--weights", choices=["float16", "float32"], default="float16",
+                   help="precision of the stored weights (default: float16, as shipped)")  # fmt: skip
+    x.add_argument("--note", default=None, help="text recorded under info.note in model.json")
+    add_reporting(x)
+    x.set_defaults(func=run_export)
+
     e = csub.add_parser("eval", help="rate-distortion points of a codec (and optionally JPEG/WebP/AVIF)")
     e.add_argument("--images", required=True, help="folder of evaluation images (e.g. Kodak)")
     e.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")
-    e.add_argument("--qualities", type=float, nargs="+", default=None)
+    e.add_argument("--qualities", type=number(0), nargs="+", default=None)
     e.add_argument("--baselines", action="store_true", help="also run Pillow's JPEG, WebP and AVIF")
-    e.add_argument("--json", default=None, help="write the points to this JSON file")
-    e.add_argument("--no-progress", action="store_true")
+    add_output(e, "write the points (JSON) to this file")
+    add_reporting(e)
     e.set_defaults(func=run_eval)

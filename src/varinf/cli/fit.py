@@ -1,13 +1,90 @@
-"""``varinf fit <example-or-file.py>``: fit a model and print the summary and convergence information."""
+"""``varinf fit <example-or-file.py>``: fit a model, print the summary and diagnostics, optionally save them.
+
+::
+
+    varinf fit eight_schools --family fullrank
+    varinf fit my_model.py --max-steps 5000 -o out/      # out/draws.nc (or .safetensors), out/summary.{txt,json}
+    varinf fit my_model.py --json > result.json
+
+``-o DIR`` writes ``draws.nc`` (ArviZ netCDF: posterior draws of q and their log importance weights) when
+ArviZ is installed, else ``draws.safetensors`` (``posterior/<latent>`` and ``sample_stats/<name>`` tensors),
+plus ``summary.txt`` (what is printed) and ``summary.json`` (what ``--json`` prints).
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
+import traceback
 import warnings
 from pathlib import Path
 
-__all__ = ["load_model", "register", "run_fit"]
+from ..diagnostics.evidence_result import METHOD_NAMES
+from ..families import FAMILIES, FAMILY_ALIASES, canonical_family
+from ..objectives import GRADIENTS
+from ..optim import METHODS
+from .options import (
+    add_dtype,
+    add_output,
+    add_reporting,
+    add_seed,
+    choice,
+    dtype_of,
+    emit,
+    integer,
+    number,
+    progress_of,
+    to_json,
+)
+from .paths import check_output_folder, input_file, writing
+
+EVIDENCE = ("auto", *METHOD_NAMES)  # --evidence: the policy of varinf.fit(evidence=...)
+
+__all__ = ["add_fit_options", "fit_options", "fit_record", "load_model", "register", "run_fit"]
+
+SUMMARY_TXT, SUMMARY_JSON, FIT_FILE = "summary.txt", "summary.json", "fit.safetensors"
+
+
+def _line_in(e: BaseException, path: Path) -> int | None:
+    """The last line of ``path`` in ``e``'s traceback (where the user's file failed)."""
+    if isinstance(e, SyntaxError) and e.filename and Path(e.filename).resolve() == path.resolve():
+        return e.lineno
+    line = None
+    for frame in traceback.extract_tb(e.__traceback__):
+        if Path(frame.filename).resolve() == path.resolve():
+            line = frame.lineno
+    return line
+
+
+def _failure(what: str, path: Path, e: BaseException) -> ValueError:
+    line = _line_in(e, path)
+    where = f" at line {line}" if line is not None else ""
+    msg = e.msg if isinstance(e, SyntaxError) else str(e)
+    if isinstance(e, SyntaxError) and line is None and e.filename:
+        where = f" in {e.filename} at line {e.lineno}"
+    if isinstance(e, SystemExit):
+        msg = f"it called sys.exit({e.code!r})"
+    return ValueError(f"{what} {path}: {type(e).__name__}{where}: {msg}")
+
+
+def _exec_file(path: Path):
+    """Run a user's model file as a module (its folder importable, for helper modules beside it)."""
+    name = f"varinf_user_model_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.resolve().parent)
+    sys.path.insert(0, folder)
+    sys.modules[name] = module  # dataclasses and pickling look their module up here
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as e:  # SyntaxError, ImportError, any error of the user's code
+        sys.modules.pop(name, None)
+        raise _failure("could not load model file", path, e) from e
+    finally:
+        if folder in sys.path:
+            sys.path.remove(folder)
+    return module
 
 
 def load_model(target: str):
@@ -18,71 +95,181 @@ def load_model(target: str):
         return load_example(target)
     path = Path(target)
     if path.suffix != ".py":
+        if path.is_file():
+            raise ValueError(f"{target}: a model file must be a Python file ending in .py")
         raise ValueError(f"{target!r} is neither a built-in example ({', '.join(sorted(EXAMPLES))}) nor a .py file")
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {target}")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _exec_file(input_file(path))
     obj = getattr(module, "model", None)
     if obj is None:
         found = [v for v in vars(module).values() if isinstance(v, Model)]
         if len(found) != 1:
             raise ValueError(f"{target}: define `model` (a varinf Model, or a function returning one)")
         obj = found[0]
-    model = obj() if callable(obj) and not isinstance(obj, Model) else obj
-    if not isinstance(model, Model):
-        raise ValueError(f"{target}: `model` must be a varinf.Model (got {type(model).__name__})")
-    return model
+    if callable(obj) and not isinstance(obj, Model):
+        try:
+            obj = obj()
+        except Exception as e:
+            raise _failure("could not build the model in", path, e) from e
+    if not isinstance(obj, Model):
+        raise ValueError(f"{target}: `model` must be a varinf.Model (got {type(obj).__name__})")
+    return obj
+
+
+def _objective(args: argparse.Namespace):
+    from ..objectives import ELBO, IWAE, Renyi
+
+    if args.objective == "elbo":
+        return ELBO(num_particles=args.particles, gradient=args.gradient)
+    if args.objective == "iwae":
+        return IWAE(num_particles=args.particles, gradient=args.gradient)
+    return Renyi(alpha=args.alpha, num_particles=args.particles, gradient=args.gradient)
+
+
+def fit_record(result, summary) -> dict:
+    """Everything ``varinf fit`` reports, as JSON-able values (``summary.json``, ``--json``)."""
+    record = {
+        "model": getattr(result.model, "name", "model"),
+        "family": result.family_label,
+        "method": result.method,
+        "num_steps": result.num_steps,
+        "grad_evals": result.grad_evals,
+        "wall_time_s": result.wall_time,
+        "diagnostics_time_s": result.diagnostics_time,
+        "lr": result.lr,
+        "converged": bool(result.converged),
+        "convergence_reason": result.convergence_reason,
+        "averaged_steps": result.averaged_steps,
+        "posterior": summary.to_dict(),
+    }
+    d = result.diagnostics
+    if d is not None:
+        record["diagnostics"] = {
+            "khat": d.khat,
+            "khat_threshold": d.psis.threshold,
+            "verdict": d.verdict,
+            "psis_ess": d.ess,
+            "num_draws": d.num_draws,
+            **_evidence_record(d.evidence or d.log_evidence),
+            "elbo": d.elbo,
+            "elbo_se": d.elbo_se,
+            "kl": d.kl,
+            "warnings": list(d.messages),
+        }
+    return record
+
+
+def _evidence_record(ev) -> dict:
+    """The evidence the summary shows: its se only where the method trusts it (else null: no false ±)."""
+    return {
+        "log_evidence": ev.estimate,
+        "log_evidence_se": ev.se if ev.reliable else None,
+        "log_evidence_reliable": bool(ev.reliable),
+        "log_evidence_method": ev.method,
+        "log_evidence_grad_evals": ev.grad_evals,
+    }
+
+
+def _draws_name() -> str:
+    from ..diagnostics.arviz_adapter import have_arviz
+
+    return "draws.nc" if have_arviz() else "draws.safetensors"
+
+
+def _write_draws(result, tmp: Path, n: int, seed: int) -> None:
+    """``n`` draws of q with their log importance weights, to ``tmp``: netCDF with ArviZ, else safetensors."""
+    from ..diagnostics import diagnose, to_inference_data
+
+    if _draws_name().endswith(".nc"):
+        to_inference_data(result, num_draws=n, seed=seed).to_netcdf(str(tmp))
+        return
+    from ..utils import write_safetensors
+
+    d = result.diagnostics
+    if d is None or d.num_draws != n:
+        d = diagnose(result, n, seed=seed, warn=False)
+    tensors = {f"posterior/{k}": v for k, v in d.draws.items()}
+    tensors |= {"sample_stats/log_weight": d.psis.log_weights, "sample_stats/log_q": d.log_q}
+    meta = {"model": getattr(result.model, "name", "model"), "family": result.family_label, "khat": d.khat}
+    write_safetensors(tmp, tensors, meta, format="varinf.draws/1")
 
 
 def run_fit(args: argparse.Namespace) -> int:
-    import torch
-
     from .. import fit
     from ..diagnostics import DiagnosticWarning
-    from ..objectives import ELBO, IWAE, Renyi
+    from ..optim.persist import save_result
 
+    outputs = []
+    if args.output is not None:
+        inputs = [args.target] if Path(args.target).suffix == ".py" else []
+        outputs = check_output_folder(args.output, [_draws_name(), SUMMARY_TXT, SUMMARY_JSON, FIT_FILE],
+                                      inputs=inputs, force=args.force)  # fmt: skip
+    objective = _objective(args)  # its own checks (e.g. dreg needs iwae) before the model file runs
     model = load_model(args.target)
-    if args.objective == "elbo":
-        objective = ELBO(num_particles=args.particles, gradient=args.gradient)
-    elif args.objective == "iwae":
-        objective = IWAE(k=args.particles, gradient=args.gradient)
-    else:
-        objective = Renyi(alpha=args.alpha, k=args.particles, gradient=args.gradient)
-    lr = args.lr if args.lr == "auto" else float(args.lr)
     with warnings.catch_warnings():
         # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning
         warnings.simplefilter("ignore", DiagnosticWarning)
-        result = fit(
-            model,
-            family=args.family,
-            objective=objective,
-            max_steps=args.max_steps,
-            lr=lr,
-            tol_rel_obj=None if args.fixed else args.tol,
-            seed=args.seed,
-            dtype=torch.float64 if args.float64 else None,
-            progress=False if args.no_progress else None,
-        )
-    print(result.summary(n=args.draws))
+        result = fit(model, objective=objective, method=args.method, batch_size=args.batch_size, **fit_options(args))
+    if getattr(model, "distributed", False) and not model.plate.world.is_main:
+        return 0  # under torchrun: rank 0 reports and writes
+    summary = result.summary(n=args.draws, seed=args.seed)
+    record = fit_record(result, summary)
+    if outputs:
+        with writing(outputs, force=args.force) as (draws, txt, js, saved):
+            _write_draws(result, draws, args.draws, args.seed)
+            txt.write_text(f"{summary}\n", encoding="utf-8")
+            js.write_text(to_json(record) + "\n", encoding="utf-8")
+            save_result(result, saved, add_suffix=False)
+    emit(args, lambda: str(summary) + (f"\nwritten to {args.output}/ (varinf.load reads {FIT_FILE})" if outputs else ""),
+         record)  # fmt: skip
     return 0
+
+
+def add_fit_options(p: argparse.ArgumentParser) -> None:
+    """The options of a posterior fit (``varinf fit``, ``varinf posteriordb fit``); see :func:`fit_options`."""
+    p.add_argument("--family", type=choice(*FAMILIES, *FAMILY_ALIASES), default="meanfield", metavar="|".join(FAMILIES),
+                   help="variational family (aliases: " + ", ".join(sorted(FAMILY_ALIASES)) + ")")  # fmt: skip
+    p.add_argument("--max-steps", type=integer(1), default=10_000, help="cap on optimizer steps")
+    p.add_argument("--lr", type=choice("auto", also=number(0, lo_open=True)), default="auto",
+                   help="Adam step size (> 0) or 'auto'")  # fmt: skip
+    p.add_argument("--tol", type=number(0, lo_open=True), default=1e-3, help="relative ELBO change for convergence")
+    p.add_argument("--fixed", action="store_true", help="run exactly --max-steps (no convergence check)")
+    p.add_argument("--evidence", choices=EVIDENCE, default="auto",
+                   help="log p(x) by importance sampling, upgraded to bridge sampling when that is unreliable (auto), "
+                        "or always by is, bridge or ais (default auto)")  # fmt: skip
+    p.add_argument("--evidence-budget", type=integer(0), default=None, metavar="N",
+                   help="model gradient evaluations the evidence may spend (default: the fit's own, at most 20000)")  # fmt: skip
+    add_seed(p)
+    add_dtype(p, None)
+
+
+def fit_options(args: argparse.Namespace) -> dict:
+    """:func:`varinf.fit` keyword arguments from :func:`add_fit_options`' options."""
+    return {
+        "family": canonical_family(args.family),
+        "max_steps": args.max_steps,
+        "lr": args.lr if args.lr == "auto" else float(args.lr),
+        "tol_rel_obj": None if args.fixed else args.tol,
+        "seed": args.seed,
+        "dtype": dtype_of(args),
+        "progress": progress_of(args),
+        "evidence": args.evidence,
+        "evidence_budget": args.evidence_budget,
+    }
 
 
 def register(sub) -> None:
     p = sub.add_parser("fit", help="fit a model by variational inference and print a posterior summary")
     p.add_argument("target", help="a built-in example (normal_normal, linear_regression, ...) or a .py file")
-    p.add_argument("--family", default="meanfield", help="meanfield | fullrank | lowrank | flow")
+    add_fit_options(p)
+    p.add_argument("--method", choices=sorted(METHODS), default="advi", help="fitting method (default advi)")
     p.add_argument("--objective", default="elbo", choices=["elbo", "iwae", "renyi"])
-    p.add_argument("--gradient", default="reparam", help="reparam | stl | score | dreg (IWAE)")
-    p.add_argument("--particles", type=int, default=1, help="draws per step (K for IWAE/Renyi)")
-    p.add_argument("--alpha", type=float, default=0.5, help="Renyi alpha")
-    p.add_argument("--max-steps", type=int, default=10_000)
-    p.add_argument("--lr", default="auto", help="Adam step size or 'auto'")
-    p.add_argument("--tol", type=float, default=1e-3, help="relative ELBO change for convergence")
-    p.add_argument("--fixed", action="store_true", help="run exactly --max-steps (no convergence check)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--draws", type=int, default=4000, help="draws for the summary")
-    p.add_argument("--float64", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--gradient", default="reparam", choices=GRADIENTS, help="gradient estimator (dreg: IWAE only)")
+    p.add_argument("--particles", type=integer(1), default=1, help="draws per step (K for IWAE/Renyi)")
+    p.add_argument("--alpha", type=number(), default=0.5, help="Renyi alpha")
+    p.add_argument("--draws", type=integer(2), default=4000, help="draws of q for the summary and -o")
+    p.add_argument("--batch-size", type=integer(1), default=None,
+                   help="fit on minibatches of this many data rows (models with data)")  # fmt: skip
+    add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ), summary.txt, summary.json and "
+                  "fit.safetensors (varinf.load)")  # fmt: skip
+    add_reporting(p)
     p.set_defaults(func=run_fit)

@@ -2,9 +2,9 @@
 
 Examples::
 
-    varinf vae train runs/iwae --data ../shared/data/mnist --preset iwae1 --objective iwae --k 50 --gradient dreg
-    varinf vae train runs/iwae --resume --epochs 200          # continue exactly where it stopped
-    torchrun --nproc_per_node=2 -m varinf vae train runs/ddp --data ../shared/data/mnist --epochs 5
+    varinf vae train -o runs/iwae --data ../shared/data/mnist --preset iwae1 --objective iwae --k 50 --gradient dreg
+    varinf vae train -o runs/iwae --resume --epochs 200       # continue exactly where it stopped
+    torchrun --nproc_per_node=2 -m varinf vae train -o runs/ddp --data ../shared/data/mnist --epochs 5
     varinf vae eval runs/iwae --k 5000                        # test NLL, rate, distortion (nats, bits/dim)
     varinf vae plot runs/iwae                                 # samples/reconstructions/latent map PNGs
 """
@@ -12,22 +12,54 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+from pathlib import Path
+
+from ..objectives import GRADIENTS
+from ..vae.likelihoods import LIKELIHOODS
+from ..vae.networks import ACTIVATIONS
+from ..vae.schedule import SCHEDULES
+from .options import add_output, add_reporting, add_seed, emit, integer, number, progress_of
+from .paths import check_output_folder, input_folder
 
 __all__ = ["register"]
 
+PLOTS = ("samples.png", "reconstructions.png", "latent_map.png", "history.png")
 
-def _seconds(s: str | None) -> float | None:
-    if s is None:
-        return None
+
+def _seconds(s: str) -> float:
+    """An argparse ``type``: a duration (900, 15m, 3h) in seconds, > 0."""
     units = {"s": 1, "m": 60, "h": 3600}
     try:
-        return float(s[:-1]) * units[s[-1]] if s[-1] in units else float(s)
+        value = float(s[:-1]) * units[s[-1]] if s and s[-1] in units else float(s)
     except ValueError:
-        raise ValueError(f"cannot read a duration from {s!r} (use e.g. 900, 15m, 3h)") from None
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"cannot read a duration > 0 from {s!r} (use e.g. 900, 15m, 3h)")
+    return value
+
+
+def _ints(s: str) -> tuple[int, ...]:
+    """An argparse ``type``: positive integers separated by commas, e.g. 50 or 100,50."""
+    try:
+        sizes = tuple(int(v) for v in s.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 50 or 100,50, got {s!r}")
+    return sizes
 
 
 def _sizes(s: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in s.split(",") if v.strip())
+    """An argparse ``type``: layer sizes "200,200", or per stochastic layer "200,200;100,100" (tuples of them)."""
+    try:
+        groups = [tuple(int(v) for v in g.split(",") if v.strip()) for g in s.split(";")]
+    except ValueError:
+        groups = []
+    if not groups or any(not g or min(g) < 1 for g in groups):
+        raise argparse.ArgumentTypeError(f"expected positive integers like 50, 200,200 or 200,200;100,100, got {s!r}")
+    return groups[0] if len(groups) == 1 and ";" not in s else tuple(groups)
 
 
 def _data_spec(args):
@@ -36,7 +68,7 @@ def _data_spec(args):
     if args.data is None:
         return None
     return DataSpec(
-        path=args.data,
+        path=str(input_folder(args.data)),
         kind=getattr(args, "kind", "auto"),
         limit=getattr(args, "limit_train", None),
         download=getattr(args, "download", False),
@@ -45,22 +77,42 @@ def _data_spec(args):
     )
 
 
-def _threads(args) -> None:
-    if args.threads:
-        import torch
+def _with_threads(run):
+    """Run a subcommand with ``--threads`` torch threads (default: torch's choice)."""
 
-        torch.set_num_threads(args.threads)
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        from ..utils import num_threads
+
+        with num_threads(args.threads or None):
+            return run(args)
+
+    return wrapper
 
 
+def _check_run_folder(args: argparse.Namespace) -> Path:
+    """A fresh run goes to a new or empty folder (any other only with --force); never into the data folder."""
+    run = Path(args.output)
+    if args.data is not None and run.exists() and Path(args.data).exists() and os.path.samefile(run, args.data):
+        raise ValueError(f"{run}: is the --data folder; train into another folder")
+    check_output_folder(run, [], inputs=[], force=args.force)
+    first_rank = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 creates the folder for all
+    if not args.resume and first_rank and not args.force and run.is_dir() and any(run.iterdir()):
+        hint = "resume it (--resume), " if (run / "config.json").exists() else ""
+        raise FileExistsError(f"{run} exists and is not empty; {hint}choose a new folder, or pass --force")
+    return run
+
+
+@_with_threads
 def run_train(args: argparse.Namespace) -> int:
     from ..vae import TrainConfig, VAEConfig
     from ..vae.runs import train_run
 
-    _threads(args)
-    progress = False if args.no_progress else None
-    stops = {"epochs": args.epochs, "max_steps": args.max_steps, "cpu_budget_s": _seconds(args.cpu_budget)}
+    run = _check_run_folder(args)
+    progress = progress_of(args)
+    stops = {"epochs": args.epochs, "max_steps": args.max_steps, "cpu_budget_s": args.cpu_budget}
     if args.resume:
-        result = train_run(args.run, data=_data_spec(args), resume=True, stops=stops, progress=progress)
+        result = train_run(run, data=_data_spec(args), resume=True, stops=stops, progress=progress)
     else:
         data = _data_spec(args)
         if data is None:
@@ -69,15 +121,16 @@ def run_train(args: argparse.Namespace) -> int:
         if args.likelihood:
             model["likelihood"] = args.likelihood
         if args.latents:
-            model["latents"] = _sizes(args.latents)
+            model["latents"] = args.latents
         if args.hidden:
-            model["hidden"] = tuple(_sizes(h) for h in args.hidden.split(";"))
+            model["hidden"] = args.hidden if isinstance(args.hidden[0], tuple) else (args.hidden,)
         if args.prior:
             model["prior"] = args.prior
         if args.activation:
             model["activation"] = args.activation
         shape = tuple(data.load().train.images.shape[1:])
         vae_config = VAEConfig.preset(args.preset, data_shape=shape, **model)
+        no_stop = args.epochs is None and args.max_steps is None and args.cpu_budget is None
         config = TrainConfig(
             objective=args.objective,
             k=args.k,
@@ -88,108 +141,118 @@ def run_train(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             lr_schedule=args.schedule,
-            epochs=10 if args.epochs is None and args.max_steps is None and args.cpu_budget is None else args.epochs,
+            epochs=10 if no_stop else args.epochs,
             max_steps=args.max_steps,
-            cpu_budget_s=stops["cpu_budget_s"],
+            cpu_budget_s=args.cpu_budget,
             seed=args.seed,
             valid_every=args.valid_every,
             valid_k=args.valid_k,
             valid_size=args.valid_size,
             checkpoint_every_s=args.checkpoint_every,
         )
-        result = train_run(args.run, vae_config, config, data, force=args.force, progress=progress)
+        result = train_run(run, vae_config, config, data, force=args.force, progress=progress)
     if result.rank == 0:
-        print(
-            f"{result.run_dir}: {result.epochs} epochs, {result.steps} steps, {result.cpu_s:.0f} s CPU ({result.stopped})"
-        )
+        text = f"{result.run_dir}: {result.epochs} epochs, {result.steps} steps, {result.cpu_s:.0f} s CPU ({result.stopped})"
+        record = {"run": str(result.run_dir), "epochs": result.epochs, "steps": result.steps, "cpu_s": result.cpu_s,
+                  "wall_s": result.wall_s, "stopped": result.stopped,
+                  "history": [vars(r) if hasattr(r, "__dict__") else r for r in result.history]}  # fmt: skip
+        emit(args, text, record)
     return 0
 
 
+@_with_threads
 def run_eval(args: argparse.Namespace) -> int:
     from ..vae.runs import evaluate_run
 
-    _threads(args)
     ev = evaluate_run(
-        args.run,
+        input_folder(args.run),
         data=_data_spec(args),
         split=args.split,
         k=args.k,
         limit=args.limit,
         batch_size=args.batch_size,
         seed=args.seed,
-        progress=False if args.no_progress else None,
+        progress=progress_of(args),
     )
-    print(ev.summary())
+    emit(args, ev.summary, ev.to_dict)
     return 0
 
 
 def run_plot(args: argparse.Namespace) -> int:
     from ..vae.runs import plot_run
 
-    for path in plot_run(args.run, data=_data_spec(args), out=args.out):
-        print(path)
+    run = input_folder(args.run)
+    out = Path(args.output) if args.output is not None else run
+    check_output_folder(out, PLOTS, inputs=[], force=args.force)
+    paths = plot_run(run, data=_data_spec(args), out=out, seed=args.seed)
+    emit(args, "\n".join(map(str, paths)), {"plots": [str(p) for p in paths]})
     return 0
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="run folder (checkpoints, config.json, history.json, pictures)")
+def _common(p: argparse.ArgumentParser, run: bool = True) -> None:
+    if run:
+        p.add_argument("run", help="run folder (checkpoints, config.json, history.json, pictures)")
     p.add_argument(
         "--data", default=None, help="MNIST idx folder or image folder (default: the one recorded in the run)"
     )
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=integer(1), default=None, help="torch threads (default: torch's choice)")
 
 
 def register(sub) -> None:
     p = sub.add_parser("vae", help="variational autoencoders: train, evaluate, plot")
-    vs = p.add_subparsers(dest="vae_command", metavar="{train,eval,plot}")
-    p.set_defaults(func=lambda a: (p.print_help(), 2)[1])
+    vs = p.add_subparsers(dest="vae_command", metavar="{train,eval,plot}", required=True)
 
     t = vs.add_parser("train", help="train (or --resume) a VAE; checkpoints go to the run folder")
-    _common(t)
+    add_output(t, "run folder (checkpoints, config.json, history.json, model)", required=True)
+    _common(t, run=False)
     t.add_argument("--kind", default="auto", choices=["auto", "mnist", "folder"])
     t.add_argument("--download", action="store_true", help="download MNIST into --data if missing (needs internet)")
-    t.add_argument("--limit-train", type=int, default=None, help="use only the first N training images")
-    t.add_argument("--image-size", type=int, default=None, help="image folders: square crop + resize")
+    t.add_argument("--limit-train", type=integer(1), default=None, help="use only the first N training images")
+    t.add_argument("--image-size", type=integer(1), default=None, help="image folders: square crop + resize")
     t.add_argument("--mode", default="L", choices=["L", "RGB"], help="image folders: grey or colour")
     t.add_argument("--preset", default="iwae1", help="iwae1 | iwae2 | conv | logistic")
-    t.add_argument("--likelihood", default=None, help="bernoulli | logistic | gaussian")
-    t.add_argument("--latents", default=None, help="latent sizes per stochastic layer, e.g. 50 or 100,50")
-    t.add_argument("--hidden", default=None, help="hidden sizes per layer, e.g. '200,200' or '200,200;100,100'")
+    t.add_argument("--likelihood", default=None, choices=sorted(LIKELIHOODS))
+    t.add_argument("--latents", type=_ints, default=None, help="latent sizes per stochastic layer, e.g. 50 or 100,50")
+    t.add_argument("--hidden", type=_sizes, default=None,
+                   help="hidden sizes per layer, e.g. '200,200' or '200,200;100,100'")  # fmt: skip
     t.add_argument("--prior", default=None, help="normal | vamp | flow")
-    t.add_argument("--activation", default=None, help="tanh | relu | elu | silu")
+    t.add_argument("--activation", default=None, choices=sorted(ACTIVATIONS))
     t.add_argument("--objective", default="elbo", choices=["elbo", "iwae"])
-    t.add_argument("--k", type=int, default=1, help="ELBO particles / IWAE samples")
-    t.add_argument("--gradient", default="reparam", help="reparam | stl | dreg | score")
-    t.add_argument("--beta", type=float, default=1.0, help="β-VAE weight on the rate")
-    t.add_argument("--kl-warmup", type=int, default=0, help="steps of linear KL annealing")
-    t.add_argument("--free-bits", type=float, default=0.0, help="minimum nats per latent dimension")
-    t.add_argument("--batch-size", type=int, default=20)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--schedule", default="burda", help="burda | cosine | constant")
-    t.add_argument("--epochs", type=int, default=None, help="stop after this many epochs (default 10)")
-    t.add_argument("--max-steps", type=int, default=None)
-    t.add_argument("--cpu-budget", default=None, help="stop after this much training CPU time (900, 15m, 3h)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--valid-every", type=int, default=1, help="epochs between validations")
-    t.add_argument("--valid-k", type=int, default=100)
-    t.add_argument("--valid-size", type=int, default=1000)
-    t.add_argument("--checkpoint-every", type=float, default=600.0, help="seconds between mid-epoch checkpoints")
-    t.add_argument("--resume", action="store_true", help="continue the run in RUN (only stopping criteria may change)")
-    t.add_argument("--force", action="store_true", help="overwrite an existing run")
-    t.add_argument("--no-progress", action="store_true")
+    t.add_argument("--k", type=integer(1), default=1, help="ELBO particles / IWAE samples")
+    t.add_argument("--gradient", default="reparam", choices=GRADIENTS)
+    t.add_argument("--beta", type=number(0, lo_open=True), default=1.0, help="β-VAE weight on the rate")
+    t.add_argument("--kl-warmup", type=integer(0), default=0, help="steps of linear KL annealing")
+    t.add_argument("--free-bits", type=number(0), default=0.0, help="minimum nats per latent dimension")
+    t.add_argument("--batch-size", type=integer(1), default=20)
+    t.add_argument("--lr", type=number(0, lo_open=True), default=1e-3)
+    t.add_argument("--schedule", default="burda", choices=SCHEDULES)
+    t.add_argument("--epochs", type=integer(1), default=None, help="stop after this many epochs (default 10)")
+    t.add_argument("--max-steps", type=integer(1), default=None)
+    t.add_argument("--cpu-budget", type=_seconds, default=None,
+                   help="stop after this much training CPU time (900, 15m, 3h)")  # fmt: skip
+    t.add_argument("--valid-every", type=integer(1), default=1, help="epochs between validations")
+    t.add_argument("--valid-k", type=integer(1), default=100)
+    t.add_argument("--valid-size", type=integer(1), default=1000)
+    t.add_argument("--checkpoint-every", type=number(0, lo_open=True), default=600.0,
+                   help="seconds between mid-epoch checkpoints")  # fmt: skip
+    t.add_argument("--resume", action="store_true", help="continue the run in the output folder (only stopping criteria may change)")
+    add_seed(t)
+    add_reporting(t)
     t.set_defaults(func=run_train)
 
-    e = vs.add_parser("eval", help="test NLL by importance sampling, with rate and distortion")
+    e = vs.add_parser("eval", help="test NLL by importance sampling, with rate and distortion (also RUN/eval_SPLIT.json)")
     _common(e)
     e.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    e.add_argument("--k", type=int, default=5000, help="importance samples per image")
-    e.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
-    e.add_argument("--batch-size", type=int, default=100)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--no-progress", action="store_true")
+    e.add_argument("--k", type=integer(1), default=5000, help="importance samples per image")
+    e.add_argument("--limit", type=integer(1), default=None, help="evaluate the first N images only")
+    e.add_argument("--batch-size", type=integer(1), default=100)
+    add_seed(e)
+    add_reporting(e)
     e.set_defaults(func=run_eval)
 
     g = vs.add_parser("plot", help="samples, reconstructions, latent map and history as PNG")
     _common(g)
-    g.add_argument("--out", default=None, help="folder for the PNGs (default: the run folder)")
+    add_output(g, "folder for the PNGs (default: the run folder)")
+    add_seed(g)
+    add_reporting(g)
     g.set_defaults(func=run_plot)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "decode_idx", "encode_idx", "read_idx", "write_idx"]
+from ..utils import atomic_write_bytes
+
+__all__ = ["decode_idx", "encode_idx", "read_idx", "write_idx"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _UBYTE = 0x08
@@ -67,25 +68,3 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
         data = gzip.compress(data, mtime=0)
     atomic_write_bytes(path, data)
     return path
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync, then rename over ``path``.
-
-    A crash leaves either the old file or the new one, never a partial file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)  # mkstemp creates 0600; give the file the permissions open() would
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

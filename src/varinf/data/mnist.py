@@ -35,7 +35,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .idx import atomic_write_bytes, read_idx
+from ..utils import atomic_write_bytes
+from .idx import read_idx
 
 __all__ = [
     "FILES",

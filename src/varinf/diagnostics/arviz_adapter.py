@@ -5,9 +5,11 @@ Two services:
 - :func:`psis_smooth` — ArviZ's Pareto-smoothed importance sampling (``arviz.psislw``, Vehtari et al. 2024,
   arXiv:1507.02646): smoothed, self-normalized log weights and the Pareto shape estimate :math:`\hat k`.
 - :func:`inference_data_from_draws` — an ``arviz.InferenceData`` with a ``posterior`` group (constrained, named
-  latents, one chain of ``S`` draws of q) and a ``sample_stats`` group (log weights), so ``az.summary``,
-  ``az.plot_posterior`` and ``az.to_netcdf`` work on a varinf fit; :func:`draws_from_inference_data` reads
-  the posterior group back into tensors.
+  latents and derived quantities; the ``S`` independent draws of q split into ``chains`` chains so that
+  ArviZ's r-hat and ESS are defined: about 1 and ``S`` by construction), ``sample_stats`` (log weights), and
+  when given ``log_likelihood``, ``posterior_predictive`` and ``observed_data``, so ``az.summary``, ``az.loo``,
+  ``az.plot_ppc`` and ``az.to_netcdf`` work on a varinf fit; :func:`draws_from_inference_data` reads the
+  posterior group back into tensors.
 
 Without ArviZ, :func:`have_arviz` is False and :func:`psis_smooth` raises an ``ImportError`` naming the extra.
 """
@@ -78,8 +80,12 @@ def inference_data_from_draws(
     psis_log_weights: Tensor | None = None,
     extra_stats: Mapping[str, Tensor] | None = None,
     attrs: Mapping[str, object] | None = None,
+    chains: int = 1,
+    log_likelihood: Mapping[str, Tensor] | None = None,
+    posterior_predictive: Mapping[str, Tensor] | None = None,
+    observed_data: Mapping[str, Tensor] | None = None,
 ):
-    """Build an ``arviz.InferenceData`` from named constrained draws (one chain).
+    """Build an ``arviz.InferenceData`` from named constrained draws.
 
     Args:
         draws: ``{name: (S, *shape)}`` tensors (latents and any derived quantities).
@@ -87,6 +93,10 @@ def inference_data_from_draws(
         psis_log_weights: ``(S,)`` Pareto-smoothed normalized log weights -> ``sample_stats.psis_log_weight``.
         extra_stats: more ``(S,)`` per-draw statistics for ``sample_stats`` (e.g. ``log_q``).
         attrs: attributes stored on the posterior group (k-hat, family, model name, ...).
+        chains: split the ``S`` draws (independent) into this many chains of ``S / chains`` (must divide ``S``).
+        log_likelihood: ``{name: (S, N)}`` pointwise log likelihood (``az.loo``, ``az.waic``).
+        posterior_predictive: ``{name: (S, N, ...)}`` replicated data.
+        observed_data: ``{name: (N, ...)}`` the data the replicated quantities replicate.
 
     Vector latents get dimensions named ``{name}_dim_{i}`` with 0-based coordinates (ArviZ's default).
     """
@@ -97,16 +107,24 @@ def inference_data_from_draws(
     S = next(iter(sizes.values()))
     if any(s != S for s in sizes.values()):
         raise ValueError(f"all draw arrays need the same number of draws, got {sizes}")
-    posterior = {k: _numpy(v)[None] for k, v in draws.items()}  # (chain=1, draw=S, *shape)
-    stats = {}
-    for key, v in (("log_weight", log_weights), ("psis_log_weight", psis_log_weights)):
-        if v is not None:
-            stats[key] = _numpy(v).reshape(1, S)
-    for key, v in (extra_stats or {}).items():
-        stats[key] = _numpy(v).reshape(1, S)
+    if chains < 1 or S % chains:
+        raise ValueError(f"chains={chains} must divide the number of draws {S}")
+
+    def per_chain(group):
+        return {k: _numpy(v).reshape(chains, S // chains, *v.shape[1:]) for k, v in (group or {}).items()}
+
+    stats = {k: v for k, v in (("log_weight", log_weights), ("psis_log_weight", psis_log_weights)) if v is not None}
+    stats.update(extra_stats or {})
+    groups = {
+        "posterior": per_chain(draws),
+        "sample_stats": per_chain(stats) or None,
+        "log_likelihood": per_chain(log_likelihood) or None,
+        "posterior_predictive": per_chain(posterior_predictive) or None,
+        "observed_data": {k: _numpy(v) for k, v in (observed_data or {}).items()} or None,
+    }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "more chains than draws" does not apply to VI draws
-        idata = az.from_dict(posterior=posterior, sample_stats=stats or None)
+        idata = az.from_dict(**{k: v for k, v in groups.items() if v is not None})
     idata.posterior.attrs.update({"inference_library": "varinf", **{k: _attr(v) for k, v in (attrs or {}).items()}})
     return idata
 

@@ -20,6 +20,7 @@ sampling, when the policy runs it, costs its budget in gradients (reported).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -29,6 +30,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from ..models.subsample import EstimatedModel
 from .evidence import upgrade
 from .evidence_result import LogEvidence
 from .importance import importance_draws, log_evidence
@@ -300,7 +302,7 @@ def diagnose_q(
     ps = psis(lw)
     d = Diagnostics(
         psis=ps,
-        log_evidence=log_evidence(lw, label, khat=ps.khat),
+        log_evidence=_with_subsample_error(log_evidence(lw, label, khat=ps.khat), model),
         elbo=elbo,
         elbo_se=elbo_se,
         draws={k: v.detach() for k, v in z.items()},
@@ -320,11 +322,24 @@ def diagnose_q(
 def _best_evidence(model, q, is_estimate: LogEvidence, method: str, budget: int, seed) -> LogEvidence:
     if method == "is":
         return is_estimate
+    # large data: the draws saw a subsampled estimate (no gradients); bridge/AIS run on the model itself,
+    # whose chunked log density bounds memory at any N but costs a pass over every row per gradient
+    exact = model.model if isinstance(model, EstimatedModel) else model
     if method == "auto":
-        return upgrade(model, q, is_estimate, budget, seed)
+        return is_estimate if exact is not model else upgrade(model, q, is_estimate, budget, seed)
     from .evidence import evidence
 
-    return evidence(model, q, method, budget=budget, seed=seed)
+    return evidence(exact, q, method, budget=budget, seed=seed)
+
+
+def _with_subsample_error(ev: LogEvidence, model) -> LogEvidence:
+    r"""Large data: the log densities came from a subsample, whose error (at most ``max_se`` per draw, shared
+    by the weighted mean) adds to the Monte Carlo se of :math:`\log\hat Z` in quadrature."""
+    if not isinstance(model, EstimatedModel):
+        return ev
+    extra = model.estimator.max_se
+    note = f"{ev.note}; + {extra:.3g} nats subsample error" if ev.note else f"subsample error {extra:.3g} nats"
+    return dataclasses.replace(ev, se=math.hypot(ev.se, extra), note=note)
 
 
 def diagnose(
@@ -343,13 +358,14 @@ def diagnose(
     Example:
         >>> import torch, varinf
         >>> from varinf.models import NormalNormal
-        >>> res = varinf.optim.fit(NormalNormal(torch.tensor([1.0, 2.0])), max_steps=2000, progress=False)
+        >>> res = varinf.fit(NormalNormal(torch.tensor([1.0, 2.0])), max_steps=2000, progress=False)
         >>> d = diagnose(res)
         >>> d.verdict
         'good'
     """
     with torch.no_grad():
         q = result.family()
+    model = result.model_for_draws() if hasattr(result, "model_for_draws") else result.model  # large data: subsample
     if evidence_budget is None:
         evidence_budget = min(int(result.grad_evals), 20_000)
-    return diagnose_q(result.model, q, num_draws, seed, warn, type(result.family).__name__, evidence, evidence_budget)
+    return diagnose_q(model, q, num_draws, seed, warn, result.family_label, evidence, evidence_budget)

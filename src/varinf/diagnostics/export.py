@@ -2,20 +2,29 @@
 
 Groups::
 
-    posterior     one chain of S draws of q, constrained and named as the model's latents
-                  (+ any derived quantities, e.g. eight schools' theta); attrs: k-hat, verdict,
-                  log evidence, ELBO, family, model, steps, converged
-    sample_stats  log_weight (raw log p(x,z) - log q(z), nats), psis_log_weight (smoothed, normalized),
-                  log_q
+    posterior             S draws of q, constrained and named as the model's latents, plus the model's
+                          derived quantities (eight schools' theta) and any ``quantities``; split into 4
+                          chains of independent draws (r-hat ~ 1, ESS ~ S by construction: ArviZ's
+                          convergence statistics are defined, and say nothing about q; k-hat does);
+                          attrs: k-hat, verdict, log evidence, ELBO, family, model, steps, converged
+    sample_stats          log_weight (raw log p(x,z) - log q(z), nats), psis_log_weight (smoothed,
+                          normalized), log_q
+    log_likelihood        models with data: log p(x_i | z_s), (chain, draw, N)  -> az.loo, az.waic
+    posterior_predictive  models with ``simulate``: replicated data, (chain, draw, N, ...) -> az.plot_ppc
+    observed_data         the data those replicate, (N, ...)
 
 The draws are the ones the diagnostics were computed on, so ``az.summary(idata)`` summarizes q and the
-weights let a user reweight (PSIS) any quantity.
+weights let a user reweight (PSIS) any quantity. The pointwise groups hold ``S × N`` numbers; with
+``pointwise="auto"`` they are left out (with a warning) when that exceeds the model's ``max_memory``
+(pass fewer ``num_draws``). ``az.loo`` then treats q's draws as posterior draws: trust it when k-hat is good.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from .arviz_adapter import draws_from_inference_data, inference_data_from_draws
@@ -29,6 +38,8 @@ def to_inference_data(
     num_draws: int | None = None,
     quantities: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
     seed: int | None = 0,
+    chains: int = 4,
+    pointwise: bool | str = "auto",
 ):
     """Export a :class:`~varinf.optim.FitResult` as an ``arviz.InferenceData`` (needs ArviZ).
 
@@ -37,7 +48,10 @@ def to_inference_data(
         num_draws: draws of q (default: the diagnostics' draws, else 4000).
         quantities: optional ``f({latent: (S, *shape)}) -> {name: (S, *shape)}`` of derived quantities to
             add to the posterior group (Stan's transformed parameters).
-        seed: for fresh draws.
+        seed: for fresh draws and the replicated data's noise.
+        chains: split the draws into this many chains (1 when it does not divide the number of draws).
+        pointwise: add the ``log_likelihood``, ``posterior_predictive`` and ``observed_data`` groups (models
+            with data): True, False, or ``"auto"`` (when ``S × N`` values fit in the model's ``max_memory``).
 
     Example:
         >>> import torch, varinf, arviz as az
@@ -46,20 +60,26 @@ def to_inference_data(
         >>> idata = to_inference_data(res)
         >>> list(az.summary(idata, kind="stats").index)
         ['mu']
+        >>> sorted(idata.groups())
+        ['log_likelihood', 'observed_data', 'posterior', 'posterior_predictive', 'sample_stats']
     """
     d = result.diagnostics
     if not isinstance(d, Diagnostics) or (num_draws is not None and num_draws != d.num_draws):
         d = diagnose(result, num_draws or 4000, seed=seed, warn=False)
-    draws = dict(d.draws)
+    model = result.model
+    latents = {lat.name: d.draws[lat.name] for lat in model.latents}
+    draws = {**latents, **model.derived_quantities(latents)}
     if quantities is not None:
-        extra = quantities(d.draws)
+        extra = quantities(dict(draws))
         clash = sorted(set(extra) & set(draws))
         if clash:
             raise ValueError(f"derived quantities {clash} have the same names as latents")
         draws.update(extra)
+    S = d.num_draws
+    groups = _pointwise(model, latents, S, pointwise, seed)
     attrs = {
         "model": getattr(result.model, "name", "model"),
-        "family": type(result.family).__name__,
+        "family": result.family_label,
         "khat": d.khat,
         "khat_threshold": d.psis.threshold,
         "verdict": d.verdict,
@@ -78,7 +98,42 @@ def to_inference_data(
         psis_log_weights=d.psis.smoothed_log_weights,
         extra_stats={"log_q": d.log_q},
         attrs=attrs,
+        chains=chains if chains >= 1 and S % chains == 0 else 1,
+        **groups,
     )
+
+
+def _pointwise(model, z: dict[str, Tensor], S: int, pointwise, seed) -> dict:
+    """log_likelihood / posterior_predictive / observed_data groups for a model with data."""
+    if pointwise not in (True, False, "auto"):
+        raise ValueError(f"pointwise must be True, False or 'auto', got {pointwise!r}")
+    if not pointwise or not getattr(model, "has_plate", False):
+        return {}
+    if model.distributed:
+        warnings.warn(f"{model.name}: pointwise groups are not exported for data spread over processes", stacklevel=3)
+        return {}
+    N = model.plate.size
+    has_sim = model._simulate_fn is not None
+    need = S * N * 8 * (2 if has_sim else 1)
+    if pointwise == "auto" and need > model.max_memory:
+        warnings.warn(
+            f"{model.name}: log_likelihood/posterior_predictive groups left out: {S} draws x {N} rows = "
+            f"{need / 2**20:.0f} MiB > max_memory {model.max_memory / 2**20:.0f} MiB; pass num_draws=... or "
+            "pointwise=True",
+            stacklevel=3,
+        )
+        return {}
+    with torch.random.fork_rng(devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        replicated = model.simulate_data(z) if has_sim else {}
+    name = next(iter(replicated)) if len(replicated) == 1 else "obs"
+    observed = {k: v for k, v in model.data.items() if k in replicated}
+    return {
+        "log_likelihood": {name: model.pointwise_log_likelihood(z)},
+        "posterior_predictive": replicated or None,
+        "observed_data": observed or None,
+    }
 
 
 def from_inference_data(idata) -> dict[str, Tensor]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import Tensor
+
+from ..utils import atomic_output
 
 if TYPE_CHECKING:  # matplotlib is imported when a plot is drawn, not with varinf
     from matplotlib.figure import Figure
@@ -70,7 +71,7 @@ def plot_elbo_trace(result, smooth: int | None = None) -> Figure:
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("bound (nats)")
     status = "converged" if result.converged else "not converged"
-    ax.set_title(f"{getattr(result.model, 'name', 'model')}: {type(result.family).__name__}, {status}", fontsize=10)
+    ax.set_title(f"{getattr(result.model, 'name', 'model')}: {result.family_label}, {status}", fontsize=10)
     ax.legend(fontsize=8, loc="lower right")
     return fig
 
@@ -138,16 +139,6 @@ def save_figure(fig: Figure, path: str | os.PathLike, overwrite: bool = False, d
         raise ValueError(f"plots are written as PNG; give a path ending in .png, got {str(path)!r}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (CLI: --force) to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=dpi)
-        umask = os.umask(0)  # mkstemp creates 0600; give the file the permissions open() would
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
     return path

@@ -14,6 +14,7 @@ from .examples import (
 )
 from .latent import Latent
 from .model import Model
+from .plate import Plate
 
 __all__ = [
     "EXAMPLES",
@@ -27,6 +28,7 @@ __all__ = [
     "NormalGamma",
     "NormalNormal",
     "OrderedTransform",
+    "Plate",
     "as_constraint",
     "load_example",
     "ordered_vector",

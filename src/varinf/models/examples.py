@@ -10,7 +10,10 @@ r"""Built-in example models (all ``Model`` subclasses, data stored as buffers).
 - :class:`GPRegression` — Gaussian-process regression with fixed hyperparameters, latent function values
   whitened (:math:`f = L\eta`, Stan's recommended form); exact posterior and exact :math:`\log p(y)`.
 - :class:`LogisticRegression` — :math:`\beta \sim N(0, s^2 I)`, :math:`y_n \sim \mathrm{Bern}(\sigma(x_n^\top\beta + \alpha))`.
-- :class:`EightSchools` — Rubin (1981), non-centered: :math:`\theta_j = \mu + \tau\tilde\theta_j`.
+- :class:`EightSchools` — Rubin (1981), non-centered: :math:`\theta_j = \mu + \tau\tilde\theta_j` (a derived quantity).
+
+The regressions are plate models (data rows, ``log_prior`` + ``log_likelihood``), so they fit on minibatches
+and simulate replicated data; eight schools has one latent per school and stays in the log-joint form.
 
 ``load_example(name)`` builds one on its default (synthetic, fixed-seed or classic) data.
 """
@@ -52,45 +55,56 @@ class NormalNormal(Model):
     r"""Unknown mean, known noise: :math:`\mu\sim N(m_0,s_0^2)`, :math:`y_i\sim N(\mu,\sigma^2)`.
 
     Exact posterior :math:`N(m_n, s_n^2)` with :math:`s_n^{-2} = s_0^{-2} + n\sigma^{-2}`,
-    :math:`m_n = s_n^2 (m_0 s_0^{-2} + \sum y_i \sigma^{-2})`.
+    :math:`m_n = s_n^2 (m_0 s_0^{-2} + \sum y_i \sigma^{-2})`. Data: ``{"y": (n,)}``.
     """
 
     def __init__(self, y: Tensor, sigma: float = 1.0, prior_loc: float = 0.0, prior_scale: float = 10.0):
-        super().__init__([Latent("mu")], name="normal_normal")
-        self.register_buffer("y", torch.as_tensor(y, dtype=torch.get_default_dtype()).flatten())
+        y = torch.as_tensor(y, dtype=torch.get_default_dtype()).flatten()
+        super().__init__([Latent("mu")], data={"y": y}, simulate=self._simulate, name="normal_normal")
         self.sigma, self.prior_loc, self.prior_scale = float(sigma), float(prior_loc), float(prior_scale)
 
-    def log_joint(self, mu: Tensor) -> Tensor:
-        prior = _normal_lp(mu, self.prior_loc, self.prior_scale)
-        return prior + _normal_lp(self.y, mu[..., None], self.sigma).sum(-1)
+    def log_prior(self, mu: Tensor) -> Tensor:
+        return _normal_lp(mu, self.prior_loc, self.prior_scale)
+
+    def log_likelihood(self, data, mu: Tensor) -> Tensor:  # (*S,) -> (*S, B)
+        return _normal_lp(data["y"], mu.unsqueeze(-1), self.sigma)
+
+    def _simulate(self, mu: Tensor, data) -> dict[str, Tensor]:
+        shape = (*mu.shape, data["y"].shape[0])
+        return {"y": mu.unsqueeze(-1) + self.sigma * torch.randn(shape, dtype=mu.dtype, device=mu.device)}
 
     def exact_posterior(self) -> Normal:
-        n = self.y.numel()
+        y = self.data["y"]
+        n = y.numel()
         prec = 1 / self.prior_scale**2 + n / self.sigma**2
-        mean = (self.prior_loc / self.prior_scale**2 + self.y.sum() / self.sigma**2) / prec
+        mean = (self.prior_loc / self.prior_scale**2 + y.sum() / self.sigma**2) / prec
         return Normal(mean, prec**-0.5)
 
     def exact_log_evidence(self) -> float:
-        n = self.y.numel()
-        y = self.y.double()
+        y = self.data["y"].double()
+        n = y.numel()
         cov = self.sigma**2 * torch.eye(n, dtype=y.dtype) + self.prior_scale**2
         return MultivariateNormal(torch.full_like(y, self.prior_loc), cov).log_prob(y).item()
+
+
+def _design(X: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+    X = torch.as_tensor(X, dtype=torch.get_default_dtype())
+    y = torch.as_tensor(y, dtype=X.dtype)
+    if X.dim() != 2 or y.shape != X.shape[:1]:
+        raise ValueError(f"X must be (N, d) and y (N,); got X {tuple(X.shape)} and y {tuple(y.shape)}")
+    return X, y
 
 
 class LinearRegression(Model):
     r""":math:`\beta\sim N(0, s^2 I_d)`, :math:`y = X\beta + \epsilon`, :math:`\epsilon\sim N(0,\sigma^2 I)`,
     :math:`\sigma` known. Posterior :math:`N(m, \Sigma)`, :math:`\Sigma^{-1} = X^\top X/\sigma^2 + I/s^2`,
-    :math:`m = \Sigma X^\top y/\sigma^2`.
+    :math:`m = \Sigma X^\top y/\sigma^2`. Data: ``{"X": (N, d), "y": (N,)}``.
     """
 
     def __init__(self, X: Tensor, y: Tensor, noise_scale: float = 1.0, prior_scale: float = 1.0):
-        X = torch.as_tensor(X, dtype=torch.get_default_dtype())
-        y = torch.as_tensor(y, dtype=X.dtype)
-        if X.dim() != 2 or y.shape != X.shape[:1]:
-            raise ValueError(f"X must be (N, d) and y (N,); got X {tuple(X.shape)} and y {tuple(y.shape)}")
-        super().__init__([Latent("beta", (X.shape[1],))], name="linear_regression")
-        self.register_buffer("X", X)
-        self.register_buffer("y", y)
+        X, y = _design(X, y)
+        super().__init__([Latent("beta", (X.shape[1],))], data={"X": X, "y": y}, simulate=self._simulate,
+                         name="linear_regression")  # fmt: skip
         self.noise_scale, self.prior_scale = float(noise_scale), float(prior_scale)
 
     @classmethod
@@ -116,39 +130,52 @@ class LinearRegression(Model):
         y = X @ beta + kw.get("noise_scale", 1.0) * torch.randn(n, generator=g)
         return cls(X, y, **kw)
 
-    def log_joint(self, beta: Tensor) -> Tensor:
-        prior = _normal_lp(beta, 0.0, self.prior_scale).sum(-1)
-        mean = beta @ self.X.T  # (*S, N)
-        return prior + _normal_lp(self.y, mean, self.noise_scale).sum(-1)
+    def log_prior(self, beta: Tensor) -> Tensor:
+        return _normal_lp(beta, 0.0, self.prior_scale).sum(-1)
+
+    def log_likelihood(self, data, beta: Tensor) -> Tensor:
+        return _normal_lp(data["y"], beta @ data["X"].T, self.noise_scale)  # (*S, B)
+
+    def _simulate(self, beta: Tensor, data) -> dict[str, Tensor]:
+        mean = beta @ data["X"].T
+        return {"y": mean + self.noise_scale * torch.randn_like(mean)}
 
     def exact_posterior(self) -> MultivariateNormal:
-        X, y = self.X.double(), self.y.double()
+        X, y = self.data["X"].double(), self.data["y"].double()
         prec = X.T @ X / self.noise_scale**2 + torch.eye(X.shape[1], dtype=X.dtype) / self.prior_scale**2
         cov = torch.linalg.inv(prec)
         return MultivariateNormal(cov @ X.T @ y / self.noise_scale**2, covariance_matrix=cov)
 
     def exact_log_evidence(self) -> float:
-        X, y = self.X.double(), self.y.double()
-        cov = self.prior_scale**2 * X @ X.T + self.noise_scale**2 * torch.eye(X.shape[0], dtype=X.dtype)
-        return MultivariateNormal(torch.zeros_like(y), cov).log_prob(y).item()
+        r""":math:`\log N(y; 0, \sigma^2 I + s^2 XX^\top)` through the ``d × d`` posterior precision
+        :math:`\Lambda = X^\top X/\sigma^2 + I/s^2` (matrix determinant lemma and Woodbury): ``O(N d^2)``, no
+        ``N × N`` matrix, so it holds at any number of rows."""
+        X, y = self.data["X"].double(), self.data["y"].double()
+        (n, d), var = X.shape, self.noise_scale**2
+        prec = X.T @ X / var + torch.eye(d, dtype=X.dtype) / self.prior_scale**2
+        L = torch.linalg.cholesky(prec)
+        w = torch.linalg.solve_triangular(L, (X.T @ y / var)[:, None], upper=False)  # L^{-1} b
+        quad = y @ y / var - w.square().sum()
+        logdet = 2 * L.diagonal().log().sum() + 2 * d * math.log(self.prior_scale) + n * math.log(var)
+        return (-0.5 * (n * math.log(2 * math.pi) + logdet + quad)).item()
 
 
 class LogisticRegression(Model):
     r""":math:`\beta\sim N(0,s^2 I_d)`, :math:`\alpha\sim N(0,s^2)`,
-    :math:`y_n\sim\mathrm{Bernoulli}(\mathrm{logit}^{-1}(x_n^\top\beta+\alpha))`."""
+    :math:`y_n\sim\mathrm{Bernoulli}(\mathrm{logit}^{-1}(x_n^\top\beta+\alpha))`.
 
-    def __init__(self, X: Tensor, y: Tensor, prior_scale: float = 1.0, intercept: bool = True):
-        X = torch.as_tensor(X, dtype=torch.get_default_dtype())
-        y = torch.as_tensor(y, dtype=X.dtype)
-        if X.dim() != 2 or y.shape != X.shape[:1]:
-            raise ValueError(f"X must be (N, d) and y (N,); got X {tuple(X.shape)} and y {tuple(y.shape)}")
+    Data: ``{"X": (N, d), "y": (N,)}``. The likelihood is written for few ops per step:
+    :math:`\log \mathrm{Bern}(y \mid \sigma(l)) = -\mathrm{softplus}((1 - 2y)\, l)`.
+    """
+
+    def __init__(self, X: Tensor, y: Tensor, prior_scale: float = 1.0, intercept: bool = True, **model_kw):
+        X, y = _design(X, y)
         if not bool(((y == 0) | (y == 1)).all()):
             raise ValueError("y must contain only 0 and 1")
         latents = [Latent("beta", (X.shape[1],))] + ([Latent("alpha")] if intercept else [])
-        super().__init__(latents, name="logistic_regression")
-        self.register_buffer("X", X)
-        self.register_buffer("y", y)
-        self.register_buffer("flip", 1 - 2 * y)  # log Bern(y | sigmoid(l)) = -softplus(flip * l)
+        super().__init__(
+            latents, data={"X": X, "y": y}, simulate=self._simulate, name="logistic_regression", **model_kw
+        )
         self.prior_scale = float(prior_scale)
         self.intercept = intercept
 
@@ -161,18 +188,24 @@ class LogisticRegression(Model):
         y = (torch.rand(n, generator=g) < torch.sigmoid(logits)).to(X.dtype)
         return cls(X, y, **kw)
 
-    def log_joint(self, beta: Tensor, alpha: Tensor | None = None) -> Tensor:
-        # Written for few ops per call (it is the whole cost of a posterior-VI step): constants folded
-        # into one Python float, log Bernoulli(y | sigmoid(l)) = -softplus((1 - 2y) l).
-        s2 = self.prior_scale**2
+    def log_prior(self, beta: Tensor, alpha: Tensor | None = None) -> Tensor:
+        # constants folded into one Python float (this runs every step)
         sq = beta.square().sum(-1)
-        logits = beta @ self.X.T  # (*S, N)
         if alpha is not None:
             sq = sq + alpha.square()
-            logits = logits + alpha[..., None]
         d = beta.shape[-1] + (alpha is not None)
-        const = -d * (math.log(self.prior_scale) + 0.5 * _LOG_2PI)
-        return sq.mul(-0.5 / s2) - F.softplus(logits * self.flip).sum(-1) + const
+        return sq.mul(-0.5 / self.prior_scale**2) - d * (math.log(self.prior_scale) + 0.5 * _LOG_2PI)
+
+    def logits(self, data, beta: Tensor, alpha: Tensor | None = None) -> Tensor:
+        r""":math:`x_n^\top\beta + \alpha`, ``(*S, B)``."""
+        logits = beta @ data["X"].T
+        return logits if alpha is None else logits + alpha.unsqueeze(-1)
+
+    def log_likelihood(self, data, beta: Tensor, alpha: Tensor | None = None) -> Tensor:
+        return -F.softplus(self.logits(data, beta, alpha) * (1 - 2 * data["y"]))
+
+    def _simulate(self, beta: Tensor, data, alpha: Tensor | None = None) -> dict[str, Tensor]:
+        return {"y": torch.bernoulli(torch.sigmoid(self.logits(data, beta, alpha)))}
 
 
 class EightSchools(Model):
@@ -187,6 +220,7 @@ class EightSchools(Model):
         y = torch.as_tensor(y, dtype=torch.get_default_dtype())
         super().__init__(
             [Latent("mu"), Latent("tau", (), "positive"), Latent("theta_tilde", (y.numel(),))],
+            derived=lambda mu, tau, theta_tilde: {"theta": self.theta(mu, tau, theta_tilde)},
             name="eight_schools",
         )
         self.register_buffer("y", y)
@@ -200,6 +234,7 @@ class EightSchools(Model):
         return lp + _normal_lp(self.y, theta, self.sigma).sum(-1)
 
     def theta(self, mu: Tensor, tau: Tensor, theta_tilde: Tensor) -> Tensor:
+        r"""The school effects :math:`\theta_j = \mu + \tau\tilde\theta_j` (recorded as a derived quantity)."""
         return mu[..., None] + tau[..., None] * theta_tilde
 
 

@@ -1,4 +1,5 @@
-r"""An explicit model: named latents with supports, and a log joint :math:`\log p(x, z)`.
+r"""An explicit model: named latents with supports, and a log joint :math:`\log p(x, z)` — given whole, or as a
+prior and a per-observation likelihood over data (a *plate*, :mod:`.plate`).
 
 ADVI view: with :math:`z = T(u)`, :math:`T` = ``biject_to(support)`` per latent,
 
@@ -10,6 +11,8 @@ dimensions), returning shape ``(*S,)``. Units: nats.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,10 +22,13 @@ from torch import Tensor, nn
 from torch.distributions import biject_to
 from torch.distributions.transforms import ComposeTransform, IndependentTransform, Transform
 
+from ..distributed import World
+from .chunking import DEFAULT_MAX_MEMORY, reduced_sum, rows_per_chunk
 from .errors import ModelError
 from .latent import Latent
+from .plate import Plate
 
-__all__ = ["Model"]
+__all__ = ["Model", "distribution_validation"]
 
 
 @dataclass(frozen=True)
@@ -70,27 +76,72 @@ def _make_block(latent: Latent, offset: int) -> _Block:
     return _Block(latent, t, ushape, offset, size, len(latent.shape) - ev)
 
 
-class Model(nn.Module):
-    """A probabilistic model with named latents and a log joint.
+@contextlib.contextmanager
+def distribution_validation(enabled: bool):
+    """Switch torch.distributions argument/support validation on or off (restored afterwards).
 
-    Either subclass and implement ``log_joint(self, **latents)``, or pass a function.
-    The log joint receives one tensor per latent of shape ``(*S, *latent.shape)`` and must return
-    ``(*S,)``: the log density summed over the data and the latent's own dimensions, broadcast over
-    the leading sample dimensions ``S``. Data may be stored as buffers so ``model.to(dtype)`` moves it.
+    Fits run with it off: ``model.check()`` has evaluated the model once with it on, and per step the
+    validation of every Distribution built inside a user's log density costs more ops than the arithmetic
+    (eight schools: about 340 tensor ops per step with it). Code mapped over draws by ``torch.func.vmap``
+    must run with it off (validation branches on tensor values, which vmap cannot batch)."""
+    old = torch.distributions.Distribution._validate_args
+    torch.distributions.Distribution.set_default_validate_args(enabled)
+    try:
+        yield
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(old)
+
+
+def _takes_data(fn: Callable) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "data" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+
+
+class Model(nn.Module):
+    r"""A probabilistic model with named latents: a log joint, or a prior and a likelihood over data.
+
+    Two forms:
+
+    - **log joint** ``log_joint(**z) -> (*S,)``: the whole :math:`\log p(x, z)`, data captured however the
+      user likes (closure, buffers). For models without a data plate (eight schools, posteriordb).
+    - **prior + likelihood over a plate** ``data={name: tensor}``, every tensor with one observation per
+      row (dimension 0): ``log_prior(**z)`` :math:`= \log p(z)` and ``log_likelihood(**z, data=batch)``
+      :math:`= (\log p(x_i \mid z))_{i \in \mathrm{batch}}`, one value per row of ``batch``. The model then
+      evaluates the full data in bounded-memory chunks (:mod:`.chunking`), fits on minibatches
+      (``varinf.fit(model, batch_size=B)``) and across processes (``distributed=True`` under ``torchrun``).
+
+    By default (``vectorized=None``) a plate model's functions are written for **one draw** (latents of
+    their own shapes; ``log_likelihood`` returns ``(B,)``) and mapped over draws with ``torch.func.vmap``;
+    a ``log_joint`` function is taken to handle leading sample dimensions itself (as before). Pass
+    ``vectorized=True`` when the functions accept ``(*S, *shape)`` latents and return ``(*S,)`` /
+    ``(*S, B)`` (faster: no vmap), ``vectorized=False`` when a ``log_joint`` is written for one draw.
+    Subclasses override the methods ``log_joint``, or ``log_prior`` and ``log_likelihood``, with code
+    that handles sample dimensions.
 
     Args:
-        latents: the latent variables, in order.
-        log_joint: ``f(**latents) -> Tensor`` (used when not subclassing).
+        latents: the latent variables, in order (global: shared by all rows).
+        log_joint: ``f(**z) -> Tensor`` (the log-joint form).
+        log_prior, log_likelihood: the plate form (both required with ``data``).
+        data: ``{name: tensor}`` with the observations along dimension 0.
+        derived: ``f(**z, data) -> {name: tensor}``: quantities recorded with the draws (Stan's generated
+            quantities, e.g. group means ``mu + tau * eta``), in summaries and the ArviZ export.
+        simulate: ``f(**z, data) -> {name: tensor}``: replicated data given the latents (posterior
+            predictive draws; names as the data they replicate). Random draws inside are independent per draw.
         name: a label for summaries.
-        vectorized: set False when ``log_joint`` handles one draw at a time; it is then mapped over the
-            sample dimension with ``torch.func.vmap``.
+        vectorized: see above.
+        distributed: ``data`` is this process's block of rows of a ``torchrun`` job (rank order = row
+            order; :func:`varinf.distributed.shard_rows`); sums over rows then include every process.
+        max_memory: bytes the chunked evaluation may use for ``(draws × rows)`` temporaries (default 1 GiB).
 
     Example:
         >>> import torch
         >>> from torch.distributions import Normal
-        >>> y = torch.tensor([0.3, -0.2, 1.1])
-        >>> m = Model([Latent("mu")], lambda mu: Normal(0, 1).log_prob(mu)
-        ...           + Normal(mu[..., None], 1).log_prob(y).sum(-1))
+        >>> m = Model([Latent("mu")], log_prior=lambda mu: Normal(0.0, 1.0).log_prob(mu),
+        ...           log_likelihood=lambda mu, data: Normal(mu, 1.0).log_prob(data["y"]),
+        ...           data={"y": torch.tensor([0.3, -0.2, 1.1])})
         >>> m.log_density(torch.zeros(5, 1)).shape
         torch.Size([5])
     """
@@ -100,11 +151,19 @@ class Model(nn.Module):
         latents: Sequence[Latent],
         log_joint: Callable[..., Tensor] | None = None,
         *,
+        log_prior: Callable[..., Tensor] | None = None,
+        log_likelihood: Callable[..., Tensor] | None = None,
+        data: Mapping[str, Tensor] | None = None,
+        derived: Callable[..., Mapping[str, Tensor]] | None = None,
+        simulate: Callable[..., Mapping[str, Tensor]] | None = None,
         name: str | None = None,
-        vectorized: bool = True,
+        vectorized: bool | None = None,
+        distributed: bool = False,
+        max_memory: int = DEFAULT_MAX_MEMORY,
     ):
         super().__init__()
         latents = tuple(latents)
+        self.name = name or type(self).__name__
         if not latents:
             raise ModelError("a model needs at least one latent variable")
         names = [lat.name for lat in latents]
@@ -112,9 +171,23 @@ class Model(nn.Module):
         if dup:
             raise ModelError(f"duplicate latent name(s): {sorted(dup)}")
         self.latents = latents
-        self.name = name or type(self).__name__
-        self._fn = log_joint
-        self._vectorized = vectorized
+        self._fn, self._prior_fn, self._lik_fn = log_joint, log_prior, log_likelihood
+        self._derived_fn, self._simulate_fn = derived, simulate
+        plate_form = log_likelihood is not None or log_prior is not None
+        if log_joint is not None and plate_form:
+            raise ModelError(f"{self.name}: give either log_joint or log_prior + log_likelihood, not both")
+        if plate_form and (log_prior is None or log_likelihood is None):
+            missing = "log_prior" if log_prior is None else "log_likelihood"
+            raise ModelError(f"{self.name}: the plate form needs both log_prior and log_likelihood ({missing} missing)")
+        if log_likelihood is not None and data is None:
+            raise ModelError(
+                f"{self.name}: log_likelihood needs data={{name: tensor}} (observations along dimension 0)"
+            )
+        if data is not None and "data" in names:
+            raise ModelError(f"{self.name}: a latent may not be called 'data' in a model with data")
+        self._vectorized = vectorized if vectorized is not None else not plate_form
+        self.max_memory = int(max_memory)
+        self.plate = Plate(data, distributed=distributed, owner=self.name) if data is not None else None
         blocks, offset = [], 0
         for lat in latents:
             b = _make_block(lat, offset)
@@ -125,22 +198,146 @@ class Model(nn.Module):
         self._all_identity = all(b.identity for b in blocks)
         self._sizes = [b.size for b in blocks]
 
-    # ------------------------------------------------------------------ log joint
-    def log_joint(self, **z: Tensor) -> Tensor:
-        """:math:`\\log p(x, z)` for named latents of shape ``(*S, *shape)``; returns ``(*S,)``."""
-        if self._fn is None:
-            raise NotImplementedError(f"{type(self).__name__} must implement log_joint or be given one")
-        if self._vectorized:
-            return self._fn(**z)
-        return self._vmapped(z)
+    # ------------------------------------------------------------------ data
+    @property
+    def has_plate(self) -> bool:
+        """Whether the model has data rows it can subsample, chunk and shard (the plate form)."""
+        return self.plate is not None and (self._lik_fn is not None or _overrides(self, "log_likelihood"))
 
-    def _vmapped(self, z: Mapping[str, Tensor]) -> Tensor:
-        first = next(iter(z.values()))
+    @property
+    def data(self) -> dict[str, Tensor] | None:
+        """``{name: tensor}`` (this process's rows), or None for a model without data."""
+        return self.plate.data if self.plate is not None else None
+
+    @property
+    def num_rows(self) -> int:
+        """Observations in the whole data set (all processes); 0 without data."""
+        return self.plate.total if self.plate is not None else 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.plate is not None and self.plate.distributed
+
+    def _float(self) -> Tensor | None:
+        return next((b for b in self.buffers() if b.is_floating_point()), None)
+
+    # ------------------------------------------------------------------ the user's functions, batched over draws
+    def log_prior(self, **z: Tensor) -> Tensor:
+        r""":math:`\log p(z)` for latents ``(*S, *shape)``; returns ``(*S,)``."""
+        if self._prior_fn is None:
+            raise NotImplementedError(f"{type(self).__name__} has no log_prior (pass one, or override log_prior)")
+        return self._prior_fn(**z) if self._vectorized else self._map(self._prior_fn, z)
+
+    def log_likelihood(self, data: Mapping[str, Tensor] | None = None, **z: Tensor) -> Tensor:
+        r""":math:`\log p(x_i \mid z)` for each row of ``data`` (default: all of this process's rows);
+        latents ``(*S, *shape)``; returns ``(*S, B)``."""
+        if self._lik_fn is None:
+            raise NotImplementedError(f"{type(self).__name__} has no log_likelihood")
+        data = self.data if data is None else data
+        return self._lik_fn(**z, data=data) if self._vectorized else self._map(self._lik_fn, z, data)
+
+    def log_joint(self, **z: Tensor) -> Tensor:
+        """:math:`\\log p(x, z)` for named latents of shape ``(*S, *shape)``; returns ``(*S,)``.
+
+        Plate models: prior plus the likelihood summed over every row (and process), in chunks."""
+        if self._fn is not None:
+            return self._fn(**z) if self._vectorized else self._map(self._fn, z)
+        if self.has_plate:
+            return self.log_prior(**z) + self.likelihood_sum(z)
+        raise NotImplementedError(f"{type(self).__name__} must implement log_joint or be given one")
+
+    def _batch_shape(self, z: Mapping[str, Tensor]) -> torch.Size:
         lat0 = self.latents[0]
-        batch = first.shape[: first.dim() - len(lat0.shape)]
-        flat = {k: v.reshape(-1, *v.shape[len(batch) :]) for k, v in z.items()}
-        out = torch.func.vmap(lambda d: self._fn(**d))(flat)
-        return out.reshape(batch)
+        first = z[lat0.name]
+        return first.shape[: first.dim() - len(lat0.shape)]
+
+    def _map(self, fn: Callable, z: Mapping[str, Tensor], data=None, randomness: str = "error", pass_data=None):
+        """Map one-draw ``fn`` over the leading sample dimensions of ``z`` with ``torch.func.vmap``."""
+        S = self._batch_shape(z)
+        flat = {k: v.reshape(-1, *v.shape[len(S) :]) for k, v in z.items()}
+        with distribution_validation(False):
+            if pass_data or (pass_data is None and data is not None):
+                out = torch.func.vmap(lambda d, x: fn(**d, data=x), in_dims=(0, None), randomness=randomness)(
+                    flat, data
+                )
+            else:
+                out = torch.func.vmap(lambda d: fn(**d), randomness=randomness)(flat)
+        return torch.utils._pytree.tree_map(lambda o: o.reshape(*S, *o.shape[1:]), out)
+
+    # ------------------------------------------------------------------ sums over the plate
+    def likelihood_sum(
+        self, z: Mapping[str, Tensor], rows: Mapping[str, Tensor] | None = None, across_processes: bool = True
+    ) -> Tensor:
+        r""":math:`\sum_i \log p(x_i \mid z)` over ``rows`` (a dict of this process's rows; default: all of
+        them), summed over the processes of a distributed model (unless ``across_processes=False``); ``(*S,)``.
+        Evaluated in chunks within ``max_memory`` (:mod:`.chunking`)."""
+        names = list(z)
+        S = self._batch_shape(z)
+        n = self.plate.size if rows is None else int(next(iter(rows.values())).shape[0])
+        ref = z[names[0]]
+        grad = torch.is_grad_enabled() and any(v.requires_grad for v in z.values())
+        per = rows_per_chunk(math.prod(S), ref.element_size(), self.max_memory, grad)
+        if rows is None:
+            chunks = [self.plate.data] if per >= n else list(self.plate.chunks(per))
+        elif per >= n:
+            chunks = [rows]
+        else:
+            chunks = [{k: v[i : i + per] for k, v in rows.items()} for i in range(0, n, per)]
+
+        def chunk_sum(values, chunk):
+            ll = self.log_likelihood(chunk, **dict(zip(names, values)))
+            b = int(next(iter(chunk.values())).shape[0])
+            if tuple(ll.shape) != (*S, b):
+                raise ModelError(_lik_shape_message(self.name, tuple(ll.shape), tuple(S), b, self._vectorized))
+            return ll.sum(-1)
+
+        world = self.plate.world if across_processes else World()
+        return reduced_sum(chunk_sum, [z[k] for k in names], chunks, world)
+
+    def pointwise_log_likelihood(self, z: Mapping[str, Tensor], data: Mapping[str, Tensor] | None = None) -> Tensor:
+        r"""The ``(*S, N)`` matrix :math:`\log p(x_i \mid z_s)` (no gradient) over ``data`` (default: this
+        process's rows), evaluated in chunks. It is ``S × N`` numbers: for LOO on small data; large data
+        should pass a subsample."""
+        data = self.data if data is None else data
+        S = self._batch_shape(z)
+        n = int(next(iter(data.values())).shape[0])
+        per = rows_per_chunk(math.prod(S), next(iter(z.values())).element_size(), self.max_memory)
+        with torch.no_grad():
+            parts = [self.log_likelihood({k: v[i : i + per] for k, v in data.items()}, **z) for i in range(0, n, per)]
+        return torch.cat(parts, -1)
+
+    # ------------------------------------------------------------------ derived quantities and replicated data
+    def derived_quantities(
+        self, z: Mapping[str, Tensor], data: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """``derived(**z, data)`` for latents ``(*S, *shape)`` over ``data`` (default: the model's rows):
+        ``{name: (*S, ...)}`` (empty without ``derived``)."""
+        fn = self._derived_fn
+        if fn is None:
+            return {}
+        out = self._call_generator(fn, z, self.data if data is None else data, "error", "derived")
+        clash = sorted(set(out) & {lat.name for lat in self.latents})
+        if clash:
+            raise ModelError(f"{self.name}: derived quantities {clash} have the same names as latents")
+        return out
+
+    def simulate_data(self, z: Mapping[str, Tensor], data: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """``simulate(**z, data)``: replicated data ``{name: (*S, ...)}`` for latents ``(*S, *shape)``,
+        over ``data`` (default: the model's own rows); independent randomness per draw."""
+        if self._simulate_fn is None:
+            raise ModelError(f"{self.name}: no simulate function; pass Model(..., simulate=f) to draw replicated data")
+        return self._call_generator(self._simulate_fn, z, self.data if data is None else data, "different", "simulate")
+
+    def _call_generator(self, fn, z, data, randomness: str, what: str) -> dict[str, Tensor]:
+        takes = _takes_data(fn)
+        with torch.no_grad():
+            if self._vectorized:
+                out = fn(**z, data=data) if takes else fn(**z)
+            else:
+                out = self._map(fn, z, data, randomness, pass_data=takes)
+        if not isinstance(out, Mapping) or not all(isinstance(v, Tensor) for v in out.values()):
+            raise ModelError(f"{self.name}: {what} must return a dict of tensors, got {type(out).__name__}")
+        return dict(out)
 
     # ------------------------------------------------------------------ transforms
     def split(self, u: Tensor) -> dict[str, Tensor]:
@@ -195,10 +392,11 @@ class Model(nn.Module):
 
     # ------------------------------------------------------------------ checks
     def check(self, u: Tensor | None = None) -> None:
-        """Evaluate the log joint at ``u`` (default: zeros, plus a second random point) and raise a
-        :class:`ModelError` naming the latent when the value is not finite or has the wrong shape."""
-        p = next(self.buffers(), None)
-        dtype = p.dtype if p is not None and p.is_floating_point() else torch.get_default_dtype()
+        """Evaluate the model at ``u`` (default: zeros, plus a second random point) and raise a
+        :class:`ModelError` naming the latent, function or data row when a value is not finite or a function
+        returns the wrong shape."""
+        p = self._float()
+        dtype = p.dtype if p is not None else torch.get_default_dtype()
         if u is None:
             g = torch.Generator().manual_seed(0)
             u = torch.stack([torch.zeros(self.dim), torch.rand(self.dim, generator=g) * 2 - 1]).to(dtype)
@@ -206,16 +404,27 @@ class Model(nn.Module):
         z, ladj = self.constrain(u)
         for zv in z.values():
             zv.retain_grad()
+        if self.has_plate:
+            self._check_plate({k: v.detach() for k, v in z.items()}, u.shape[0])
+        what = "log_prior + log_likelihood" if self.has_plate else "log_joint"
         try:
             lj = self.log_joint(**z)
+        except ModelError:
+            raise
         except Exception as e:  # the user's code failed: say where, keep the original traceback
             shapes = {k: tuple(v.shape) for k, v in z.items()}
             raise ModelError(
-                f"{self.name}: log_joint raised {type(e).__name__}: {e}\n  called with latents of shapes "
+                f"{self.name}: {what} raised {type(e).__name__}: {e}\n  called with latents of shapes "
                 f"{shapes} (a leading sample dimension of {u.shape[0]} draws, then each latent's shape)"
             ) from e
         if not isinstance(lj, Tensor):
             raise ModelError(f"{self.name}: log_joint must return a torch.Tensor, got {type(lj).__name__}")
+        if not lj.is_floating_point():  # int64 cannot carry a gradient; complex is not a log density
+            raise ModelError(
+                f"{self.name}: log_joint returned a {lj.dtype} tensor; it must be real floating point "
+                f"(the latents' dtype, {u.dtype}): compute it with float operations"
+                + (", and return its real part" if lj.is_complex() else "")
+            )
         if lj.shape != u.shape[:-1]:
             hint = (
                 " It looks like it sums over the sample dimension too: reduce only the data and latent dimensions."
@@ -230,6 +439,8 @@ class Model(nn.Module):
         if torch.isfinite(total).all():
             return
         bad_row = int((~torch.isfinite(total)).nonzero()[0, 0])
+        if self.has_plate:
+            self._explain_non_finite({k: v[bad_row : bad_row + 1].detach() for k, v in z.items()})
         total[bad_row].backward() if total[bad_row].requires_grad and torch.isnan(total[bad_row]) else None
         culprits = []
         for b in self._blocks:
@@ -253,8 +464,93 @@ class Model(nn.Module):
             "and that the data have no NaN."
         )
 
+    def _check_plate(self, z: dict[str, Tensor], S: int) -> None:
+        """Shapes of ``log_prior`` and ``log_likelihood`` on the first rows, with errors naming the function."""
+        shapes = {k: tuple(v.shape[1:]) for k, v in z.items()}
+        try:
+            lp = self.log_prior(**z)
+        except Exception as e:
+            raise ModelError(f"{self.name}: log_prior raised {type(e).__name__}: {e} (latents of shapes {shapes}"
+                             f"{'' if self._vectorized else ', one draw at a time'})") from e  # fmt: skip
+        if not isinstance(lp, Tensor) or tuple(lp.shape) != (S,):
+            got = tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__
+            per = (
+                f"shape {got[1:]} per draw" if self._vectorized is False and isinstance(got, tuple) else f"shape {got}"
+            )
+            raise ModelError(
+                f"{self.name}: log_prior returned {per} for {S} draws; expected one number per draw "
+                f"({'a scalar from one-draw code' if not self._vectorized else f'shape ({S},)'}): sum over the "
+                "latents' own dimensions"
+            )
+        b = min(self.plate.size, 4)
+        rows = self.plate.rows(slice(0, b))
+        row_shapes = {k: tuple(v.shape) for k, v in rows.items()}
+        if not self._vectorized and self._lik_fn is not None:
+            one = {k: v[0] for k, v in z.items()}
+            try:
+                ll = self._lik_fn(**one, data=rows)
+            except Exception as e:
+                raise ModelError(
+                    f"{self.name}: log_likelihood raised {type(e).__name__}: {e} (called for one draw, latents of "
+                    f"shapes {shapes}, with data rows {row_shapes})"
+                ) from e
+            if not isinstance(ll, Tensor) or tuple(ll.shape) != (b,):
+                got = tuple(ll.shape) if isinstance(ll, Tensor) else type(ll).__name__
+                raise ModelError(_lik_shape_message(self.name, got, (), b, False))
+        try:
+            ll = self.log_likelihood(rows, **z)
+        except Exception as e:
+            raise ModelError(f"{self.name}: log_likelihood raised {type(e).__name__}: {e} (latents of shapes "
+                             f"{ {k: tuple(v.shape) for k, v in z.items()} }, data rows {row_shapes})") from e  # fmt: skip
+        if not isinstance(ll, Tensor) or tuple(ll.shape) != (S, b):
+            got = tuple(ll.shape) if isinstance(ll, Tensor) else type(ll).__name__
+            raise ModelError(_lik_shape_message(self.name, got, (S,), b, self._vectorized))
+
+    def _explain_non_finite(self, z: dict[str, Tensor]) -> None:
+        """For one non-finite draw: blame the prior, or the first data row whose likelihood is not finite."""
+        with torch.no_grad():
+            lp = self.log_prior(**z)
+            if not torch.isfinite(lp).all():
+                raise ModelError(
+                    f"{self.name}: log_prior is {lp.item()} at an initial point ("
+                    + ", ".join(f"{k}={_short(v[0])}" for k, v in z.items())
+                    + "); check that each latent's declared support matches how the prior uses it"
+                )
+            per = rows_per_chunk(1, 8, self.max_memory)
+            for start in range(0, self.plate.size, per):
+                rows = self.plate.rows(slice(start, start + per))
+                ll = self.log_likelihood(rows, **z)[0]
+                bad = (~torch.isfinite(ll)).nonzero()
+                if len(bad):
+                    i = int(bad[0, 0])
+                    shown = ", ".join(f"{k}={_short(v[i])}" for k, v in rows.items())
+                    raise ModelError(
+                        f"{self.name}: log_likelihood is {ll[i].item()} at data row {self.plate.offset + start + i} "
+                        f"({shown}) at an initial point ("
+                        + ", ".join(f"{k}={_short(v[0])}" for k, v in z.items())
+                        + "); check the data against the likelihood's support and the latents' supports"
+                    )
+
     def extra_repr(self) -> str:
         return ", ".join(f"{lat.name}{list(lat.shape)}: {lat.support!r}" for lat in self.latents)
+
+
+def _overrides(model: Model, method: str) -> bool:
+    return getattr(type(model), method) is not getattr(Model, method)
+
+
+def _lik_shape_message(name: str, got, S: tuple, b: int, vectorized: bool) -> str:
+    want = (*S, b)
+    how = f"{'(*S, B)' if vectorized else '(B,) for one draw'}"
+    hint = (
+        " It sums over the observations: return one value per row instead (varinf sums, scales and subsamples)."
+        if got in ((), S)
+        else ""
+    )
+    return (
+        f"{name}: log_likelihood returned shape {got} for {f'{S[0]} draws and ' if S else ''}a batch of {b} rows; "
+        f"expected {want}, i.e. {how}.{hint}"
+    )
 
 
 def _short(v: Tensor) -> str:

@@ -52,6 +52,11 @@ def _surrogate(value: Tensor, surrogate: Tensor) -> Tensor:
     return value + (surrogate - surrogate.detach())
 
 
+def _check_particles(n) -> None:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"num_particles must be an integer >= 1, got {n!r}")
+
+
 def _log_mean_exp(x: Tensor, dim: int = 0) -> Tensor:
     return torch.logsumexp(x, dim) - math.log(x.shape[dim])
 
@@ -86,8 +91,7 @@ class ELBO:
     baseline: EMABaseline = field(default_factory=EMABaseline, repr=False, compare=False)
 
     def __post_init__(self):
-        if self.num_particles < 1:
-            raise ValueError(f"num_particles must be >= 1, got {self.num_particles}")
+        _check_particles(self.num_particles)
         if self.gradient not in ("reparam", "stl", "score"):
             raise ValueError(f"ELBO gradient must be 'reparam', 'stl' or 'score', got {self.gradient!r}")
 
@@ -138,29 +142,33 @@ def _log_weights(q, log_p, prior, k, gradient) -> tuple[Tensor, Tensor, Tensor]:
 
 @dataclass(frozen=True)
 class IWAE:
-    r"""Importance-weighted bound with ``k`` draws.
+    r"""Importance-weighted bound with ``num_particles`` = K draws.
 
     Args:
-        k: number of importance samples (``k=1`` is the ELBO, Monte Carlo form).
+        num_particles: K, the number of importance samples (``1`` is the ELBO, Monte Carlo form).
         gradient: ``"reparam"``, ``"stl"``, ``"dreg"`` (doubly reparameterized, Tucker et al. 2019,
             arXiv:1810.04152: weights :math:`\tilde w_k^2` on the path gradient for q's parameters,
             the usual :math:`\tilde w_k` for the model's) or ``"score"`` (VIMCO, Mnih & Rezende 2016,
-            arXiv:1602.06725, needs ``k >= 2``).
+            arXiv:1602.06725, needs ``num_particles >= 2``).
     """
 
-    k: int = 5
+    num_particles: int = 5
     gradient: str = "reparam"
 
     def __post_init__(self):
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
+        _check_particles(self.num_particles)
         if self.gradient not in ("reparam", "stl", "dreg", "score"):
             raise ValueError(f"IWAE gradient must be reparam/stl/dreg/score, got {self.gradient!r}")
-        if self.gradient == "score" and self.k < 2:
-            raise ValueError("the VIMCO score-function estimator needs k >= 2")
+        if self.gradient == "score" and self.num_particles < 2:
+            raise ValueError("the VIMCO score-function estimator needs num_particles >= 2")
+
+    @property
+    def k(self) -> int:
+        """K (the papers' name for ``num_particles``)."""
+        return self.num_particles
 
     def loss(self, q: Distribution, log_p: LogDensity, prior: Distribution | None = None) -> BoundEstimate:
-        z, lp, lq = _log_weights(q, log_p, prior, self.k, self.gradient)
+        z, lp, lq = _log_weights(q, log_p, prior, self.num_particles, self.gradient)
         if self.gradient == "score":
             return _vimco(lp, lq)
         lw = lp - lq
@@ -196,24 +204,24 @@ def _vimco(lp: Tensor, lq: Tensor) -> BoundEstimate:
 
 @dataclass(frozen=True)
 class Renyi:
-    r"""Variational Rényi bound :math:`\mathcal{L}_\alpha` with ``k`` draws (``alpha=0``: IWAE; ``alpha→1``: ELBO).
+    r"""Variational Rényi bound :math:`\mathcal{L}_\alpha` with ``num_particles`` draws (``alpha=0``: IWAE;
+    ``alpha→1``: ELBO).
 
     For :math:`\alpha<1` it is a lower bound on :math:`\log p(x)` (Li & Turner 2016); :math:`\alpha>1` gives
     an upper bound in expectation with infinite samples, not with finite ``k``.
     """
 
     alpha: float = 0.5
-    k: int = 5
+    num_particles: int = 5
     gradient: str = "reparam"
 
     def __post_init__(self):
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
+        _check_particles(self.num_particles)
         if self.gradient not in ("reparam", "stl"):
             raise ValueError(f"Renyi gradient must be 'reparam' or 'stl', got {self.gradient!r}")
 
     def loss(self, q: Distribution, log_p: LogDensity, prior: Distribution | None = None) -> BoundEstimate:
-        _, lp, lq = _log_weights(q, log_p, prior, self.k, self.gradient)
+        _, lp, lq = _log_weights(q, log_p, prior, self.num_particles, self.gradient)
         lw = lp - lq
         if abs(1 - self.alpha) < 1e-6:
             bound = lw.mean(0)

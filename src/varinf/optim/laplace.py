@@ -132,20 +132,18 @@ def preconditioned_family(name: str, dim: int, init: LaplaceInit, **kwargs) -> n
     :math:`a_i = H_{ii}^{-1/2}`, the mean-field optimum for a Gaussian target. flow: :math:`a_i = (H^{-1})_{ii}^{1/2}`,
     the Laplace marginal sds, with a near-identity flow on top.
     """
-    from ..families import FAMILIES, Preconditioned, make_family
+    from ..families import Preconditioned, canonical_family, make_family
 
     H = init.precision
     mode = init.mode
-    key = name.lower()
-    base_cls = FAMILIES.get({"mean_field": "meanfield", "mf": "meanfield", "full_rank": "fullrank", "fr": "fullrank",
-                             "low_rank": "lowrank", "nsf": "flow", "maf": "flow"}.get(key, key))  # fmt: skip
+    key = canonical_family(name)
     cov = torch.cholesky_inverse(torch.linalg.cholesky(H))
-    if base_cls is FAMILIES["fullrank"]:
+    if key == "fullrank":
         scale = torch.linalg.cholesky(cov)
-    elif base_cls is FAMILIES["flow"]:
+    elif key == "flow":
         scale = cov.diagonal().sqrt()
     else:
         scale = H.diagonal().rsqrt()
-    kwargs.setdefault("init_scale", 1.0) if base_cls is not FAMILIES["flow"] else None
+    kwargs.setdefault("init_scale", 1.0) if key != "flow" else None
     base = make_family(name, dim, **kwargs)
     return Preconditioned(base, mode, scale)

@@ -6,11 +6,14 @@ import contextlib
 import itertools
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
+
+from ..models.subsample import for_draws
 
 __all__ = ["FitResult", "Summary", "SummaryRow"]
 
@@ -91,6 +94,10 @@ class FitResult:
         recoveries: how many times a run of non-finite bounds forced a step back and a smaller step size.
         skipped_steps: steps whose bound was non-finite and that were skipped (no update).
         diagnostics: filled by :mod:`varinf.diagnostics` (PSIS k-hat, log evidence) when run.
+        method: the fitting method that ran (``"advi"``, ...).
+        family_name: the family the user asked for (``"fullrank"``, ...), whatever wraps it internally.
+        batch_size: data rows per step of a minibatch fit (``None``: every row at every step).
+        family_kwargs: the keyword arguments the family was built with (``rank=3``), for :meth:`save`.
         diagnostics_time: seconds :func:`varinf.fit` spent diagnosing the fit (0 when not run).
 
     The sampling methods (``draws``, ``draws_unconstrained``, ``elbo``, ``summary``) use fresh randomness
@@ -112,13 +119,37 @@ class FitResult:
     recoveries: int = 0
     skipped_steps: int = 0
     diagnostics: Any = None
+    method: str = "advi"
+    family_name: str = ""
+    batch_size: int | None = None
+    family_kwargs: dict = field(default_factory=dict)
     diagnostics_time: float = 0.0
+    _for_draws: Any = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def family_label(self) -> str:
+        """The family's name for people: the one asked for, else the module's class name."""
+        return self.family_name or type(self.family).__name__
 
     # ------------------------------------------------------------------ posterior access
     def posterior(self) -> Distribution:
         """q over the unconstrained space (event shape ``(D,)``)."""
         with torch.no_grad():
             return self.family()
+
+    def model_for_draws(self):
+        """The model as seen by code that evaluates thousands of draws (diagnostics, ELBO estimates): the model
+        itself, or for data of more than ``varinf.models.subsample.EXACT_ROWS`` rows an estimate of its log
+        density from a subsample with a stated error (:mod:`varinf.models.subsample`), built once."""
+        if self._for_draws is None:
+            with torch.no_grad():
+                q = self.family()
+                try:
+                    anchor = q.mean
+                except NotImplementedError:
+                    anchor = q.sample((2000,)).mean(0)
+            self._for_draws = for_draws(self.model, anchor.detach())
+        return self._for_draws
 
     @torch.no_grad()
     def draws_unconstrained(self, n: int = 1000, seed: int | None = None) -> Tensor:
@@ -129,9 +160,10 @@ class FitResult:
 
     @torch.no_grad()
     def draws(self, n: int = 1000, seed: int | None = None) -> dict[str, Tensor]:
-        """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}`` (fresh unless ``seed``)."""
+        """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}``, followed by the
+        model's derived quantities ``{name: (n, ...)}`` (``Model(derived=...)``); fresh unless ``seed``."""
         z, _ = self.model.constrain(self.draws_unconstrained(n, seed))
-        return z
+        return {**z, **self.model.derived_quantities(z)}
 
     @torch.no_grad()
     def elbo(self, n: int = 1000, seed: int | None = None) -> tuple[float, float]:
@@ -139,7 +171,7 @@ class FitResult:
         with _rng(seed):
             q = self.family()
             u = q.sample((n,))
-            lw = self.model.log_density(u) - q.log_prob(u)
+            lw = self.model_for_draws().log_density(u) - q.log_prob(u)
         lw = lw.double()
         return lw.mean().item(), (lw.std() / math.sqrt(n)).item()
 
@@ -150,33 +182,67 @@ class FitResult:
         z = self.draws(n, seed)
         rows = []
         qs = torch.tensor(quantiles, dtype=torch.float64)
-        for lat in self.model.latents:
-            v = z[lat.name].double().reshape(n, -1)
+        for key, value in z.items():
+            v = value.double().reshape(n, -1)
             mean, sd = v.mean(0), v.std(0)
             qv = torch.quantile(v, qs, dim=0)
-            for j, name in enumerate(_element_names(lat.name, lat.shape)):
+            for j, name in enumerate(_element_names(key, tuple(value.shape[1:]))):
                 rows.append(SummaryRow(name, mean[j].item(), sd[j].item(), tuple(qv[:, j].tolist())))
-        elbo, se = self.elbo(min(n, 2000), seed)
+        elbo, se = self._summary_elbo(n, seed)
         status = "converged" if self.converged else "NOT converged"
         header = [
-            f"{getattr(self.model, 'name', 'model')}: {type(self.family).__name__} family, "
+            f"{getattr(self.model, 'name', 'model')}: {self.family_label} family by {self.method}, "
             f"{self.num_steps} steps ({self.grad_evals} gradient evaluations), {self.wall_time:.2f} s"
             + (f" (+ {self.diagnostics_time:.2f} s diagnostics)" if self.diagnostics_time else "")
             + f", lr={self.lr:g}",
             f"ELBO {elbo:.3f} ± {se:.3f} nats; {status} ({self.convergence_reason})"
             + (f"; parameters averaged over the last {self.averaged_steps} steps" if self.averaged_steps else ""),
         ]
+        if self.batch_size is not None:
+            rows_total = self.model.num_rows
+            header.append(
+                f"minibatches of {self.batch_size:,} of {rows_total:,} rows: {self.num_steps * self.batch_size / rows_total:.3g} "
+                "epochs (likelihood scaled by N/B, control variate at q's mean)"
+            )
         if self.skipped_steps:
             header.append(
                 f"{self.skipped_steps} step(s) had a non-finite bound and were skipped; recovered "
                 f"{self.recoveries} time(s) by stepping back with a smaller step size"
             )
         footer = list(self.diagnostics.summary_lines()) if self.diagnostics is not None else []
+        if hasattr(self._for_draws, "describe"):
+            footer.append(self._for_draws.describe())
         return Summary(rows, tuple(quantiles), header, footer)
+
+    def predict(self, data=None, num_draws: int = 1000, seed: int | None = 0):
+        """Posterior predictive draws for ``data`` (new rows; default: the model's own), see
+        :func:`varinf.optim.predict.predict`."""
+        from .predict import predict
+
+        return predict(self, data, num_draws, seed)
+
+    def save(self, path) -> Path:
+        """Write this fit to ``path`` (``.safetensors``, safetensors + JSON, no pickle); read it back with
+        ``varinf.load(path, model)`` (:mod:`varinf.optim.persist`)."""
+        from .persist import save_result
+
+        return save_result(self, path)
+
+    def _summary_elbo(self, n: int, seed: int | None) -> tuple[float, float]:
+        """The diagnostics' ELBO when there are some (same q, no second pass over the data); else a fresh
+        estimate, except for a model spread over processes (the summary may run on one process only: then
+        the last window mean of the trace, with the spread of the window's estimates)."""
+        d = self.diagnostics
+        if d is not None and hasattr(d, "elbo"):
+            return float(d.elbo), float(d.elbo_se)
+        if getattr(self.model, "distributed", False):
+            w = self.elbo_trace[-min(len(self.elbo_trace), 100) :]
+            return w.mean().item(), (w.std() / math.sqrt(max(len(w), 1))).item() if len(w) > 1 else math.nan
+        return self.elbo(min(n, 2000), seed)
 
     def __repr__(self) -> str:
         last = self.window_means[-1] if self.window_means else float("nan")
         return (
-            f"FitResult(model={getattr(self.model, 'name', '?')}, family={type(self.family).__name__}, "
+            f"FitResult(model={getattr(self.model, 'name', '?')}, family={self.family_label}, method={self.method}, "
             f"steps={self.num_steps}, converged={self.converged}, elbo≈{last:.4g}, wall_time={self.wall_time:.2f}s)"
         )

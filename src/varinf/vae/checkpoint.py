@@ -1,14 +1,10 @@
-"""Safetensors files with a checksum, and the trained-model API (:func:`save_vae`, :func:`load_vae`).
+"""VAE model and checkpoint files, and the trained-model API (:func:`save_vae`, :func:`load_vae`).
 
-Nothing is ever unpickled. A file is a safetensors archive whose header metadata holds
-
-- ``format``: ``varinf.vae/1``;
-- ``meta``: JSON (the VAE config for a model file; training progress, optimizer hyper-parameters and
-  history for a checkpoint);
-- ``sha256``: digest of every tensor's name, dtype, shape and bytes, checked on load, so truncation
-  *and* silent corruption of the data give a clear error instead of a model with garbage weights.
-
-Writes are atomic (temporary file, fsync, rename), so an interrupted save never destroys the last good file.
+A file is a checksummed safetensors archive (:mod:`varinf.utils.safetensors_io`: nothing is ever unpickled;
+truncation and silent corruption give a clear error instead of a model with garbage weights) with format tag
+``varinf.vae/1`` and JSON ``meta`` (the VAE config for a model file; training progress, optimizer
+hyper-parameters and history for a checkpoint). Writes are atomic, so an interrupted save never destroys the
+last good file.
 
 Example:
     >>> from varinf.vae import load_vae  # doctest: +SKIP
@@ -18,19 +14,15 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 from torch import Tensor
 
-from ..data.idx import atomic_write_bytes
+from .. import utils
+from ..utils import SafetensorsError
 from .config import VAEConfig
 from .model import VAE
 
@@ -49,61 +41,18 @@ FORMAT = "varinf.vae/1"
 MODEL_FILE = "model.safetensors"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint or model file is unreadable, corrupt, or does not match the model."""
-
-
-def _digest(tensors: dict[str, Tensor]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(tensors):
-        t = tensors[name].detach().contiguous().cpu()
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
+# Corrupt, truncated or foreign files, and weights that do not match the model (one error type for users).
+CheckpointError = SafetensorsError
 
 
 def write_safetensors(path: str | os.PathLike, tensors: dict[str, Tensor], meta: dict[str, Any]) -> Path:
-    """Atomically write ``tensors`` with JSON ``meta`` and a checksum."""
-    tensors = {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()}
-    metadata = {"format": FORMAT, "meta": json.dumps(meta), "sha256": _digest(tensors)}
-    path = Path(path)
-    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
-    return path
-
-
-def _header(data: bytes, path: Path) -> dict:
-    if len(data) < 8:
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({len(data)} bytes)")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint (header of {n} bytes, file {len(data)})")
-    try:
-        return json.loads(data[8 : 8 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt checkpoint header ({e})") from None
+    """Atomically write ``tensors`` with JSON ``meta`` and a checksum, tagged as a VAE file."""
+    return utils.write_safetensors(path, tensors, meta, format=FORMAT)
 
 
 def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read a file written by :func:`write_safetensors`; verify format and checksum."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such checkpoint: {path}")
-    data = path.read_bytes()
-    meta = _header(data, path).get("__metadata__") or {}
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a varinf VAE file (format {meta.get('format')!r}, expected {FORMAT!r})")
-    try:
-        tensors = st_load(data)
-    except Exception as e:  # safetensors raises its own error types for malformed data
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({e})") from None
-    if _digest(tensors) != meta.get("sha256"):
-        raise CheckpointError(
-            f"{path}: checksum mismatch, the file is corrupt (tensor data changed since it was saved)"
-        )
-    try:
-        return tensors, json.loads(meta["meta"])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{path}: corrupt metadata ({e})") from None
+    return utils.read_safetensors(path, format=FORMAT)
 
 
 def load_state(module: torch.nn.Module, tensors: dict[str, Tensor], prefix: str, path: Path) -> None:

@@ -18,43 +18,17 @@ Launch: ``torchrun --nproc_per_node=2 -m varinf vae train ...`` (or any script c
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
+
+from ..distributed import World, init_distributed
 
 __all__ = ["Shard", "ShardedNormal", "World", "init_distributed"]
 
 _NO_SAMPLE = torch.Size()
-
-
-@dataclass(frozen=True)
-class World:
-    """This process's place in the job: ``rank`` of ``size`` processes (``size == 1``: no torch.distributed)."""
-
-    rank: int = 0
-    size: int = 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.size > 1:
-            dist.barrier()
-
-
-def init_distributed() -> World:
-    """Join the process group set up by ``torchrun`` (gloo backend), or return a one-process world."""
-    size = int(os.environ.get("WORLD_SIZE", "1"))
-    if size <= 1:
-        return World()
-    if not dist.is_initialized():
-        dist.init_process_group("gloo")
-    return World(rank=dist.get_rank(), size=dist.get_world_size())
 
 
 @dataclass(frozen=True)

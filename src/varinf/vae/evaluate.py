@@ -83,7 +83,7 @@ def _log_weights(vae: VAE, x: Tensor, k: int, chunk: int) -> Tensor:
     parts, done = [], 0
     while done < k:
         n = min(chunk, k - done)
-        parts.append(IWAE(k=n).loss(q, ll, prior).log_weights)
+        parts.append(IWAE(num_particles=n).loss(q, ll, prior).log_weights)
         done += n
     return torch.cat(parts)  # (k, B)
 

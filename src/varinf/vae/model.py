@@ -17,7 +17,7 @@ Example:
     >>> from varinf.vae import VAE, VAEConfig
     >>> vae = VAE.from_config(VAEConfig(data_shape=(1, 4, 4), latents=(2,), hidden=((8,),)))
     >>> x = vae.likelihood.prepare(torch.randint(0, 256, (3, 1, 4, 4), dtype=torch.uint8))
-    >>> vae(x, IWAE(k=5)).bound.shape
+    >>> vae(x, IWAE(num_particles=5)).bound.shape
     torch.Size([3])
 """
 

@@ -69,7 +69,7 @@ def make_objective(
     if objective == "iwae":
         if beta != 1.0 or free_bits or kl_warmup_steps:
             raise ValueError("beta, free bits and KL annealing apply to the ELBO objective, not IWAE")
-        return IWAE(k=k, gradient=gradient)
+        return IWAE(num_particles=k, gradient=gradient)
     if objective != "elbo":
         raise ValueError(f"unknown objective {objective!r}; choose 'elbo' or 'iwae'")
     b = beta * min(1.0, step / kl_warmup_steps) if kl_warmup_steps > 0 else beta

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
 
-from ..data.idx import atomic_write_bytes
+from ..utils import atomic_write_bytes
 from .model import VAE
 
 __all__ = [

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.idx import atomic_write_bytes
+from ..utils import atomic_write_text
 from .checkpoint import load_vae
 from .config import VAEConfig
 from .datasets import DataSpec
@@ -78,20 +78,22 @@ def evaluate_run(
         raise ValueError(f"the {split} split is empty")
     x = run.vae.likelihood.prepare(images, torch.Generator().manual_seed(TEST_SEED))
     ev = evaluate(run.vae, x, k=k, batch_size=batch_size, seed=seed, progress=progress)
-    atomic_write_bytes(run.path / f"eval_{split}.json", (json.dumps(ev.to_dict(), indent=2) + "\n").encode())
+    atomic_write_text(run.path / f"eval_{split}.json", json.dumps(ev.to_dict(), indent=2) + "\n")
     return ev
 
 
-def plot_run(path: str | os.PathLike, data: DataSpec | None = None, out: str | os.PathLike | None = None) -> list[Path]:
+def plot_run(
+    path: str | os.PathLike, data: DataSpec | None = None, out: str | os.PathLike | None = None, seed: int = 0
+) -> list[Path]:
     """Samples, reconstructions and latent map (test images) and the validation history, as PNGs in ``out``
-    (default: the run folder)."""
+    (default: the run folder); ``seed`` draws the samples and the reconstructions' latents."""
     run = load_run(path)
     out = Path(out) if out is not None else run.path
     out.mkdir(parents=True, exist_ok=True)
     test = _data(run, data).load().test
     written = [
-        plot_samples(run.vae, out / "samples.png"),
-        plot_reconstructions(run.vae, test.images, out / "reconstructions.png"),
+        plot_samples(run.vae, out / "samples.png", seed=seed),
+        plot_reconstructions(run.vae, test.images, out / "reconstructions.png", seed=seed),
         plot_latent_map(run.vae, test.images, test.labels, out / "latent_map.png"),
     ]
     if run.history:

@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from ..data.idx import atomic_write_bytes
+from ..utils import atomic_write_text
 from .checkpoint import (
     load_state,
     optimizer_state_from_tensors,
@@ -57,7 +57,7 @@ _VALID_SEED = 1234  # fixed binarization of the validation images
 
 
 def _write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
+    atomic_write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def _save(run: Path, vae: VAE, opt: torch.optim.Optimizer, gen: torch.Generator, perm: Tensor, prog: Progress):

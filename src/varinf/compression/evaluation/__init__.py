@@ -1,0 +1,1 @@
+"""Rate-distortion measurement: PSNR/SSIM/MS-SSIM, Bjøntegaard deltas, RD points vs Pillow codecs (see README.md)."""

@@ -1,0 +1,22 @@
+"""Chores every package shares, at the bottom of the import graph (imports nothing else from varinf).
+
+- :mod:`.files`: atomic writes (:func:`atomic_output`, :func:`atomic_write_bytes`, :func:`atomic_write_text`);
+- :mod:`.safetensors_io`: checksummed safetensors + JSON metadata (:func:`write_safetensors`,
+  :func:`read_safetensors`, :class:`SafetensorsError`);
+- :mod:`.threads`: torch's thread count for a block (:func:`num_threads`).
+"""
+
+from .files import atomic_output, atomic_write_bytes, atomic_write_text
+from .safetensors_io import SafetensorsError, read_safetensors, tensor_digest, write_safetensors
+from .threads import num_threads
+
+__all__ = [
+    "SafetensorsError",
+    "atomic_output",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "num_threads",
+    "read_safetensors",
+    "tensor_digest",
+    "write_safetensors",
+]

@@ -1,0 +1,116 @@
+"""Codec training extras: safetensors checkpoints, time-budget planning, warm start, late patches, photo sets."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from varinf.compression import CodecConfig, ImageCodec, TrainConfig, load_codec, train_codec
+from varinf.compression.lossy.checkpoint import load_training_state, read_training_meta, save_training_state
+from varinf.compression.lossy.train import export_checkpoint, planned_steps
+
+from .conftest import TINY, make_tiny_codec
+
+
+def test_checkpoint_restores_weights_and_adam_state_exactly(tmp_path):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Conv2d(3, 1, 1))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(2, 2, 5, 5)).square().mean().backward()
+        opt.step()
+    save_training_state(tmp_path / "c.safetensors", net, opt, step=3, meta={"k": [1, 2]})
+    twin = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Conv2d(3, 1, 1))
+    twin_opt = torch.optim.Adam(twin.parameters(), lr=5.0)
+    state = load_training_state(tmp_path / "c.safetensors", twin, twin_opt)
+    assert state.step == 3 and state.meta == {"k": [1, 2]}
+    x = torch.randn(1, 2, 5, 5)
+    for a, b in ((net, opt), (twin, twin_opt)):  # one more identical step on both
+        b.zero_grad()
+        a(x).square().mean().backward()
+        b.step()
+    assert all(torch.equal(p, q) for p, q in zip(net.parameters(), twin.parameters()))
+    assert json.loads((tmp_path / "c.json").read_text())["step"] == 3  # readable copy
+    with pytest.raises(ValueError, match="not a varinf training checkpoint"):
+        read_training_meta(tmp_path / "c.json")
+
+
+def test_planned_steps_fill_the_budget_and_stay_in_bounds():
+    train = TrainConfig(steps=10_000, decay_fraction=0.25)
+    # 1000 s left at 0.1 s/step from step 2000: 0.75 N - 2000 + 0.25 N = 10000 -> N = 12000, capped at 10000
+    assert planned_steps(train, 2000, 0.1, 1000.0) == 10_000
+    assert planned_steps(train, 2000, 0.1, 500.0) == 7000
+    assert planned_steps(train, 2000, 0.1, 0.0) == 2667  # no time left: the decay starts now
+    late = TrainConfig(steps=10_000, decay_fraction=0.25, late_patch_size=256)
+    assert planned_steps(late, 2000, 0.1, 500.0) < 7000  # dearer late steps: fewer in all
+
+
+def test_a_tiny_time_budget_ends_the_run_early_with_its_decay(tmp_path, picture):
+    train = TrainConfig(steps=40, batch_size=1, patch_size=64, checkpoint_every=2, log_every=2, time_budget_h=1e-9)
+    result = train_codec(TINY, [picture], tmp_path, train, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "train.log").read_text().splitlines()]
+    assert 6 <= result.steps < 40 and log[-1]["planned_steps"] == result.steps
+    assert log[-1]["lr"] < train.lr  # the run ended inside its lr decay, on the re-planned schedule
+    assert log[-1]["lr"] == pytest.approx(replace(train, steps=result.steps).lr_at(result.steps - 1))
+    meta = read_training_meta(tmp_path / "checkpoint.safetensors")["meta"]
+    assert meta["planned_steps"] == result.steps and meta["train_seconds"] > 0
+    again = train_codec(TINY, [picture], tmp_path, train, progress=False)  # resumed: the plan holds
+    assert again.steps == result.steps
+    more = replace(train, steps=result.steps + 4, time_budget_h=None)
+    assert train_codec(TINY, [picture], tmp_path, more, progress=False).steps == result.steps + 4  # as given
+
+
+def test_warm_start_late_patches_and_export(tmp_path, picture):
+    cfg = CodecConfig(**{**TINY.__dict__, "prior": "mean-scale"})
+    init = make_tiny_codec("mean-scale", seed=3)
+    train = TrainConfig(steps=4, batch_size=4, patch_size=64, late_patch_size=128, decay_fraction=0.5,
+                        checkpoint_every=2, lr=1e-12)  # fmt: skip
+    assert train.batch_at(1) == (4, 64) and train.batch_at(2) == (1, 128)
+    train_codec(cfg, [picture], tmp_path / "run", train, progress=False, init=init)
+    trained = load_codec(tmp_path / "run")
+    for name, p in init.state_dict().items():  # lr ~ 0: the run kept the initial weights
+        assert torch.allclose(trained.state_dict()[name], p, atol=1e-6), name
+    exported = export_checkpoint(tmp_path / "run", tmp_path / "half")
+    assert load_codec(tmp_path / "half").model_id() == exported.model_id()
+    assert json.loads((tmp_path / "half" / "model.json").read_text())["info"]["steps"] == 4
+    with pytest.raises(ValueError, match="another configuration"):
+        train_codec(cfg, [picture], tmp_path / "other", train, progress=False, init=make_tiny_codec())
+
+
+def test_packaged_photos_report_missing_sources(monkeypatch):
+    pytest.importorskip("skimage")
+    from varinf.compression.lossy import photos
+
+    monkeypatch.setattr(photos, "MATE_NATURE", photos.Path("/nonexistent"))
+    got = photos.packaged_photos(sources=("builtin", "mate-nature"), repeat={"builtin": 2})
+    assert got.missing == {"mate-nature": photos.SOURCES["mate-nature"]}
+    half = len(got.images) // 2
+    assert got.images[0] is got.images[half] and got.names[:half] == got.names[half:]
+    assert all(img.dtype == np.uint8 and img.ndim == 3 for img in got.images)
+    with pytest.raises(ValueError, match="unknown photo source"):
+        photos.packaged_photos(sources=("kodak",))
+
+
+def test_a_non_finite_batch_skips_the_update(tmp_path, picture, monkeypatch):
+    from varinf.compression.lossy.patches import PatchSampler
+
+    clean = PatchSampler.sample
+
+    def poisoned(self, *args, **kwargs):
+        x = clean(self, *args, **kwargs)
+        x[0, 0, 0, 0] = float("nan")
+        return x
+
+    monkeypatch.setattr(PatchSampler, "sample", poisoned)
+    train = TrainConfig(steps=1, batch_size=1, patch_size=64, log_every=1)
+    train_codec(TINY, [picture], tmp_path, train, progress=False)
+    assert json.loads((tmp_path / "train.log").read_text())["skipped"] == 1
+    torch.manual_seed(train.seed)
+    fresh = ImageCodec(TINY)  # the initial weights of the run
+    trained = load_codec(tmp_path)
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), trained.state_dict().values()))
