@@ -20,7 +20,6 @@ sampling, when the policy runs it, costs its budget in gradients (reported).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import warnings
 from collections.abc import Callable
@@ -30,8 +29,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from ..models.subsample import EstimatedModel
-from .evidence import upgrade
+from .evidence import policy_evidence, with_subsample_error
 from .evidence_result import LogEvidence
 from .importance import importance_draws, log_evidence
 from .psis import KHAT_GOOD, PSISResult, psis
@@ -302,7 +300,7 @@ def diagnose_q(
     ps = psis(lw)
     d = Diagnostics(
         psis=ps,
-        log_evidence=_with_subsample_error(log_evidence(lw, label, khat=ps.khat), model),
+        log_evidence=with_subsample_error(log_evidence(lw, label, khat=ps.khat), model),
         elbo=elbo,
         elbo_se=elbo_se,
         draws={k: v.detach() for k, v in z.items()},
@@ -311,35 +309,12 @@ def diagnose_q(
         num_failed=imp.num_failed,
     )
     d.psis_shift, d.psis_shift_at, d.psis_shift_noise = _psis_shift(d.draws, d.psis.weights)
-    d.evidence = _best_evidence(model, q, d.log_evidence, evidence, evidence_budget, seed)
+    d.evidence = policy_evidence(model, q, d.log_evidence, evidence, evidence_budget, seed)
     d.messages = _messages(d, label)
     if warn:
         for m in d.messages:
             warnings.warn(f"{model.name}: {m}", DiagnosticWarning, stacklevel=3)
     return d
-
-
-def _best_evidence(model, q, is_estimate: LogEvidence, method: str, budget: int, seed) -> LogEvidence:
-    if method == "is":
-        return is_estimate
-    # large data: the draws saw a subsampled estimate (no gradients); bridge/AIS run on the model itself,
-    # whose chunked log density bounds memory at any N but costs a pass over every row per gradient
-    exact = model.model if isinstance(model, EstimatedModel) else model
-    if method == "auto":
-        return is_estimate if exact is not model else upgrade(model, q, is_estimate, budget, seed)
-    from .evidence import evidence
-
-    return evidence(exact, q, method, budget=budget, seed=seed)
-
-
-def _with_subsample_error(ev: LogEvidence, model) -> LogEvidence:
-    r"""Large data: the log densities came from a subsample, whose error (at most ``max_se`` per draw, shared
-    by the weighted mean) adds to the Monte Carlo se of :math:`\log\hat Z` in quadrature."""
-    if not isinstance(model, EstimatedModel):
-        return ev
-    extra = model.estimator.max_se
-    note = f"{ev.note}; + {extra:.3g} nats subsample error" if ev.note else f"subsample error {extra:.3g} nats"
-    return dataclasses.replace(ev, se=math.hypot(ev.se, extra), note=note)
 
 
 def diagnose(

@@ -23,8 +23,12 @@ equal cost; AIS is available on request.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 from torch.distributions import Distribution
 
+from ..models.subsample import EstimatedModel
 from .ais import ais
 from .bridge import bridge
 from .evidence_result import METHOD_NAMES, LogEvidence
@@ -39,7 +43,9 @@ __all__ = [
     "importance_draws",
     "importance_log_evidence",
     "log_evidence",
+    "policy_evidence",
     "upgrade",
+    "with_subsample_error",
 ]
 
 MIN_BUDGET = 2_000  # gradient evaluations below which bridge sampling is not attempted by "auto"
@@ -103,3 +109,28 @@ def upgrade(model, q: Distribution, is_estimate: LogEvidence, budget: int, seed:
     if is_estimate.reliable or model.dim > MAX_UPGRADE_DIM or budget < MIN_BUDGET:
         return is_estimate
     return bridge(model, q, budget, seed=seed, **options)
+
+
+def policy_evidence(model, q: Distribution, is_estimate: LogEvidence, method: str, budget: int, seed: int | None):
+    """What the diagnostics report for ``method``: ``is_estimate`` (``"is"``), :func:`upgrade` (``"auto"``), or
+    bridge sampling / AIS with ``budget`` gradients. ``model`` may be the large-data
+    :class:`~varinf.models.subsample.EstimatedModel` the draws were evaluated with: then ``"auto"`` spends no
+    gradients (each would be a pass over every row), and bridge/AIS run on the model itself, whose chunked
+    log density keeps memory within its ``max_memory`` at any N."""
+    if method == "is":
+        return is_estimate
+    exact = model.model if isinstance(model, EstimatedModel) else model
+    if method == "auto":
+        return is_estimate if exact is not model else upgrade(model, q, is_estimate, budget, seed)
+    return evidence(exact, q, method, budget=budget, seed=seed)
+
+
+def with_subsample_error(ev: LogEvidence, model) -> LogEvidence:
+    r"""Large data: log densities estimated from a subsample (``model`` an
+    :class:`~varinf.models.subsample.EstimatedModel`) err by at most ``max_se`` per draw, an error shared by the
+    weighted mean :math:`\log\hat Z`; it is added to the Monte Carlo se in quadrature. Other models: ``ev``."""
+    if not isinstance(model, EstimatedModel):
+        return ev
+    extra = model.estimator.max_se
+    note = f"{ev.note}; + {extra:.3g} nats subsample error" if ev.note else f"subsample error {extra:.3g} nats"
+    return dataclasses.replace(ev, se=math.hypot(ev.se, extra), note=note)
