@@ -63,7 +63,7 @@ class Row:
     worst: str = ""
     khat: float = math.nan
     verdict: str = ""
-    psis_shift: float = math.nan  # how far PSIS moves q's means (q-sds, latents)
+    psis_shift: float = math.nan  # how far PSIS moves q's means (PSIS posterior sds, latents)
     warned: bool = False  # a DiagnosticWarning was raised (k-hat or PSIS mean shift)
     grad_evals: int = 0
     steps: int = 0
@@ -157,7 +157,7 @@ def markdown(rows: list[Row], meta: dict) -> str:
         ],
         "Errors are |mean_q − mean_ref| / sd_ref over the reference quantities (constrained, incl. transformed "
         "parameters); PSIS = after Pareto-smoothed importance reweighting of the same 4000 draws; sd ratio = "
-        "sd_q / sd_ref (min / mean / max); shift = largest PSIS correction of q's means of the latents (q-sds). "
+        "sd_q / sd_ref (min / mean / max); shift = largest PSIS correction of q's means of the latents (in PSIS-estimated posterior sds). "
         "Goal: error ≤ 0.1 where k̂ < 0.7 (`ok`), k̂ ≥ 0.7 where larger (`flagged`); `k̂ missed, shift warned` = "
         "k̂ < 0.7 with error > 0.1 but the PSIS mean-shift warning fired; `k̂ missed, not converged (warned)` = the "
         "same, the fit stopped at its step cap and varinf raised a `ConvergenceWarning`; `SILENT FAILURE` = no "

@@ -7,6 +7,7 @@ compression, which speaks bits.
 
 from . import distributed
 from .api import fit, load
+from .diagnostics import evidence
 from .families import AmortizedNormal, Flow, FullRank, LowRank, MeanField
 from .models import Latent, Model, ModelError, load_example
 from .objectives import ELBO, IWAE, Renyi
@@ -30,6 +31,7 @@ __all__ = [
     "ModelError",
     "Renyi",
     "distributed",
+    "evidence",
     "fit",
     "load",
     "load_example",

@@ -6,15 +6,18 @@
       = varinf.optim.optimize(...)              # fit q with the chosen method (auto: Pathfinder -> BaM -> ...)
         -> varinf.diagnostics.diagnose(result)  # PSIS k-hat, log p(x), warnings
         -> result.diagnostics                   # shown by result.summary(), PSIS-corrected when k-hat allows
+           result.diagnostics_time              # its seconds (not in wall_time)
 
 ``diagnose=False`` skips the diagnostics (for loops that fit many times).
 """
 
 from __future__ import annotations
 
+import time
 import warnings
 
 from .diagnostics import diagnose as _diagnose
+from .diagnostics.evidence_result import METHOD_NAMES
 from .optim import FitConfig, FitResult, optimize
 from .optim.persist import load_result
 
@@ -30,6 +33,8 @@ def fit(
     config: FitConfig | None = None,
     diagnose: bool = True,
     diagnose_draws: int = 4000,
+    evidence: str = "auto",
+    evidence_budget: int | None = None,
     **options,
 ) -> FitResult:
     r"""Fit a variational approximation q to ``model``'s posterior, then check it.
@@ -58,6 +63,14 @@ def fit(
         diagnose_draws: ``S``; at least 2200 for the full 0.7 threshold (see :func:`~varinf.diagnostics.khat_threshold`).
             With more than 50,000 data rows the draws' log densities are estimated from a subsample with a
             stated error (:mod:`varinf.models.subsample`).
+        evidence: how :math:`\log p(x)` is estimated: ``"auto"`` (importance sampling with q, with an error bar
+            only when :math:`\hat k < 0.25`; when it is unreliable and the model has at most 100 unconstrained
+            dimensions, bridge sampling with ``evidence_budget`` gradients if that is at least 2,000), ``"is"``
+            (never spend gradients), ``"bridge"`` or ``"ais"`` (always, with ``evidence_budget``). See
+            :func:`varinf.evidence`.
+        evidence_budget: model gradient evaluations the evidence may spend; default: the fit's own count,
+            capped at 20,000 (the diagnosis never costs more gradients than the fit). With more than 50,000
+            data rows ``"auto"`` spends none (each gradient then costs a pass over every row).
 
     Minibatches (``batch_size=B``, models with data): see :mod:`varinf.optim.minibatch`. Under ``torchrun``
     with a ``Model(..., distributed=True)`` every process runs this same call on its block of rows; results
@@ -76,21 +89,37 @@ def fit(
         >>> res.diagnostics.verdict, res.method, res.route
         ('good', 'auto', ('pathfinder', 'bam'))
     """
+    evidence_opts = _evidence_options(evidence, evidence_budget)
     if getattr(model, "distributed", False) and not model.plate.world.is_main:
         # every process runs the same fit in lockstep (collectives inside the model); rank 0 reports
         options["progress"] = False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options)
-    return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options)
+            return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options, evidence_opts)
+    return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options, evidence_opts)
 
 
-def _fit(model, family, objective, method, config, diagnose, diagnose_draws, options) -> FitResult:
+def _fit(model, family, objective, method, config, diagnose, diagnose_draws, options, evidence_opts) -> FitResult:
     result = optimize(model, family, objective, method=method, config=config, **options)
     if diagnose:
+        t0 = time.perf_counter()
         seed = options.get("seed", config.seed if config is not None else 0)
-        result.diagnostics = _diagnose(result, diagnose_draws, seed=seed, corrected=result.report == "psis")
+        result.diagnostics = _diagnose(
+            result, diagnose_draws, seed=seed, corrected=result.report == "psis", **evidence_opts
+        )
+        result.diagnostics_time = time.perf_counter() - t0
     return result
+
+
+def _evidence_options(evidence: str, budget: int | None) -> dict:
+    """The evidence policy for :func:`~varinf.diagnostics.diagnose`, checked before the fit runs."""
+    if evidence not in ("auto", *METHOD_NAMES):
+        raise ValueError(f"evidence must be 'auto', 'is', 'bridge' or 'ais', got {evidence!r}")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
+        raise ValueError(f"evidence_budget must be an integer >= 0, got {budget!r}")
+    if evidence in ("bridge", "ais") and budget is None:
+        budget = 20_000
+    return {"evidence": evidence, "evidence_budget": budget}
 
 
 def load(path, model=None, *, family=None, diagnose: bool = False, diagnose_draws: int = 4000) -> FitResult:
@@ -117,5 +146,7 @@ def load(path, model=None, *, family=None, diagnose: bool = False, diagnose_draw
     """
     result = load_result(path, model, family)
     if diagnose:
+        t0 = time.perf_counter()
         result.diagnostics = _diagnose(result, diagnose_draws, corrected=result.report == "psis")
+        result.diagnostics_time = time.perf_counter() - t0
     return result

@@ -89,3 +89,21 @@ def test_progress_bar_total_is_honest(monkeypatch, tol, total):
     (bar,) = bars
     assert bar.total_asked == total and bar.counted == bar.n == res.num_steps
     assert "at most 250 steps" in bar.desc or tol is None
+
+
+@pytest.mark.filterwarnings("ignore::varinf.optim.ConvergenceWarning")  # 300 steps on purpose
+def test_evidence_options_reach_the_fit_and_json_hides_an_untrusted_se(capsys):
+    import json
+
+    from varinf.models import load_example
+
+    exact = load_example("linear_regression").exact_log_evidence()
+    short = ["fit", "linear_regression", "--max-steps", "300", "--lr", "0.02", "--fixed", "--draws", "500", "--json"]
+    assert main([*short, "--evidence", "is"]) == 0
+    ev = json.loads(capsys.readouterr().out)["diagnostics"]
+    assert ev["log_evidence_method"] == "is" and ev["log_evidence_grad_evals"] == 0
+    assert not ev["log_evidence_reliable"] and ev["log_evidence_se"] is None  # mean-field q of a correlated posterior
+    assert main([*short, "--evidence", "bridge", "--evidence-budget", "3000"]) == 0
+    ev = json.loads(capsys.readouterr().out)["diagnostics"]
+    assert ev["log_evidence_method"] == "bridge" and 0 < ev["log_evidence_grad_evals"] <= 3000
+    assert ev["log_evidence_reliable"] and abs(ev["log_evidence"] - exact) < 4 * ev["log_evidence_se"] + 1e-3

@@ -60,6 +60,16 @@ def test_psis_khat_tracks_tail_of_ratios():
         psis(torch.tensor([0.0, math.nan]))
 
 
+def test_equal_ratios_have_no_tail_but_a_diverged_q_is_not_equal_ratios():
+    exact = psis(torch.full((4000,), -33.25, dtype=torch.float64) + 1e-12 * torch.randn(4000, dtype=torch.float64))
+    assert exact.khat == -math.inf and exact.verdict == "good" and exact.ess == 4000
+    # a diverged fit: log weights near -1e28 spread over 1e15 nats are tiny relative to their size, not equal
+    g = torch.Generator().manual_seed(0)
+    lw = -1.1e28 + 3e13 * torch.randn(4000, generator=g, dtype=torch.float64).exp()
+    r = psis(lw)
+    assert r.khat > 0.7 and r.verdict != "good" and r.ess < 10
+
+
 def test_psis_corrected_moments_improve_on_q():
     """PSIS-reweighting a slightly too narrow Gaussian q recovers the target's mean and sd."""
     from torch.distributions import Independent, Normal

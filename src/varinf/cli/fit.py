@@ -20,6 +20,7 @@ import traceback
 import warnings
 from pathlib import Path
 
+from ..diagnostics.evidence_result import METHOD_NAMES
 from ..families import FAMILIES, FAMILY_ALIASES, canonical_family
 from ..objectives import GRADIENTS
 from ..optim import METHODS
@@ -37,6 +38,8 @@ from .options import (
     to_json,
 )
 from .paths import check_output_folder, input_file, writing
+
+EVIDENCE = ("auto", *METHOD_NAMES)  # --evidence: the policy of varinf.fit(evidence=...)
 
 __all__ = ["add_fit_options", "fit_options", "fit_record", "load_model", "register", "run_fit"]
 
@@ -139,6 +142,7 @@ def fit_record(result, summary) -> dict:
         "grad_evals": result.grad_evals,
         "density_evals": result.density_evals,
         "wall_time_s": result.wall_time,
+        "diagnostics_time_s": result.diagnostics_time,
         "lr": result.lr,
         "converged": bool(result.converged),
         "convergence_reason": result.convergence_reason,
@@ -153,14 +157,24 @@ def fit_record(result, summary) -> dict:
             "verdict": d.verdict,
             "psis_ess": d.ess,
             "num_draws": d.num_draws,
-            "log_evidence": d.log_evidence.estimate,
-            "log_evidence_se": d.log_evidence.se,
+            **_evidence_record(d.evidence or d.log_evidence),
             "elbo": d.elbo,
             "elbo_se": d.elbo_se,
             "kl": d.kl,
             "warnings": list(d.messages),
         }
     return record
+
+
+def _evidence_record(ev) -> dict:
+    """The evidence the summary shows: its se only where the method trusts it (else null: no false ±)."""
+    return {
+        "log_evidence": ev.estimate,
+        "log_evidence_se": ev.se if ev.reliable else None,
+        "log_evidence_reliable": bool(ev.reliable),
+        "log_evidence_method": ev.method,
+        "log_evidence_grad_evals": ev.grad_evals,
+    }
 
 
 def _draws_name() -> str:
@@ -231,6 +245,11 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="Adam step size (> 0) or 'auto'")  # fmt: skip
     p.add_argument("--tol", type=number(0, lo_open=True), default=1e-3, help="relative ELBO change for convergence")
     p.add_argument("--fixed", action="store_true", help="run exactly --max-steps (no convergence check)")
+    p.add_argument("--evidence", choices=EVIDENCE, default="auto",
+                   help="log p(x) by importance sampling, upgraded to bridge sampling when that is unreliable (auto), "
+                        "or always by is, bridge or ais (default auto)")  # fmt: skip
+    p.add_argument("--evidence-budget", type=integer(0), default=None, metavar="N",
+                   help="model gradient evaluations the evidence may spend (default: the fit's own, at most 20000)")  # fmt: skip
     add_seed(p)
     add_dtype(p, None)
 
@@ -246,6 +265,8 @@ def fit_options(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "dtype": dtype_of(args),
         "progress": progress_of(args),
+        "evidence": args.evidence,
+        "evidence_budget": args.evidence_budget,
     }
 
 

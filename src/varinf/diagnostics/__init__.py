@@ -1,11 +1,15 @@
-"""Did the fit work? PSIS k-hat, log evidence, ArviZ export and plots (see README.md here).
+"""Did the fit work? PSIS k-hat, log evidence (IS, bridge sampling, AIS), ArviZ export and plots (README.md here).
 
 ArviZ (optional, ``pip install 'varinf[arviz]'``) is imported only in :mod:`.arviz_adapter`.
 """
 
+from .ais import ais
+from .bridge import bridge
 from .diagnose import Diagnostics, DiagnosticWarning, diagnose, diagnose_q
-from .evidence import ImportanceDraws, LogEvidence, importance_draws, importance_log_evidence, log_evidence
+from .evidence import evidence
+from .evidence_result import LogEvidence
 from .export import from_inference_data, to_inference_data
+from .importance import ImportanceDraws, importance_draws, importance_log_evidence, log_evidence
 from .plots import flatten_draws, plot_elbo_trace, plot_marginals, save_figure
 from .psis import KHAT_GOOD, KHAT_MAX, PSISResult, khat_threshold, khat_verdict, psis
 
@@ -17,8 +21,11 @@ __all__ = [
     "ImportanceDraws",
     "LogEvidence",
     "PSISResult",
+    "ais",
+    "bridge",
     "diagnose",
     "diagnose_q",
+    "evidence",
     "flatten_draws",
     "from_inference_data",
     "importance_draws",

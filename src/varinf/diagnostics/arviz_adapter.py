@@ -63,7 +63,8 @@ def psis_smooth(log_weights: np.ndarray) -> tuple[np.ndarray, float]:
     lw = np.asarray(log_weights, dtype=np.float64)
     if lw.ndim != 1:
         raise ValueError(f"psis_smooth takes a (S,) vector of log weights, got shape {lw.shape}")
-    with np.errstate(over="ignore", divide="ignore"):  # extreme ratios overflow harmlessly inside the k-hat fit
+    # extreme (or all-equal) ratios overflow or divide by zero harmlessly inside the k-hat fit
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         smoothed, khat = az.psislw(lw, reff=1.0)
     return np.asarray(smoothed, dtype=np.float64), float(khat)
 

@@ -1,141 +1,136 @@
-r"""Importance-sampled log evidence :math:`\log p(x)` with a Monte Carlo standard error.
+r"""``evidence``: :math:`\log p(x)` for a fitted q by importance sampling, bridge sampling or AIS.
 
-With draws :math:`u_s` from a proposal :math:`r` over the model's unconstrained space,
+=========  =====================================================  ==========================================
+method     how                                                    error estimate trusted when
+=========  =====================================================  ==========================================
+``is``     draws of q weighted by :math:`p/q` (:mod:`.importance`)  PSIS :math:`\hat k < 0.25` (estimable variance)
+``bridge`` HMC posterior draws started from q, Meng–Wong bridge    chains mixed (split :math:`\hat R`), halves
+           to a Gaussian proposal (:mod:`.bridge`)                 agree
+``ais``    q annealed to the posterior with HMC moves (:mod:`.ais`)  :math:`\hat k < 0.25` of the AIS weights
+=========  =====================================================  ==========================================
 
-.. math::
-    \hat Z = \frac1S \sum_{s=1}^S w_s,\qquad w_s = \frac{p_U(x, u_s)}{r(u_s)},\qquad
-    \mathrm{se}(\log\hat Z) \approx \frac{\mathrm{sd}(w)}{\sqrt S\,\bar w}
-    = \sqrt{\textstyle\sum_s \tilde w_s^2 - 1/S}
+Cost in model gradient evaluations: IS none (``num_draws`` log densities); bridge and AIS spend ``budget``.
 
-(delta method; :math:`\tilde w_s = w_s/\sum_t w_t`). :math:`\hat Z` is unbiased for :math:`p(x)`;
-:math:`\log \hat Z` is biased low by about :math:`\mathrm{se}^2/2` (Jensen), negligible when se is small.
-The standard error is only meaningful when the weights have finite variance, i.e. PSIS
-:math:`\hat k < 0.5`: above that the sample variance underestimates the truth and the reported se is
-too small. That is why q (fitted to the posterior) is a good proposal and the prior usually is not:
-sampling :math:`u_s` from the prior gives :math:`w_s = p(x\mid z_s)`, and when the posterior is much
-narrower than the prior almost no prior draw lands where the likelihood is large (see the README here
-for a worked example). Units: nats.
+**Default policy** (``method="auto"``, what :func:`varinf.fit` runs after every fit): importance sampling
+from the diagnostic draws, always; when its error bar cannot be trusted (:math:`\hat k \ge 0.25`), bridge
+sampling if the model is small (``dim ≤ 100``) and the budget allows at least ``MIN_BUDGET`` gradient
+evaluations. :func:`varinf.fit`'s budget defaults to the fit's own gradient count (capped at 20,000), so the
+diagnostics never cost more gradients than the fit did; a fit cheaper than ``MIN_BUDGET`` reports the IS
+estimate as the lower bound it is and says how to get an error bar. Bridge sampling is the upgrade because
+on the calibration benchmark (``benchmarks/evidence_calibration.py``) it was the more accurate of the two at
+equal cost; AIS is available on request.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from dataclasses import dataclass
 
-import torch
-from torch import Tensor
 from torch.distributions import Distribution
 
-__all__ = ["ImportanceDraws", "LogEvidence", "importance_draws", "importance_log_evidence", "log_evidence"]
+from ..models.subsample import EstimatedModel
+from .ais import ais
+from .bridge import bridge
+from .evidence_result import METHOD_NAMES, LogEvidence
+from .importance import ImportanceDraws, importance_draws, importance_log_evidence, log_evidence
+
+__all__ = [
+    "MAX_UPGRADE_DIM",
+    "MIN_BUDGET",
+    "ImportanceDraws",
+    "LogEvidence",
+    "evidence",
+    "importance_draws",
+    "importance_log_evidence",
+    "log_evidence",
+    "policy_evidence",
+    "upgrade",
+    "with_subsample_error",
+]
+
+MIN_BUDGET = 2_000  # gradient evaluations below which bridge sampling is not attempted by "auto"
+MAX_UPGRADE_DIM = 100  # "auto" upgrades IS only for models this small (the curvature costs 2D gradients)
 
 
-@dataclass(frozen=True)
-class LogEvidence:
-    r"""An importance-sampling estimate of :math:`\log p(x)` (nats).
-
-    Attributes:
-        estimate: :math:`\log \hat Z`.
-        se: delta-method Monte Carlo standard error of the estimate.
-        num_draws: ``S``.
-        ess: effective sample size of the raw weights, :math:`1/\sum_s \tilde w_s^2`.
-        proposal: a label for the proposal (``"q"``, ``"prior"``, ...).
-    """
-
-    estimate: float
-    se: float
-    num_draws: int
-    ess: float
-    proposal: str = "q"
-
-    def __str__(self) -> str:
-        return f"{self.estimate:.4f} ± {self.se:.4f} nats ({self.proposal} as proposal, {self.num_draws} draws)"
-
-
-def log_evidence(log_weights: Tensor, proposal: str = "q") -> LogEvidence:
-    """:math:`\\log\\hat Z` and its standard error from ``(S,)`` log weights (``-inf`` = weight 0)."""
-    lw = torch.as_tensor(log_weights).detach().to(torch.float64).flatten()
-    S = lw.numel()
-    if S < 2:
-        raise ValueError(f"need at least 2 log weights, got {S}")
-    if torch.isnan(lw).any():
-        raise ValueError("log weights contain NaN")
-    lse = torch.logsumexp(lw, 0)
-    if not torch.isfinite(lse):
-        return LogEvidence(lse.item(), math.inf, S, 0.0, proposal)
-    sum_sq = torch.exp(torch.logsumexp(2 * (lw - lse), 0)).item()  # sum of squared normalized weights
-    se = math.sqrt(max(sum_sq - 1.0 / S, 0.0))
-    return LogEvidence((lse - math.log(S)).item(), se, S, 1.0 / sum_sq, proposal)
-
-
-@dataclass(frozen=True)
-class ImportanceDraws:
-    """Draws ``u`` ``(S, D)`` from a proposal with ``log_p`` (model, unconstrained) and ``log_q`` ``(S,)``.
-
-    ``num_failed`` counts draws whose model log density was NaN; their ``log_p`` is set to ``-inf``
-    (weight 0), which biases estimates if there are many: it is reported, never hidden.
-    """
-
-    u: Tensor
-    log_p: Tensor
-    log_q: Tensor
-    num_failed: int = 0
-
-    @property
-    def log_weights(self) -> Tensor:
-        return self.log_p - self.log_q
-
-
-@torch.no_grad()
-def importance_draws(
-    model, proposal: Distribution, num_draws: int = 4000, seed: int | None = 0, chunk: int = 1000
-) -> ImportanceDraws:
-    r"""Draw ``num_draws`` points from ``proposal`` (event shape ``(model.dim,)``) and evaluate
-    :math:`\log p_U(x, u)` (the model's unconstrained log density) and :math:`\log r(u)` (returned in float64),
-    ``chunk`` draws at a time to bound memory. The global RNG is left untouched when ``seed`` is given."""
-    if tuple(proposal.event_shape) != (model.dim,):
-        raise ValueError(
-            f"the proposal's event shape {tuple(proposal.event_shape)} must be ({model.dim},), the model's "
-            "unconstrained dimension"
-        )
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
-        us, lps, lqs = [], [], []
-        for start in range(0, num_draws, chunk):
-            n = min(chunk, num_draws - start)
-            if hasattr(proposal, "rsample_and_log_prob"):  # zuko flows: one pass, no inverse
-                u, lq = proposal.rsample_and_log_prob((n,))
-            else:
-                u = proposal.sample((n,))
-                lq = proposal.log_prob(u)
-            us.append(u)
-            lqs.append(lq)
-            lps.append(model.log_density(u))
-    u, log_p, log_q = torch.cat(us), torch.cat(lps).double(), torch.cat(lqs).double()
-    bad = torch.isnan(log_p) | (log_p == math.inf)
-    failed = int(bad.sum())
-    if failed:
-        log_p = torch.where(bad, torch.full_like(log_p, -math.inf), log_p)
-    if not torch.isfinite(log_q).all():
-        raise ValueError("the proposal's log density is not finite at some of its own draws")
-    return ImportanceDraws(u, log_p, log_q, failed)
-
-
-def importance_log_evidence(
-    model, proposal: Distribution, num_draws: int = 4000, seed: int | None = 0, label: str = "proposal"
+def evidence(
+    model,
+    q: Distribution | None = None,
+    method: str = "auto",
+    *,
+    budget: int = 20_000,
+    num_draws: int = 4000,
+    seed: int | None = None,
+    **options,
 ) -> LogEvidence:
-    """:func:`log_evidence` with ``num_draws`` draws of ``proposal`` (any Distribution over the model's
-    unconstrained space: a fitted q, or the prior for the naive estimator).
+    r"""Estimate :math:`\log p(x)` (nats) with q as the starting point.
+
+    Args:
+        model: a :class:`~varinf.models.Model`, or a :class:`~varinf.optim.FitResult` (then q is its
+            fitted family and ``q`` must be None).
+        q: a Distribution over the model's unconstrained space (event shape ``(model.dim,)``).
+        method: ``"is"``, ``"bridge"``, ``"ais"`` or ``"auto"`` (IS, upgraded to bridge sampling when IS is
+            unreliable; see the module docstring).
+        budget: model gradient evaluations bridge sampling or AIS may spend.
+        num_draws: draws of q for importance sampling.
+        seed: seeds every draw (the global RNG is left untouched); None: fresh randomness.
+        options: passed to :func:`~.bridge.bridge` or :func:`~.ais.ais` (``num_chains``, ``num_particles``,
+            ``start``, ...).
+
+    Returns:
+        :class:`~varinf.diagnostics.evidence_result.LogEvidence`: ``estimate``, ``se``, ``reliable``,
+        ``method``, ``grad_evals``, ``note``; ``str()`` gives one honest line.
 
     Example:
-        >>> import torch
-        >>> from torch.distributions import Independent, Normal
-        >>> from varinf.models import NormalNormal
-        >>> m = NormalNormal(torch.tensor([0.5, 1.5]), sigma=1.0, prior_scale=1.0)
-        >>> post = m.exact_posterior()
-        >>> q = Independent(Normal(post.loc.reshape(1).float(), post.scale.reshape(1).float()), 1)
-        >>> ev = importance_log_evidence(m, q)   # q = exact posterior: every weight equals p(x)
-        >>> abs(ev.estimate - m.exact_log_evidence()) < 1e-4 and ev.se < 1e-4
+        >>> import torch, varinf
+        >>> from varinf.models import LinearRegression
+        >>> m = LinearRegression.correlated(rho=0.9, seed=0).double()
+        >>> res = varinf.fit(m, family="meanfield", progress=False, evidence="is")
+        >>> ev = varinf.evidence(res, method="bridge", seed=0)
+        >>> ev.reliable and abs(ev.estimate - m.exact_log_evidence()) < 4 * ev.se
         True
     """
-    return log_evidence(importance_draws(model, proposal, num_draws, seed).log_weights, label)
+    if q is None:
+        if not hasattr(model, "posterior") or not hasattr(model, "model"):
+            raise TypeError("evidence(model, q): give q, or pass a FitResult as the first argument")
+        model, q = model.model, model.posterior()
+    if method not in ("auto", *METHOD_NAMES):
+        raise ValueError(f"unknown method {method!r}; use 'auto', 'is', 'bridge' or 'ais'")
+    if method == "bridge":
+        return bridge(model, q, budget, seed=seed, **options)
+    if method == "ais":
+        return ais(model, q, budget, seed=seed, **options)
+    est = importance_log_evidence(model, q, num_draws, seed, label="q")
+    return est if method == "is" else upgrade(model, q, est, budget, seed, **options)
+
+
+def upgrade(model, q: Distribution, is_estimate: LogEvidence, budget: int, seed: int | None = None, **options):
+    """The ``"auto"`` policy after importance sampling: keep ``is_estimate`` when it is reliable, the model is
+    larger than ``MAX_UPGRADE_DIM`` or ``budget < MIN_BUDGET``; otherwise run bridge sampling with ``budget``."""
+    if is_estimate.reliable or model.dim > MAX_UPGRADE_DIM or budget < MIN_BUDGET:
+        return is_estimate
+    return bridge(model, q, budget, seed=seed, **options)
+
+
+def policy_evidence(model, q: Distribution, is_estimate: LogEvidence, method: str, budget: int, seed: int | None):
+    """What the diagnostics report for ``method``: ``is_estimate`` (``"is"``), :func:`upgrade` (``"auto"``), or
+    bridge sampling / AIS with ``budget`` gradients. ``model`` may be the large-data
+    :class:`~varinf.models.subsample.EstimatedModel` the draws were evaluated with: then ``"auto"`` spends no
+    gradients (each would be a pass over every row), and bridge/AIS run on the model itself, whose chunked
+    log density keeps memory within its ``max_memory`` at any N."""
+    if method == "is":
+        return is_estimate
+    exact = model.model if isinstance(model, EstimatedModel) else model
+    if method == "auto":
+        return is_estimate if exact is not model else upgrade(model, q, is_estimate, budget, seed)
+    return evidence(exact, q, method, budget=budget, seed=seed)
+
+
+def with_subsample_error(ev: LogEvidence, model) -> LogEvidence:
+    r"""Large data: log densities estimated from a subsample (``model`` an
+    :class:`~varinf.models.subsample.EstimatedModel`) err by at most ``max_se`` per draw, an error shared by the
+    weighted mean :math:`\log\hat Z`; it is added to the Monte Carlo se in quadrature. Other models: ``ev``."""
+    if not isinstance(model, EstimatedModel):
+        return ev
+    extra = model.estimator.max_se
+    note = f"{ev.note}; + {extra:.3g} nats subsample error" if ev.note else f"subsample error {extra:.3g} nats"
+    return dataclasses.replace(ev, se=math.hypot(ev.se, extra), note=note)

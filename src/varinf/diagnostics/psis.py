@@ -107,6 +107,13 @@ def psis(log_weights: Tensor) -> PSISResult:
     if not torch.isfinite(lw).any():
         raise ValueError("every log weight is -inf: the model's log density is -inf wherever q puts mass")
     S = lw.numel()
+    finite = lw[torch.isfinite(lw)]
+    # equal up to the rounding of the log densities, and at most 1e-6 nats apart whatever their size (a diverged
+    # q has log weights near -1e28 whose spread of 1e15 nats is still "small" relative to them)
+    tol = min(1e-6, 1e-10 * max(1.0, float(finite.abs().max())))
+    if finite.numel() == S and float(finite.max() - finite.min()) <= tol:
+        # all ratios equal (the proposal is the posterior): no tail at all, every draw counts
+        return PSISResult(-math.inf, lw, torch.full_like(lw, -math.log(S)), float(S), khat_threshold(S), True)
     smoothed, khat = pareto_smooth(lw)
     done = True
     ess = 1.0 / torch.exp(torch.logsumexp(2 * smoothed, 0)).item()

@@ -2,7 +2,16 @@
 
 from .constraints import OrderedTransform, as_constraint, ordered_vector, positive_ordered_vector
 from .errors import ModelError
-from .examples import EXAMPLES, EightSchools, LinearRegression, LogisticRegression, NormalNormal, load_example
+from .examples import (
+    EXAMPLES,
+    EightSchools,
+    GPRegression,
+    LinearRegression,
+    LogisticRegression,
+    NormalGamma,
+    NormalNormal,
+    load_example,
+)
 from .latent import Latent
 from .model import Model
 from .plate import Plate
@@ -10,11 +19,13 @@ from .plate import Plate
 __all__ = [
     "EXAMPLES",
     "EightSchools",
+    "GPRegression",
     "Latent",
     "LinearRegression",
     "LogisticRegression",
     "Model",
     "ModelError",
+    "NormalGamma",
     "NormalNormal",
     "OrderedTransform",
     "Plate",

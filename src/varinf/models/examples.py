@@ -3,7 +3,12 @@ r"""Built-in example models (all ``Model`` subclasses, data stored as buffers).
 - :class:`NormalNormal` — conjugate: :math:`\mu \sim N(m_0, s_0^2)`, :math:`y_i \sim N(\mu, \sigma^2)`;
   exact posterior and exact :math:`\log p(y)`.
 - :class:`LinearRegression` — Bayesian linear regression with known noise; exact Gaussian posterior
-  (correlated) and exact evidence.
+  (correlated) and exact evidence; :meth:`LinearRegression.correlated` draws predictors with a chosen
+  pairwise correlation.
+- :class:`NormalGamma` — unknown mean and precision, conjugate Normal–Gamma prior; exact :math:`\log p(y)` and a
+  posterior that is *not* Gaussian in the unconstrained :math:`(\mu, \log\tau)` (skewed, scale-dependent).
+- :class:`GPRegression` — Gaussian-process regression with fixed hyperparameters, latent function values
+  whitened (:math:`f = L\eta`, Stan's recommended form); exact posterior and exact :math:`\log p(y)`.
 - :class:`LogisticRegression` — :math:`\beta \sim N(0, s^2 I)`, :math:`y_n \sim \mathrm{Bern}(\sigma(x_n^\top\beta + \alpha))`.
 - :class:`EightSchools` — Rubin (1981), non-centered: :math:`\theta_j = \mu + \tau\tilde\theta_j` (a derived quantity).
 
@@ -26,7 +31,16 @@ from .chunking import rows_per_chunk
 from .latent import Latent
 from .model import Model
 
-__all__ = ["EXAMPLES", "EightSchools", "LinearRegression", "LogisticRegression", "NormalNormal", "load_example"]
+__all__ = [
+    "EXAMPLES",
+    "EightSchools",
+    "GPRegression",
+    "LinearRegression",
+    "LogisticRegression",
+    "NormalGamma",
+    "NormalNormal",
+    "load_example",
+]
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -104,6 +118,19 @@ class LinearRegression(Model):
         y = X @ beta + kw.get("noise_scale", 1.0) * torch.randn(n, generator=g)
         return cls(X, y, **kw)
 
+    @classmethod
+    def correlated(cls, n: int = 50, d: int = 4, rho: float = 0.9, seed: int = 0, **kw) -> LinearRegression:
+        r"""Predictors with pairwise correlation ``rho`` (one shared factor: :math:`x_{nj} = \sqrt{1-\rho}\,
+        e_{nj} + \sqrt\rho\, c_n`), coefficients :math:`\beta\sim N(0, I)`. The posterior correlations grow
+        with ``rho``: at 0.99 a mean-field q underestimates some posterior sds about tenfold."""
+        if not 0 <= rho < 1:
+            raise ValueError(f"rho must be in [0, 1), got {rho}")
+        g = torch.Generator().manual_seed(seed)
+        X = math.sqrt(1 - rho) * torch.randn(n, d, generator=g) + math.sqrt(rho) * torch.randn(n, 1, generator=g)
+        beta = torch.randn(d, generator=g)
+        y = X @ beta + kw.get("noise_scale", 1.0) * torch.randn(n, generator=g)
+        return cls(X, y, **kw)
+
     def log_prior(self, beta: Tensor) -> Tensor:
         return _normal_lp(beta, 0.0, self.prior_scale).sum(-1)
 
@@ -121,9 +148,17 @@ class LinearRegression(Model):
         return MultivariateNormal(cov @ X.T @ y / self.noise_scale**2, covariance_matrix=cov)
 
     def exact_log_evidence(self) -> float:
+        r""":math:`\log N(y; 0, \sigma^2 I + s^2 XX^\top)` through the ``d × d`` posterior precision
+        :math:`\Lambda = X^\top X/\sigma^2 + I/s^2` (matrix determinant lemma and Woodbury): ``O(N d^2)``, no
+        ``N × N`` matrix, so it holds at any number of rows."""
         X, y = self.data["X"].double(), self.data["y"].double()
-        cov = self.prior_scale**2 * X @ X.T + self.noise_scale**2 * torch.eye(X.shape[0], dtype=X.dtype)
-        return MultivariateNormal(torch.zeros_like(y), cov).log_prob(y).item()
+        (n, d), var = X.shape, self.noise_scale**2
+        prec = X.T @ X / var + torch.eye(d, dtype=X.dtype) / self.prior_scale**2
+        L = torch.linalg.cholesky(prec)
+        w = torch.linalg.solve_triangular(L, (X.T @ y / var)[:, None], upper=False)  # L^{-1} b
+        quad = y @ y / var - w.square().sum()
+        logdet = 2 * L.diagonal().log().sum() + 2 * d * math.log(self.prior_scale) + n * math.log(var)
+        return (-0.5 * (n * math.log(2 * math.pi) + logdet + quad)).item()
 
 
 class LogisticRegression(Model):
@@ -226,6 +261,109 @@ class EightSchools(Model):
         return mu[..., None] + tau[..., None] * theta_tilde
 
 
+class NormalGamma(Model):
+    r"""Unknown mean and precision: :math:`\tau\sim\mathrm{Gamma}(a_0, b_0)`,
+    :math:`\mu\mid\tau\sim N(m_0, 1/(\kappa_0\tau))`, :math:`y_i\sim N(\mu, 1/\tau)`.
+
+    Conjugate: :math:`\tau\mid y\sim\mathrm{Gamma}(a_n, b_n)`, :math:`\mu\mid\tau, y\sim N(m_n, 1/(\kappa_n\tau))` with
+    :math:`\kappa_n = \kappa_0 + n`, :math:`m_n = (\kappa_0 m_0 + n\bar y)/\kappa_n`, :math:`a_n = a_0 + n/2`,
+    :math:`b_n = b_0 + \frac12\sum_i (y_i - \bar y)^2 + \kappa_0 n(\bar y - m_0)^2 / (2\kappa_n)`, and
+    :math:`p(y) = \frac{\Gamma(a_n)}{\Gamma(a_0)}\frac{b_0^{a_0}}{b_n^{a_n}}\sqrt{\kappa_0/\kappa_n}\,(2\pi)^{-n/2}`
+    (Murphy 2007, "Conjugate Bayesian analysis of the Gaussian distribution", §3).
+    """
+
+    def __init__(self, y: Tensor, prior_loc: float = 0.0, prior_kappa: float = 1.0, a0: float = 2.0, b0: float = 2.0):
+        super().__init__([Latent("mu"), Latent("tau", (), "positive")], name="normal_gamma")
+        self.register_buffer("y", torch.as_tensor(y, dtype=torch.get_default_dtype()).flatten())
+        self.m0, self.kappa0, self.a0, self.b0 = float(prior_loc), float(prior_kappa), float(a0), float(b0)
+
+    @classmethod
+    def synthetic(cls, n: int = 10, seed: int = 0, **kw) -> NormalGamma:
+        """``n`` draws of N(1, 1.5^2) (few points: a skewed posterior)."""
+        g = torch.Generator().manual_seed(seed)
+        return cls(1.0 + 1.5 * torch.randn(n, generator=g), **kw)
+
+    def log_joint(self, mu: Tensor, tau: Tensor) -> Tensor:
+        a0, b0, k0 = self.a0, self.b0, self.kappa0
+        lp = a0 * math.log(b0) - math.lgamma(a0) + (a0 - 1) * tau.log() - b0 * tau  # Gamma(a0, rate b0)
+        lp = lp + 0.5 * (math.log(k0) + tau.log() - _LOG_2PI) - 0.5 * k0 * tau * (mu - self.m0) ** 2
+        n = self.y.numel()
+        sq = (self.y - mu[..., None]).square().sum(-1)
+        return lp + 0.5 * n * (tau.log() - _LOG_2PI) - 0.5 * tau * sq
+
+    def posterior_parameters(self) -> tuple[float, float, float, float]:
+        r""":math:`(m_n, \kappa_n, a_n, b_n)`."""
+        y = self.y.double()
+        n, ybar = y.numel(), y.mean().item()
+        kn = self.kappa0 + n
+        mn = (self.kappa0 * self.m0 + n * ybar) / kn
+        an = self.a0 + n / 2
+        bn = self.b0 + 0.5 * (y - ybar).square().sum().item() + self.kappa0 * n * (ybar - self.m0) ** 2 / (2 * kn)
+        return mn, kn, an, bn
+
+    def exact_moments(self) -> dict[str, tuple[float, float]]:
+        """Posterior mean and sd of ``mu`` (a Student t) and ``tau`` (a Gamma)."""
+        mn, kn, an, bn = self.posterior_parameters()
+        return {"mu": (mn, math.sqrt(bn / (kn * (an - 1)))), "tau": (an / bn, math.sqrt(an) / bn)}
+
+    def exact_log_evidence(self) -> float:
+        _, kn, an, bn = self.posterior_parameters()
+        n = self.y.numel()
+        return (
+            math.lgamma(an) - math.lgamma(self.a0) + self.a0 * math.log(self.b0) - an * math.log(bn)
+            + 0.5 * (math.log(self.kappa0) - math.log(kn)) - 0.5 * n * _LOG_2PI
+        )  # fmt: skip
+
+
+class GPRegression(Model):
+    r"""Gaussian-process regression with fixed hyperparameters, latent values whitened (Stan's recommended form):
+    :math:`\eta\sim N(0, I_n)`, :math:`f = L\eta` with :math:`LL^\top = K + \epsilon I`,
+    :math:`K_{ij} = s^2\exp(-(x_i - x_j)^2 / 2\ell^2)`, :math:`y_i \sim N(f_i, \sigma^2)`.
+
+    Exact posterior :math:`\eta\mid y \sim N(m, \Sigma)`, :math:`\Sigma^{-1} = I + L^\top L/\sigma^2`,
+    :math:`m = \Sigma L^\top y/\sigma^2`; exact evidence :math:`\log N(y; 0, LL^\top + \sigma^2 I)`.
+    Smooth kernels make the posterior strongly correlated (a hard case for mean-field q).
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, lengthscale: float = 1.0, signal_scale: float = 1.0,
+                 noise_scale: float = 0.3, jitter: float = 1e-6):  # fmt: skip
+        x = torch.as_tensor(x, dtype=torch.get_default_dtype()).flatten()
+        y = torch.as_tensor(y, dtype=x.dtype).flatten()
+        if x.shape != y.shape:
+            raise ValueError(f"x and y must have the same length; got {x.numel()} and {y.numel()}")
+        super().__init__([Latent("eta", (x.numel(),))], name="gp_regression")
+        d2 = (x[:, None] - x[None, :]).double().square()
+        K = signal_scale**2 * torch.exp(-0.5 * d2 / lengthscale**2) + jitter * torch.eye(x.numel(), dtype=d2.dtype)
+        self.register_buffer("x", x)
+        self.register_buffer("y", y)
+        self.register_buffer("L", torch.linalg.cholesky(K).to(x.dtype))
+        self.noise_scale = float(noise_scale)
+
+    @classmethod
+    def synthetic(cls, n: int = 20, seed: int = 0, **kw) -> GPRegression:
+        """``n`` inputs uniform on [0, 10], a smooth function plus noise of sd ``noise_scale`` (default 0.3)."""
+        g = torch.Generator().manual_seed(seed)
+        x = torch.sort(10 * torch.rand(n, generator=g)).values
+        f = torch.sin(x) + 0.5 * torch.cos(2.3 * x + torch.rand(1, generator=g) * 6)
+        y = f + kw.get("noise_scale", 0.3) * torch.randn(n, generator=g)
+        return cls(x, y, **kw)
+
+    def log_joint(self, eta: Tensor) -> Tensor:
+        f = eta @ self.L.T  # (*S, n)
+        return _normal_lp(eta, 0.0, 1.0).sum(-1) + _normal_lp(self.y, f, self.noise_scale).sum(-1)
+
+    def exact_posterior(self) -> MultivariateNormal:
+        L, y = self.L.double(), self.y.double()
+        prec = torch.eye(L.shape[0], dtype=L.dtype) + L.T @ L / self.noise_scale**2
+        cov = torch.linalg.inv(prec)
+        return MultivariateNormal(cov @ L.T @ y / self.noise_scale**2, covariance_matrix=0.5 * (cov + cov.T))
+
+    def exact_log_evidence(self) -> float:
+        L, y = self.L.double(), self.y.double()
+        cov = L @ L.T + self.noise_scale**2 * torch.eye(L.shape[0], dtype=L.dtype)
+        return MultivariateNormal(torch.zeros_like(y), cov).log_prob(y).item()
+
+
 def _normal_normal():
     g = torch.Generator().manual_seed(0)
     return NormalNormal(1.5 + torch.randn(20, generator=g), sigma=1.0, prior_loc=0.0, prior_scale=10.0)
@@ -236,6 +374,8 @@ EXAMPLES = {
     "linear_regression": lambda: LinearRegression.synthetic(),
     "logistic_regression": lambda: LogisticRegression.synthetic(n=1000, d=5),
     "eight_schools": lambda: EightSchools(),
+    "gp_regression": lambda: GPRegression.synthetic(),
+    "normal_gamma": lambda: NormalGamma.synthetic(),
 }
 
 

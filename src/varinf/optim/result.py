@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -79,6 +80,21 @@ def _interp(q: float, cw: Tensor, x: Tensor) -> Tensor:
     return x[i - 1] + t * (x[i] - x[i - 1])
 
 
+def _rng(seed: int | None):
+    """A private RNG stream for ``seed`` (global state restored afterwards); None: the global RNG itself."""
+    if seed is None:
+        return contextlib.nullcontext()
+    ctx = torch.random.fork_rng(devices=[])
+
+    @contextlib.contextmanager
+    def seeded():
+        with ctx:
+            torch.manual_seed(seed)
+            yield
+
+    return seeded()
+
+
 def _element_names(name: str, shape: tuple[int, ...]) -> list[str]:
     if not shape:
         return [name]
@@ -97,7 +113,7 @@ class FitResult:
         convergence_reason: which criterion fired (or why not).
         num_steps: optimizer steps taken (after step-size adaptation).
         grad_evals: log-joint gradient evaluations in total, adaptation included.
-        wall_time: seconds.
+        wall_time: seconds spent fitting (the diagnostics are timed apart, in ``diagnostics_time``).
         lr: the step size used.
         averaged_steps: how many final iterates were averaged (0 = last iterate).
         recoveries: how many times a run of non-finite bounds forced a step back and a smaller step size.
@@ -112,6 +128,10 @@ class FitResult:
             allows (``"q"``: always q's own).
         batch_size: data rows per step of a minibatch fit (``None``: every row at every step).
         family_kwargs: the keyword arguments the family was built with (``rank=3``), for :meth:`save`.
+        diagnostics_time: seconds :func:`varinf.fit` spent diagnosing the fit (0 when not run).
+
+    The sampling methods (``draws``, ``draws_unconstrained``, ``elbo``, ``summary``) use fresh randomness
+    unless given a ``seed``, so draws a user inspects are independent of the diagnostics' own draws.
     """
 
     model: Any
@@ -137,6 +157,7 @@ class FitResult:
     report: str = "q"
     batch_size: int | None = None
     family_kwargs: dict = field(default_factory=dict)
+    diagnostics_time: float = 0.0
     _for_draws: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
@@ -165,25 +186,23 @@ class FitResult:
         return self._for_draws
 
     @torch.no_grad()
-    def draws_unconstrained(self, n: int = 1000, seed: int | None = 0) -> Tensor:
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
+    def draws_unconstrained(self, n: int = 1000, seed: int | None = None) -> Tensor:
+        """``n`` draws from q ``(n, D)``; ``seed=None`` draws from (and advances) torch's global RNG, a given
+        seed uses its own stream and leaves the global RNG untouched."""
+        with _rng(seed):
             return self.family().sample((n,))
 
     @torch.no_grad()
-    def draws(self, n: int = 1000, seed: int | None = 0) -> dict[str, Tensor]:
+    def draws(self, n: int = 1000, seed: int | None = None) -> dict[str, Tensor]:
         """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}``, followed by the
-        model's derived quantities ``{name: (n, ...)}`` (``Model(derived=...)``)."""
+        model's derived quantities ``{name: (n, ...)}`` (``Model(derived=...)``); fresh unless ``seed``."""
         z, _ = self.model.constrain(self.draws_unconstrained(n, seed))
         return {**z, **self.model.derived_quantities(z)}
 
     @torch.no_grad()
-    def elbo(self, n: int = 1000, seed: int | None = 0) -> tuple[float, float]:
+    def elbo(self, n: int = 1000, seed: int | None = None) -> tuple[float, float]:
         """A fresh Monte Carlo ELBO estimate with ``n`` draws: ``(value, standard error)`` in nats."""
-        with torch.random.fork_rng(devices=[]):
-            if seed is not None:
-                torch.manual_seed(seed)
+        with _rng(seed):
             q = self.family()
             u = q.sample((n,))
             lw = self.model_for_draws().log_density(u) - q.log_prob(u)
@@ -198,7 +217,9 @@ class FitResult:
         d = self.diagnostics
         return self.report == "psis" and d is not None and d.verdict in ("good", "ok")
 
-    def summary(self, n: int = 4000, quantiles: tuple[float, ...] = (0.05, 0.5, 0.95), seed: int = 0) -> Summary:
+    def summary(
+        self, n: int = 4000, quantiles: tuple[float, ...] = (0.05, 0.5, 0.95), seed: int | None = None
+    ) -> Summary:
         """Table of mean, sd and quantiles of each scalar latent (constrained space): q's own from ``n`` draws, or
         the PSIS-corrected ones from the diagnostics' draws when :attr:`psis_corrected`."""
         corrected = self.psis_corrected
@@ -221,7 +242,9 @@ class FitResult:
         lr = f", lr={self.lr:g}" if math.isfinite(self.lr) else ""
         header = [
             f"{getattr(self.model, 'name', 'model')}: {self.family_label} family by {self.method}{route}, "
-            f"{self.num_steps} steps ({self.grad_evals} gradient evaluations), {self.wall_time:.2f} s{lr}",
+            f"{self.num_steps} steps ({self.grad_evals} gradient evaluations), {self.wall_time:.2f} s"
+            + (f" (+ {self.diagnostics_time:.2f} s diagnostics)" if self.diagnostics_time else "")
+            + lr,
             f"ELBO {elbo:.3f} ± {se:.3f} nats; {status} ({self.convergence_reason})"
             + (f"; parameters averaged over the last {self.averaged_steps} steps" if self.averaged_steps else ""),
         ]
@@ -264,7 +287,7 @@ class FitResult:
 
         return save_result(self, path)
 
-    def _summary_elbo(self, n: int, seed: int) -> tuple[float, float]:
+    def _summary_elbo(self, n: int, seed: int | None) -> tuple[float, float]:
         """The diagnostics' ELBO when there are some (same q, no second pass over the data); else a fresh
         estimate, except for a model spread over processes (the summary may run on one process only: then
         the last window mean of the trace, with the spread of the window's estimates)."""
