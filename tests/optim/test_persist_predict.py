@@ -49,6 +49,8 @@ def test_predict_new_covariates_without_observations():
     torch.testing.assert_close(pred.mean()["y"], (X_new.double() @ mean), atol=0.1, rtol=0)
     again = res.predict(data={"X": X_new}, num_draws=4000, seed=3)
     assert torch.equal(again.replicated["y"], pred.replicated["y"])  # seeded
+    fresh = [res.predict(data={"X": X_new}, num_draws=10).replicated["y"] for _ in range(2)]
+    assert not torch.equal(fresh[0], fresh[1])  # no seed: fresh randomness on every call, like res.draws
     with pytest.raises(varinf.ModelError, match=r"data\['X'\] has 2 rows but data\['z'\] has 3"):
         res.predict(data={"z": torch.zeros(3), "X": X_new})
 

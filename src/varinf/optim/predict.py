@@ -24,6 +24,7 @@ from torch import Tensor
 from ..models import ModelError
 from ..models.chunking import rows_per_chunk
 from ..models.plate import Plate
+from ..utils import seeded
 
 __all__ = ["Predictions", "predict"]
 
@@ -88,18 +89,17 @@ def _rows(model, data: Mapping[str, Tensor] | None) -> dict[str, Tensor]:
 
 @torch.no_grad()
 def predict(
-    result, data: Mapping[str, Tensor] | None = None, num_draws: int = 1000, seed: int | None = 0
+    result, data: Mapping[str, Tensor] | None = None, num_draws: int = 1000, seed: int | None = None
 ) -> Predictions:
     """Posterior predictive draws of ``result``'s model over ``data`` (default: its own rows); see the module
-    docstring. ``seed`` fixes both the draws of q and the simulation noise (global RNG untouched)."""
+    docstring. ``seed`` fixes both the draws of q and the simulation noise (global RNG untouched); ``None``
+    (default): fresh randomness from torch's global RNG, like :meth:`FitResult.draws`."""
     model = result.model
     if isinstance(num_draws, bool) or not isinstance(num_draws, int) or num_draws < 1:
         raise ValueError(f"num_draws must be an integer >= 1, got {num_draws!r}")
     rows = _rows(model, data)
     n = int(next(iter(rows.values())).shape[0])
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         z, _ = model.constrain(result.family().sample((num_draws,)))
         per = rows_per_chunk(num_draws, 8, model.max_memory)
         chunks = [{k: v[i : i + per] for k, v in rows.items()} for i in range(0, n, per)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ from torch import Tensor, nn
 from torch.distributions import Distribution
 
 from ..models.subsample import for_draws
+from ..utils import seeded
 
 __all__ = ["FitResult", "Summary", "SummaryRow"]
 
@@ -78,21 +78,6 @@ def _interp(q: float, cw: Tensor, x: Tensor) -> Tensor:
         return x[-1]
     t = (q - cw[i - 1]) / (cw[i] - cw[i - 1]).clamp_min(1e-300)
     return x[i - 1] + t * (x[i] - x[i - 1])
-
-
-def _rng(seed: int | None):
-    """A private RNG stream for ``seed`` (global state restored afterwards); None: the global RNG itself."""
-    if seed is None:
-        return contextlib.nullcontext()
-    ctx = torch.random.fork_rng(devices=[])
-
-    @contextlib.contextmanager
-    def seeded():
-        with ctx:
-            torch.manual_seed(seed)
-            yield
-
-    return seeded()
 
 
 def _element_names(name: str, shape: tuple[int, ...]) -> list[str]:
@@ -189,7 +174,7 @@ class FitResult:
     def draws_unconstrained(self, n: int = 1000, seed: int | None = None) -> Tensor:
         """``n`` draws from q ``(n, D)``; ``seed=None`` draws from (and advances) torch's global RNG, a given
         seed uses its own stream and leaves the global RNG untouched."""
-        with _rng(seed):
+        with seeded(seed):
             return self.family().sample((n,))
 
     @torch.no_grad()
@@ -202,7 +187,7 @@ class FitResult:
     @torch.no_grad()
     def elbo(self, n: int = 1000, seed: int | None = None) -> tuple[float, float]:
         """A fresh Monte Carlo ELBO estimate with ``n`` draws: ``(value, standard error)`` in nats."""
-        with _rng(seed):
+        with seeded(seed):
             q = self.family()
             u = q.sample((n,))
             lw = self.model_for_draws().log_density(u) - q.log_prob(u)
@@ -273,7 +258,7 @@ class FitResult:
             footer.append(self._for_draws.describe())
         return Summary(rows, tuple(quantiles), header, footer)
 
-    def predict(self, data=None, num_draws: int = 1000, seed: int | None = 0):
+    def predict(self, data=None, num_draws: int = 1000, seed: int | None = None):
         """Posterior predictive draws for ``data`` (new rows; default: the model's own), see
         :func:`varinf.optim.predict.predict`."""
         from .predict import predict

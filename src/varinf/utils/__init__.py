@@ -4,10 +4,12 @@
   :func:`refuse_input_as_output`;
 - :mod:`.safetensors_io`: checksummed safetensors + JSON metadata (:func:`write_safetensors`,
   :func:`read_safetensors`, :class:`SafetensorsError`);
-- :mod:`.threads`: torch's thread count for a block (:func:`num_threads`).
+- :mod:`.threads`: torch's thread count for a block (:func:`num_threads`);
+- :mod:`.random`: a seeded block that leaves torch's global RNG untouched (:func:`seeded`).
 """
 
 from .files import atomic_output, atomic_write_bytes, atomic_write_text, refuse_input_as_output
+from .random import seeded
 from .safetensors_io import SafetensorsError, read_safetensors, tensor_digest, write_safetensors
 from .threads import num_threads
 
@@ -19,6 +21,7 @@ __all__ = [
     "num_threads",
     "read_safetensors",
     "refuse_input_as_output",
+    "seeded",
     "tensor_digest",
     "write_safetensors",
 ]
