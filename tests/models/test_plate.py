@@ -79,6 +79,30 @@ def test_chunked_sums_equal_one_piece(grad):
         torch.testing.assert_close(torch.autograd.grad(chunked.sum(), u)[0], g_whole, rtol=1e-12, atol=1e-10)
 
 
+def test_chunked_sums_have_the_one_piece_hessian():
+    """Second order through the chunked sum (the Laplace start's Hessian): exact, not the prior's alone."""
+    model = plate_model()
+    u = torch.randn(model.dim)
+
+    def f(x):
+        return model.log_density(x[None])[0]
+
+    whole = torch.autograd.functional.hessian(f, u)
+    model.max_memory = 1 * 8 * 8 * 2 * 7  # one draw with gradients: 7 rows per chunk, 29 chunks
+    chunked = torch.autograd.functional.hessian(f, u)
+    torch.testing.assert_close(chunked, whole, rtol=1e-10, atol=1e-9)
+    prior_only = torch.autograd.functional.hessian(
+        lambda x: model.log_prior(**model.constrain(x[None])[0])[0] + model.constrain(x[None])[1][0], u
+    )
+    assert (chunked - prior_only).abs().max() > 10  # the likelihood's curvature is there
+    # a third derivative cannot be exact here: an error, not a silently wrong number
+    x = u.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    (h0,) = torch.autograd.grad(g[0], x, create_graph=True)
+    with pytest.raises(RuntimeError, match="third derivative"):
+        torch.autograd.grad(h0[0], x)
+
+
 def test_vectorized_subclass_and_derived_and_simulate():
     m = LogisticRegression.synthetic(n=300, d=2)
     assert m._vectorized and m.has_plate

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+import varinf
+from varinf.models import LinearRegression
 from varinf.optim.laplace import laplace_init
 
 
@@ -89,3 +92,41 @@ def test_lbfgs_path_takes_torch_lbfgs_iterates():
         xs.append(u.detach().clone())
     assert len(path.x) > 5
     torch.testing.assert_close(path.x, torch.stack(xs), rtol=1e-12, atol=1e-12)
+
+
+def test_laplace_start_of_a_chunked_model_equals_the_one_piece_one(float64):
+    """With the likelihood summed over >= 3 row chunks the mode and Hessian are those of the one-piece sum
+    (a first-order-only chunked sum used to drop the likelihood's curvature: H = I, the prior's)."""
+    model = LinearRegression.synthetic(n=2000, d=4, seed=3)
+    X = model.data["X"]
+    exact = X.T @ X + torch.eye(4)  # the posterior precision (unit noise and prior scales)
+    whole = laplace_init(model.log_density, torch.zeros(model.dim))
+    model.max_memory = 8 * 8 * 2 * 600  # one draw with gradients: 600 rows per chunk, 4 chunks
+    chunked = laplace_init(model.log_density, torch.zeros(model.dim))
+    assert whole.ok and chunked.ok, (whole.reason, chunked.reason)
+    torch.testing.assert_close(whole.precision, exact, rtol=1e-10, atol=1e-8)
+    torch.testing.assert_close(chunked.precision, whole.precision, rtol=1e-10, atol=1e-8)
+    torch.testing.assert_close(chunked.mode, whole.mode, rtol=0, atol=1e-8)
+
+
+@pytest.mark.filterwarnings("ignore::varinf.optim.ConvergenceWarning")
+def test_fit_with_a_tiny_memory_budget_matches_the_default(float64):
+    """ADVI from the Laplace start on a model whose likelihood is summed in >= 4 row chunks gives the default
+    (one-chunk) fit: same means and sds. With the likelihood's curvature dropped from the start's Hessian
+    the start was the prior's scale (q's sds 2-5x too wide after 300 steps; means near -1e11 at 24k rows)."""
+
+    def draws(max_memory):
+        model = LinearRegression.synthetic(n=4000, d=3, seed=4)
+        if max_memory is not None:
+            model.max_memory = max_memory
+        res = varinf.fit(model, method="advi", diagnose=False, progress=False, seed=0, max_steps=300)
+        return res.draws_unconstrained(2000, seed=1), model
+
+    default, model = draws(None)
+    tiny, _ = draws(8 * 8 * 2 * 1000)  # 1000 rows per chunk for one draw (fewer for more): >= 4 chunks
+    X, y = model.data["X"], model.data["y"]
+    cov = torch.linalg.inv(X.T @ X + torch.eye(3))
+    sd = cov.diagonal().sqrt()
+    assert ((default.mean(0) - cov @ X.T @ y).abs() < 0.2 * sd).all()
+    torch.testing.assert_close(tiny.mean(0), default.mean(0), rtol=0, atol=1e-6 * float(sd.min()))
+    torch.testing.assert_close(tiny.std(0), default.std(0), rtol=1e-6, atol=0)

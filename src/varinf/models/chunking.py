@@ -13,8 +13,13 @@ With gradients and more than one chunk, or with several processes, the sum is a 
 whose forward pass computes the value *and* its gradient chunk by chunk (each chunk's graph is freed
 before the next), sums both over the processes in one all-reduce, and whose backward pass just scales
 that gradient: memory stays bounded, every process gets the same value and gradient, and nothing else in
-the optimizer needs to know about processes. One chunk in one process is plain autograd (so Hessians
-work there, e.g. the Laplace start on a subsample).
+the optimizer needs to know about processes. One chunk in one process is plain autograd.
+
+Second order (``torch.autograd.grad(..., create_graph=True)``, ``torch.autograd.functional.hessian``, as the
+Laplace start uses): the gradient returned by the backward pass is then itself differentiable, and its
+backward pass gives the Hessian-vector product :math:`\sum_c \nabla^2 f_c\, v`, recomputing each chunk's
+graph in turn (one chunk's double-backward graph alive at a time, so memory stays bounded here too). A third
+derivative raises an error rather than come out wrong. First-order fits never take this path.
 """
 
 from __future__ import annotations
@@ -47,7 +52,9 @@ def reduced_sum(
     r""":math:`\sum_{c \in \mathrm{chunks}} \mathrm{fn}(\mathrm{inputs}, c)`, summed over ``world``'s processes.
 
     ``fn(inputs, chunk) -> (*S,)`` must be differentiable in ``inputs`` (tensors of shape ``(*S, ...)``).
-    Returns ``(*S,)``; differentiable in ``inputs`` (first order when chunked or distributed).
+    Returns ``(*S,)``; differentiable in ``inputs`` (twice when chunked or distributed: gradients and
+    Hessian-vector products, chunk by chunk; draw ``s`` of the result must depend only on draw ``s`` of
+    ``inputs``).
     """
     inputs = tuple(inputs)
     if world.size == 1 and len(chunks) == 1:  # plain autograd (and torch.func transforms) see through
@@ -89,13 +96,18 @@ class _ChunkedSum(torch.autograd.Function):
             parts = flat.split(sizes)
             total = parts[0].reshape(total.shape)
             grads = [p.reshape(g.shape) for p, g in zip(parts[1:], grads)]
+        ctx.fn, ctx.chunks, ctx.world = fn, chunks, world
         ctx.needs = [t.requires_grad for t in inputs]
-        ctx.save_for_backward(*grads)
+        ctx.save_for_backward(*inputs, *grads)
         return total
 
     @staticmethod
     def backward(ctx, grad_out):
-        grads = iter(ctx.saved_tensors)
+        saved = ctx.saved_tensors
+        inputs, grads = saved[: len(ctx.needs)], saved[len(ctx.needs) :]
+        if torch.is_grad_enabled():  # create_graph=True (a Hessian): the gradient must depend on the inputs
+            grads = _ChunkedGrad.apply(ctx.fn, ctx.chunks, ctx.world, ctx.needs, grads, *inputs)
+        grads = iter(grads)
         out = []
         for need in ctx.needs:
             if not need:
@@ -104,3 +116,53 @@ class _ChunkedSum(torch.autograd.Function):
             g = next(grads)
             out.append(grad_out.reshape(grad_out.shape + (1,) * (g.dim() - grad_out.dim())) * g)
         return (None, None, None, *out)
+
+
+class _ChunkedGrad(torch.autograd.Function):
+    r"""The gradient :math:`G(x) = \nabla_x \sum_c \mathrm{fn}(x, c)` already computed by :class:`_ChunkedSum`
+    (returned as is), with a backward pass that gives the Hessian-vector product :math:`\sum_c \nabla^2
+    \mathrm{fn}(x, c)\, u` chunk by chunk, so that a second derivative through the chunked sum is exact."""
+
+    @staticmethod
+    def forward(ctx, fn, chunks, world, needs, grads, *inputs):
+        ctx.fn, ctx.chunks, ctx.world, ctx.needs = fn, chunks, world, needs
+        ctx.save_for_backward(*inputs)
+        return tuple(g.clone() for g in grads)
+
+    @staticmethod
+    def backward(ctx, *cotangents):
+        create_graph = torch.is_grad_enabled()
+        leaves = [t.detach().requires_grad_(need) for t, need in zip(ctx.saved_tensors, ctx.needs)]
+        wants = [t for t in leaves if t.requires_grad]
+        hvps = [torch.zeros_like(t) for t in wants]
+        with torch.enable_grad():
+            for c in ctx.chunks:
+                gs = torch.autograd.grad(ctx.fn(leaves, c).sum(), wants, create_graph=True, allow_unused=True)
+                dot = _sum((g * u).sum() for g, u in zip(gs, cotangents) if g is not None and g.requires_grad)
+                if dot is None:  # fn is linear in the inputs: no curvature
+                    continue
+                for acc, h in zip(hvps, torch.autograd.grad(dot, wants, allow_unused=True)):
+                    if h is not None:
+                        acc.add_(h)
+        if ctx.world.size > 1:
+            flat = all_reduce_sum(torch.cat([h.reshape(-1) for h in hvps]), ctx.world)
+            hvps = [p.reshape(h.shape) for p, h in zip(flat.split([h.numel() for h in hvps]), hvps)]
+        if create_graph:  # a third derivative would come out wrong: make it an error instead
+            hvps = _ThirdOrder.apply(len(hvps), *hvps, *cotangents, *ctx.saved_tensors)
+        hvps = iter(hvps)
+        return (None, None, None, None, None, *(next(hvps) if need else None for need in ctx.needs))
+
+
+class _ThirdOrder(torch.autograd.Function):
+    """Passes the first ``n`` tensors through; differentiating them (a third derivative) raises."""
+
+    @staticmethod
+    def forward(ctx, n, *tensors):
+        return tuple(t.clone() for t in tensors[:n])
+
+    @staticmethod
+    def backward(ctx, *grads):
+        raise RuntimeError(
+            "third derivative through a chunked likelihood sum: not supported (gradients and Hessians are); "
+            "raise Model(max_memory=...) so that the rows fit in one chunk"
+        )
