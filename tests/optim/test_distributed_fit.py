@@ -23,7 +23,10 @@ def test_two_processes_match_one(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(SCRIPT.parents[2])}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(SCRIPT), str(out)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    if done.returncode != 0:  # once more: torchrun's local rendezvous can fail on a machine busy with other jobs
+        first = done.stderr[-1500:]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, f"first try:\n{first}\nsecond try:\n{done.stderr[-1500:]}"
     two = json.loads(out.read_text())
     one = fits(LogisticRegression(**data()))
     for kind in ("full", "minibatch"):
