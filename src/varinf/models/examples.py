@@ -179,11 +179,12 @@ class LogisticRegression(Model):
         )
         self.prior_scale = float(prior_scale)
         self.intercept = intercept
-        # for log_density on the flat u = (beta, alpha): the design with a column of ones, transposed once, and
-        # the prior's constants as 0-dim buffers (Python floats in an op cost extra tensor conversions each step)
+        # for log_density on the flat u = (beta, alpha): the design with a column of ones, each row times
+        # 1 - 2y (log Bern(y | sigmoid(l)) = -softplus((1 - 2y) l)), transposed once; the prior's constants as
+        # 0-dim buffers (Python floats in an op cost extra tensor conversions each step)
         design = torch.cat([X, torch.ones(X.shape[0], 1, dtype=X.dtype)], 1) if intercept else X
-        self.register_buffer("design_t", design.T.contiguous(), persistent=False)
-        self.register_buffer("flip", 1 - 2 * y, persistent=False)  # log Bern(y | sigmoid(l)) = -softplus(flip * l)
+        self._rows = X.shape[0]
+        self.register_buffer("signed_design_t", (design * (1 - 2 * y).unsqueeze(-1)).T.contiguous(), persistent=False)
         d = design.shape[1]
         const = -d * (math.log(self.prior_scale) + 0.5 * _LOG_2PI)
         self.register_buffer("prior_coef", torch.tensor(-0.5 / self.prior_scale**2, dtype=X.dtype), persistent=False)
@@ -217,18 +218,39 @@ class LogisticRegression(Model):
     def _simulate(self, beta: Tensor, data, alpha: Tensor | None = None) -> dict[str, Tensor]:
         return {"y": torch.bernoulli(torch.sigmoid(self.logits(data, beta, alpha)))}
 
+    def _flat(self, u: Tensor, grad: bool) -> bool:
+        """Whether the one-matrix-product form below applies to ``u`` (else the generic, chunked path)."""
+        draws = math.prod(u.shape[:-1])
+        return u.shape[-1] == self.dim and not self.distributed and (
+            rows_per_chunk(draws, u.element_size(), self.max_memory, grad) >= self._rows)  # fmt: skip
+
     def log_density(self, u: Tensor) -> Tensor:
         """:meth:`log_joint` on the flat unconstrained ``u`` ``(*S, d [+1])`` (every latent is real): one matrix
-        product against the design with its column of ones, about half the tensor ops of the generic path.
-        The generic path (chunked over rows, summed over processes) where that matters: a distributed model,
-        or more draws x rows than one chunk of ``max_memory`` holds."""
-        n = self.design_t.shape[-1]
-        draws = math.prod(u.shape[:-1])
-        grad = torch.is_grad_enabled() and u.requires_grad
-        if u.shape[-1] != self.dim or self.distributed or rows_per_chunk(draws, u.element_size(), self.max_memory, grad) < n:
+        product against the signed design with its column of ones, about half the tensor ops of the generic
+        path. The generic path (chunked over rows, summed over processes) where that matters: a distributed
+        model, or more draws x rows than one chunk of ``max_memory`` holds."""
+        if not self._flat(u, torch.is_grad_enabled() and u.requires_grad):
             return super().log_density(u)  # (also raises the usual shape error)
         prior = torch.addcmul(self.prior_const, (u * u).sum(-1), self.prior_coef)
-        return prior - F.softplus((u @ self.design_t) * self.flip).sum(-1)
+        return prior - F.softplus(u @ self.signed_design_t).sum(-1)
+
+    def log_density_and_score(self, u: Tensor) -> tuple[Tensor, Tensor] | None:
+        r"""``(log_density(u), its gradient in u)`` in closed form, no autograd:
+        :math:`\nabla_u = -u/s^2 - \sum_n \sigma(t_n)\, \tilde x_n` with :math:`t = \tilde X u` on the signed
+        design :math:`\tilde x_n = (1 - 2y_n)(x_n, 1)` (:math:`\mathrm{softplus}' = \sigma`). ``None`` where
+        :meth:`log_density` would take the generic path, or a subclass redefines it."""
+        if type(self).log_density is not LogisticRegression.log_density or not self._flat(u, True):
+            return None
+        xt = self.signed_design_t  # (a buffer: looked up once)
+        t = u @ xt
+        value = torch.addcmul(self.prior_const, (u * u).sum(-1), self.prior_coef) - F.softplus(t).sum(-1)
+        s, beta = torch.sigmoid(t), -(self.prior_scale**-2)
+        if u.dim() == 1:
+            return value, torch.addmv(u, xt, s, beta=beta, alpha=-1)
+        if u.dim() == 2:
+            return value, torch.addmm(u, s, xt.T, beta=beta, alpha=-1)
+        score = torch.addmm(u.reshape(-1, self.dim), s.reshape(-1, s.shape[-1]), xt.T, beta=beta, alpha=-1)
+        return value, score.reshape(u.shape)
 
 
 class EightSchools(Model):

@@ -414,6 +414,11 @@ class Model(nn.Module):
         z, ladj = self.constrain(u)
         return self.log_joint(**z) + ladj
 
+    def log_density_and_score(self, u: Tensor) -> tuple[Tensor, Tensor] | None:
+        """``(log_density(u), its gradient in u)`` without autograd, for models that know it in closed form
+        (the fused Gaussian step then needs no backward pass); ``None`` (the default): use autograd."""
+        return None
+
     # ------------------------------------------------------------------ checks
     def check(self, u: Tensor | None = None) -> None:
         """Evaluate the model at ``u`` (default: zeros, plus a second random point) and raise a

@@ -24,7 +24,13 @@ class LeanAdam:
         self.lr, self.betas, self.eps = float(lr), betas, float(eps)
         self.exp_avgs = [torch.zeros_like(p) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
-        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
+        # one step count per device, shared by its parameters (the fused kernel only reads them); with one
+        # device it advances by a cached 0-dim 1 (a Python 1 costs a scalar-tensor conversion each step)
+        counts: dict = {}
+        self.steps = [counts.setdefault(p.device, torch.zeros((), dtype=torch.float32, device=p.device))
+                      for p in self.params]  # fmt: skip
+        self._counts = list(counts.values())
+        self._one = self._counts[0].new_ones(()) if len(self._counts) == 1 else None
         self.t = 0
         self._fused = hasattr(torch, "_fused_adam_") and all(
             p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in self.params
@@ -42,8 +48,11 @@ class LeanAdam:
             return self._step_foreach()
         grads = [p.grad for p in params]
         self.t += 1
-        if self._fused:
-            torch._foreach_add_(self.steps, 1)
+        if self._fused:  # (the fused kernel's bias corrections read self._counts, which stay equal to self.t)
+            if self._one is not None:
+                self._counts[0].add_(self._one)
+            else:
+                torch._foreach_add_(self._counts, 1)
             torch._fused_adam_(
                 params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps,
                 lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
@@ -57,6 +66,7 @@ class LeanAdam:
         if not idx:
             return
         self.t += 1
+        torch._foreach_add_(self._counts, 1)  # (one count for all parameters: the fused path reads it)
         self._update(
             [self.params[i] for i in idx],
             [self.params[i].grad for i in idx],
