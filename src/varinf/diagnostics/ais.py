@@ -38,6 +38,7 @@ import math
 import torch
 from torch.distributions import Distribution, MultivariateNormal
 
+from ..utils import seeded
 from .evidence_result import LogEvidence
 from .hmc import (
     ChainState,
@@ -49,7 +50,7 @@ from .hmc import (
     hmc_step,
     trajectory_step,
 )
-from .importance import log_evidence
+from .importance import check_event_shape, log_evidence
 
 __all__ = ["ais", "gaussian_schedule"]
 
@@ -139,17 +140,13 @@ def ais(
         >>> ev.reliable and abs(ev.estimate - m.exact_log_evidence()) < 3 * ev.se + 0.01
         True
     """
-    D = model.dim
-    if tuple(q.event_shape) != (D,):
-        raise ValueError(f"q's event shape {tuple(q.event_shape)} must be ({D},), the model's unconstrained dimension")
+    check_event_shape(model, q)
     if num_particles < 8:
         raise ValueError(f"num_particles must be at least 8, got {num_particles}")
     if start not in ("auto", "q", "curvature"):
         raise ValueError(f"start must be 'auto', 'q' or 'curvature', got {start!r}")
     check_dtype(model, q)
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed), torch.no_grad():
         return _ais(model, q, budget, num_particles, num_leapfrog, start, pilot)
 
 

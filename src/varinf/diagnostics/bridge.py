@@ -46,8 +46,10 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, MultivariateNormal
 
+from ..utils import seeded
 from .evidence_result import LogEvidence
 from .hmc import Target, _stable_cholesky, adapt_step_size, check_dtype, gaussian_metric, hmc_step, trajectory_step
+from .importance import check_event_shape
 
 __all__ = ["BridgeHalf", "bridge", "drift_z", "meng_wong", "split_rhat"]
 
@@ -152,17 +154,13 @@ def bridge(
         >>> ev.reliable and abs(ev.estimate - m.exact_log_evidence()) < 3 * ev.se + 0.01
         True
     """
-    D = model.dim
-    if tuple(q.event_shape) != (D,):
-        raise ValueError(f"q's event shape {tuple(q.event_shape)} must be ({D},), the model's unconstrained dimension")
+    check_event_shape(model, q)
     check_dtype(model, q)
     if num_chains is None:
         num_chains = min(64, max(16, 2 * (budget // 600)))
     if num_chains < 8 or num_chains % 2:
         raise ValueError(f"num_chains must be even and at least 8, got {num_chains}")
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed), torch.no_grad():
         return _bridge(model, q, budget, num_chains, num_leapfrog, warmup, (max_rhat, max_drift))
 
 

@@ -24,9 +24,9 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
-import torch
 from torch import Tensor
 
+from ..utils import seeded
 from .arviz_adapter import draws_from_inference_data, inference_data_from_draws
 from .diagnose import Diagnostics, diagnose
 
@@ -123,9 +123,7 @@ def _pointwise(model, z: dict[str, Tensor], S: int, pointwise, seed) -> dict:
             stacklevel=3,
         )
         return {}
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    with seeded(seed):
         replicated = model.simulate_data(z) if has_sim else {}
     name = next(iter(replicated)) if len(replicated) == 1 else "obs"
     observed = {k: v for k, v in model.data.items() if k in replicated}

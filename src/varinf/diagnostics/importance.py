@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from ..utils import seeded
 from .evidence_result import LogEvidence
 from .psis import psis
 
@@ -105,20 +106,23 @@ class ImportanceDraws:
 
 
 @torch.no_grad()
+
+def check_event_shape(model, q: Distribution, name: str = "q") -> None:
+    """Raise a one-line error unless ``q`` draws points of the model's unconstrained space (event shape ``(D,)``)."""
+    if tuple(q.event_shape) != (model.dim,):
+        raise ValueError(
+            f"{name}'s event shape {tuple(q.event_shape)} must be ({model.dim},), the model's unconstrained dimension"
+        )
+
+
 def importance_draws(
     model, proposal: Distribution, num_draws: int = 4000, seed: int | None = 0, chunk: int = 1000
 ) -> ImportanceDraws:
     r"""Draw ``num_draws`` points from ``proposal`` (event shape ``(model.dim,)``) and evaluate
     :math:`\log p_U(x, u)` (the model's unconstrained log density) and :math:`\log r(u)` (returned in float64),
     ``chunk`` draws at a time to bound memory. The global RNG is left untouched when ``seed`` is given."""
-    if tuple(proposal.event_shape) != (model.dim,):
-        raise ValueError(
-            f"the proposal's event shape {tuple(proposal.event_shape)} must be ({model.dim},), the model's "
-            "unconstrained dimension"
-        )
-    with torch.random.fork_rng(devices=[]):
-        if seed is not None:
-            torch.manual_seed(seed)
+    check_event_shape(model, proposal, "the proposal")
+    with seeded(seed):
         us, lps, lqs = [], [], []
         for start in range(0, num_draws, chunk):
             n = min(chunk, num_draws - start)

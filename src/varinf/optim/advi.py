@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from ..families import family_label
 from ..models import Model
+from ..utils import seeded
 from .adam import LeanAdam
 from .averaging import IterateAverage
 from .config import FitConfig
@@ -131,8 +132,7 @@ def _moments(family: nn.Module) -> tuple[Tensor, Tensor]:
         try:
             return q.mean.detach().clone(), q.stddev.detach().clone()
         except NotImplementedError:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(12345)
+            with seeded(12345):
                 z = q.sample((2000,))
             return z.mean(0), z.std(0)
 

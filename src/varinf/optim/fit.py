@@ -15,12 +15,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
-import torch
-
 from ..families import canonical_family
 from ..models import Model
 from ..objectives import ELBO
-from ..utils import num_threads
+from ..utils import num_threads, seeded
 from .advi import advi
 from .auto import auto, resolve_family
 from .bam import bam
@@ -87,8 +85,5 @@ def optimize(
         family = resolve_family(family, method, model.dim)
         if objective is None:
             objective = ELBO()
-    rng = torch.random.fork_rng(devices=[]) if config.seed is not None else contextlib.nullcontext()
-    with rng, _threads(model, config.threads), distribution_validation(False):
-        if config.seed is not None:
-            torch.manual_seed(config.seed)
+    with seeded(config.seed), _threads(model, config.threads), distribution_validation(False):
         return METHODS[method](model, family, objective, config, family_kwargs)
