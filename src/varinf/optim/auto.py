@@ -44,7 +44,7 @@ from .config import FitConfig
 from .errors import ConvergenceWarning
 from .pathfinder import run_paths
 from .polish import polish
-from .result import FitResult
+from .result import FitResult, direct_result
 from .start import start
 from .stationarity import scores
 
@@ -136,25 +136,10 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         raise TypeError(f"unexpected keyword arguments for the {key} family: {sorted(kw)}")
     if not converged:
         warnings.warn(f"{model.name}: not converged ({reason})", ConvergenceWarning, stacklevel=4)
-    return FitResult(
-        model=model,
-        family=fam.to(device=s.device, dtype=s.dtype),
-        objective=objective,
-        elbo_trace=torch.tensor(trace, dtype=torch.float64),
-        window_means=[],
-        converged=converged,
-        convergence_reason=reason,
-        num_steps=steps,
-        grad_evals=grad_evals,
-        wall_time=time.perf_counter() - t0,
-        lr=math.nan,
-        averaged_steps=0,
-        method="auto",
-        family_name=key,
-        route=tuple(route),
-        route_reason=_start_note(paths, pruned),
-        density_evals=density_evals,
-        report="psis",
+    return direct_result(
+        model, fam.to(device=s.device, dtype=s.dtype), objective, trace, converged=converged, reason=reason,
+        num_steps=steps, grad_evals=grad_evals, t0=t0, method="auto", family_name=key, route=tuple(route),
+        route_reason=_start_note(paths, pruned), density_evals=density_evals, report="psis",
     )
 
 

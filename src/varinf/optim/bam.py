@@ -39,7 +39,7 @@ from ..families import FullRank
 from ..models import Model
 from .config import FitConfig
 from .errors import ConvergenceWarning
-from .result import FitResult
+from .result import FitResult, direct_result
 from .start import start
 from .stationarity import ParameterStationarity, scores
 
@@ -165,22 +165,8 @@ def gaussian_result(model, s, state: BaMState, objective, reason: str, converged
                     t0: float, grad_evals: int) -> FitResult:  # fmt: skip
     """A :class:`FitResult` holding q = N(state.loc, state.cov) as a :class:`~varinf.families.FullRank` module."""
     fam = full_rank_module(state.loc, state.cov).to(device=s.device, dtype=s.dtype)
-    return FitResult(
-        model=model,
-        family=fam,
-        objective=objective,
-        elbo_trace=torch.tensor(state.trace, dtype=torch.float64),
-        window_means=[],
-        converged=converged,
-        convergence_reason=reason,
-        num_steps=state.t,
-        grad_evals=grad_evals,
-        wall_time=time.perf_counter() - t0,
-        lr=math.nan,
-        averaged_steps=0,
-        method=method,
-        family_name=label,
-    )
+    return direct_result(model, fam, objective, state.trace, converged=converged, reason=reason, num_steps=state.t,
+                         grad_evals=grad_evals, t0=t0, method=method, family_name=label)  # fmt: skip
 
 
 def full_rank_module(loc: Tensor, cov: Tensor) -> FullRank:

@@ -28,7 +28,7 @@ from ..families import LowRank
 from ..models import Model
 from .config import FitConfig
 from .errors import ConvergenceWarning
-from .result import FitResult
+from .result import FitResult, direct_result
 from .start import start
 from .stationarity import ParameterStationarity, scores
 
@@ -171,19 +171,6 @@ def bam_lowrank(model: Model, family, objective, config: FitConfig, family_kwarg
 
 
 def lowrank_result(model, s, state: LowRankState, objective, reason, converged, method, t0, grad_evals) -> FitResult:
-    return FitResult(
-        model=model,
-        family=lowrank_module(state).to(device=s.device, dtype=s.dtype),
-        objective=objective,
-        elbo_trace=torch.zeros(0, dtype=torch.float64),
-        window_means=[],
-        converged=converged,
-        convergence_reason=reason,
-        num_steps=state.t,
-        grad_evals=grad_evals,
-        wall_time=time.perf_counter() - t0,
-        lr=math.nan,
-        averaged_steps=0,
-        method=method,
-        family_name="lowrank",
-    )
+    fam = lowrank_module(state).to(device=s.device, dtype=s.dtype)
+    return direct_result(model, fam, objective, [], converged=converged, reason=reason, num_steps=state.t,
+                         grad_evals=grad_evals, t0=t0, method=method, family_name="lowrank")  # fmt: skip

@@ -34,7 +34,7 @@ from ..families import DiagPlusLowRank, DiagPlusLowRankNormal, MixtureFamily, ca
 from ..models import Model
 from .config import FitConfig
 from .laplace import LBFGSPath, lbfgs_path
-from .result import FitResult
+from .result import FitResult, direct_result
 from .start import start
 
 __all__ = ["PathfinderState", "approximate", "inverse_hessian_factors", "path_factors", "pathfinder", "run_paths"]
@@ -223,23 +223,12 @@ def pathfinder(model: Model, family, objective, config: FitConfig, family_kwargs
     density_evals = sum(st.density_evaluations for st in states)
     fam = MixtureFamily([_family_for(st) for st in states])
     lengths = ", ".join(str(len(p) - 1) for p in paths)
-    return FitResult(
-        model=model,
-        family=fam.to(device=s.device, dtype=s.dtype),
-        objective=objective,
-        elbo_trace=torch.tensor([st.elbo for st in states], dtype=torch.float64),
-        window_means=[st.elbo for st in states],
-        converged=True,
-        convergence_reason=(f"{len(states)} path(s) of {lengths} L-BFGS iterations; best ELBO {states[0].elbo:.3f}"),
-        num_steps=sum(len(p) - 1 for p in paths),
-        grad_evals=grad_evals,
-        wall_time=time.perf_counter() - t0,
-        lr=math.nan,
-        averaged_steps=0,
-        method="pathfinder",
-        family_name=label,
-        density_evals=density_evals,
-        report="psis",
+    elbos = [st.elbo for st in states]
+    return direct_result(
+        model, fam.to(device=s.device, dtype=s.dtype), objective, elbos, window_means=elbos, converged=True,
+        reason=f"{len(states)} path(s) of {lengths} L-BFGS iterations; best ELBO {states[0].elbo:.3f}",
+        num_steps=sum(len(p) - 1 for p in paths), grad_evals=grad_evals, t0=t0, method="pathfinder",
+        family_name=label, density_evals=density_evals, report="psis",
     )
 
 

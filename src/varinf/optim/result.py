@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -290,3 +291,28 @@ class FitResult:
             f"FitResult(model={getattr(self.model, 'name', '?')}, family={self.family_label}, method={self.method}, "
             f"steps={self.num_steps}, converged={self.converged}, elbo≈{last:.4g}, wall_time={self.wall_time:.2f}s)"
         )
+
+
+def direct_result(model, family, objective, trace, *, converged: bool, reason: str, num_steps: int,
+                  grad_evals: int, t0: float, method: str, family_name: str, window_means=(),
+                  **extra) -> FitResult:  # fmt: skip
+    """The :class:`FitResult` of a method without a step size or iterate averaging (BaM, Pathfinder, ``auto``'s
+    Gaussian routes): ``lr`` NaN, no averaged steps, ``trace`` (ELBO estimates, nats) as float64, the wall time
+    since ``t0``; ``extra`` sets the remaining fields (``route``, ``density_evals``, ``report``, ...)."""
+    return FitResult(
+        model=model,
+        family=family,
+        objective=objective,
+        elbo_trace=torch.tensor(trace, dtype=torch.float64),
+        window_means=list(window_means),
+        converged=converged,
+        convergence_reason=reason,
+        num_steps=num_steps,
+        grad_evals=grad_evals,
+        wall_time=time.perf_counter() - t0,
+        lr=math.nan,
+        averaged_steps=0,
+        method=method,
+        family_name=family_name,
+        **extra,
+    )
