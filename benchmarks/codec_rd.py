@@ -44,23 +44,14 @@ def _met(bd: dict) -> str:
 
 def head_to_head(report) -> list[str]:
     """BD-rate of the learned codec against each baseline directly, over the two curves' common quality range."""
-    from varinf.compression.evaluation.bdrate import bd_rate
+    from varinf.compression.evaluation.evaluate import bd_rates
 
-    def curve(name, quality):
-        return [p.bpp for p in report.points[name]], [quality(p) for p in report.points[name]]
-
-    psnr = lambda p: p.psnr
-    msssim_db = lambda p: -10.0 * np.log10(max(1.0 - p.ms_ssim, 1e-12))
     lines = ["| learned vs | BD-rate (PSNR) | BD-rate (MS-SSIM dB) |", "|---|---|---|"]
     for name in report.points:
         if name == "learned":
             continue
-        cells = []
-        for quality in (psnr, msssim_db):
-            try:
-                cells.append(f"{bd_rate(*curve(name, quality), *curve('learned', quality)):+.1f}%")
-            except ValueError:
-                cells.append("no overlap")
+        rates = bd_rates(report.points[name], report.points["learned"])
+        cells = ["no overlap" if np.isnan(v) else f"{v:+.1f}%" for v in rates]
         lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
     return ["Head to head (negative: the learned codec needs fewer bits at equal quality, over the common range):",
             "", *lines]

@@ -36,6 +36,7 @@ __all__ = [
     "PILLOW_FORMATS",
     "RDPoint",
     "RDReport",
+    "bd_rates",
     "build_report",
     "evaluate_learned",
     "evaluate_pillow",
@@ -205,6 +206,12 @@ def _safe_bd(anchor: list[RDPoint], test: list[RDPoint], quality) -> float:
         return float("nan")
 
 
+def bd_rates(anchor: list[RDPoint], test: list[RDPoint]) -> tuple[float, float]:
+    """BD-rate (percent) of ``test`` vs ``anchor`` by PSNR and by MS-SSIM in dB; ``nan`` where the curves'
+    qualities do not overlap."""
+    return _safe_bd(anchor, test, lambda p: p.psnr), _safe_bd(anchor, test, lambda p: _msssim_db(p.ms_ssim))
+
+
 def rd_report(
     codec: ImageCodec,
     images: list[np.ndarray],
@@ -235,8 +242,7 @@ def build_report(points: dict[str, list[RDPoint]], num_images: int) -> RDReport:
         for name, pts in points.items():
             if name == "JPEG":
                 continue
-            report.bd_rate_psnr[name] = _safe_bd(points["JPEG"], pts, lambda p: p.psnr)
-            report.bd_rate_ms_ssim[name] = _safe_bd(points["JPEG"], pts, lambda p: _msssim_db(p.ms_ssim))
+            report.bd_rate_psnr[name], report.bd_rate_ms_ssim[name] = bd_rates(points["JPEG"], pts)
             lo = max(min(p.psnr for p in pts), min(p.psnr for p in points["JPEG"]))
             hi = min(max(p.psnr for p in pts), max(p.psnr for p in points["JPEG"]))
             report.psnr_overlap[name] = (lo, hi)

@@ -130,6 +130,18 @@ class FactorizedLatent(nn.Module):
         return torch.from_numpy(stack.pop(self._channel_index(shape), tables.y_table)).float()
 
 
+
+def hyperprior_tables(latent) -> LatentTables:
+    """Coding tables of a hyperprior latent (scale or mean-scale): its scale levels, the factorized prior of z
+    and the integer version of its hyper-synthesis ``h_s``."""
+    return LatentTables(
+        y_table=latent.levels.table(TAIL_MASS),
+        z_table=latent.z_prior.table(TAIL_MASS),
+        levels=latent.levels,
+        hyper_synthesis=IntegerNetwork.from_sequential(latent.h_s),
+    )
+
+
 class HyperpriorLatent(nn.Module):
     """Scale hyperprior with ``hyper_channels`` channels in :math:`z` and a ``levels``-row Gaussian table."""
 
@@ -154,12 +166,7 @@ class HyperpriorLatent(nn.Module):
         return LatentOutput(y_hat, y_bits, z_bits)
 
     def tables(self) -> LatentTables:
-        return LatentTables(
-            y_table=self.levels.table(TAIL_MASS),
-            z_table=self.z_prior.table(TAIL_MASS),
-            levels=self.levels,
-            hyper_synthesis=IntegerNetwork.from_sequential(self.h_s),
-        )
+        return hyperprior_tables(self)
 
     def _scale_index(self, z_symbols: np.ndarray, tables: LatentTables) -> np.ndarray:
         scale_fp = tables.hyper_synthesis(z_symbols)

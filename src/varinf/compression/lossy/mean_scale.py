@@ -43,8 +43,8 @@ from torch import nn
 from ..coding.ans import AnsStack
 from .bottleneck import EntropyBottleneck
 from .gaussian import ScaleLevels, gaussian_likelihood
-from .integer_net import ACTIVATION_BITS, IntegerNetwork
-from .latents import TAIL_MASS, FactorizedLatent, LatentOutput, LatentTables, _bits, _quantize
+from .integer_net import ACTIVATION_BITS
+from .latents import FactorizedLatent, LatentOutput, LatentTables, _bits, _quantize, hyperprior_tables
 from .transforms import _conv, _deconv
 
 __all__ = ["MeanScaleLatent", "mean_scale_from_hyperprior"]
@@ -93,12 +93,7 @@ class MeanScaleLatent(nn.Module):
         return LatentOutput(y_hat, y_bits, z_bits)
 
     def tables(self) -> LatentTables:
-        return LatentTables(
-            y_table=self.levels.table(TAIL_MASS),
-            z_table=self.z_prior.table(TAIL_MASS),
-            levels=self.levels,
-            hyper_synthesis=IntegerNetwork.from_sequential(self.h_s),
-        )
+        return hyperprior_tables(self)
 
     def _entropy_parameters(self, z_symbols: np.ndarray, tables: LatentTables) -> tuple[np.ndarray, np.ndarray]:
         """(level index, mean as float64) per element of :math:`y`, from integers only."""
