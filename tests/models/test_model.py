@@ -95,6 +95,18 @@ def test_non_vectorized_log_joint_is_mapped():
     torch.testing.assert_close(m.log_density(u), Normal(0.0, 1.0).log_prob(u).sum(-1))
 
 
+def test_non_vectorized_log_joint_at_a_single_draw():
+    # one unbatched point (no sample dims): the fused single-draw ADVI step evaluates the model this way
+    def one_draw(mu, s):
+        return Normal(0.0, s).log_prob(mu).sum()
+
+    m = Model([Latent("mu", (2,)), Latent("s", (), "positive")], one_draw, vectorized=False)
+    u = torch.randn(3)
+    out = m.log_density(u)
+    assert out.shape == ()
+    torch.testing.assert_close(out, m.log_density(u[None])[0])
+
+
 def test_exact_evidence_normal_normal_by_quadrature():
     m = load_example("normal_normal")
     u = torch.linspace(-10, 10, 40001, dtype=torch.float64).unsqueeze(-1)

@@ -286,7 +286,7 @@ class Model(nn.Module):
                 )
             else:
                 out = torch.func.vmap(lambda d: fn(**d), randomness=randomness)(flat)
-        return torch.utils._pytree.tree_map(lambda o: o.reshape(*S, *o.shape[1:]), out)
+        return torch.utils._pytree.tree_map(lambda o: o.reshape((*S, *o.shape[1:])), out)
 
     # ------------------------------------------------------------------ sums over the plate
     def likelihood_sum(
