@@ -71,11 +71,10 @@ SAMPLE = [
 
 def _meta() -> dict:
     sys.path.insert(0, str(HERE))
-    from provenance import git_commit
-
     import torch
 
     import varinf
+    from provenance import git_commit
     from varinf.bridges.stan.toolchain import find_toolchain
 
     tc = find_toolchain()
@@ -115,6 +114,41 @@ def _timed(fn, reps: int) -> float:
     return (time.process_time() - t) / reps
 
 
+def _overhead_rows(label: str, model, u, repeats: int) -> list[dict]:
+    """Median CPU time per batch of each path for one model at the points ``u`` ``(S, D)``."""
+    S = u.shape[0]
+    inst, engine = model.engine.inst, model.engine
+    x = u.clone().requires_grad_(True)
+
+    def autograd_path():
+        x.grad = None
+        model.log_density(x).sum().backward()
+
+    variants = {
+        "C++ loop (no Python)": None,
+        "engine call (torch in/out)": lambda: engine.log_density_gradient(u),
+        "log_density_and_score": lambda: model.log_density_and_score(u),
+        "autograd: log_density + backward": autograd_path,
+    }
+    t1 = _timed(lambda: inst.gradient_repeat(u, 10), 5) / 10
+    reps = max(5, int(0.02 / max(t1, 1e-7)))  # each measurement: ~20 ms of C++ work
+    times = {k: [] for k in variants}
+    for _ in range(repeats):
+        for name, fn in variants.items():
+            if fn is None:
+                times[name].append(_timed(lambda: inst.gradient_repeat(u, reps), 1) / reps)
+            else:
+                times[name].append(_timed(fn, reps))
+    base = statistics.median(times["C++ loop (no Python)"])
+    rows = []
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        rows.append({"model": label, "path": name, "median_ms": med * 1e3, "min_ms": min(ts) * 1e3,
+                     "ratio": med / base, "per_point_us": med / S * 1e6})  # fmt: skip
+        print(f"{label:40s} {name:36s} {med * 1e3:8.3f} ms  {med / base:5.2f}x", flush=True)
+    return rows
+
+
 def overhead(args) -> None:
     import torch
 
@@ -132,40 +166,11 @@ def overhead(args) -> None:
                                                                 name="logistic"),
     }  # fmt: skip
     rows = []
-    S = args.draws
     for label, model in models.items():
         assert model.dim == 10
-        u = torch.randn(S, model.dim, generator=g, dtype=torch.float64) * 0.5
-        inst, engine = model.engine.inst, model.engine
-        x = u.clone().requires_grad_(True)
-
-        def autograd_path():
-            x.grad = None
-            model.log_density(x).sum().backward()
-
-        variants = {
-            "C++ loop (no Python)": None,
-            "engine call (torch in/out)": lambda: engine.log_density_gradient(u),
-            "log_density_and_score": lambda: model.log_density_and_score(u),
-            "autograd: log_density + backward": autograd_path,
-        }
-        # reps so that each measurement takes ~20 ms of C++ work
-        t1 = _timed(lambda: inst.gradient_repeat(u, 10), 5) / 10
-        reps = max(5, int(0.02 / max(t1, 1e-7)))
-        times = {k: [] for k in variants}
-        for _ in range(args.repeats):
-            for name, fn in variants.items():
-                if fn is None:
-                    times[name].append(_timed(lambda: inst.gradient_repeat(u, reps), 1) / reps)
-                else:
-                    times[name].append(_timed(fn, reps))
-        base = statistics.median(times["C++ loop (no Python)"])
-        for name, ts in times.items():
-            med = statistics.median(ts)
-            rows.append({"model": label, "path": name, "median_ms": med * 1e3, "min_ms": min(ts) * 1e3,
-                         "ratio": med / base, "per_point_us": med / S * 1e6})  # fmt: skip
-            print(f"{label:40s} {name:36s} {med * 1e3:8.3f} ms  {med / base:5.2f}x", flush=True)
-    _save("overhead", {"meta": _meta(), "draws": S, "repeats": args.repeats, "rows": rows})
+        rows += _overhead_rows(label, model, torch.randn(args.draws, model.dim, generator=g, dtype=torch.float64) * 0.5,
+                               args.repeats)  # fmt: skip
+    _save("overhead", {"meta": _meta(), "draws": args.draws, "repeats": args.repeats, "rows": rows})
 
 
 # ------------------------------------------------------------------------------------------------ compile
@@ -273,6 +278,11 @@ def posteriordb(args) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ report
+def _num(r: dict, key: str, digits: int) -> str:
+    v = r.get(key)
+    return "" if v is None else f"{v:.{digits}f}"
+
+
 def report() -> None:
     lines = ["# The Stan bridge", "", "Written by `benchmarks/stan_bridge.py` from `stan_bridge_*.json`.", ""]
     ov = _load("overhead")
@@ -315,10 +325,9 @@ def report() -> None:
             "| posterior | D | compile CPU s | fit wall s | gradients | k-hat | warnings | error |", "|---|---|---|---|---|---|---|---|",
         ]  # fmt: skip
         for r in sorted(rows, key=lambda r: r["name"]):
-            f = lambda k, fmt: (fmt.format(r[k]) if r.get(k) is not None else "")
             lines.append(
-                f"| {r['name']} | {r.get('dim', '')} | {f('compile_cpu_s', '{:.1f}')} | {f('fit_wall_s', '{:.2f}')} | "
-                f"{r.get('grad_evals', '')} | {f('khat', '{:.2f}')} | {', '.join(r.get('warnings', []))} | "
+                f"| {r['name']} | {r.get('dim', '')} | {_num(r, 'compile_cpu_s', 1)} | {_num(r, 'fit_wall_s', 2)} | "
+                f"{r.get('grad_evals', '')} | {_num(r, 'khat', 2)} | {', '.join(r.get('warnings', []))} | "
                 f"{r.get('error', '')} |"
             )
         lines.append("")
