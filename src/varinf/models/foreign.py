@@ -348,6 +348,20 @@ class ForeignModel(Model):
         return engine
 
     # ------------------------------------------------------------------ checks
+    def finite_start(self, u0: Tensor, tries: int = 100) -> Tensor:
+        """``u0`` ``(D,)`` where the log density and its gradient are finite there, else the first of ``tries``
+        U(-2, 2) points (a fixed generator) where they are: Stan's rule for initial values, for programs that
+        reject zero (an ODE solution a rounding error below its lower bound). Else ``u0`` (``check`` explains)."""
+        x = _as_engine_input(u0, self.dim)
+        lp, grad = self.engine.log_density_gradient(x)
+        if bool(torch.isfinite(lp).all() and torch.isfinite(grad).all()):
+            return u0
+        g = torch.Generator().manual_seed(0)
+        cand = (torch.rand(tries, self.dim, generator=g, dtype=torch.float64) * 4 - 2).contiguous()
+        lp, grad = self.engine.log_density_gradient(cand)
+        ok = (torch.isfinite(lp) & torch.isfinite(grad).all(-1)).nonzero()
+        return cand[int(ok[0, 0])].to(u0) if len(ok) else u0
+
     def check(self, u: Tensor | None = None) -> None:
         """Evaluate the log density and gradient at ``u`` (default: zeros and one U(-1, 1) point) and raise a
         one-line :class:`ModelError` with the engine's own message where either is not finite."""
