@@ -246,14 +246,13 @@ def from_numpyro(model, *args, **kwargs) -> ForeignModel:
 
     Example::
 
-        >>> import numpyro, numpyro.distributions as dist, numpy as np, varinf   # doctest: +SKIP
-        >>> def model(x, y=None):
-        ...     beta = numpyro.sample("beta", dist.Normal(0, 1))
-        ...     sigma = numpyro.sample("sigma", dist.HalfNormal(1))
-        ...     numpyro.sample("y", dist.Normal(beta * x, sigma), obs=y)
-        >>> res = varinf.fit(varinf.from_numpyro(model, np.arange(5.0), y=np.arange(5.0)))   # doctest: +SKIP
-        >>> res.draws()["beta"].shape                                                        # doctest: +SKIP
-        torch.Size([1000])
+        import numpyro, numpyro.distributions as dist, numpy as np, varinf
+        def model(x, y=None):
+            beta = numpyro.sample("beta", dist.Normal(0, 1))
+            sigma = numpyro.sample("sigma", dist.HalfNormal(1))
+            numpyro.sample("y", dist.Normal(beta * x, sigma), obs=y)
+        res = varinf.fit(varinf.from_numpyro(model, np.arange(5.0), y=np.arange(5.0)))
+        res.draws()["beta"].shape      # torch.Size([1000])
     """
     return ForeignModel(NumPyroEngine(model, args, kwargs))
 

@@ -202,11 +202,10 @@ class StanModel(ForeignModel):
 
     Example::
 
-        >>> import varinf
-        >>> model = varinf.StanModel("eight_schools.stan", "eight_schools.json")   # doctest: +SKIP
-        >>> res = varinf.fit(model)                                                # doctest: +SKIP
-        >>> res.draws()["theta"].shape                                             # doctest: +SKIP
-        torch.Size([1000, 8])
+        import varinf
+        model = varinf.StanModel("eight_schools.stan", "eight_schools.json")
+        res = varinf.fit(model)
+        res.draws()["theta"].shape    # torch.Size([1000, 8])
     """
 
     def __init__(self, program: str | os.PathLike, data: Mapping[str, Any] | str | os.PathLike | None = None, *,
