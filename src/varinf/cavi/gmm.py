@@ -31,6 +31,15 @@ remaining component. Removing an empty component raises the bound by an Occam fa
 :math:`\alpha_0\log N` nats in total, so ``lower_bound_`` is the bound of the pruned model;
 ``weight_threshold=0`` keeps all ``n_components`` (as scikit-learn does).
 
+**Delete moves.** CAVI can also stall where every surplus component keeps a few points, far from the better
+optimum with fewer components (wine, 178 points in 13-D with 10 components: the 10-component stall is 1.3
+nats/point below a 3-component fit started from the cultivar labels). After CAVI converges, the smallest component is removed, its
+points shared among the others and CAVI run to convergence again; the result is kept if the bound of the
+original ``n_components`` model rose, and the next smallest is tried (Hughes & Sudderth 2013, "memoized
+online VI"'s delete move). The result is never worse than plain CAVI's; it costs one more CAVI run when
+nothing is removed. ``n_iter_`` and ``elbo_`` describe the last CAVI run kept; restarts (``n_init``) compare
+the bound of the original model.
+
 Example::
 
     >>> import torch
@@ -73,6 +82,7 @@ class _Run:
     converged: bool
     n_iter: int
     kept: Tensor | None = None  # indices of the original components left after pruning (None: all)
+    full_bound: float = math.nan  # the bound in the original K-component model (restarts compare it)
 
 
 def _select(q, keep: Tensor):
@@ -98,7 +108,9 @@ class BayesianGaussianMixture:
         weight_tol: relative change of every component's expected count below which the weights count as
             settled (default ``1e-3``; ``None``: the bound alone decides).
         weight_threshold: share of the data below which a component is pruned (default ``None``: fewer than
-            one expected point, ``1/N``; ``0``: never prune).
+            one expected point, ``1/N``; ``0``: never prune, and no delete moves).
+        delete_moves: after CAVI converges, try removing the smallest component and keep the result if the
+            bound of the ``n_components`` model rises; repeat (see the pruning section above).
         max_iter: cap on CAVI iterations per initialization.
         n_init: restarts; the one with the highest bound is kept.
         init_params: ``"kmeans"``, ``"k-means++"`` (nearest seed) or ``"random"`` responsibilities.
@@ -127,6 +139,7 @@ class BayesianGaussianMixture:
         tol: float = 1e-6,
         weight_tol: float | None = 1e-3,
         weight_threshold: float | None = None,
+        delete_moves: bool = True,
         max_iter: int = 1000,
         n_init: int = 1,
         init_params: str = "kmeans",
@@ -145,6 +158,7 @@ class BayesianGaussianMixture:
         self.tol = tol
         self.weight_tol = weight_tol
         self.weight_threshold = weight_threshold
+        self.delete_moves = delete_moves
         self.max_iter = max_iter
         self.n_init = n_init
         self.init_params = init_params
@@ -296,6 +310,42 @@ class BayesianGaussianMixture:
             resp_t = unnorm.div_(total)
         return _Run(weights, comps, elbo, converged, n_iter - 1, kept if len(kept) < k else None)
 
+    def _full_bound(self, data: GaussianData, run: _Run) -> float:
+        """``run``'s bound in the original K-component model (pruned components at their prior)."""
+        if run.kept is None:
+            return run.elbo[-1]
+        w0, c0 = self._full_prior
+        return self._bound_of(data, _embed(run.weights, w0, run.kept), _embed(run.components, c0, run.kept), w0, c0)
+
+    def _delete_moves(self, data: GaussianData, run: _Run, bar) -> _Run:
+        """Remove the smallest component while that raises the bound of the original K-component model.
+
+        CAVI stalls in local optima where every surplus component keeps a few points (wine, 178 points in
+        13-D, 10 components: k-means gives each ~18 points and none ever empties; a 3-component fit started
+        from the cultivar labels has a bound 1.3 nats/point higher). A delete move (Hughes & Sudderth 2013, "memoized online VI")
+        shares the smallest component's points among the others and runs CAVI to convergence from there;
+        it is kept only if the bound went up, so the result is never worse than plain CAVI's."""
+        w_full, c_full = self._full_prior
+        best, best_bound = run, self._full_bound(data, run)
+        floor = 10 * torch.finfo(best.weights.concentration.dtype).eps * max(abs(best_bound), 1.0)
+        improved = True
+        while improved and best.weights.concentration.shape[0] > 1:
+            improved = False
+            k_full = len(w_full.concentration)
+            kept = best.kept if best.kept is not None else torch.arange(k_full, device=data.x.device)
+            for k in best.weights.concentration.argsort().tolist():  # the smallest first
+                keep = torch.ones(len(kept), dtype=torch.bool, device=data.x.device)
+                keep[k] = False
+                logits = self._logits(data, _select(best.weights, keep), _select(best.components, keep))
+                resp_t = torch.softmax(logits, 0)
+                trial = self._run(data, resp_t.T, _select(w_full, kept[keep]), _select(c_full, kept[keep]), bar)
+                trial.kept = kept[keep] if trial.kept is None else kept[keep][trial.kept]
+                trial_bound = self._full_bound(data, trial)
+                if trial_bound > best_bound + floor:
+                    best, best_bound, improved = trial, trial_bound, True
+                    break
+        return best
+
     def fit(self, X, y=None) -> BayesianGaussianMixture:
         """Fit on ``X`` ``(n_samples, n_features)``; restarts ``n_init`` times and keeps the best bound."""
         self._check_params()
@@ -313,7 +363,10 @@ class BayesianGaussianMixture:
         with progress(desc, unit="iterations", enabled=self.progress) as bar:
             for _ in range(self.n_init):
                 run = self._run(data, self._initial_resp(x, gen), w0, c0, bar)
-                if best is None or run.elbo[-1] > best.elbo[-1]:
+                if self.delete_moves and self.weight_threshold != 0:
+                    run = self._delete_moves(data, run, bar)
+                run.full_bound = self._full_bound(data, run)
+                if best is None or run.full_bound > best.full_bound:
                     best = run
         self._set_attributes(best)
         if not best.converged:
@@ -376,6 +429,9 @@ class BayesianGaussianMixture:
         if unpruned and self._kept is not None:
             w0, c0 = self._full_prior
             weights, comps = _embed(weights, w0, self._kept), _embed(comps, c0, self._kept)
+        return self._bound_of(data, weights, comps, w0, c0)
+
+    def _bound_of(self, data: GaussianData, weights, comps, w0, c0) -> float:
         log_norm = torch.logsumexp(self._logits(data, weights, comps), dim=0)
         kl = weights.kl(w0).double() + comps.kl(c0).sum(dtype=torch.float64)
         return float((log_norm.sum(dtype=torch.float64) - kl) / data.n)
