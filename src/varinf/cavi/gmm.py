@@ -61,10 +61,10 @@ import torch
 from torch import Tensor
 
 from ..optim import ConvergenceWarning
+from ..utils.progress import progress
 from .expfam import ConjugateDirichlet, ConjugateNormalWishart
 from .gaussian_data import GaussianData
 from .kmeans import kmeans, kmeans_plus_plus
-from ..utils.progress import progress
 from .validation import as_data_matrix, check_positive, seed_generator
 
 __all__ = ["BayesianGaussianMixture"]

@@ -42,11 +42,11 @@ import torch
 from torch import Tensor
 
 from ..optim import ConvergenceWarning
+from ..utils.progress import progress
 from .counts import DocTermCounts
 from .expfam import ConjugateDirichlet
 from .lda_estep import SOLVERS, LDALocalResult, lda_e_step
 from .lda_layout import PaddedDocs
-from ..utils.progress import progress
 from .schedule import RobbinsMonro
 from .validation import check_positive, seed_generator
 

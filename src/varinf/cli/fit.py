@@ -200,6 +200,7 @@ def _write_draws(result, tmp: Path, n: int, seed: int, *, dtype: str, pointwise:
     from ..diagnostics import diagnose, to_inference_data
 
     if _draws_name().endswith(".nc"):
+
         def cast(v):
             return v.astype(dtype) if v.dtype.kind == "f" and v.dtype != np.dtype(dtype) else v
 
@@ -216,7 +217,9 @@ def _write_draws(result, tmp: Path, n: int, seed: int, *, dtype: str, pointwise:
     d = result.diagnostics
     if d is None or d.num_draws != n:
         d = diagnose(result, n, seed=seed, warn=False)
-    tensors = {f"posterior/{k}": v.to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in d.draws.items()}
+    tensors = {
+        f"posterior/{k}": v.to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in d.draws.items()
+    }
     tensors |= {"sample_stats/log_weight": d.psis.log_weights, "sample_stats/log_q": d.log_q}
     meta = {"model": getattr(result.model, "name", "model"), "family": result.family_label, "khat": d.khat}
     write_safetensors(tmp, tensors, meta, format="varinf.draws/1")
@@ -230,11 +233,11 @@ def _size(num_bytes: float) -> str:
     return ""
 
 
-def _written(args: argparse.Namespace, model, draws: Path) -> str:
+def _written(args: argparse.Namespace, model, draws: Path, size: int) -> str:
     """The line saying what ``-o`` wrote, with the draws file's size (and what --log-likelihood would add)."""
     itemsize = 8 if args.dtype == "float64" else 4
     dtype = args.dtype or "float32"
-    line = (f"written to {args.output}/: {draws.name} ({_size(draws.stat().st_size)}, {args.draws} draws in {dtype}), "
+    line = (f"written to {args.output}/: {draws.name} ({_size(size)}, {args.draws} draws in {dtype}), "
             f"{SUMMARY_TXT}, {SUMMARY_JSON}, {FIT_FILE} (varinf.load reads it)")  # fmt: skip
     rows = model.plate.size if getattr(model, "has_plate", False) else 0
     if rows and not args.log_likelihood and draws.suffix == ".nc":
@@ -267,12 +270,12 @@ def run_fit(args: argparse.Namespace) -> int:
         with writing(outputs, force=args.force) as (draws, txt, js, saved):
             _write_draws(result, draws, args.draws, args.seed, dtype=args.dtype or "float32",
                          pointwise=args.log_likelihood)  # fmt: skip
+            record["draws_file"] = {"path": str(outputs[0]), "bytes": draws.stat().st_size, "draws": args.draws,
+                                    "dtype": args.dtype or "float32", "log_likelihood": bool(args.log_likelihood)}  # fmt: skip
             txt.write_text(f"{summary}\n", encoding="utf-8")
             js.write_text(to_json(record) + "\n", encoding="utf-8")
             save_result(result, saved, add_suffix=False)
-        written = _written(args, model, outputs[0])
-        record["draws_file"] = {"path": str(outputs[0]), "bytes": outputs[0].stat().st_size, "draws": args.draws,
-                                "dtype": args.dtype or "float32", "log_likelihood": bool(args.log_likelihood)}  # fmt: skip
+        written = _written(args, model, outputs[0], record["draws_file"]["bytes"])
     emit(args, lambda: str(summary) + (f"\n{written}" if written else ""), record)
     return 0
 

@@ -154,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False) or os.environ.get("VARINF_DEBUG", "") not in ("", "0")
     args.stdout = sys.stdout  # the results go here (see options.emit); anything else printed goes to _chatter
     try:
-        with _warnings_on_stderr(prog), _chatter(args), progress_scope(False if getattr(args, "quiet", False) else None):
+        with (
+            _warnings_on_stderr(prog),
+            _chatter(args),
+            progress_scope(False if getattr(args, "quiet", False) else None),
+        ):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
