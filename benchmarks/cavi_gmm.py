@@ -420,7 +420,9 @@ def main_defaults(a) -> None:
         res = json.loads(out.with_suffix(".json").read_text())
     else:
         cfg = {
-            "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} python benchmarks/cavi_gmm.py "
+            "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} nice -n {os.nice(0)} taskset -c "
+            + ",".join(map(str, sorted(os.sched_getaffinity(0))))
+            + " python benchmarks/cavi_gmm.py "
             + " ".join(sys.argv[1:]),
             "commit": git_commit(),
             "versions": _versions(),
