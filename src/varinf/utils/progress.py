@@ -122,6 +122,11 @@ class Progress:
         if self._bar is not None:
             self._bar.reset(total=self.total)
 
+    def clear(self) -> None:
+        """Erase the bar from the screen until its next update (before printing a line on stdout)."""
+        if self._bar is not None:
+            self._bar.clear()
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

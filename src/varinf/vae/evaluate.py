@@ -121,7 +121,7 @@ def evaluate(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         starts = range(0, x.shape[0], batch_size)
-        for i in track(starts, f"test NLL (k={k})", unit="batches", enabled=progress):
+        for i in track(starts, f"NLL (k={k})", unit="batches", enabled=progress):
             xb = x[i : i + batch_size]
             lw = _log_weights(vae, xb, k, chunk)
             nll.append(-(torch.logsumexp(lw, 0) - math.log(k)) + offset)

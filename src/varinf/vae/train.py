@@ -149,7 +149,8 @@ def train(
 
     def validate() -> None:
         if valid_x is not None and world.is_main:
-            ev = evaluate(vae, valid_x, k=config.valid_k, batch_size=100, elbo_particles=10, progress=False)
+            # a phase of its own (1000 images x 100 samples: seconds): a bar below the epoch's
+            ev = evaluate(vae, valid_x, k=config.valid_k, batch_size=100, elbo_particles=10, progress=progress)
             vae.train()
             rec = ValidationRecord(
                 prog.epoch,
@@ -163,6 +164,7 @@ def train(
                 prog.take_mean_loss(),
             )
             prog.history.append(rec)
+            bar.clear()  # the epoch's line goes to stdout on the same terminal: no half-drawn bar beside it
             say(rec.line())
 
     def checkpoint() -> None:
