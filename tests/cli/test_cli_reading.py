@@ -37,7 +37,7 @@ def unnamed(tmp_path):
 def test_warnings_go_to_stderr_and_survive_quiet_and_json(workdir, capsys):
     """The fit's ConvergenceWarning and DiagnosticWarnings reach stderr as one line each, with --quiet (stdout
     empty) and with --json (stdout only the JSON); each diagnostic message of the JSON appears there."""
-    code, out, err = run_cli(["fit", workdir / "good.py", *FAST, "--json"], capsys)
+    code, out, _ = run_cli(["fit", workdir / "good.py", *FAST, "--json"], capsys)
     assert code == 0
     record = json.loads(out)
     messages = record["diagnostics"]["warnings"]

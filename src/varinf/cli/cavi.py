@@ -67,7 +67,7 @@ def run_gmm(args: argparse.Namespace) -> int:
         f"Bayesian GMM (CAVI): {n} points, {d} features, at most {args.components} components",
         f"{'converged' if gmm.converged_ else 'NOT converged'} after {gmm.n_iter_} iterations; "
         f"ELBO {gmm.lower_bound_:.4f} nats/point",
-        f"{gmm.n_components_} components" + (f" ({pruned} empty ones pruned):" if pruned else ":"),
+        f"{gmm.n_components_} components" + (f" ({pruned} surplus ones removed):" if pruned else ":"),
     ]
     for k in active:
         mean = ", ".join(f"{v:.3g}" for v in gmm.means_[k].tolist()[:6]) + (", ..." if d > 6 else "")
