@@ -138,3 +138,5 @@ def test_models_are_listed_without_any_data(capsys, monkeypatch):
     assert all(name in out for name in pdb.REFERENCE_POSTERIORS)
     code, out, err = run_cli(["posteriordb", "list", "--builtin", "--json"], capsys)
     assert code == 0 and err == "" and len(json.loads(out)["posteriors"]) == len(pdb.REFERENCE_POSTERIORS)
+    code, out, err = run_cli(["posteriordb", "fit", "sblri-blr"], capsys)  # fitting needs the data
+    assert code == 1 and "pass --root DIR" in err and "root=" not in err

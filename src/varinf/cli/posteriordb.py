@@ -25,7 +25,13 @@ def _root(args: argparse.Namespace):
     path relative to the current folder)."""
     from ..posteriordb import default_root
 
-    return input_folder(args.root) if args.root is not None else default_root()
+    if args.root is not None:
+        return input_folder(args.root)
+    try:
+        return default_root()
+    except FileNotFoundError as e:  # say it with the CLI's words, not the Python API's (root=)
+        tried = str(e).split(";")[0]
+        raise FileNotFoundError(f"{tried}; set $VARINF_POSTERIORDB to a posteriordb folder or pass --root DIR") from None
 
 
 ROOT_HELP = ("posteriordb folder (default: $VARINF_POSTERIORDB, else $VARINF_SHARED_DATA/posteriordb, else "
