@@ -27,9 +27,9 @@ or on two machines with eight processes each (run on both, with ``--node_rank=0`
     from varinf import Latent, Model
 
     world = varinf.distributed.init_distributed()        # gloo on CPU; device="cuda" for NCCL
-    g = torch.Generator().manual_seed(0)                  # the same data on every process ...
-    X = torch.randn(1_000_000, 20, generator=g)
-    y = Bernoulli(logits=X @ torch.linspace(-1, 1, 20)).sample(generator=None)
+    torch.manual_seed(0)                                  # the same data on every process ...
+    X = torch.randn(1_000_000, 20)
+    y = Bernoulli(logits=X @ torch.linspace(-1, 1, 20)).sample()
     rows = varinf.distributed.shard_rows({"X": X, "y": y})  # ... of which each keeps its block
 
     model = Model(
