@@ -22,6 +22,12 @@ sys.path.insert(0, str(HERE / "_ext"))
 if (ROOT / "src" / "varinf").is_dir():  # a checkout: document its sources, not an older installed copy
     sys.path.insert(0, str(ROOT / "src"))
 
+# The examples run in this process: one thread (the build is sized for one core; two intra-op threads on a
+# busy machine spin against each other and run several times slower).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+import torch  # noqa: E402
+
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 import varinf  # noqa: E402
 
 project = "varinf"
@@ -79,8 +85,6 @@ intersphinx_timeout = 1
 intersphinx_cache_limit = -1
 
 # -- sphinx-gallery -----------------------------------------------------------------------------------
-os.environ.setdefault("VARINF_DOCS_BUILD", "1")
-os.environ.setdefault("OMP_NUM_THREADS", "1")
 sphinx_gallery_conf = {
     "examples_dirs": [str(ROOT / "examples")],
     "gallery_dirs": ["auto_examples"],

@@ -100,7 +100,7 @@ def methods_table() -> list[str]:
         warned = sum(1 for r in rs if r.get("warned"))
         silent = sum(1 for r in rs if r["max_err"] > 0.1 and not r.get("warned"))
         ok_khat = sum(1 for r in rs if r.get("khat") is not None and math.isfinite(r["khat"]) and r["khat"] < 0.7)
-        rows.append([METHOD_CALL.get(fit, fit), fmt(int(_median([r["grad_evals"] for r in rs]))),
+        rows.append([METHOD_CALL.get(fit, fit), fmt(round(_median([r["grad_evals"] for r in rs]))),
                      fmt(_median([r["wall"] for r in rs]), 2), fmt(_median([r["max_err"] for r in rs]), 3),
                      str(within), str(ok_khat), "–" if peer else str(warned),
                      "– (no diagnostics)" if peer else str(silent)])
