@@ -58,6 +58,7 @@ html_theme = "furo"
 html_title = f"varinf {release}"
 html_static_path = ["_static"]
 html_css_files = ["varinf.css"]
+html_favicon = "_static/favicon.svg"
 html_show_sourcelink = False
 html_theme_options = {"sidebar_hide_name": False, "navigation_with_keys": True}
 
@@ -98,7 +99,7 @@ sphinx_gallery_conf = {
     "only_warn_on_example_error": False,
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "gallery_order.ExampleOrder",
     "reset_modules": ("matplotlib", "seaborn"),
 }
 

@@ -1,6 +1,6 @@
 """
 A million-row logistic regression with minibatches
-=================================================
+==================================================
 
 A Bayesian logistic regression on 1,000,000 generated rows × 20 features, fitted by minibatch SVI in a
 few seconds, then checked against held-out data with the posterior predictive distribution.
@@ -74,7 +74,7 @@ fig.tight_layout()
 
 # %%
 # Posterior predictive checks on held-out rows
-# -------------------------------------------
+# --------------------------------------------
 # ``res.predict`` reuses the model's own ``simulate`` to draw replicated data for new rows; the
 # predicted probability of each row is the mean of its replicates. Binning the rows by that probability
 # and comparing with the observed frequency of ``y = 1`` is a calibration check: a well-specified,

@@ -209,7 +209,7 @@ def cavi_gmm() -> list[str]:
                      fmt(_median([r[key]["time_s"] for r in rs]), 2), fmt(_median([r["sklearn"]["time_s"] for r in rs]), 2),
                      f"{max(abs(r[key]['elbo_minus_sklearn']) for r in rs):.1e}"])
     n, d = data["x_shape"]
-    header = ["varinf", "speed-up vs scikit-learn (median)", "varinf s", "scikit-learn s", "|ELBO difference| per point"]
+    header = ["varinf", "speed-up vs scikit-learn (median)", "varinf s", "scikit-learn s", "ELBO difference per point (absolute)"]
     return [f"{n:,} points × {d} dimensions, K = 10, {len(data['rows'])} seeds.", "",
             *table(header, rows), *source("cavi_gmm", data.get("config"))]
 
