@@ -275,7 +275,43 @@ def codec_rd() -> list[str]:
             *source("codec_rd", {"machine": data.get("machine"), "command": "python benchmarks/codec_rd.py"})]
 
 
+def posteriordb_families() -> list[str]:
+    data = load("posteriordb")
+    rows = []
+    for family in ("meanfield", "fullrank", "flow"):
+        rs = [r for r in data["rows"] if r["family"] == family]
+        if not rs:
+            continue
+        within = sum(1 for r in rs if r["max_err"] <= 0.1)
+        # a fit warns by k-hat / mean shift (DiagnosticWarning) or by not converging (ConvergenceWarning)
+        warned = [bool(r.get("warned")) or r.get("converged") is False for r in rs]
+        flagged = sum(warned)
+        silent = sum(1 for r, w in zip(rs, warned) if r["max_err"] > 0.1 and not w)
+        rows.append([family, str(len(rs)), str(within), fmt(_median([r["max_err"] for r in rs]), 3),
+                     fmt(_median([r["sd_ratio_min"] for r in rs]), 2), str(flagged), str(silent)])
+    header = ["family", "posteriors", "within 0.1 sd", "error, sd (median)", "smallest sd ratio (median)",
+              "warned (k̂, mean shift or not converged)", "silent failures"]
+    return table(header, rows) + source("posteriordb", data.get("meta"))
+
+
+def numpyro_svi() -> list[str]:
+    data = load("numpyro_svi")
+    rows = []
+    for r in data["rows"]:
+        cells = [r["posterior"], r["family"]]
+        for key in ("varinf_default", "varinf", "numpyro"):
+            v = r.get(key, {})
+            cells.append(f"{fmt(v.get('max_err'), 3)} sd, {fmt(v.get('wall_time'), 1)} s")
+        rows.append(cells)
+    header = ["posterior", "family", "varinf default fit", f"varinf ADVI, {data['rows'][0]['steps']} steps",
+              f"NumPyro SVI, {data['rows'][0]['steps']} steps"]
+    return ["Each cell: largest error of a posterior mean (reference sds) and wall seconds (NumPyro's include "
+            "compilation).", "", *table(header, rows), *source("numpyro_svi", data.get("meta"))]
+
+
 TABLES = {
+    "posteriordb-families": posteriordb_families,
+    "numpyro-svi": numpyro_svi,
     "methods": methods_table,
     "methods-per-posterior": methods_per_posterior,
     "logreg-step": logreg_step,
