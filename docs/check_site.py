@@ -58,7 +58,7 @@ class _Anchors(HTMLParser):
                 self.ids.add(value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def anchors(path: Path) -> frozenset[str]:
     parser = _Anchors()
     parser.feed(path.read_text(encoding="utf-8", errors="replace"))

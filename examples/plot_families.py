@@ -56,7 +56,7 @@ for tname, (model, _, _, _) in targets.items():
 # q's draws over the true density
 # -------------------------------
 fig, axes = plt.subplots(2, 3, figsize=(10, 6.4), sharex="row", sharey="row")
-for i, (tname, (model, names, xlim, ylim)) in enumerate(targets.items()):
+for i, (tname, (_, names, xlim, ylim)) in enumerate(targets.items()):
     gx, gy = np.meshgrid(np.linspace(*xlim, 200), np.linspace(*ylim, 200))
     f = banana if tname == "banana" else funnel
     logp = f(torch.tensor(gx), torch.tensor(gy)).numpy()

@@ -60,7 +60,7 @@ for name, cols in candidates.items():
 # should cover the exact values.
 fig, ax = plt.subplots(figsize=(7, 3.6))
 y_pos = np.arange(len(rows))
-for i, (name, exact, fit_ev, bridge) in enumerate(rows):
+for i, (_, exact, fit_ev, bridge) in enumerate(rows):
     ax.plot(exact, i, "k|", ms=18, mew=2, label="exact" if i == 0 else None)
     ax.errorbar(bridge.estimate, i - 0.15, xerr=2 * bridge.se, fmt="o", color="C0",
                 label="bridge sampling ± 2 se" if i == 0 else None)

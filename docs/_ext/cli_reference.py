@@ -90,7 +90,7 @@ class VarinfCli(SphinxDirective):
 
         parser = build_parser()
         lines = []
-        for name, child, help_ in _children(parser):
+        for _name, child, help_ in _children(parser):
             lines += command_rst(child, help_, 0)
         node = nodes.section()
         node.document = self.state.document

@@ -164,7 +164,7 @@ def eight_schools_cli() -> list[str]:
 def big_data() -> list[str]:
     data = load("big_data")
     rows = []
-    for key, res in data["results"].items():
+    for res in data["results"].values():
         mb = res.get("varinf_minibatch", {})
         sd = mb.get("sd_ratio") or [None, None]
         rows.append([f"{res['rows']:,} × {res['features']}", fmt(mb.get("fit_cpu_s"), 1), fmt(mb.get("cpu_s"), 1),
