@@ -7,7 +7,8 @@ the API index and the user guide) and fails if any page has
 
 * a console error (``SEVERE`` in Chromium's log: script errors, resources that failed to load),
 * an image that did not load (``naturalWidth == 0`` after loading it eagerly),
-* an internal link whose target page, or the anchor in it, does not exist.
+* an internal link whose target page, or the anchor in it, does not exist,
+* a gallery example without a figure.
 
 It saves screenshots of the home page and of a gallery page into ``<build>/_screenshots`` together with
 ``site_check.json`` (the counts and every problem found). Needs Debian's ``chromium`` and
@@ -122,7 +123,7 @@ def check(root: Path, quick: bool = False, shots: Path | None = None) -> dict:
     shots.mkdir(parents=True, exist_ok=True)
     server, base = serve(root)
     report = {"pages": 0, "links_checked": 0, "images_checked": 0, "console_errors": [], "broken_images": [],
-              "broken_links": [], "screenshots": []}
+              "broken_links": [], "figures": 0, "examples_without_figure": [], "screenshots": []}
     with tempfile.TemporaryDirectory(prefix="varinf-chromium-") as profile:
         driver = make_driver(profile)
         try:
@@ -147,6 +148,12 @@ def check(root: Path, quick: bool = False, shots: Path | None = None) -> dict:
                         report["broken_links"].append({"page": page, "href": href, "problem": "no such page"})
                     elif fragment and target.suffix == ".html" and fragment not in anchors(target):
                         report["broken_links"].append({"page": page, "href": href, "problem": "no such anchor"})
+                if page.startswith("auto_examples/plot_"):
+                    figures = driver.execute_script(
+                        "return document.querySelectorAll('img.sphx-glr-single-img, img.sphx-glr-multi-img').length")
+                    report["figures"] += figures
+                    if figures == 0:
+                        report["examples_without_figure"].append(page)
                 report["pages"] += 1
                 for name, shot_page in SCREENSHOTS.items():
                     if page == shot_page:
@@ -171,11 +178,13 @@ def main(argv=None) -> int:
     r = check(args.build, args.quick)
     print(f"check_site: {r['pages']} pages, {r['images_checked']} images, {r['links_checked']} internal links in "
           f"{time.time() - t0:.0f} s: {len(r['console_errors'])} console errors, {len(r['broken_images'])} broken "
-          f"images, {len(r['broken_links'])} broken internal links; screenshots: {', '.join(r['screenshots'])}")
-    for kind in ("console_errors", "broken_images", "broken_links"):
+          f"images, {len(r['broken_links'])} broken internal links; {r['figures']} figures in the gallery, "
+          f"{len(r['examples_without_figure'])} examples without one; screenshots: {', '.join(r['screenshots'])}")
+    for kind in ("console_errors", "broken_images", "broken_links", "examples_without_figure"):
         for item in r[kind][:20]:
             print(f"  {kind}: {item}")
-    return 0 if not (r["console_errors"] or r["broken_images"] or r["broken_links"]) else 1
+    failed = r["console_errors"] or r["broken_images"] or r["broken_links"] or r["examples_without_figure"]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def source(name: str, meta: dict | None = None) -> list[str]:
     if meta.get("machine"):
         machine = meta["machine"] if isinstance(meta["machine"], str) else meta["machine"].get("platform", "")
         bits.append(f"on {machine}")
-    return ["*" + ", ".join(bits).replace("*", "") + ".*", ""]
+    return [", ".join(bits) + ".", ""]
 
 
 # -- posterior VI: methods -----------------------------------------------------------------------------
@@ -106,6 +106,41 @@ def methods_table() -> list[str]:
                      "– (no diagnostics)" if peer else str(silent)])
     lines = table(header, rows)
     return lines + source("posterior_speed", data.get("meta"))
+
+
+DECISIONS = [
+    ("gradients of the log density, all rows at every step, up to a few hundred dimensions", "auto/auto"),
+    ("the cheapest rough answer (a start, a screening)", "pathfinder/fullrank"),
+    ("a full-rank Gaussian without Pathfinder's start", "bam/fullrank"),
+    ("minibatches (millions of rows), a chosen bound (IWAE, Rényi) or gradient estimator: ADVI "
+     "(``batch_size=`` selects it by itself)", "advi/fullrank"),
+    ("a posterior a Gaussian cannot follow (k̂ > 0.7 with a Gaussian)", "auto/flow"),
+    ("more than ~300 unconstrained dimensions (``family=\"auto\"`` switches by itself); cost O(D r²)",
+     "auto/lowrank"),
+    ("independent marginals are enough", "auto/meanfield"),
+]
+
+
+def methods_decision() -> list[str]:
+    """The decision table: situations are words, every measured cell comes from the JSON."""
+    data, by_fit = posterior_speed_rows()
+    n_post = len({r["posterior"] for r in data["rows"]})
+    base = by_fit["auto/auto"]
+    base_wall = _median([r["wall"] for r in base])
+    rows = []
+    for situation, fit in DECISIONS:
+        if fit not in by_fit:
+            continue
+        rs = [r for r in by_fit[fit] if not r.get("error")]
+        wall = _median([r["wall"] for r in rs])
+        rows.append([situation, METHOD_CALL[fit], fmt(round(_median([r["grad_evals"] for r in rs]))),
+                     f"{fmt(wall, 2)} ({wall / base_wall:.1f}× the default)",
+                     fmt(_median([r["max_err"] for r in rs]), 3),
+                     f"{sum(1 for r in rs if r['max_err'] <= 0.1)} of {n_post}",
+                     str(sum(1 for r in rs if r["max_err"] > 0.1 and not r.get("warned")))])
+    header = ["your situation", "call", "gradient evals (median)", "wall s (median)", "error, sd (median)",
+              "within 0.1 sd", "silent failures"]
+    return table(header, rows) + source("posterior_speed", data.get("meta"))
 
 
 PER_POSTERIOR_FITS = ["auto/auto", "bam/fullrank", "pathfinder/fullrank", "advi/fullrank", "advi/meanfield",
@@ -313,6 +348,7 @@ TABLES = {
     "posteriordb-families": posteriordb_families,
     "numpyro-svi": numpyro_svi,
     "methods": methods_table,
+    "methods-decision": methods_decision,
     "methods-per-posterior": methods_per_posterior,
     "logreg-step": logreg_step,
     "eight-schools-cli": eight_schools_cli,
