@@ -29,6 +29,7 @@ Example (a few steps of a tiny codec)::
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -76,6 +77,9 @@ class TrainConfig:
     # steps is re-planned at every checkpoint from the measured pace so that the run, decay included, ends
     # within the budget (never above ``steps``); None: exactly ``steps`` steps
     time_budget_h: float | None = None
+    # every this many steps, also keep the weights (float16 model folder ``snapshots/step-N``) for checkpoint
+    # selection on a validation set; None: only the latest checkpoint
+    keep_every: int | None = None
 
     def batch_at(self, step: int) -> tuple[int, int]:
         """``(batch_size, patch_size)`` of ``step``."""
@@ -133,8 +137,12 @@ def train_codec(
     progress: bool | None = None,
     until: int | None = None,
     init: ImageCodec | None = None,
+    training_files: list[dict] | None = None,
 ) -> TrainResult:
     """Train (or resume training of) a codec on patches of ``images``; writes into ``out_dir``.
+
+    ``training_files`` (e.g. :meth:`~varinf.compression.lossy.photos.PhotoSet.manifest`: name, SHA-256 of every
+    file the images came from) is recorded in the checkpoints and the saved models' metadata.
 
     ``until`` stops early at that step (checkpoint and model written), e.g. to train in time slices; calling
     again with the same arguments and a larger (or no) ``until`` continues exactly where it stopped.
@@ -143,7 +151,7 @@ def train_codec(
     """
     train = train or TrainConfig()
     with num_threads(train.threads or None):  # the caller's thread count is restored afterwards
-        return _train(config, images, Path(out_dir), train, progress, until, init)
+        return _train(config, images, Path(out_dir), train, progress, until, init, training_files)
 
 
 def _train(
@@ -154,6 +162,7 @@ def _train(
     progress: bool | None,
     until: int | None,
     init: ImageCodec | None,
+    training_files: list[dict] | None,
 ) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     samplers = {p: PatchSampler(images, p) for p in {train.patch_size, train.late_patch_size or train.patch_size}}
@@ -171,8 +180,10 @@ def _train(
     if (out / "checkpoint.pt").is_file() and not ckpt.is_file():
         raise ValueError(f"{out} holds an old pickle checkpoint (checkpoint.pt); resume it with an older varinf")
     total, trained_s = train.steps, 0.0  # planned total steps, training seconds so far (all resumptions)
+    files = training_files or []
     if ckpt.is_file():
         meta = read_training_meta(ckpt)["meta"]
+        files = training_files or meta.get("training_files", [])
         if meta.get("config") != config.to_json():
             raise ValueError(f"{ckpt} was trained with another configuration; use a new output folder")
         step = load_training_state(ckpt, codec, optimizer).step
@@ -232,10 +243,18 @@ def _train(
                     )
                     sched = replace(train, steps=total)
                     stop = total if until is None else min(until, total)
-                _save_checkpoint(ckpt, codec, optimizer, step, train, planned_steps=total, train_seconds=trained_s)
+                _save_checkpoint(ckpt, codec, optimizer, step, train, planned_steps=total, train_seconds=trained_s,
+                                 training_files=files)  # fmt: skip
+            if train.keep_every and step % train.keep_every == 0:
+                snapshot = copy.deepcopy(codec).eval()  # save_codec(half=True) rounds the weights it saves
+                save_codec(snapshot, out / "snapshots" / f"step-{step:06d}", half=True,
+                           info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s),
+                                 "training_files": files})  # fmt: skip
+                codec.train()
     bar.close()
     codec.eval()
-    save_codec(codec, out, info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s)})
+    save_codec(codec, out, info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s),
+                                 "training_files": files})  # fmt: skip
     return TrainResult(step, time.time() - t0, last["bpp"], last["psnr"], out)
 
 
@@ -250,6 +269,7 @@ def export_checkpoint(
     meta = read_training_meta(ckpt)
     codec = ImageCodec(CodecConfig.from_json(meta["meta"]["config"]))
     step = load_training_state(ckpt, codec).step
-    save_codec(codec.eval(), out_dir, info={"train": meta["meta"].get("train", {}), "steps": step, **(info or {})},
-               half=half)  # fmt: skip
+    recorded = {"train": meta["meta"].get("train", {}), "steps": step,
+                "training_files": meta["meta"].get("training_files", [])}  # fmt: skip
+    save_codec(codec.eval(), out_dir, info={**recorded, **(info or {})}, half=half)
     return codec
