@@ -200,7 +200,8 @@ def register(sub) -> None:
                    help="bits-back coding with a VAE (default model: binarized MNIST, 28x28, values 0/1 or 0/255)")  # fmt: skip
     add_output(p, "output .vif file", required=True)
     p.add_argument("-q", "--quality", type=number(0), default=None,
-                   help="quality level in [0, levels-1], fractional values interpolate (default: 3)")  # fmt: skip
+                   help="quality level in [0, levels-1], fractional values interpolate (default: the level whose "
+                        "lambda is nearest 0.013)")  # fmt: skip
     p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
     add_reporting(p)
     p.set_defaults(func=run_compress)

@@ -222,13 +222,15 @@ class ImageCodec(nn.Module):
     # ------------------------------------------------------------------ bitstreams
     def compress(self, x: torch.Tensor, quality: float) -> LatentStreams:
         """Entropy code one image ``x`` ``(1, 3, H, W)`` in [0, 1] (H, W multiples of :attr:`multiple`) at
-        ``quality`` in ``[0, max_quality]``. Puts the model in eval mode."""
+        ``quality`` in ``[0, max_quality]``. Runs on one thread (the bytes do not depend on the caller's thread
+        setting). Puts the model in eval mode."""
         self._check(x)
         if x.shape[0] != 1:
             raise ValueError(f"compress codes one image at a time, got a batch of {x.shape[0]}")
         self.eval()
         tables = self.tables()
-        with torch.no_grad():
+        # one thread, as in decoding: the latents (and so the file's bytes) must not depend on the thread setting
+        with torch.no_grad(), num_threads(1):
             gain, _ = self.gains(torch.tensor([quality]))
             y = self.g_a(x) * gain
             stack = AnsStack()
