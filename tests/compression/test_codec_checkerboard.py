@@ -98,7 +98,7 @@ def test_gathered_taps_are_the_masked_correlation():
     y = rng.integers(-50, 50, size=(2, 3, 6, 7))
     where = ~anchor_mask(6, 7)
     w = rng.integers(-5, 5, size=(4, 3, 5, 5))
-    cols = gather_taps(y * anchor_mask(6, 7), where)  # (B P, 12 M)
+    cols = gather_taps(y * anchor_mask(6, 7), *np.nonzero(where))  # (B P, 12 M)
     taps = np.stack([w[:, :, di + 2, dj + 2] for di, dj in CONTEXT_TAPS])  # (12, out, M)
     got = cols @ taps.transpose(0, 2, 1).reshape(-1, 4)
     padded = np.pad(y * anchor_mask(6, 7), ((0, 0), (0, 0), (2, 2), (2, 2)))

@@ -64,6 +64,7 @@ __all__ = ["CONTEXT_TAPS", "CheckerboardLatent", "IntegerContext", "anchor_mask"
 KERNEL = 5
 # offsets (di, dj) of a 5x5 window that land on anchors when centred on a non-anchor: di + dj odd
 CONTEXT_TAPS = tuple((di, dj) for di in range(-2, 3) for dj in range(-2, 3) if (di + dj) % 2)
+BLOCK = 4096  # positions per block of the integer context network (~50 MB of int64 columns for M = 128)
 
 
 def anchor_mask(h: int, w: int) -> np.ndarray:
@@ -238,27 +239,34 @@ class IntegerContext:
 
     def __call__(self, y_fp: np.ndarray, hyper: np.ndarray, where: np.ndarray) -> np.ndarray:
         """``[σ, μ]`` (fixed point, ``(B, 2M, P)``) at the positions ``where`` (``(h, w)`` bool) from the decoded
-        anchors ``y_fp`` (``(B, M, h, w)`` fixed point, zero elsewhere) and the hyperprior output ``hyper``."""
+        anchors ``y_fp`` (``(B, M, h, w)`` fixed point, zero elsewhere) and the hyperprior output ``hyper``.
+        Positions go through in blocks of :data:`BLOCK` (bounded memory for large images)."""
         b = y_fp.shape[0]
-        # decoded anchors beyond 2**14 in size come only from crafted files: clipped, as the encoder does
-        x = np.clip(gather_taps(y_fp, where), -ACTIVATION_MAX, ACTIVATION_MAX)  # (B P, 12 M)
-        hyper_rows = hyper[:, :, where].transpose(0, 2, 1).reshape(x.shape[0], -1)  # (B P, 2M)
-        h = np.concatenate([hyper_rows, self.context(x)], axis=1)
-        for layer in self.layers:
-            h = layer(h)
-        out = np.clip(hyper_rows + h, -ACTIVATION_MAX, ACTIVATION_MAX)
-        return out.reshape(b, -1, out.shape[1]).transpose(0, 2, 1)
+        ii, jj = np.nonzero(where)
+        out = np.empty((b, hyper.shape[1], len(ii)), dtype=np.int64)
+        for start in range(0, len(ii), BLOCK):
+            at = (ii[start : start + BLOCK], jj[start : start + BLOCK])
+            # decoded anchors beyond 2**14 in size come only from crafted files: clipped, as the encoder does
+            x = np.clip(gather_taps(y_fp, *at), -ACTIVATION_MAX, ACTIVATION_MAX)  # (B p, 12 M)
+            hyper_rows = hyper[:, :, at[0], at[1]].transpose(0, 2, 1).reshape(x.shape[0], -1)  # (B p, 2M)
+            h = np.concatenate([hyper_rows, self.context(x)], axis=1)
+            for layer in self.layers:
+                h = layer(h)
+            rows = np.clip(hyper_rows + h, -ACTIVATION_MAX, ACTIVATION_MAX)
+            out[:, :, start : start + BLOCK] = rows.reshape(b, -1, rows.shape[1]).transpose(0, 2, 1)
+        return out
 
 
-def gather_taps(y_fp: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """``(B * P, 12 * M)`` int64: for each position of ``where`` (row-major, batch-major), the values of ``y_fp``
+def gather_taps(y_fp: np.ndarray, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
+    """``(B * P, 12 * M)`` int64: for each position ``(ii[k], jj[k])`` (batch-major), the values of ``y_fp``
     ``(B, M, h, w)`` at the :data:`CONTEXT_TAPS` around it (zero outside the image), tap-major."""
-    b, m = y_fp.shape[:2]
-    p = KERNEL // 2
-    padded = np.pad(y_fp, ((0, 0), (0, 0), (p, p), (p, p)))
-    ii, jj = np.nonzero(where)
-    cols = np.stack([padded[:, :, ii + di + p, jj + dj + p] for di, dj in CONTEXT_TAPS], axis=1)  # (B, 12, M, P)
-    return cols.transpose(0, 3, 1, 2).reshape(b * len(ii), len(CONTEXT_TAPS) * m)
+    b, m, h, w = y_fp.shape
+    cols = np.zeros((b, len(ii), len(CONTEXT_TAPS), m), dtype=y_fp.dtype)
+    for t, (di, dj) in enumerate(CONTEXT_TAPS):
+        i, j = ii + di, jj + dj
+        inside = (i >= 0) & (i < h) & (j >= 0) & (j < w)
+        cols[:, inside, t, :] = y_fp[:, :, i[inside], j[inside]].transpose(0, 2, 1)
+    return cols.reshape(b * len(ii), len(CONTEXT_TAPS) * m)
 
 
 def _extend_gains(log_gain: torch.Tensor, old: np.ndarray, new: np.ndarray) -> torch.Tensor:
