@@ -99,6 +99,22 @@ def test_training_files_and_snapshots_are_recorded(tmp_path, picture):
     assert json.loads((tmp_path / "half" / "model.json").read_text())["info"]["training_files"] == files
 
 
+def test_entropy_only_training_moves_the_entropy_model_alone(tmp_path, picture):
+    """entropy_only: the transforms and gains keep their weights, the latent codec learns and its rate falls."""
+    from varinf.compression.lossy.checkerboard import checkerboard_from_mean_scale
+
+    init = checkerboard_from_mean_scale(make_tiny_codec("mean-scale", seed=2))
+    train = TrainConfig(steps=30, batch_size=2, patch_size=64, lr=3e-3, entropy_only=True, log_every=10)
+    train_codec(init.config, [picture], tmp_path / "run", train, progress=False, init=init)
+    trained = load_codec(tmp_path / "run")
+    before, after = init.state_dict(), trained.state_dict()
+    frozen = [k for k in before if not k.startswith("latent.")]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not torch.equal(before["latent.entropy_parameters.4.weight"], after["latent.entropy_parameters.4.weight"])
+    log = [json.loads(line) for line in (tmp_path / "run" / "train.log").read_text().splitlines()]
+    assert log[-1]["bpp"] < log[0]["bpp"]
+
+
 def test_photo_manifest_lists_each_file_once_with_its_hash():
     pytest.importorskip("skimage")
     import hashlib

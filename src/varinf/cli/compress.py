@@ -130,7 +130,8 @@ def run_train(args: argparse.Namespace) -> int:
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                         seed=args.seed, threads=args.threads, decay_fraction=args.decay_fraction,
                         late_patch_size=args.late_patch_size, warmup_steps=args.warmup_steps,
-                        time_budget_h=args.hours, keep_every=args.keep_every)  # fmt: skip
+                        time_budget_h=args.hours, keep_every=args.keep_every,
+                        entropy_only=args.entropy_only)  # fmt: skip
     result = train_codec(config, images, out, train, progress=progress_of(args), init=init, training_files=files)
     text = (f"trained {result.steps} steps in {result.wall_time:.0f} s; last patches: {result.bpp:.3f} bpp, "
             f"{result.psnr:.2f} dB; model written to {result.model_dir}")  # fmt: skip
@@ -245,6 +246,8 @@ def register(sub) -> None:
     t.add_argument("--decay-fraction", type=number(0, 1, hi_open=True), default=0.25,
                    help="final share of steps with a cosine lr decay")  # fmt: skip
     t.add_argument("--threads", type=integer(1), default=1, help="torch CPU threads (default 1)")
+    t.add_argument("--entropy-only", action="store_true",
+                   help="train the entropy model alone (rate loss; transforms and gains frozen, ~4x cheaper steps)")
     t.add_argument("--keep-every", type=integer(1), default=None,
                    help="also keep the weights every this many steps (snapshots/step-N, float16) for selection")  # fmt: skip
     add_seed(t)

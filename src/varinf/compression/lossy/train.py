@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from ...utils import num_threads
 from .checkpoint import load_training_state, read_training_meta, save_training_state
-from .model import CodecConfig, ImageCodec, rd_loss
+from .model import CodecConfig, ImageCodec, RDLoss, rd_loss
 from .patches import PatchSampler
 from .pretrained import save_codec
 
@@ -80,6 +80,10 @@ class TrainConfig:
     # every this many steps, also keep the weights (float16 model folder ``snapshots/step-N``) for checkpoint
     # selection on a validation set; None: only the latest checkpoint
     keep_every: int | None = None
+    # train only the latent codec (entropy model: hyper transforms, z prior, context) with the transforms and gains
+    # frozen: the loss is then the rate alone (the distortion does not depend on these parameters, whose only
+    # gradient in full training is the rate's), and a step skips g_s and g_a's backward pass
+    entropy_only: bool = False
 
     def batch_at(self, step: int) -> tuple[int, int]:
         """``(batch_size, patch_size)`` of ``step``."""
@@ -174,7 +178,8 @@ def _train(
         codec.load_state_dict(init.state_dict())
     if train.channels_last:
         codec.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(codec.parameters(), lr=train.lr)
+    trained = codec.latent.parameters() if train.entropy_only else codec.parameters()
+    optimizer = torch.optim.Adam(trained, lr=train.lr)
     step = 0
     ckpt = out / CHECKPOINT
     if (out / "checkpoint.pt").is_file() and not ckpt.is_file():
@@ -211,10 +216,14 @@ def _train(
             quality = torch.from_numpy(rng.integers(0, len(lambdas), batch_size)).float()
             for group in optimizer.param_groups:
                 group["lr"] = sched.lr_at(step)
-            result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
+            if train.entropy_only:
+                result = _rate_loss(codec, x, quality)
+            else:
+                result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(codec.parameters(), train.clip_norm)
+            norm = torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
+                                                  train.clip_norm)  # fmt: skip
             if torch.isfinite(norm):  # a non-finite loss or gradient skips the update instead of poisoning Adam
                 optimizer.step()
             else:
@@ -256,6 +265,15 @@ def _train(
     save_codec(codec, out, info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s),
                                  "training_files": files})  # fmt: skip
     return TrainResult(step, time.time() - t0, last["bpp"], last["psnr"], out)
+
+
+def _rate_loss(codec: ImageCodec, x: torch.Tensor, quality: torch.Tensor) -> RDLoss:
+    """The rate (bpp, minimized) of the latent codec on frozen latents ``g_a(x) * gain``; ``mse`` is NaN."""
+    with torch.no_grad():
+        y = codec.g_a(x) * codec.gains(quality)[0]
+    latent = codec.latent(y)
+    bpp = (latent.y_bits + latent.z_bits) / (x.shape[2] * x.shape[3])
+    return RDLoss(bpp.mean(), bpp, torch.full_like(bpp, float("nan")))
 
 
 def export_checkpoint(
