@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...utils import num_threads
+from ...utils import blas_threads, num_threads
 from ..coding.ans import AnsStack, CodingError
 from .checkerboard import CheckerboardLatent
 from .fast_synthesis import decoding_synthesis
@@ -230,7 +230,7 @@ class ImageCodec(nn.Module):
         self.eval()
         tables = self.tables()
         # one thread, as in decoding: the latents (and so the file's bytes) must not depend on the thread setting
-        with torch.no_grad(), num_threads(1):
+        with torch.no_grad(), num_threads(1), blas_threads(1):
             gain, _ = self.gains(torch.tensor([quality]))
             y = self.g_a(x) * gain
             stack = AnsStack()
@@ -253,7 +253,8 @@ class ImageCodec(nn.Module):
         tables = self.tables()
         check_declared_size(tables, shape, len(words))  # work bounded by the payload's size
         stack = AnsStack(words, floor_budget=decoding_budget(len(words)))
-        y_hat = self.latent.pop(stack, shape, tables)
+        with blas_threads(1):  # the integer networks multiply small matrices: no thread wake-ups
+            y_hat = self.latent.pop(stack, shape, tables)
         if not stack.is_empty():
             raise CodingError("data left over after decoding every latent")
         # one thread: oneDNN picks thread-count-dependent summation orders, and the decoded pixels must not

@@ -44,9 +44,11 @@ SLACK_BITS = 32  # floors allowed for symbols pushed while the stack still fitte
 def latent_floor(tables: LatentTables, y_shape: tuple[int, int, int, int]) -> int:
     """Least total floor (bits * FLOOR_SCALE) of any latents ``y`` of shape ``(B, M, h, w)`` coded with ``tables``.
 
-    Factorized prior: channel ``c`` of ``y`` always uses row ``c``. Hyperprior family (``z_table`` present):
-    ``z`` has one row per channel and shape ``(B, len(z_table), ceil(h / 4), ceil(w / 4))``; each ``y`` symbol
-    may use any row of ``y_table``.
+    Factorized prior: channel ``c`` of ``y`` always uses row ``c``. Hyperprior family (``z_table`` present: scale,
+    mean-scale and checkerboard latents): ``z`` has one row per channel and shape
+    ``(B, len(z_table), ceil(h / 4), ceil(w / 4))``; each ``y`` symbol may use any row of ``y_table`` (however the
+    row was chosen: by ``h_s`` alone, or by ``h_s`` and the checkerboard context of the decoded anchors), so the
+    bound holds for every such model.
     """
     b, m, h, w = (int(v) for v in y_shape)
     y_rows = least_floors(tables.y_table)
