@@ -168,6 +168,9 @@ def markdown(summary: dict, stem: str) -> str:
         "",
         *head_to_head(report),
         "",
+        *([f"Against the previously shipped model ({summary['vs_previous']['model_id']}, "
+           f"{summary['vs_previous']['results']}): {summary['vs_previous']['psnr']:+.1f}% by PSNR, "
+           f"{summary['vs_previous']['ms_ssim']:+.1f}% by MS-SSIM.", ""] if "vs_previous" in summary else []),
         "Goals (issue 23):",
         "",
         *goal_lines(summary),
@@ -181,6 +184,17 @@ def markdown(summary: dict, stem: str) -> str:
         f"![RD curves]({stem}.png)",
     ]
     return "\n".join(lines) + "\n"
+
+
+def vs_previous(summary: dict, path: Path) -> dict:
+    """BD-rates (PSNR, MS-SSIM) of this model against a previous model's learned points (its results JSON)."""
+    from varinf.compression.evaluation.evaluate import bd_rates
+
+    previous = json.loads(path.read_text())
+    old = _report(previous).points["learned"]
+    new = _report(summary).points["learned"]
+    psnr_bd, ms_bd = bd_rates(old, new)
+    return {"results": path.name, "model_id": previous["model"]["model_id"], "psnr": psnr_bd, "ms_ssim": ms_bd}
 
 
 def _report(summary: dict):
@@ -202,6 +216,8 @@ def main() -> None:
     parser.add_argument("--baselines-only", action="store_true", help="compute and cache the Pillow points only")
     parser.add_argument("--limit", type=int, default=None, help="first N Kodak images only")
     parser.add_argument("--report", action="store_true", help="markdown and plot again from the JSON only")
+    parser.add_argument("--previous", default=None,
+                        help="results JSON of the previously shipped model: adds its BD-rates against this one")  # fmt: skip
     args = parser.parse_args()
     stem = args.name + ("_quick" if args.quick else "")
     if args.baselines_only:
@@ -214,6 +230,9 @@ def main() -> None:
     else:
         summary = measure(args)
         RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"{stem}.json").write_text(json.dumps(summary, indent=2))
+    if args.previous:
+        summary["vs_previous"] = vs_previous(summary, Path(args.previous))
         (RESULTS / f"{stem}.json").write_text(json.dumps(summary, indent=2))
     text = markdown(summary, stem)
     (RESULTS / f"{stem}.md").write_text(text)

@@ -17,8 +17,8 @@ word. We allow :data:`SLACK_BITS` for those:
   writes a file the decoder refuses. Natural images pass by a wide margin: the only way to fail is a long run of
   the rarest values pushed while the stack is still one word.
 
-For the shipped model the least floor is about 25.6 bits per 64 x 64 block (0.0063 bpp; even flat images cost
-about 0.04 bpp), so a payload of ``n`` bytes may declare at most about ``1,280 n`` pixels
+For the shipped (checkerboard) model the least floor is about 20.1 bits per 64 x 64 block (0.0049 bpp; the
+cheapest stream we can build costs 0.016 bpp), so a payload of ``n`` bytes may declare at most about ``1,630 n`` pixels
 (:func:`max_pixels`); on top of that every file is limited to
 :data:`~varinf.compression.lossy.image_file.MAX_PIXELS`. Units: bits, and integer floors in bits *
 :data:`~varinf.compression.coding.ans.FLOOR_SCALE`.
