@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..optim import ConvergenceWarning
+from ..errors import ConvergenceWarning
 from .expfam import ConjugateDirichlet, ConjugateNormalWishart
 from .gaussian_data import GaussianData
 from .kmeans import kmeans, kmeans_plus_plus

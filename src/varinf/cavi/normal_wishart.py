@@ -33,6 +33,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Chi2, Distribution, MultivariateNormal, Wishart, constraints
 
+from ..utils.torch_private import validates
+
 __all__ = ["NormalWishart", "bartlett_sample", "pack", "unpack"]
 
 
@@ -98,7 +100,7 @@ class NormalWishart(Distribution):
         self.df = df.expand(batch)
         self.scale_tril = scale_tril.expand(*batch, d, d)
         super().__init__(batch_shape=batch, event_shape=torch.Size((d + 1, d)), validate_args=validate_args)
-        if self._validate_args and bool((self.df <= d - 1).any()):
+        if validates(self) and bool((self.df <= d - 1).any()):
             raise ValueError(f"df must exceed D - 1 = {d - 1}")
 
     @property

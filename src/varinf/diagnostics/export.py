@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..utils import seeded
 from .arviz_adapter import draws_from_inference_data, inference_data_from_draws
-from .diagnose import Diagnostics, diagnose
+from .diagnosis import Diagnostics, diagnose
 
 __all__ = ["from_inference_data", "to_inference_data"]
 

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, LowRankMultivariateNormal, MultivariateNormal
 
+from ..utils.torch_private import scale_tril_of, set_scale_tril
 from .base import AbstractFamily
 from .diag_normal import DiagNormal
 
@@ -55,15 +56,15 @@ class TrilNormal(MultivariateNormal):
 
     def __init__(self, loc: Tensor, scale_tril: Tensor, log_diag: Tensor):
         self.loc = loc
-        self._unbroadcasted_scale_tril = scale_tril
+        set_scale_tril(self, scale_tril)
         self.log_diag = log_diag
         Distribution.__init__(self, torch.Size(), loc.shape[-1:], validate_args=False)
 
     def rsample(self, sample_shape=torch.Size()) -> Tensor:
         eps = torch.randn((*sample_shape, self.loc.shape[-1]), dtype=self.loc.dtype, device=self.loc.device)
         if eps.dim() == 2:
-            return torch.addmm(self.loc, eps, self._unbroadcasted_scale_tril.mT)
-        return self.loc + eps @ self._unbroadcasted_scale_tril.mT
+            return torch.addmm(self.loc, eps, scale_tril_of(self).mT)
+        return self.loc + eps @ scale_tril_of(self).mT
 
     def entropy(self) -> Tensor:
         return self.log_diag.sum(-1) + self.loc.shape[-1] * (0.5 + 0.5 * math.log(2 * math.pi))

@@ -1,11 +1,11 @@
 """Optimization: ``step``, ``fit``, convergence, iterate averaging, ``FitResult`` (see README.md here)."""
 
+from ..errors import ConvergenceWarning, FitError
 from .adam import LeanAdam
 from .advi import advi
 from .averaging import IterateAverage
 from .config import FitConfig
 from .convergence import RelativeChange
-from .errors import ConvergenceWarning, FitError
 from .fit import METHODS, optimize
 from .minibatch import MinibatchLogDensity
 from .predict import Predictions

@@ -23,6 +23,7 @@ import warnings
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConvergenceWarning
 from ..families import family_label
 from ..models import Model
 from ..utils import seeded
@@ -30,7 +31,6 @@ from .adam import LeanAdam
 from .averaging import IterateAverage
 from .config import FitConfig
 from .convergence import RelativeChange
-from .errors import ConvergenceWarning
 from .loop import StepLoop
 from .minibatch import log_density_for
 from .result import FitResult

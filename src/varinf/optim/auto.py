@@ -34,6 +34,7 @@ import warnings
 
 import torch
 
+from ..errors import ConvergenceWarning
 from ..families import LowRank, MeanField, Preconditioned, canonical_family
 from ..models import Model
 from ..objectives import ELBO
@@ -41,7 +42,6 @@ from .advi import advi
 from .bam import BaMState, batch_size, full_rank_module, run_bam
 from .bam_lowrank import LowRankState, patch
 from .config import FitConfig
-from .errors import ConvergenceWarning
 from .pathfinder import run_paths
 from .polish import polish
 from .result import FitResult, direct_result

@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from ..errors import ConvergenceWarning
 from ..families import FullRank
 from ..models import Model
 from .config import FitConfig
-from .errors import ConvergenceWarning
 from .result import FitResult, direct_result
 from .start import start
 from .stationarity import ParameterStationarity, scores

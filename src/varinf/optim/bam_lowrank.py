@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import ConvergenceWarning
 from ..families import LowRank
 from ..models import Model
 from .config import FitConfig
-from .errors import ConvergenceWarning
 from .result import FitResult, direct_result
 from .start import start
 from .stationarity import ParameterStationarity, scores

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from ..utils.torch_private import strong_wolfe
+
 __all__ = ["LBFGSPath", "LaplaceInit", "find_modes", "laplace_init", "lbfgs_path", "preconditioned_family"]
 
 
@@ -102,8 +104,6 @@ class _LBFGS:
 
     def step(self, x: Tensor, evaluate) -> Tensor:
         """The next iterate from ``x``; ``evaluate(x) -> (f, grad f)`` (``f = -log p``, a float)."""
-        from torch.optim.lbfgs import _strong_wolfe
-
         f, g = evaluate(x)
         if g.abs().max() <= self.tol_grad:
             return x
@@ -143,7 +143,7 @@ class _LBFGS:
             f_t, g_t = evaluate(x0.add(d, alpha=t))
             return f_t, g_t.clone()
 
-        _, _, t, _ = _strong_wolfe(along, x, t, d, f, g, gtd, max_ls=self.max_eval - 1)
+        _, _, t, _ = strong_wolfe(along, x, t, d, f, g, gtd, max_ls=self.max_eval - 1)
         self.t = t
         return x.add(d, alpha=t)
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
+from ..errors import FitError
 from .averaging import IterateAverage
 from .convergence import RelativeChange
-from .errors import FitError
 from .step import step
 
 __all__ = ["StepLoop"]

@@ -59,10 +59,6 @@ class Evaluation:
     def distortion_bpd(self) -> float:
         return self._bpd(self.distortion)
 
-    @property
-    def negative_elbo_bpd(self) -> float:
-        return self._bpd(-self.elbo)
-
     def to_dict(self) -> dict:
         d = asdict(self)
         d.update(nll_bpd=self.nll_bpd, rate_bpd=self.rate_bpd, distortion_bpd=self.distortion_bpd)

@@ -29,10 +29,11 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from .evidence import policy_evidence, with_subsample_error
+from ..errors import DiagnosticWarning
+from .evidence_policy import policy_evidence, with_subsample_error
 from .evidence_result import LogEvidence
 from .importance import importance_draws, log_evidence
-from .psis import KHAT_GOOD, PSISResult, psis
+from .psis_weights import KHAT_GOOD, PSISResult, psis
 
 __all__ = ["SHIFT_TOL", "SHIFT_Z", "DiagnosticWarning", "Diagnostics", "diagnose", "diagnose_q", "shift_suspect"]
 
@@ -54,16 +55,12 @@ _MEANING = {
 }
 
 
-class DiagnosticWarning(UserWarning):
-    """PSIS says the fitted q is an unreliable approximation of the posterior (or the check failed)."""
-
-
 @dataclass
 class Diagnostics:
     r"""What :func:`diagnose` found about a fitted q.
 
     Attributes:
-        psis: :class:`~varinf.diagnostics.psis.PSISResult` (:math:`\hat k`, raw and smoothed log weights, ESS).
+        psis: :class:`~varinf.diagnostics.psis_weights.PSISResult` (:math:`\hat k`, raw and smoothed log weights, ESS).
         log_evidence: importance-sampling :class:`~varinf.diagnostics.evidence_result.LogEvidence` with q as
             proposal (nats), ``reliable`` only when :math:`\hat k < 0.25`.
         elbo, elbo_se: ELBO estimate from the same draws and its standard error (nats).

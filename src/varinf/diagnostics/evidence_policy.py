@@ -29,8 +29,8 @@ import math
 from torch.distributions import Distribution
 
 from ..models.subsample import EstimatedModel
-from .ais import ais
-from .bridge import bridge
+from .annealed_importance import ais
+from .bridge_sampling import bridge
 from .evidence_result import METHOD_NAMES, LogEvidence
 from .importance import ImportanceDraws, importance_draws, importance_log_evidence, log_evidence
 
