@@ -157,6 +157,10 @@ class FitResult:
         with torch.no_grad():
             return self.family()
 
+    @property
+    def draws_model(self):
+        return self.model_for_draws()
+
     def model_for_draws(self):
         """The model as seen by code that evaluates thousands of draws (diagnostics, ELBO estimates): the model
         itself, or for data of more than ``varinf.models.subsample.EXACT_ROWS`` rows an estimate of its log
