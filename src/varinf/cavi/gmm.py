@@ -37,9 +37,9 @@ import torch
 from torch import Tensor
 
 from ..errors import ConvergenceWarning
+from .clustering import kmeans, kmeans_plus_plus
 from .expfam import ConjugateDirichlet, ConjugateNormalWishart
 from .gaussian_data import GaussianData
-from .kmeans import kmeans, kmeans_plus_plus
 from .schedule import progress_bar
 from .validation import as_data_matrix, check_positive, seed_generator
 

@@ -35,7 +35,7 @@ from torch.distributions import Chi2, Distribution, MultivariateNormal, Wishart,
 
 from ..utils.torch_private import validates
 
-__all__ = ["NormalWishart", "bartlett_sample", "pack", "unpack"]
+__all__ = ["NormalWishart", "bartlett_sample", "expected_logdet", "logdet_tril", "mvdigamma", "pack", "unpack"]
 
 
 def broadcast_shapes(*shapes) -> torch.Size:
@@ -69,6 +69,24 @@ def pack(mu: Tensor, precision: Tensor) -> Tensor:
 def unpack(value: Tensor) -> tuple[Tensor, Tensor]:
     """Inverse of :func:`pack`: ``(mu (..., D), Lambda (..., D, D))``."""
     return value[..., 0, :], value[..., 1:, :]
+
+
+def mvdigamma(a: Tensor, d: int) -> Tensor:
+    r"""Multivariate digamma :math:`\psi_D(a) = \sum_{i=0}^{D-1}\psi(a - i/2)` (derivative of ``torch.mvlgamma``)."""
+    offsets = torch.arange(d, dtype=a.dtype, device=a.device) / 2
+    return torch.digamma(a[..., None] - offsets).sum(-1)
+
+
+def logdet_tril(scale_tril: Tensor) -> Tensor:
+    """:math:`\\log|LL^\top|` from the Cholesky factor ``L`` ``(..., D, D)``."""
+    return 2 * scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+
+
+def expected_logdet(df: Tensor, scale_tril: Tensor) -> Tensor:
+    r""":math:`\mathbb E_{\mathcal W(\Lambda|W,\nu)}\log|\Lambda| = \psi_D(\nu/2) + D\log 2 + \log|W|` (Bishop 10.65)."""
+    d = scale_tril.shape[-1]
+    return mvdigamma(df / 2, d) + d * math.log(2.0) + logdet_tril(scale_tril)
+
 
 
 class NormalWishart(Distribution):
@@ -148,8 +166,6 @@ class NormalWishart(Distribution):
 
     def entropy(self) -> Tensor:
         # H = H[W] + E_W[H[N(m, (beta Lambda)^-1)]], with E log|Lambda| from the Wishart.
-        from .kl import expected_logdet
-
         d = self.dim
         e_logdet = expected_logdet(self.df, self.scale_tril)
         h_gauss = 0.5 * d * (1.0 + math.log(2 * math.pi)) - 0.5 * d * self.mean_precision.log() - 0.5 * e_logdet

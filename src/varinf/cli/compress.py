@@ -141,7 +141,7 @@ def _initial_codec(directory: str, prior: str):
     """The saved codec in ``directory``; a scale hyperprior becomes an equivalent mean-scale model when
     ``prior`` is ``mean-scale``."""
     from ..compression import load_codec
-    from ..compression.lossy.mean_scale import mean_scale_from_hyperprior
+    from ..compression.lossy.model import mean_scale_from_hyperprior
 
     codec = load_codec(input_folder(directory))
     if prior == "mean-scale" and codec.config.prior == "hyperprior":

@@ -20,10 +20,13 @@ from ..objectives import GRADIENTS
 from ..vae.likelihoods import LIKELIHOODS
 from ..vae.networks import ACTIVATIONS
 from ..vae.schedule import SCHEDULES
+from ..vae.train_config import TrainConfig
 from .options import add_output, add_reporting, add_seed, emit, integer, number, progress_of
 from .paths import check_output_folder, input_folder
 
 __all__ = ["register"]
+
+_T = TrainConfig()  # the defaults of ``varinf vae train`` are the training config's own
 
 PLOTS = ("samples.png", "reconstructions.png", "latent_map.png", "history.png")
 
@@ -105,7 +108,7 @@ def _check_run_folder(args: argparse.Namespace) -> Path:
 
 @_with_threads
 def run_train(args: argparse.Namespace) -> int:
-    from ..vae import TrainConfig, VAEConfig
+    from ..vae import VAEConfig
     from ..vae.runs import train_run
 
     run = _check_run_folder(args)
@@ -141,7 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             lr_schedule=args.schedule,
-            epochs=10 if no_stop else args.epochs,
+            epochs=_T.epochs if no_stop else args.epochs,
             max_steps=args.max_steps,
             cpu_budget_s=args.cpu_budget,
             seed=args.seed,
@@ -217,23 +220,23 @@ def register(sub) -> None:
                    help="hidden sizes per layer, e.g. '200,200' or '200,200;100,100'")  # fmt: skip
     t.add_argument("--prior", default=None, help="normal | vamp | flow")
     t.add_argument("--activation", default=None, choices=sorted(ACTIVATIONS))
-    t.add_argument("--objective", default="elbo", choices=["elbo", "iwae"])
-    t.add_argument("--k", type=integer(1), default=1, help="ELBO particles / IWAE samples")
-    t.add_argument("--gradient", default="reparam", choices=GRADIENTS)
-    t.add_argument("--beta", type=number(0, lo_open=True), default=1.0, help="β-VAE weight on the rate")
-    t.add_argument("--kl-warmup", type=integer(0), default=0, help="steps of linear KL annealing")
-    t.add_argument("--free-bits", type=number(0), default=0.0, help="minimum nats per latent dimension")
-    t.add_argument("--batch-size", type=integer(1), default=20)
-    t.add_argument("--lr", type=number(0, lo_open=True), default=1e-3)
-    t.add_argument("--schedule", default="burda", choices=SCHEDULES)
-    t.add_argument("--epochs", type=integer(1), default=None, help="stop after this many epochs (default 10)")
+    t.add_argument("--objective", default=_T.objective, choices=["elbo", "iwae"])
+    t.add_argument("--k", type=integer(1), default=_T.k, help="ELBO particles / IWAE samples")
+    t.add_argument("--gradient", default=_T.gradient, choices=GRADIENTS)
+    t.add_argument("--beta", type=number(0, lo_open=True), default=_T.beta, help="β-VAE weight on the rate")
+    t.add_argument("--kl-warmup", type=integer(0), default=_T.kl_warmup_steps, help="steps of linear KL annealing")
+    t.add_argument("--free-bits", type=number(0), default=_T.free_bits, help="minimum nats per latent dimension")
+    t.add_argument("--batch-size", type=integer(1), default=_T.batch_size)
+    t.add_argument("--lr", type=number(0, lo_open=True), default=_T.lr)
+    t.add_argument("--schedule", default=_T.lr_schedule, choices=SCHEDULES)
+    t.add_argument("--epochs", type=integer(1), default=None, help=f"stop after this many epochs (default {_T.epochs})")
     t.add_argument("--max-steps", type=integer(1), default=None)
     t.add_argument("--cpu-budget", type=_seconds, default=None,
                    help="stop after this much training CPU time (900, 15m, 3h)")  # fmt: skip
-    t.add_argument("--valid-every", type=integer(1), default=1, help="epochs between validations")
-    t.add_argument("--valid-k", type=integer(1), default=100)
-    t.add_argument("--valid-size", type=integer(1), default=1000)
-    t.add_argument("--checkpoint-every", type=number(0, lo_open=True), default=600.0,
+    t.add_argument("--valid-every", type=integer(1), default=_T.valid_every, help="epochs between validations")
+    t.add_argument("--valid-k", type=integer(1), default=_T.valid_k)
+    t.add_argument("--valid-size", type=integer(1), default=_T.valid_size)
+    t.add_argument("--checkpoint-every", type=number(0, lo_open=True), default=_T.checkpoint_every_s,
                    help="seconds between mid-epoch checkpoints")  # fmt: skip
     t.add_argument("--resume", action="store_true", help="continue the run in the output folder (only stopping criteria may change)")
     add_seed(t)

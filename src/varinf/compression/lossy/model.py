@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -46,7 +46,7 @@ from .mean_scale import MeanScaleLatent
 from .size_bound import check_declared_size, check_encoded, decoding_budget
 from .transforms import FACTORIZED_MULTIPLE, analysis, synthesis
 
-__all__ = ["DEFAULT_LAMBDAS", "CodecConfig", "ImageCodec", "LatentStreams", "RDOutput", "rd_loss"]
+__all__ = ["DEFAULT_LAMBDAS", "CodecConfig", "ImageCodec", "LatentStreams", "RDOutput", "mean_scale_from_hyperprior", "rd_loss"]
 
 # CompressAI's lambdas for its qualities 1..6 (MSE on the 8-bit scale)
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
@@ -286,3 +286,22 @@ class ImageCodec(nn.Module):
                 h.update(tensor.detach().cpu().contiguous().float().numpy().tobytes())
             self._id = h.digest()[:8]
         return self._id
+
+
+@torch.no_grad()
+def mean_scale_from_hyperprior(codec):
+    """A mean-scale :class:`~varinf.compression.lossy.model.ImageCodec` computing the same function as ``codec``
+    (a trained ``prior="hyperprior"`` codec): same transforms, gains and :math:`z` prior; the :math:`y`
+    inputs of :math:`h_a` and the mean head of :math:`h_s` are zero, so :math:`\\mu = 0` until trained."""
+    if codec.config.prior != "hyperprior":
+        raise ValueError(f"expected a scale-hyperprior codec (got prior={codec.config.prior!r})")
+    out = ImageCodec(replace(codec.config, prior="mean-scale", name=codec.config.name + "-mean-scale"))
+    state = {k: v.clone() for k, v in codec.state_dict().items()}
+    m = codec.config.latent_channels
+    w = state["latent.h_a.0.weight"]  # (N_h, M, 3, 3) -> (N_h, 2M, 3, 3): zero weights on y
+    state["latent.h_a.0.weight"] = torch.cat([w, torch.zeros_like(w)], dim=1)
+    w, b = state["latent.h_s.4.weight"], state["latent.h_s.4.bias"]  # (M, N_h, 3, 3) -> (2M, ...): zero means
+    state["latent.h_s.4.weight"] = torch.cat([w, torch.zeros_like(w)], dim=0)
+    state["latent.h_s.4.bias"] = torch.cat([b, torch.zeros(m)], dim=0)
+    out.load_state_dict(state)
+    return out.train(codec.training)

@@ -8,7 +8,7 @@ half-written checkpoint. The learning rate is constant and then decays with a ha
 ``decay_fraction`` of the steps; ``steps`` may be changed when resuming (the schedule follows the new value).
 With a time budget the total is planned from the measured pace instead (see :attr:`TrainConfig.time_budget_h`).
 ``init`` starts a new run from another codec's weights (e.g. a mean-scale model made from the shipped
-scale hyperprior by :func:`~varinf.compression.lossy.mean_scale.mean_scale_from_hyperprior`).
+scale hyperprior by :func:`~varinf.compression.lossy.model.mean_scale_from_hyperprior`).
 
 Output folder layout: ``checkpoint.safetensors`` (+ ``checkpoint.json``, the same metadata for people),
 ``train.log`` (one JSON line per ``log_every`` steps) and, at the end, ``model.safetensors`` + ``model.json``

@@ -26,6 +26,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..objectives import ELBO, IWAE
+from ..utils import seeded
 from .model import VAE
 
 __all__ = ["Evaluation", "evaluate"]
@@ -114,8 +115,7 @@ def evaluate(
     chunk = max(1, min(k, max_elements // (batch_size * vae.num_dims * vae.likelihood.num_params)))
     offset = vae.likelihood.nats_offset(vae.num_dims)
     nll, rate, dist = [], [], []
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):
         starts = range(0, x.shape[0], batch_size)
         for i in tqdm(starts, desc=f"NLL k={k}", leave=False, disable=None if progress is None else not progress):
             xb = x[i : i + batch_size]
