@@ -22,7 +22,7 @@ class FitError(RuntimeError):
     """Optimization could not continue (e.g. the bound stayed non-finite after recovery attempts)."""
 
 
-class OptionError(TypeError):
+class OptionError(ValueError, TypeError):
     """An unknown option, or one the chosen method does not take: the message names it and the methods
     (or families) that take it."""
 

@@ -6,9 +6,11 @@
     varinf fit my_model.py --max-steps 5000 -o out/      # out/draws.nc (or .safetensors), out/summary.{txt,json}
     varinf fit my_model.py --json > result.json
 
-``-o DIR`` writes ``draws.nc`` (ArviZ netCDF: posterior draws of q and their log importance weights) when
-ArviZ is installed, else ``draws.safetensors`` (``posterior/<latent>`` and ``sample_stats/<name>`` tensors),
-plus ``summary.txt`` (what is printed) and ``summary.json`` (what ``--json`` prints).
+``-o DIR`` writes ``draws.nc`` (ArviZ netCDF: posterior draws and their log importance weights; the draws the
+summary's estimates come from: PSIS-resampled when it reports PSIS-corrected ones, else q's own) when ArviZ is
+installed, else ``draws.safetensors`` (``posterior/<latent>`` and ``sample_stats/<name>`` tensors), plus
+``summary.txt`` (what is printed) and ``summary.json`` (what ``--json`` prints). Every option of every method
+has a flag (``--num-draws``, ``--num-paths``, ``--rank``, ...; :mod:`.method_flags`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from pathlib import Path
 from ..diagnostics.evidence_result import METHOD_NAMES
 from ..families import FAMILIES, FAMILY_ALIASES, canonical_family
 from ..objectives import GRADIENTS
-from ..optim import METHODS
+from ..optim import METHODS, ADVIOptions
+from .method_flags import add_method_options, method_options
 from .options import (
     add_dtype,
     add_output,
@@ -40,6 +43,7 @@ from .options import (
 from .paths import check_output_folder, input_file, writing
 
 EVIDENCE = ("auto", *METHOD_NAMES)  # --evidence: the policy of varinf.fit(evidence=...)
+_ADVI = ADVIOptions()  # the defaults the help shows are ADVI's own
 
 __all__ = ["add_fit_options", "fit_options", "fit_record", "load_model", "register", "run_fit"]
 
@@ -184,20 +188,20 @@ def _draws_name() -> str:
 
 
 def _write_draws(result, tmp: Path, n: int, seed: int) -> None:
-    """``n`` draws of q with their log importance weights, to ``tmp``: netCDF with ArviZ, else safetensors."""
-    from ..diagnostics import diagnose, to_inference_data
+    """``n`` draws with their log importance weights, to ``tmp`` (netCDF with ArviZ, else safetensors): the draws
+    the summary's estimates come from (PSIS-resampled when it reports PSIS-corrected ones, else q's own)."""
+    from ..diagnostics.export import export_draws, to_inference_data
 
     if _draws_name().endswith(".nc"):
         to_inference_data(result, num_draws=n, seed=seed).to_netcdf(str(tmp))
         return
     from ..utils import write_safetensors
 
-    d = result.diagnostics
-    if d is None or d.num_draws != n:
-        d = diagnose(result, n, seed=seed, warn=False)
-    tensors = {f"posterior/{k}": v for k, v in d.draws.items()}
-    tensors |= {"sample_stats/log_weight": d.psis.log_weights, "sample_stats/log_q": d.log_q}
-    meta = {"model": getattr(result.model, "name", "model"), "family": result.family_label, "khat": d.khat}
+    d, index, corrected = export_draws(result, n, seed)
+    tensors = {f"posterior/{k}": v[index.to(v.device)] for k, v in d.draws.items()}
+    tensors |= {"sample_stats/log_weight": d.psis.log_weights[index], "sample_stats/log_q": d.log_q[index]}
+    meta = {"model": getattr(result.model, "name", "model"), "family": result.family_label, "khat": d.khat,
+            "draws": "PSIS-resampled draws of q" if corrected else "draws of q"}  # fmt: skip
     write_safetensors(tmp, tensors, meta, format="varinf.draws/1")
 
 
@@ -216,7 +220,7 @@ def run_fit(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning
         warnings.simplefilter("ignore", DiagnosticWarning)
-        result = fit(model, objective=objective, batch_size=args.batch_size, **fit_options(args))
+        result = fit(model, objective=objective, **fit_options(args))
     if getattr(model, "distributed", False) and not model.plate.world.is_main:
         return 0  # under torchrun: rank 0 reports and writes
     summary = result.summary(n=args.draws, seed=args.seed)
@@ -240,11 +244,16 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    metavar="|".join(["auto", *FAMILIES]),
                    help="variational family (auto: full rank up to 300 dims, low rank above; mean-field under "
                         "ADVI; aliases: " + ", ".join(sorted(FAMILY_ALIASES)) + ")")  # fmt: skip
-    p.add_argument("--max-steps", type=integer(1), default=10_000, help="cap on optimizer steps")
-    p.add_argument("--lr", type=choice("auto", also=number(0, lo_open=True)), default="auto",
-                   help="Adam step size (> 0) or 'auto'")  # fmt: skip
-    p.add_argument("--tol", type=number(0, lo_open=True), default=1e-3, help="relative ELBO change for convergence")
-    p.add_argument("--fixed", action="store_true", help="run exactly --max-steps (no convergence check)")
+    p.add_argument("--max-steps", type=integer(1), default=None,
+                   help=f"cap on iterations (auto, ADVI, BaM; default {_ADVI.max_steps})")  # fmt: skip
+    p.add_argument("--lr", type=choice("auto", also=number(0, lo_open=True)), default=None,
+                   help=f"ADVI: Adam step size (> 0) or 'auto' (default {_ADVI.lr}; a number makes --method auto run "
+                        "ADVI)")  # fmt: skip
+    p.add_argument("--tol", type=number(0, lo_open=True), default=None,
+                   help=f"ADVI: relative ELBO change for convergence (default {_ADVI.tol_rel_obj:g})")  # fmt: skip
+    p.add_argument("--fixed", action="store_true", help="ADVI: run exactly --max-steps (no convergence check)")
+    p.add_argument("--batch-size", type=integer(1), default=None,
+                   help="fit on minibatches of this many data rows (models with data; minibatch ADVI)")  # fmt: skip
     p.add_argument("--evidence", choices=EVIDENCE, default="auto",
                    help="log p(x) by importance sampling, upgraded to bridge sampling when that is unreliable (auto), "
                         "or always by is, bridge or ais (default auto)")  # fmt: skip
@@ -252,21 +261,31 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="model gradient evaluations the evidence may spend (default: the fit's own, at most 20000)")  # fmt: skip
     add_seed(p)
     add_dtype(p, None)
+    add_method_options(p)
 
 
 def fit_options(args: argparse.Namespace) -> dict:
-    """:func:`varinf.fit` keyword arguments from :func:`add_fit_options`' options."""
+    """:func:`varinf.fit` keyword arguments from :func:`add_fit_options`' options: the method's options only when
+    given (each method keeps its own defaults; one it does not take is refused with its name)."""
+    given = {
+        "max_steps": args.max_steps,
+        "lr": args.lr if args.lr in (None, "auto") else float(args.lr),
+        "tol_rel_obj": args.tol,
+        "batch_size": args.batch_size,
+    }
+    options = {k: v for k, v in given.items() if v is not None}
+    if args.fixed:
+        options["tol_rel_obj"] = None
     return {
         "family": "auto" if args.family == "auto" else canonical_family(args.family),
         "method": args.method,
-        "max_steps": args.max_steps,
-        "lr": args.lr if args.lr == "auto" else float(args.lr),
-        "tol_rel_obj": None if args.fixed else args.tol,
         "seed": args.seed,
         "dtype": dtype_of(args),
         "progress": progress_of(args),
         "evidence": args.evidence,
         "evidence_budget": args.evidence_budget,
+        **options,
+        **method_options(args),
     }
 
 
@@ -281,8 +300,6 @@ def register(sub) -> None:
     p.add_argument("--particles", type=integer(1), default=None, help="draws per step (ADVI; K for IWAE/Renyi)")
     p.add_argument("--alpha", type=number(), default=0.5, help="Renyi alpha")
     p.add_argument("--draws", type=integer(2), default=4000, help="draws of q for the summary and -o")
-    p.add_argument("--batch-size", type=integer(1), default=None,
-                   help="fit on minibatches of this many data rows (models with data; minibatch ADVI)")  # fmt: skip
     add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ), summary.txt, summary.json and "
                   "fit.safetensors (varinf.load)")  # fmt: skip
     add_reporting(p)

@@ -155,6 +155,11 @@ class Diagnostics:
         return self.shift.widen_at
 
     @property
+    def q_draws_suspect(self) -> bool:
+        """Whether q's own draws may be off by 0.1 posterior sd or more (:func:`shift_suspect` of the PSIS shift)."""
+        return shift_suspect(self.psis_shift, self.shift_noise)
+
+    @property
     def kl(self) -> float:
         r""":math:`\mathrm{KL}(q\,\|\,p(\cdot\mid x)) \approx \log\hat Z - \mathrm{ELBO}` with the best evidence
         estimate (nats; meaningful when that estimate is reliable)."""

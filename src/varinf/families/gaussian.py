@@ -17,7 +17,9 @@ from ..utils.torch_private import scale_tril_of, set_scale_tril
 from .base import AbstractFamily
 from .diag_normal import DiagNormal
 
-__all__ = ["FullRank", "LowRank", "MeanField", "TrilNormal"]
+__all__ = ["DEFAULT_RANK", "FullRank", "LowRank", "MeanField", "TrilNormal"]
+
+DEFAULT_RANK = 5  # rank of a low-rank Gaussian when none is asked for (capped at the dimension)
 
 
 def _init_loc(dim: int, loc: Tensor | None) -> Tensor:
@@ -92,12 +94,15 @@ class LowRank(AbstractFamily):
     r""":math:`q(z) = N(z; m, WW^\top + \mathrm{diag}(d))`, :math:`W \in \mathbb{R}^{D\times r}`.
 
     Between mean-field (:math:`r=0`) and full-rank in cost: :math:`O(Dr)` parameters and
-    :math:`O(Dr^2)` per log density.
+    :math:`O(Dr^2)` per log density. ``rank`` defaults to ``min(DEFAULT_RANK, dim)`` (the one default of every
+    method that fits a low-rank Gaussian).
     """
 
-    def __init__(self, dim: int, rank: int = 2, loc: Tensor | None = None, init_scale: float = 0.1, seed: int = 0):
+    def __init__(self, dim: int, rank: int | None = None, loc: Tensor | None = None, init_scale: float = 0.1,
+                 seed: int = 0):  # fmt: skip
         super().__init__()
-        if not 1 <= rank <= dim:
+        rank = min(DEFAULT_RANK, dim) if rank is None else rank
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= dim:
             raise ValueError(f"rank must be between 1 and dim={dim}, got {rank}")
         self.dim, self.rank = int(dim), int(rank)
         g = torch.Generator().manual_seed(seed)

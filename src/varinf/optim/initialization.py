@@ -54,8 +54,9 @@ class Start:
         return self.laplace.evaluations if self.laplace is not None else 0
 
 
-def start(model: Model, config: FitConfig, laplace: bool = True) -> Start:
-    """Move the model to ``config``'s dtype/device, check it, and find the starting point.
+def start(model: Model, config: FitConfig, laplace: bool = True, batch_size: int | None = None) -> Start:
+    """Move the model to ``config``'s dtype/device, check it (and a minibatch size against its rows), and find
+    the starting point.
 
     With ``init`` "auto"/"laplace" (and ``laplace=True``) L-BFGS looks for the posterior mode from zeros and
     three U(-2, 2) starts (a fixed generator keeps fits reproducible); the highest mode wins. Models with
@@ -63,7 +64,7 @@ def start(model: Model, config: FitConfig, laplace: bool = True) -> Start:
     init = config.init
     if config.dtype is not None or config.device is not None:
         model = model.to(device=config.device, dtype=config.dtype)
-    check_batch_size(model, config.batch_size)
+    check_batch_size(model, batch_size)
     ref = next((b for b in model.buffers() if b.is_floating_point()), None)
     dtype = config.dtype or (ref.dtype if ref is not None and ref.is_floating_point() else torch.get_default_dtype())
     device = torch.device(config.device) if config.device is not None else (
