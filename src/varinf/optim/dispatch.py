@@ -25,7 +25,7 @@ from ..models.model import distribution_validation
 from ..utils import num_threads, seeded
 from .config import FitConfig
 from .methods import METHODS
-from .methods.routing import MethodOptions, Routed, route_options
+from .routing import MethodOptions, Routed, route_options
 from .result import FitResult, MethodRun, build_result
 
 __all__ = ["METHODS", "optimize", "prepare", "run_method"]

@@ -2,8 +2,8 @@
 which composes them. Each module has the same shape (Blackjax's): a frozen ``Options`` dataclass validated on
 construction, ``init`` / ``step`` over an explicit state (``step(state, ...) -> (state, info)``), and
 ``run(model, family, objective, options, config, family_options) -> MethodRun``; ``family_options(family)`` names
-the family options it takes and ``resolve_family`` what ``family="auto"`` means for it. :mod:`.routing` sends
-every keyword option of ``varinf.fit`` to the value that declares it, or refuses it with its name.
+the family options it takes and ``resolve_family`` what ``family="auto"`` means for it. :mod:`varinf.optim.routing` sends
+every keyword option of ``varinf.fit`` to the value that declares it, or refuses it with its name (:mod:`..routing`).
 """
 
 from . import advi, auto, bam, pathfinder
@@ -11,7 +11,7 @@ from .advi import ADVIOptions
 from .auto import AutoOptions
 from .bam import BaMOptions
 from .pathfinder import PathfinderOptions
-from .routing import MethodOptions, Routed, route_options
+from ..routing import MethodOptions, Routed, route_options
 
 __all__ = [
     "METHODS",

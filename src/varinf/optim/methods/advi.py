@@ -54,7 +54,7 @@ from ..minibatch import log_density_for
 from ..result import ADVIStats, MethodRun
 from ..stationarity import ParameterStationarity
 from ..stepsize import adapt_lr
-from .routing import MethodOptions
+from ..routing import MethodOptions
 
 __all__ = ["ADVIOptions", "ADVIState", "ADVITarget", "Options", "family_options", "init", "run", "step", "update"]
 

@@ -55,7 +55,7 @@ from ..result import MethodRun
 from ..stationarity import Schedule, scores
 from . import advi, bam, bam_lowrank, pathfinder
 from .advi import ADVIOptions
-from .routing import DENSE_MAX, MethodOptions
+from ..routing import DENSE_MAX, MethodOptions
 
 __all__ = ["CV_MAX", "DENSE_MAX", "POLISH_MAX", "AutoOptions", "AutoState", "Options", "StageInfo", "advi_reason",
            "family_options", "init", "run", "step"]  # fmt: skip

@@ -50,7 +50,7 @@ from ..initialization import start
 from ..result import MethodRun
 from ..stationarity import Schedule, scores
 from . import bam_lowrank
-from .routing import MethodOptions, gaussian_family
+from ..routing import MethodOptions, gaussian_family
 
 __all__ = ["BaMInfo", "BaMOptions", "BaMState", "Options", "Schedule", "batch_size", "family_options",
            "full_rank_module", "init", "iterate", "run", "step"]  # fmt: skip

@@ -43,7 +43,7 @@ from ..config import FitConfig, check_int
 from ..initialization import start
 from ..lbfgs import LBFGSPath, lbfgs_path
 from ..result import MethodRun
-from .routing import MethodOptions, gaussian_family
+from ..routing import MethodOptions, gaussian_family
 
 __all__ = ["Options", "PathInfo", "PathfinderOptions", "PathfinderState", "PathsState", "approximate", "family_options",
            "init", "inverse_hessian_factors", "path_factors", "run", "run_paths", "step"]  # fmt: skip

@@ -21,9 +21,9 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ...errors import OptionError
-from ...families import FAMILIES, canonical_family, family_option_names
-from ..config import FitConfig
+from ..errors import OptionError
+from ..families import FAMILIES, canonical_family, family_option_names
+from .config import FitConfig
 
 __all__ = ["DENSE_MAX", "MethodOptions", "Routed", "gaussian_family", "misplaced", "route_options"]
 
