@@ -25,8 +25,8 @@ from ..models.model import distribution_validation
 from ..utils import num_threads, seeded
 from .config import FitConfig
 from .methods import METHODS
-from .routing import MethodOptions, Routed, route_options
 from .result import FitResult, MethodRun, build_result
+from .routing import MethodOptions, Routed, route_options
 
 __all__ = ["METHODS", "optimize", "prepare", "run_method"]
 

@@ -6,12 +6,12 @@ the family options it takes and ``resolve_family`` what ``family="auto"`` means 
 every keyword option of ``varinf.fit`` to the value that declares it, or refuses it with its name (:mod:`..routing`).
 """
 
+from ..routing import MethodOptions, Routed, route_options
 from . import advi, auto, bam, pathfinder
 from .advi import ADVIOptions
 from .auto import AutoOptions
 from .bam import BaMOptions
 from .pathfinder import PathfinderOptions
-from ..routing import MethodOptions, Routed, route_options
 
 __all__ = [
     "METHODS",

@@ -52,9 +52,9 @@ from ..gradient_step import step as gradient_step
 from ..initialization import build_family, start
 from ..minibatch import log_density_for
 from ..result import ADVIStats, MethodRun
+from ..routing import MethodOptions
 from ..stationarity import ParameterStationarity
 from ..stepsize import adapt_lr
-from ..routing import MethodOptions
 
 __all__ = ["ADVIOptions", "ADVIState", "ADVITarget", "Options", "family_options", "init", "run", "step", "update"]
 

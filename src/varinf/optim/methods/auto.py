@@ -52,10 +52,10 @@ from ...objectives import ELBO, ControlVariateELBO
 from ..config import FitConfig, check_int, check_positive
 from ..initialization import Start, start
 from ..result import MethodRun
+from ..routing import DENSE_MAX, MethodOptions
 from ..stationarity import Schedule, scores
 from . import advi, bam, bam_lowrank, pathfinder
 from .advi import ADVIOptions
-from ..routing import DENSE_MAX, MethodOptions
 
 __all__ = ["CV_MAX", "DENSE_MAX", "POLISH_MAX", "AutoOptions", "AutoState", "Options", "StageInfo", "advi_reason",
            "family_options", "init", "run", "step"]  # fmt: skip

@@ -48,9 +48,9 @@ from ...families import DEFAULT_RANK, FullRank, canonical_family
 from ..config import FitConfig, check_int, check_positive
 from ..initialization import start
 from ..result import MethodRun
+from ..routing import MethodOptions, gaussian_family
 from ..stationarity import Schedule, scores
 from . import bam_lowrank
-from ..routing import MethodOptions, gaussian_family
 
 __all__ = ["BaMInfo", "BaMOptions", "BaMState", "Options", "Schedule", "batch_size", "family_options",
            "full_rank_module", "init", "iterate", "run", "step"]  # fmt: skip
