@@ -139,7 +139,10 @@ def _fit_one(label: str, key: str, method: str, family: str, options: dict, seed
         try:
             mean, sd = q.mean, q.stddev
         except NotImplementedError:
-            u = res.draws_unconstrained(20_000, seed=123)
+            try:  # q's own draws (newer versions resample PSIS-corrected fits' draws by default)
+                u = res.draws_unconstrained(20_000, seed=123, corrected=False)
+            except TypeError:
+                u = res.draws_unconstrained(20_000, seed=123)
             mean, sd = u.mean(0), u.std(0)
     rec["q_mean"], rec["q_sd"] = _flat(mean), _flat(sd)
     rec["grad_evals"], rec["num_steps"], rec["converged"] = int(res.grad_evals), int(res.num_steps), bool(res.converged)

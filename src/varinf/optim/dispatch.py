@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 
+from torch import nn
+
 from ..families import canonical_family, check_family_options
 from ..models import Model
 from ..models.model import distribution_validation
@@ -45,13 +47,30 @@ def prepare(model: Model, family, objective, method: str | MethodOptions, config
     name = method.method if isinstance(method, MethodOptions) else method
     if not isinstance(name, str) or name not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(sorted(METHODS))}")
+    _check_objective(objective, name)
     if isinstance(family, str) and family.lower() != "auto":
         family = canonical_family(family)  # an unknown name fails here
+    elif not isinstance(family, str | nn.Module):
+        raise TypeError(f"family must be a name ('auto', 'meanfield', 'fullrank', 'lowrank', 'flow') or an nn.Module, "
+                        f"got {type(family).__name__}")  # fmt: skip
     family = METHODS[name].resolve_family(family, model.dim, options, objective)
     routed = route_options(METHODS, method, family, config, options)
     if isinstance(family, str) and routed.family_options:
         check_family_options(family, model.dim, routed.family_options)
     return family, routed
+
+
+def _check_objective(objective, method: str) -> None:
+    """A one-line error, before any work, for an objective that is not a bound or that the method cannot use."""
+    if objective is None:
+        return
+    if isinstance(objective, type) or not callable(getattr(objective, "loss", None)):
+        what = f"the class {objective.__name__}" if isinstance(objective, type) else repr(objective)
+        raise ValueError(f"objective must be a bound such as varinf.ELBO(), varinf.IWAE(8) or varinf.Renyi(0.5), "
+                         f"got {what}")  # fmt: skip
+    if method in ("bam", "pathfinder"):
+        raise ValueError(f"objective={type(objective).__name__}(...): method={method!r} does not optimize a chosen "
+                         "bound; use method='advi' for one (or leave objective out)")  # fmt: skip
 
 
 def run_method(model: Model, family="auto", objective=None, *, method: str | MethodOptions = "auto",

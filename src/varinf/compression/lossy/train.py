@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...utils import num_threads
+from ...utils import num_threads, seeded
 from .checkpoint import load_training_state, read_training_meta, save_training_state
 from .model import CodecConfig, ImageCodec, rd_loss
 from .patches import PatchSampler
@@ -142,7 +142,9 @@ def train_codec(
     checkpoint resumes from it instead.
     """
     train = train or TrainConfig()
-    with num_threads(train.threads or None):  # the caller's thread count is restored afterwards
+    # the caller's thread count and torch's global RNG are restored afterwards (initial weights: seed; the
+    # quantization noise of each step: a stream reseeded per step, so a resumed run draws the same noise)
+    with num_threads(train.threads or None), seeded(train.seed):
         return _train(config, images, Path(out_dir), train, progress, until, init)
 
 
@@ -157,8 +159,7 @@ def _train(
 ) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     samplers = {p: PatchSampler(images, p) for p in {train.patch_size, train.late_patch_size or train.patch_size}}
-    torch.manual_seed(train.seed)  # initial weights
-    codec = ImageCodec(config)
+    codec = ImageCodec(config)  # initial weights from the seeded stream
     if init is not None:
         if init.config.to_json() != config.to_json():
             raise ValueError("init codec has another configuration than the one to train")
@@ -192,7 +193,7 @@ def _train(
         stop = total if until is None else min(until, total)
         while step < stop:
             rng = np.random.default_rng([train.seed, step])
-            torch.manual_seed(train.seed * 1_000_003 + step)  # quantization noise
+            torch.manual_seed(train.seed * 1_000_003 + step)  # quantization noise (the private stream of seeded())
             batch_size, patch_size = sched.batch_at(step)
             x = samplers[patch_size].sample(batch_size, rng)
             if train.channels_last:
