@@ -30,10 +30,13 @@ from torch.distributions import Distribution
 
 from ..errors import DiagnosticWarning
 from ..families import family_label
+from ..models import Model
 from ..models.subsample import for_draws, is_estimated
+from ..objectives import ELBO, IWAE, Renyi
 from ..utils import seeded
 from .persist import save_result
 from .prediction import Predictions, predict
+from .routing import MethodOptions
 from .summary import Summary, summarize
 
 if TYPE_CHECKING:  # (diagnostics sit above optim: the type only, no import at run time)
@@ -77,9 +80,9 @@ class MethodRun:
         batch_size: data rows per step of a minibatch fit (``None``: every row at every step).
     """
 
-    model: Any
+    model: Model
     family: nn.Module
-    objective: Any
+    objective: ELBO | IWAE | Renyi | None
     elbo_trace: Tensor
     converged: bool
     convergence_reason: str
@@ -92,7 +95,7 @@ class MethodRun:
     route: tuple[str, ...] = ()
     route_reason: str = ""
     report: str = "q"
-    options: Any = None
+    options: MethodOptions | None = None
     family_options: Mapping[str, Any] = field(default_factory=dict)
     advi: ADVIStats | None = None
     batch_size: int | None = None
