@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -174,12 +175,10 @@ def run(args) -> None:
     import varinf
 
     torch.set_num_threads(1)
-    out = {"varinf_file": varinf.__file__, "seed": args.seed, "torch": torch.__version__, "fits": []}
-    try:
-        out["commit"] = subprocess.run(["git", "-C", str(Path(varinf.__file__).parent), "rev-parse", "HEAD"],
-                                       capture_output=True, text=True).stdout.strip()  # fmt: skip
-    except OSError:
-        out["commit"] = ""
+    out = {"varinf_file": varinf.__file__, "seed": args.seed, "torch": torch.__version__, "command": " ".join(sys.argv),
+           "python": sys.version.split()[0], "load": os.getloadavg()[0], "fits": []}  # fmt: skip
+    out["commit"] = args.commit or subprocess.run(["git", "-C", str(Path(varinf.__file__).parent), "rev-parse", "HEAD"],
+                                                  capture_output=True, text=True).stdout.strip()  # fmt: skip
     for label, key, method, family, options in FITS:
         if args.only and not any(s in label for s in args.only):
             continue
@@ -234,8 +233,11 @@ def compare(args) -> None:
         row["warnings"] = (a["warnings"], b["warnings"])
         rows.append(row)
     out = Path(args.out)
+    runs = {k: json.loads(Path(p).read_text()) for k, p in (("reference", args.reference), ("candidate", args.candidate),
+                                                             ("noise", args.noise)) if p}  # fmt: skip
     meta = {"command": " ".join(sys.argv), "reference": args.reference, "candidate": args.candidate,
-            "noise": args.noise}  # fmt: skip
+            "noise": args.noise, "runs": {k: {f: r.get(f) for f in ("commit", "torch", "python", "load", "command")}
+                                          for k, r in runs.items()}}  # fmt: skip
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     out.with_suffix(".md").write_text(_markdown(meta, rows))
     print(_markdown(meta, rows))
@@ -256,6 +258,9 @@ def _markdown(meta: dict, rows: list[dict]) -> str:
         "",
         f"Written by `benchmarks/same_seed_fits.py` (`{meta['command']}`). Reference: `{meta['reference']}`; candidate: "
         f"`{meta['candidate']}`; Monte Carlo noise scale: `{meta['noise']}` (the reference with seed 1).",
+        "",
+        *[f"- {k}: commit `{r.get('commit')}`, torch {r.get('torch')}, Python {r.get('python')}, load {r.get('load')}, "
+          f"`{r.get('command')}`" for k, r in meta["runs"].items()],
         "",
         f"{same} of {len(rows)} fits bit-identical (every parameter of q equal, bit for bit). For the others: the "
         "largest move of q's mean in q's sds and of its log-sd, beside the same distances between seeds 0 and 1 "
@@ -280,6 +285,7 @@ def main() -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", required=True)
     r.add_argument("--only", nargs="*", default=None, help="fits whose label contains one of these")
+    r.add_argument("--commit", default=None, help="the commit of the source tree (default: git rev-parse there)")
     r.set_defaults(func=run)
     c = sub.add_parser("compare")
     c.add_argument("reference")
