@@ -144,8 +144,6 @@ class Diagnostics:
         """Monte Carlo sd of :attr:`psis_shift` at the scalar where it is largest (posterior sds)."""
         return self.shift.noise
 
-    psis_shift_noise = shift_noise
-
     @property
     def psis_widen(self) -> float:
         return self.shift.widen

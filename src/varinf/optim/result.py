@@ -175,10 +175,6 @@ class FitResult(MethodRun):
         with torch.no_grad():
             return self.family()
 
-    def model_for_draws(self):
-        """:attr:`draws_model` (kept for callers of the method)."""
-        return self.draws_model
-
     @property
     def psis_corrected(self) -> bool:
         """Whether :meth:`summary` reports PSIS-corrected estimates, and :meth:`draws` resamples by default: the
