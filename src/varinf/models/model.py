@@ -156,7 +156,8 @@ class Model(nn.Module):
             quantities, e.g. group means ``mu + tau * eta``), in summaries and the ArviZ export.
         simulate: ``f(**z, data) -> {name: tensor}``: replicated data given the latents (posterior
             predictive draws; names as the data they replicate). Random draws inside are independent per draw.
-        name: a label for summaries.
+        name: what summaries, results and error messages call the model (default: the class name; the
+            ``varinf`` CLI names a model from a file that has none after the file, e.g. ``poisson``).
         vectorized: see above.
         distributed: ``data`` is this process's block of rows of a ``torchrun`` job (rank order = row
             order; :func:`varinf.distributed.shard_rows`); sums over rows then include every process.

@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from ..utils import atomic_write_text, seeded
+from ..utils.progress import progress as progress_bar
 from .checkpoint import (
     load_state,
     optimizer_state_from_tensors,
@@ -140,7 +140,8 @@ def train(
             s.valid_x = s.vae.likelihood.prepare(valid_images[: config.valid_size],
                                                  torch.Generator().manual_seed(_VALID_SEED))  # fmt: skip
         s.say = print if (progress is not False and world.is_main) else (lambda line: None)
-        stop = _loop(s, train_images, progress)
+        s.progress = progress
+        stop = _loop(s, train_images)
         if not s.prog.history or s.prog.history[-1].step != s.prog.step:
             _validate(s)
         _checkpoint(s)  # (inside the seeded block: the checkpoint holds the training stream's RNG state)
@@ -176,6 +177,8 @@ class _Session:
     valid_x: Tensor | None = None
     say: object = None
     last_save: float = 0.0
+    progress: bool | None = None
+    bar: object = None
 
     @classmethod
     def open(cls, run: Path, vae_config: VAEConfig, config: TrainConfig, world: World, n: int, resume: bool) -> _Session:
@@ -201,18 +204,18 @@ def _stop_reason(config: TrainConfig, prog: Progress) -> str | None:
     return None
 
 
-def _loop(s: _Session, train_images: Tensor, progress: bool | None) -> str:
+def _loop(s: _Session, train_images: Tensor) -> str:
     """Steps until a stopping criterion; validation at epoch ends, checkpoints every ``checkpoint_every_s``."""
     N, B = train_images.shape[0], s.config.batch_size
     steps_per_epoch = N // B  # the last partial batch is dropped
     s.vae.train()
-    bar = tqdm(total=steps_per_epoch, leave=False,
-               disable=(not s.world.is_main) or (None if progress is None else not progress))  # fmt: skip
+    s.bar = bar = progress_bar(f"epoch {s.prog.epoch + 1}", steps_per_epoch, unit="steps",
+                               enabled=False if not s.world.is_main else s.progress)  # fmt: skip
     while (stop := _stop_reason(s.config, s.prog)) is None:
         if s.prog.pos == 0:
             s.perm = torch.randperm(N, generator=s.gen)
             bar.reset()
-            bar.set_description(f"epoch {s.prog.epoch + 1}")
+            bar.set_description(f"epoch {s.prog.epoch + 1}")  # a new bar line per epoch: steps of this epoch
         t0, c0 = time.time(), time.process_time()
         loss = _step(s, train_images)
         save_now = _account(s, loss, t0, c0)
@@ -277,12 +280,15 @@ def _account(s: _Session, loss: Tensor, t0: float, c0: float) -> bool:
 def _validate(s: _Session) -> None:
     if s.valid_x is None or not s.world.is_main:
         return
-    ev = evaluate(s.vae, s.valid_x, k=s.config.valid_k, batch_size=100, elbo_particles=10, progress=False)
+    # a phase of its own (1000 images x 100 samples: seconds): a bar below the epoch's
+    ev = evaluate(s.vae, s.valid_x, k=s.config.valid_k, batch_size=100, elbo_particles=10, progress=s.progress)
     s.vae.train()
     p = s.prog
     rec = ValidationRecord(p.epoch, p.step, p.cpu_s, p.wall_s, ev.nll, ev.elbo, ev.rate, ev.distortion,
                            p.take_mean_loss())  # fmt: skip
     p.history.append(rec)
+    if s.bar is not None:
+        s.bar.clear()  # the epoch's line goes to stdout on the same terminal: no half-drawn bar beside it
     s.say(rec.line())
 
 
