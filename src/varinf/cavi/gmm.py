@@ -62,7 +62,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConvergenceWarning
-from ..utils.progress import progress
+from ..utils.progress_bars import progress
 from .clustering import kmeans, kmeans_plus_plus
 from .expfam import ConjugateDirichlet, ConjugateNormalWishart
 from .gaussian_data import GaussianData

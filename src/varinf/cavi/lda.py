@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConvergenceWarning
-from ..utils.progress import progress
+from ..utils.progress_bars import progress
 from ..utils.torch_private import standard_gamma
 from .counts import DocTermCounts
 from .expfam import ConjugateDirichlet

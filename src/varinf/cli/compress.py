@@ -29,7 +29,7 @@ LOSSLESS_IMAGES = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".qo
 
 
 def _progress(args: argparse.Namespace, what: str):
-    from ..utils.progress import progress
+    from ..utils.progress_bars import progress
 
     return progress(f"{args.prog}: {what}", unit="images", enabled=progress_of(args))
 

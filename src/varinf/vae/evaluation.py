@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ..objectives import ELBO, IWAE
 from ..utils import seeded
-from ..utils.progress import track
+from ..utils.progress_bars import track
 from .model import VAE
 
 __all__ = ["Evaluation", "evaluate"]
@@ -107,7 +107,7 @@ def evaluate(
         elbo_particles: draws for the rate/distortion estimate.
         seed: the draws come from a forked RNG seeded with this (results are reproducible and the caller's
             random stream is untouched).
-        progress: a bar of batches done (default: only on a terminal; :mod:`varinf.utils.progress`).
+        progress: a bar of batches done (default: only on a terminal; :mod:`varinf.utils.progress_bars`).
     """
     if k < 1 or x.shape[0] < 1:
         raise ValueError(f"need k >= 1 and at least one example (k={k}, {x.shape[0]} examples)")

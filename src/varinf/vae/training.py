@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from ..utils import atomic_write_text, seeded
-from ..utils.progress import progress as progress_bar
+from ..utils.progress_bars import progress as progress_bar
 from .checkpoint import (
     load_state,
     optimizer_state_from_tensors,
