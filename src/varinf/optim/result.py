@@ -135,7 +135,9 @@ def build_result(run: MethodRun, diagnostics: Diagnostics | None = None, diagnos
 class FitResult(MethodRun):
     """The outcome of :func:`varinf.fit`: a :class:`MethodRun` with its diagnostics.
 
-    Attributes (beyond :class:`MethodRun`'s):
+    Beyond :class:`MethodRun`'s attributes:
+
+    Attributes:
         diagnostics: PSIS k-hat, log evidence and warnings (:class:`~varinf.diagnostics.Diagnostics`), or None
             when the fit ran without them (``diagnose=False``).
         diagnostics_time: seconds :func:`varinf.fit` spent diagnosing the fit (``wall_time`` is the fit alone).
