@@ -98,8 +98,9 @@ def misplaced(methods: dict, key: str, value, method: str, family) -> str:
                 "method='advi' (or 'auto', which then runs minibatch ADVI)")  # fmt: skip
     takers = sorted(m for m, mod in methods.items() if key in mod.Options.names())
     if takers:
+        hint = _HINTS.get((method, key), "")
         return (f"{key!r} is not an option of method={method!r}; it is an option of "
-                f"{_either('method', takers)}")  # fmt: skip
+                f"{_either('method', takers)}{hint}")  # fmt: skip
     families = sorted(f for f in FAMILIES if key in _family_names(f, family))
     if families:
         fam = _either("family", families)
@@ -112,6 +113,12 @@ def misplaced(methods: dict, key: str, value, method: str, family) -> str:
     near = difflib.get_close_matches(key, sorted(known), n=2, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
     return f"unknown option {key!r} for method={method!r}{hint}"
+
+
+_HINTS = {
+    ("pathfinder", "max_steps"): " (Pathfinder caps each L-BFGS path with max_iter)",
+    ("advi", "num_draws"): " (ADVI's draws per step are its objective's num_particles: objective=ELBO(8))",
+}
 
 
 def _family_names(key: str, family) -> frozenset[str]:
