@@ -100,6 +100,9 @@ def fit(
     policy = EvidencePolicy(evidence, 20_000 if evidence in ("bridge", "ais") and evidence_budget is None
                             else evidence_budget)  # (checked before the fit runs)  # fmt: skip
     check = _Check(diagnose, diagnose_draws, policy, options.get("seed", config.seed if config is not None else 0))
+    if diagnose and (isinstance(diagnose_draws, bool) or not isinstance(diagnose_draws, int) or diagnose_draws < 100):
+        # checked before the fit, not after it: the diagnostics' Pareto-tail fit needs 100 draws at least
+        raise ValueError(f"diagnose_draws must be an integer >= 100 (or diagnose=False), got {diagnose_draws!r}")
     if getattr(model, "distributed", False) and not model.plate.world.is_main:
         # every process runs the same fit in lockstep (collectives inside the model); rank 0 reports
         options["progress"] = False

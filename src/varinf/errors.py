@@ -11,7 +11,13 @@ name what is wrong. At the bottom of the import graph: imports nothing from vari
 ========================  ===================================================================================
 """
 
-__all__ = ["ConvergenceWarning", "DiagnosticWarning", "FitError", "ModelError", "OptionError"]
+import inspect
+import os
+import warnings
+
+__all__ = ["ConvergenceWarning", "DiagnosticWarning", "FitError", "ModelError", "OptionError", "warn"]
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
 class ModelError(ValueError):
@@ -33,3 +39,12 @@ class ConvergenceWarning(UserWarning):
 
 class DiagnosticWarning(UserWarning):
     """PSIS says the fitted q is an unreliable approximation of the posterior (or the check failed)."""
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` attributed to the first caller outside varinf (the user's line), however deep inside
+    varinf the warning arises."""
+    level, frame = 1, inspect.currentframe()
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=max(level, 1))

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import run_cli, snapshot
+from .conftest import GOOD_MODEL, run_cli, snapshot
 
 FIT = ["--max-steps", "200", "--lr", "0.1", "--fixed", "--draws", "300"]
 QUICK = ["--max-steps", "20", "--lr", "0.1", "--fixed", "--draws", "100"]  # subprocesses: only the writing matters
@@ -122,16 +122,54 @@ def test_os_errors_are_one_line_naming_the_users_file(workdir, tmp_path, capsys,
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_read_only_folder_is_refused_before_any_work(workdir, tmp_path, capsys):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+# good.py's model, and a marker file written when the command gets as far as running the model file
+RECORDING_MODEL = 'from pathlib import Path\nPath(__file__).with_suffix(".ran").touch()\n' + GOOD_MODEL
+
+
+def _read_only_folder(root: Path) -> tuple[Path, str]:
+    if os.geteuid() == 0:
+        pytest.skip("root may write in a read-only folder (the other cases run as root too)")
+    (root / "locked").mkdir()
+    (root / "locked").chmod(0o500)
+    return root / "locked" / "out", "cannot write in"
+
+
+def _file_as_folder(root: Path) -> tuple[Path, str]:
+    (root / "taken").write_text("the user's file")
+    return root / "taken", "taken: exists and is not a directory"
+
+
+def _under_a_file(root: Path) -> tuple[Path, str]:
+    (root / "notes.txt").write_text("the user's file")
+    return root / "notes.txt" / "out", "is not a directory"
+
+
+def _folder_as_file(root: Path) -> tuple[Path, str]:
+    (root / "out" / "summary.json").mkdir(parents=True)
+    return root / "out", "summary.json: is a directory (give a file name)"
+
+
+@pytest.mark.parametrize("case", [_read_only_folder, _file_as_folder, _under_a_file, _folder_as_file],
+                         ids=["read-only-folder", "file-as-folder", "path-under-a-file", "folder-as-file"])  # fmt: skip
+def test_unwritable_output_is_refused_before_any_work(workdir, tmp_path, capsys, case):
+    """One line naming the path, before the model file runs; nothing of the user's changes. Only the
+    permission case needs a non-root user: the others fail for root as well."""
+    model = tmp_path / "recording.py"
+    model.write_text(RECORDING_MODEL)
+    target = tmp_path / "target"
+    target.mkdir()
+    out, message = case(target)
+    before = snapshot(target)
     try:
-        code, _, err = run_cli(["fit", workdir / "good.py", "-o", locked / "out", *FIT], capsys)
+        code, _, err = run_cli(["fit", model, "-o", out, *FIT], capsys)
+        after = snapshot(target)
     finally:
-        locked.chmod(0o700)
-    assert code == 1 and f"{locked}/out/" in err and "cannot write in" in err
+        if (target / "locked").exists():
+            (target / "locked").chmod(0o700)  # so that pytest can clean up
+    assert code == 1 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(target) in err and message in err, err
+    assert not model.with_suffix(".ran").exists()  # refused before the model file ran
+    assert after == before
 
 
 def test_debug_shows_the_traceback(workdir, capsys, monkeypatch):

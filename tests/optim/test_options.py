@@ -24,7 +24,7 @@ NON_DEFAULT = {
                   "window": 20, "average": 0.5, "decay": 0.5, "max_decays": 1, "tol_param": 0.1, "max_recoveries": 3,
                   "callback": lambda t, b: None, "batch_size": 5, "stop": "parameters", "noise": 0.2},
     BaMOptions: {"max_steps": 77, "num_draws": 12, "lambda0": 0.5, "tol_param": 0.1},
-    PathfinderOptions: {"num_paths": 2, "history": 3, "elbo_draws": 4, "max_iter": 50},
+    PathfinderOptions: {"num_paths": 2, "history": 3, "elbo_draws": 4, "max_steps": 50},
     AutoOptions: {"max_steps": 77, "tol_param": 0.1},
 }  # fmt: skip
 
@@ -80,16 +80,16 @@ def test_family_options_reach_the_family_under_each_method_that_builds_it():
 @pytest.mark.parametrize(
     "method,family,options,expected",
     [
-        ("auto", "auto", {"max_step": 10}, r"unknown option 'max_step' for method='auto'; did you mean 'max_steps'"),
-        ("pathfinder", "fullrank", {"rank": 3}, r"'rank' is an option of family='lowrank', which method='advi', "
+        ("auto", "auto", {"max_step": 10}, r"unknown option max_step=10 for method='auto'; did you mean 'max_steps'"),
+        ("pathfinder", "fullrank", {"rank": 3}, r"rank=3: an option of family='lowrank', which method='advi', "
          r"method='auto' or method='bam' build; method='pathfinder'"),
         ("bam", "fullrank", {"batch_size": 4}, r"batch_size=4: method='bam' uses every data row"),
-        ("advi", "meanfield", {"num_draws": 8}, r"'num_draws' is not an option of method='advi'; it is an option of "
+        ("advi", "meanfield", {"num_draws": 8}, r"num_draws=8: not an option of method='advi'; it is an option of "
          r"method='bam'"),
-        ("pathfinder", "fullrank", {"max_steps": 10}, r"'max_steps' is not an option of method='pathfinder'"),
-        ("bam", "fullrank", {"lr": 0.1}, r"'lr' is not an option of method='bam'; it is an option of method='advi' "
+        ("pathfinder", "fullrank", {"window": 10}, r"window=10: not an option of method='pathfinder'"),
+        ("bam", "fullrank", {"lr": 0.1}, r"lr=0.1: not an option of method='bam'; it is an option of method='advi' "
          r"or method='auto'"),
-        ("advi", "meanfield", {"rank": 2}, r"'rank' is an option of family='lowrank'"),
+        ("advi", "meanfield", {"rank": 2}, r"rank=2: an option of family='lowrank'"),
         ("auto", "auto", {"lr": -1.0}, r"lr must be > 0"),
         ("bam", "meanfield", {}, r"bam fits a Gaussian with a full or low-rank covariance"),
         ("advi", "lowrank", {"rank": 9}, r"rank must be an integer between 1 and dim=2"),
@@ -139,7 +139,7 @@ def test_every_method_option_has_a_cli_flag_that_reaches_the_method():
              "tol_param": "--tol-param 0.1", "max_recoveries": "--max-recoveries 2", "batch_size": "--batch-size 4",
              "stop": "--stop parameters", "noise": "--noise 0.2", "num_draws": "--num-draws 12",
              "lambda0": "--lambda0 0.5", "num_paths": "--num-paths 2", "history": "--history 3",
-             "elbo_draws": "--elbo-draws 4", "max_iter": "--max-iter 30", "init": "--init zeros",
+             "elbo_draws": "--elbo-draws 4", "init": "--init zeros",
              "threads": "--threads 2", "device": "--device cpu", "check": "--no-check", "rank": "--rank 2"}  # fmt: skip
     callables = {"optimizer", "callback"}  # Python callables: no flag (library only)
     names = {f.name for c in NON_DEFAULT for f in dataclasses.fields(c)} - {"advi"} - callables
@@ -149,7 +149,7 @@ def test_every_method_option_has_a_cli_flag_that_reaches_the_method():
         options = fit_options(_parse(["normal_normal", *argv.split()]))
         assert name in options, name
         method = {"num_draws": "bam", "lambda0": "bam", "num_paths": "pathfinder", "history": "pathfinder",
-                  "elbo_draws": "pathfinder", "max_iter": "pathfinder"}.get(name, "advi")  # fmt: skip
+                  "elbo_draws": "pathfinder"}.get(name, "advi")  # fmt: skip
         family = {"bam": "fullrank", "pathfinder": "fullrank"}.get(method, "lowrank" if name == "rank" else "meanfield")
         kw = {k: v for k, v in options.items() if k not in ("family", "method", "evidence", "evidence_budget")}
         prepare(model, family, None, method, None, kw)  # routed without error

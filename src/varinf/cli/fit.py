@@ -291,7 +291,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="variational family (auto: full rank up to 300 dims, low rank above; mean-field under "
                         "ADVI; aliases: " + ", ".join(sorted(FAMILY_ALIASES)) + ")")  # fmt: skip
     p.add_argument("--max-steps", type=integer(1), default=None,
-                   help=f"cap on iterations (auto, ADVI, BaM; default {_ADVI.max_steps})")  # fmt: skip
+                   help=f"cap on iterations (every method; Pathfinder: L-BFGS iterations per path; default {_ADVI.max_steps})")  # fmt: skip
     p.add_argument("--lr", type=choice("auto", also=number(0, lo_open=True)), default=None,
                    help=f"ADVI: Adam step size (> 0) or 'auto' (default {_ADVI.lr}; a number makes --method auto run "
                         "ADVI)")  # fmt: skip

@@ -44,7 +44,6 @@ FLAGS = (
     ("--num-paths", "num_paths", integer(1), "Pathfinder: L-BFGS paths", "pathfinder"),
     ("--history", "history", integer(1), "Pathfinder: L-BFGS pairs kept", "pathfinder"),
     ("--elbo-draws", "elbo_draws", integer(1), "Pathfinder: draws per ELBO estimate", "pathfinder"),
-    ("--max-iter", "max_iter", integer(1), "Pathfinder: L-BFGS iterations per path", "pathfinder"),
     ("--init", "init", choice("auto", "laplace", "zeros", "uniform"), "where the fit starts", "config"),
     ("--threads", "threads", integer(1), "torch threads during the fit (default: one for small data)", "config"),
     ("--device", "device", str, "torch device, e.g. cpu or cuda (default: the model's own)", "config"),

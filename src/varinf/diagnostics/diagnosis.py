@@ -21,7 +21,6 @@ sampling, when the policy runs it, costs its budget in gradients (reported).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from ..errors import DiagnosticWarning
+from ..errors import warn as warn_user
 from ..utils.weighted import weighted_mean_sd
 from .evidence_policy import EvidencePolicy, policy_evidence, with_subsample_error
 from .evidence_result import LogEvidence
@@ -366,7 +366,7 @@ def diagnose_q(
     messages = _messages(ps, shift, imp.num_failed, label, corrected)
     if warn:
         for m in messages:
-            warnings.warn(f"{model.name}: {m}", DiagnosticWarning, stacklevel=3)
+            warn_user(f"{model.name}: {m}", DiagnosticWarning)
     return Diagnostics(
         psis=ps, log_evidence=is_estimate, evidence=policy_evidence(model, q, is_estimate, policy, seed),
         elbo=finite.mean().item(), elbo_se=elbo_se, draws=draws, unconstrained=imp.u.detach(), log_q=imp.log_q,

@@ -28,7 +28,7 @@ from ..utils import num_threads, seeded
 from .config import FitConfig
 from .methods import METHODS
 from .result import FitResult, MethodRun, build_result
-from .routing import MethodOptions, Routed, route_options
+from .routing import MethodOptions, Routed, refuse_other_methods_options, route_options
 
 __all__ = ["METHODS", "optimize", "prepare", "run_method"]
 
@@ -48,6 +48,7 @@ def prepare(model: Model, family, objective, method: str | MethodOptions, config
     if not isinstance(name, str) or name not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(sorted(METHODS))}")
     _check_objective(objective, name)
+    refuse_other_methods_options(METHODS, name, family, options)
     if isinstance(family, str) and family.lower() != "auto":
         family = canonical_family(family)  # an unknown name fails here
     elif not isinstance(family, str | nn.Module):

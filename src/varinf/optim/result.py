@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution
 
-from ..errors import DiagnosticWarning
+from ..errors import DiagnosticWarning, warn
 from ..families import family_label
 from ..models import Model
 from ..models.subsample import for_draws, is_estimated
@@ -194,10 +193,10 @@ class FitResult(MethodRun):
             why = "the fit has no diagnostics" if d is None else f"k-hat {d.khat:.2f} is above {d.psis.threshold:.2f}"
             raise ValueError(f"no trustworthy PSIS correction: {why}; draw q's own with corrected=False")
         if not corrected and self.psis_corrected and d.q_draws_suspect:
-            warnings.warn(
+            warn(
                 f"{getattr(self.model, 'name', 'model')}: q's own draws: PSIS moves q's mean of {d.psis_shift_at} by "
                 f"{d.psis_shift:.2f} ± {d.shift_noise:.2f} posterior sds; the summary's estimates are PSIS-corrected "
-                "(res.draws() resamples)", DiagnosticWarning, stacklevel=4)  # fmt: skip
+                "(res.draws() resamples)", DiagnosticWarning)  # fmt: skip
         return bool(corrected)
 
     @torch.no_grad()

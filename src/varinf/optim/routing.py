@@ -25,7 +25,8 @@ from ..errors import OptionError
 from ..families import FAMILIES, canonical_family, family_option_names
 from .config import FitConfig
 
-__all__ = ["DENSE_MAX", "MethodOptions", "Routed", "gaussian_family", "misplaced", "route_options"]
+__all__ = ["DENSE_MAX", "MethodOptions", "Routed", "gaussian_family", "misplaced", "refuse_other_methods_options",
+           "route_options"]  # fmt: skip
 
 DENSE_MAX = 300  # dimensions up to which family="auto" means full rank (and Gaussian stages are dense)
 
@@ -82,6 +83,15 @@ def route_options(methods: dict, method, family, config: FitConfig | None, optio
     return Routed((config or FitConfig()).replace(**common), base.updated(**own), fam)
 
 
+def refuse_other_methods_options(methods: dict, name: str, family, options: dict[str, Any]) -> None:
+    """Before the family is even resolved: an option another method declares and ``name`` does not (``batch_size``
+    under BaM) is refused first, naming it."""
+    own = methods[name].Options.names() | set(FitConfig.__dataclass_fields__)
+    for k, v in options.items():
+        if k not in own and any(k in mod.Options.names() for mod in methods.values()):
+            raise OptionError(misplaced(methods, k, v, name, family))
+
+
 def _method(methods: dict, method) -> tuple[str, MethodOptions]:
     if isinstance(method, MethodOptions):
         return method.method, method
@@ -96,27 +106,32 @@ def misplaced(methods: dict, key: str, value, method: str, family) -> str:
     if key == "batch_size" and method in ("bam", "pathfinder"):
         return (f"batch_size={value!r}: method={method!r} uses every data row at every iteration; minibatches need "
                 "method='advi' (or 'auto', which then runs minibatch ADVI)")  # fmt: skip
+    given = f"{key}={_shown(value)}"
     takers = sorted(m for m, mod in methods.items() if key in mod.Options.names())
     if takers:
         hint = _HINTS.get((method, key), "")
-        return (f"{key!r} is not an option of method={method!r}; it is an option of "
+        return (f"{given}: not an option of method={method!r}; it is an option of "
                 f"{_either('method', takers)}{hint}")  # fmt: skip
     families = sorted(f for f in FAMILIES if key in _family_names(f, family))
     if families:
         fam = _either("family", families)
         takers = sorted(m for m, mod in methods.items() if any(key in mod.family_options(f) for f in families))
         where = family if isinstance(family, str) else type(family).__name__
-        return (f"{key!r} is an option of {fam}, which {_either('method', takers)} build; method={method!r} with "
+        return (f"{given}: an option of {fam}, which {_either('method', takers)} build; method={method!r} with "
                 f"family={where!r} does not use it")  # fmt: skip
     known = set(FitConfig.__dataclass_fields__).union(*(mod.Options.names() for mod in methods.values()),
                                                       *(_family_names(f, family) for f in FAMILIES))  # fmt: skip
     near = difflib.get_close_matches(key, sorted(known), n=2, cutoff=0.6)
     hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
-    return f"unknown option {key!r} for method={method!r}{hint}"
+    return f"unknown option {given} for method={method!r}{hint}"
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 _HINTS = {
-    ("pathfinder", "max_steps"): " (Pathfinder caps each L-BFGS path with max_iter)",
     ("advi", "num_draws"): " (ADVI's draws per step are its objective's num_particles: objective=ELBO(8))",
 }
 
@@ -140,6 +155,9 @@ def gaussian_family(family, method: str, dim: int) -> str:
     key = canonical_family(family) if isinstance(family, str) else None
     if key in ("fullrank", "lowrank"):
         return key
-    label = family if isinstance(family, str) else type(family).__name__
+    if not isinstance(family, str):
+        raise ValueError(f"{method} builds its own Gaussian: name it, family='fullrank' or 'lowrank', instead of "
+                         f"passing a {type(family).__name__} module (method='advi' fits a given module)")  # fmt: skip
+    label = family
     raise ValueError(f"{method} fits a Gaussian with a full or low-rank covariance: use family='fullrank' or "
                      f"'lowrank' (got {label!r}; method='auto' handles the other families)")  # fmt: skip

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -38,7 +37,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ...errors import ConvergenceWarning, FitError
+from ...errors import ConvergenceWarning, FitError, warn
 from ...families import family_label, family_option_names
 from ...objectives import ELBO
 from ...utils import seeded
@@ -440,8 +439,8 @@ def run(model, family, objective, options: ADVIOptions, config: FitConfig, famil
     log_p = log_density_for(s.model, options.batch_size, config.seed, s.u0)
     fit = fit_family(log_p, fam, objective, options, s.model.name, _progress(options, config))
     if options.tol_rel_obj is not None and not fit.outcome.converged:
-        warnings.warn(f"{s.model.name}: not converged after {fit.state.t} steps ({fit.outcome.reason}); increase "
-                      "max_steps", ConvergenceWarning, stacklevel=5)  # fmt: skip
+        warn(f"{s.model.name}: not converged after {fit.state.t} steps ({fit.outcome.reason}); increase max_steps",
+             ConvergenceWarning)  # fmt: skip
     return MethodRun(
         model=s.model, family=fam, objective=objective,
         elbo_trace=torch.tensor(fit.state.trace, dtype=torch.float64), converged=fit.outcome.converged,

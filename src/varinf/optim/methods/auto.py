@@ -39,14 +39,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
-from ...errors import ConvergenceWarning
+from ...errors import ConvergenceWarning, warn
 from ...families import DEFAULT_RANK, LowRank, MeanField, Preconditioned, canonical_family, make_family
 from ...objectives import ELBO, ControlVariateELBO
 from ..config import FitConfig, check_int, check_positive
@@ -62,7 +61,7 @@ __all__ = ["CV_MAX", "DENSE_MAX", "POLISH_MAX", "AutoOptions", "AutoState", "Opt
 
 CV_MAX = 2000  # dimensions up to which the polish uses a dense Gaussian control variate
 POLISH_MAX = 1000  # steps: a polish still drifting after this many (a funnel) stops with a ConvergenceWarning
-PATHS = pathfinder.PathfinderOptions(num_paths=4, history=6, elbo_draws=8, max_iter=300)  # auto's start
+PATHS = pathfinder.PathfinderOptions(num_paths=4, history=6, elbo_draws=8, max_steps=1200)  # auto's start
 FLOW_OPTIONS = frozenset({"passes"})  # (and every other flow option: the flow stage builds the flow itself)
 
 
@@ -335,7 +334,7 @@ def run(model, family, objective, options: AutoOptions, config: FitConfig, famil
                                    route=tuple(state.route), route_reason=_start_note(state.paths),
                                    density_evals=state.density_evals, report="psis", options=options)  # fmt: skip
     if not state.converged:
-        warnings.warn(f"{state.s.model.name}: not converged ({state.reason})", ConvergenceWarning, stacklevel=5)
+        warn(f"{state.s.model.name}: not converged ({state.reason})", ConvergenceWarning)
     s = state.s
     return MethodRun(
         model=s.model, family=state.fam.to(device=s.device, dtype=s.dtype), objective=objective,

@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ...errors import ConvergenceWarning
+from ...errors import ConvergenceWarning, warn
 from ...families import DEFAULT_RANK, FullRank, canonical_family
 from ..config import FitConfig, check_int, check_positive
 from ..initialization import start
@@ -206,7 +205,7 @@ def run(model, family, objective, options: BaMOptions, config: FitConfig, family
     schedule = Schedule(options.max_steps, options.lambda0, options.tol_param)
     state, reason, converged = iterate(init(loc, cov), scores(model.log_density, s.dtype), B, schedule)
     if not converged:
-        warnings.warn(f"{model.name}: BaM not converged ({reason})", ConvergenceWarning, stacklevel=5)
+        warn(f"{model.name}: BaM not converged ({reason})", ConvergenceWarning)
     fam = full_rank_module(state.loc, state.cov).to(device=s.device, dtype=s.dtype)
     return MethodRun(
         model=model, family=fam, objective=objective, elbo_trace=torch.tensor(state.trace, dtype=torch.float64),

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from ...errors import ConvergenceWarning
+from ...errors import ConvergenceWarning, warn
 from ...families import LowRank
 from ..config import FitConfig
 from ..initialization import start
@@ -182,7 +181,7 @@ def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
     schedule = Schedule(options.max_steps, options.lambda0, options.tol_param)
     state, reason, converged = iterate(init(loc, psi, rank), scores(model.log_density, s.dtype), B, schedule)
     if not converged:
-        warnings.warn(f"{model.name}: low-rank BaM not converged ({reason})", ConvergenceWarning, stacklevel=6)
+        warn(f"{model.name}: low-rank BaM not converged ({reason})", ConvergenceWarning)
     fam = lowrank_module(state).to(device=s.device, dtype=s.dtype)
     return MethodRun(
         model=model, family=fam, objective=None, elbo_trace=torch.zeros(0, dtype=torch.float64), converged=converged,

@@ -61,17 +61,17 @@ class PathfinderOptions(MethodOptions):
         num_paths: L-BFGS paths, :math:`I` (1 = single-path Pathfinder).
         history: pairs kept for the inverse-Hessian estimate, :math:`J`.
         elbo_draws: draws per ELBO estimate along a path, :math:`K`.
-        max_iter: L-BFGS iterations per path before a restart (at most 4 times this many in all).
+        max_steps: cap on the L-BFGS iterations of each path (a path usually stops well before, at the mode).
     """
 
     method: ClassVar[str] = "pathfinder"
     num_paths: int = NUM_PATHS
     history: int = HISTORY
     elbo_draws: int = ELBO_DRAWS
-    max_iter: int = 1000
+    max_steps: int = 10_000
 
     def __post_init__(self):
-        for name in ("num_paths", "history", "elbo_draws", "max_iter"):
+        for name in ("num_paths", "history", "elbo_draws", "max_steps"):
             check_int(name, getattr(self, name), 1)
 
 
@@ -247,7 +247,7 @@ def step(state: PathsState, log_density, options: PathfinderOptions, prune: bool
     hit = [False]
     rule = None if stop is None else (lambda x, lp, stop=stop, hit=hit: hit.__setitem__(0, stop(x)) or hit[0])
     try:
-        p = lbfgs_path(log_density, begin, options.max_iter, count=state.count, stop=rule)
+        p = lbfgs_path(log_density, begin, options.max_steps, restarts=0, count=state.count, stop=rule)
     except (RuntimeError, ValueError):  # a NaN inside the line search, or the model refusing a point
         return state, PathInfo(-1, False, False)
     state.paths.append(p)
