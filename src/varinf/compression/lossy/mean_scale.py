@@ -19,7 +19,7 @@ head has no ReLU: negative outputs select the lowest level, as the float model's
 Training (rates in bits): the rate uses the noisy residual :math:`y + u - \\mu` with :math:`u \\sim U(-\\tfrac12,
 \\tfrac12)`; the synthesis gets :math:`[y - \\mu] + \\mu` with a straight-through gradient to :math:`y`.
 
-:func:`~varinf.compression.lossy.model.mean_scale_from_hyperprior` turns a trained scale hyperprior into a mean-scale model computing the
+:func:`~varinf.compression.lossy.warm_starts.mean_scale_from_hyperprior` turns a trained scale hyperprior into a mean-scale model computing the
 same function (new input weights of :math:`h_a` and the mean head of :math:`h_s` start at zero), so training
 can continue from the shipped model instead of from scratch.
 

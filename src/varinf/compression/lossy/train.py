@@ -8,7 +8,7 @@ half-written checkpoint. The learning rate is constant and then decays with a ha
 ``decay_fraction`` of the steps; ``steps`` may be changed when resuming (the schedule follows the new value).
 With a time budget the total is planned from the measured pace instead (see :attr:`TrainConfig.time_budget_h`).
 ``init`` starts a new run from another codec's weights (e.g. a mean-scale model made from the shipped
-scale hyperprior by :func:`~varinf.compression.lossy.model.mean_scale_from_hyperprior`).
+scale hyperprior by :func:`~varinf.compression.lossy.warm_starts.mean_scale_from_hyperprior`).
 
 Output folder layout: ``checkpoint.safetensors`` (+ ``checkpoint.json``, the same metadata for people),
 ``train.log`` (one JSON line per ``log_every`` steps) and, at the end, ``model.safetensors`` + ``model.json``
@@ -29,6 +29,7 @@ Example (a few steps of a tiny codec)::
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 
 from ...utils import num_threads, seeded
 from .checkpoint import load_training_state, read_training_meta, save_training_state
-from .model import CodecConfig, ImageCodec, rd_loss
+from .model import CodecConfig, ImageCodec, RDLoss, rd_loss
 from .patches import PatchSampler
 from .pretrained import save_codec
 
@@ -76,6 +77,13 @@ class TrainConfig:
     # steps is re-planned at every checkpoint from the measured pace so that the run, decay included, ends
     # within the budget (never above ``steps``); None: exactly ``steps`` steps
     time_budget_h: float | None = None
+    # every this many steps, also keep the weights (float16 model folder ``snapshots/step-N``) for checkpoint
+    # selection on a validation set; None: only the latest checkpoint
+    keep_every: int | None = None
+    # train only the latent codec (entropy model: hyper transforms, z prior, context) with the transforms and gains
+    # frozen: the loss is then the rate alone (the distortion does not depend on these parameters, whose only
+    # gradient in full training is the rate's), and a step skips g_s and g_a's backward pass
+    entropy_only: bool = False
 
     def batch_at(self, step: int) -> tuple[int, int]:
         """``(batch_size, patch_size)`` of ``step``."""
@@ -133,8 +141,12 @@ def train_codec(
     progress: bool | None = None,
     until: int | None = None,
     init: ImageCodec | None = None,
+    training_files: list[dict] | None = None,
 ) -> TrainResult:
     """Train (or resume training of) a codec on patches of ``images``; writes into ``out_dir``.
+
+    ``training_files`` (e.g. :meth:`~varinf.compression.lossy.photos.PhotoSet.manifest`: name, SHA-256 of every
+    file the images came from) is recorded in the checkpoints and the saved models' metadata.
 
     ``until`` stops early at that step (checkpoint and model written), e.g. to train in time slices; calling
     again with the same arguments and a larger (or no) ``until`` continues exactly where it stopped.
@@ -145,7 +157,7 @@ def train_codec(
     # the caller's thread count and torch's global RNG are restored afterwards (initial weights: seed; the
     # quantization noise of each step: a stream reseeded per step, so a resumed run draws the same noise)
     with num_threads(train.threads or None), seeded(train.seed):
-        return _train(config, images, Path(out_dir), train, progress, until, init)
+        return _train(config, images, Path(out_dir), train, progress, until, init, training_files)
 
 
 def _train(
@@ -156,9 +168,10 @@ def _train(
     progress: bool | None,
     until: int | None,
     init: ImageCodec | None,
+    training_files: list[dict] | None,
 ) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
-    run = _Run.open(config, images, out, train, init)
+    run = _Run.open(config, images, out, train, init, training_files)
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=train.steps, initial=run.step, disable=not show, desc="codec")
     t0, last = time.time(), {"bpp": float("nan"), "psnr": float("nan")}
@@ -172,9 +185,11 @@ def _train(
                 last = _log(run, log, bar, t0)
             if run.step % train.checkpoint_every == 0 or run.step == stop:
                 stop = _checkpoint(run, until)
+            if train.keep_every and run.step % train.keep_every == 0:
+                _snapshot(run, out)
     bar.close()
     run.codec.eval()
-    save_codec(run.codec, out, info={"train": asdict(train), "steps": run.step, "train_seconds": round(run.trained_s)})
+    save_codec(run.codec, out, info=_info(run))
     return TrainResult(run.step, time.time() - t0, last["bpp"], last["psnr"], out)
 
 
@@ -187,6 +202,7 @@ class _Run:
     samplers: dict
     train: TrainConfig
     ckpt: Path
+    files: list = field(default_factory=list)  # the training files' names and SHA-256 (provenance)
     step: int = 0
     total: int = 0  # planned total steps (re-planned under a time budget)
     trained_s: float = 0.0  # training seconds so far, all resumptions
@@ -196,7 +212,8 @@ class _Run:
     skipped: int = 0  # updates skipped for a non-finite gradient, in this process
 
     @classmethod
-    def open(cls, config: CodecConfig, images, out: Path, train: TrainConfig, init: ImageCodec | None) -> _Run:
+    def open(cls, config: CodecConfig, images, out: Path, train: TrainConfig, init: ImageCodec | None,
+             training_files: list[dict] | None) -> _Run:  # fmt: skip
         """Fresh weights (from the seeded stream, or ``init``), or the checkpoint's state when there is one."""
         samplers = {p: PatchSampler(images, p) for p in {train.patch_size, train.late_patch_size or train.patch_size}}
         codec = ImageCodec(config)  # initial weights from the seeded stream
@@ -206,12 +223,14 @@ class _Run:
             codec.load_state_dict(init.state_dict())
         if train.channels_last:
             codec.to(memory_format=torch.channels_last)
-        run = cls(codec, torch.optim.Adam(codec.parameters(), lr=train.lr), samplers, train, out / CHECKPOINT,
-                  total=train.steps)  # fmt: skip
+        trained = codec.latent.parameters() if train.entropy_only else codec.parameters()
+        run = cls(codec, torch.optim.Adam(trained, lr=train.lr), samplers, train, out / CHECKPOINT,
+                  files=training_files or [], total=train.steps)  # fmt: skip
         if (out / "checkpoint.pt").is_file() and not run.ckpt.is_file():
             raise ValueError(f"{out} holds an old pickle checkpoint (checkpoint.pt); resume it with an older varinf")
         if run.ckpt.is_file():
             meta = read_training_meta(run.ckpt)["meta"]
+            run.files = training_files or meta.get("training_files", [])
             if meta.get("config") != config.to_json():
                 raise ValueError(f"{run.ckpt} was trained with another configuration; use a new output folder")
             run.step = load_training_state(run.ckpt, codec, run.optimizer).step
@@ -236,10 +255,14 @@ def _step(run: _Run) -> None:
     quality = torch.from_numpy(rng.integers(0, len(lambdas), batch_size)).float()
     for group in run.optimizer.param_groups:
         group["lr"] = sched.lr_at(run.step)
-    result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
+    if train.entropy_only:
+        result = _rate_loss(codec, x, quality)
+    else:
+        result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
     run.optimizer.zero_grad(set_to_none=True)
     result.loss.backward()
-    norm = torch.nn.utils.clip_grad_norm_(codec.parameters(), train.clip_norm)
+    norm = torch.nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]],
+                                          train.clip_norm)  # fmt: skip
     if torch.isfinite(norm):
         run.optimizer.step()
     else:
@@ -273,8 +296,30 @@ def _checkpoint(run: _Run, until: int | None) -> int:
         run.total = planned_steps(train, run.step, (t_b - t_a) / (s_b - s_a), train.time_budget_h * 3600 - run.trained_s)
         run.sched = replace(train, steps=run.total)
     _save_checkpoint(run.ckpt, run.codec, run.optimizer, run.step, train, planned_steps=run.total,
-                     train_seconds=run.trained_s)  # fmt: skip
+                     train_seconds=run.trained_s, training_files=run.files)  # fmt: skip
     return run.total if until is None else min(until, run.total)
+
+
+def _info(run: _Run) -> dict:
+    """What a saved model records about its training."""
+    return {"train": asdict(run.train), "steps": run.step, "train_seconds": round(run.trained_s),
+            "training_files": run.files}  # fmt: skip
+
+
+def _snapshot(run: _Run, out: Path) -> None:
+    """The weights now, as a float16 model folder ``snapshots/step-N`` (for selection on a validation set)."""
+    snapshot = copy.deepcopy(run.codec).eval()  # save_codec(half=True) rounds the weights it saves
+    save_codec(snapshot, out / "snapshots" / f"step-{run.step:06d}", half=True, info=_info(run))
+    run.codec.train()
+
+
+def _rate_loss(codec: ImageCodec, x: torch.Tensor, quality: torch.Tensor) -> RDLoss:
+    """The rate (bpp, minimized) of the latent codec on frozen latents ``g_a(x) * gain``; ``mse`` is NaN."""
+    with torch.no_grad():
+        y = codec.g_a(x) * codec.gains(quality)[0]
+    latent = codec.latent(y)
+    bpp = (latent.y_bits + latent.z_bits) / (x.shape[2] * x.shape[3])
+    return RDLoss(bpp.mean(), bpp, torch.full_like(bpp, float("nan")))
 
 
 def export_checkpoint(
@@ -288,6 +333,7 @@ def export_checkpoint(
     meta = read_training_meta(ckpt)
     codec = ImageCodec(CodecConfig.from_json(meta["meta"]["config"]))
     step = load_training_state(ckpt, codec).step
-    save_codec(codec.eval(), out_dir, info={"train": meta["meta"].get("train", {}), "steps": step, **(info or {})},
-               half=half)  # fmt: skip
+    recorded = {"train": meta["meta"].get("train", {}), "steps": step,
+                "training_files": meta["meta"].get("training_files", [])}  # fmt: skip
+    save_codec(codec.eval(), out_dir, info={**recorded, **(info or {})}, half=half)
     return codec
