@@ -80,6 +80,8 @@ def inference_data_from_draws(
     attrs: Mapping[str, object] | None = None,
     chains: int = 1,
     pointwise: Mapping[str, Mapping[str, Tensor] | None] | None = None,
+    dims: Mapping[str, list[str]] | None = None,
+    coords: Mapping[str, list] | None = None,
 ):
     r"""Build an ``arviz.InferenceData`` from named constrained draws.
 
@@ -92,8 +94,10 @@ def inference_data_from_draws(
         pointwise: the groups of a model with data: ``log_likelihood`` ``{name: (S, N)}`` (``az.loo``,
             ``az.waic``), ``posterior_predictive`` ``{name: (S, N, ...)}`` (replicated data) and
             ``observed_data`` ``{name: (N, ...)}`` (what they replicate); missing or None groups are left out.
+        dims, coords: ArviZ's ``dims={name: [dimension, ...]}`` and ``coords={dimension: labels}`` (a model's
+            :attr:`~varinf.models.Model.dims` and ``coords``).
 
-    Vector latents get dimensions named ``{name}_dim_{i}`` with 0-based coordinates (ArviZ's default).
+    Other vector quantities get dimensions named ``{name}_dim_{i}`` with 0-based coordinates (ArviZ's default).
     """
     az = _arviz()
     if not draws:
@@ -118,7 +122,8 @@ def inference_data_from_draws(
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "more chains than draws" does not apply to VI draws
-        idata = az.from_dict(**{k: v for k, v in groups.items() if v is not None})
+        idata = az.from_dict(**{k: v for k, v in groups.items() if v is not None}, dims=dict(dims or {}) or None,
+                             coords=dict(coords or {}) or None)  # fmt: skip
     idata.posterior.attrs.update({"inference_library": "varinf", **{k: _attr(v) for k, v in (attrs or {}).items()}})
     return idata
 

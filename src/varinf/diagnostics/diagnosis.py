@@ -30,6 +30,7 @@ from torch.distributions import Distribution
 
 from ..errors import DiagnosticWarning
 from ..errors import warn as warn_user
+from ..utils import seeded
 from ..utils.weighted import weighted_mean_sd
 from .evidence_policy import EvidencePolicy, policy_evidence, with_subsample_error
 from .evidence_result import LogEvidence
@@ -251,7 +252,7 @@ def shift_suspect(shift: float, noise: float) -> bool:
     )
 
 
-def psis_mean_shift(draws: dict[str, Tensor], weights: Tensor) -> MeanShift:
+def psis_mean_shift(draws: dict[str, Tensor], weights: Tensor, label=None) -> MeanShift:
     r"""Largest PSIS shift of q's means in posterior sds (where, its Monte Carlo sd), and the largest widening.
 
     Per scalar :math:`x`: :math:`\Delta = \sum_s (\tilde w_s - 1/S)\,x_s` (PSIS mean minus q's sample mean
@@ -272,21 +273,33 @@ def psis_mean_shift(draws: dict[str, Tensor], weights: Tensor) -> MeanShift:
         sd = torch.where(sd_p > 0, sd_p, sd_q).clamp_min(1e-300)
         shift = ((dw * x).sum(0).abs() / sd).tolist()
         noise = (((dw * (x - mean_p)).square().sum(0)).sqrt() / sd).tolist()
+        fixed = _constant(x).tolist()
         for j, (sj, nj) in enumerate(zip(shift, noise)):
+            if fixed[j]:
+                continue
             cand = (shift_suspect(sj, nj), sj)
             if cand > best[:2]:
-                best = (cand[0], sj, _scalar_name(name, v, j), nj)
-        ratio = sd_p / sd_q.clamp_min(1e-300)
+                best = (cand[0], sj, _where(name, v, j, label), nj)
+        ratio = torch.where(_constant(x), torch.zeros_like(sd_p), sd_p / sd_q.clamp_min(1e-300))
         j = int(ratio.argmax())
         if ratio[j].item() > widen:
-            widen, widen_at = ratio[j].item(), _scalar_name(name, v, j)
+            widen, widen_at = ratio[j].item(), _where(name, v, j, label)
     return MeanShift(best[1], best[2], best[3], widen, widen_at)
 
 
-def _scalar_name(name: str, v: Tensor, j: int) -> str:
-    """The name of scalar ``j`` of latent ``name`` with draws ``v`` ``(S, *shape)``: ``"beta[1,0]"``."""
+def _constant(x: Tensor) -> Tensor:
+    """Scalars that do not vary over the draws ``x`` ``(S, k)`` beyond rounding (a Cholesky factor's fixed
+    1 on the diagonal): no shift or widening to report there."""
+    return x.std(0) <= 1e-10 * x.abs().amax(0).clamp_min(1e-300)
+
+
+def _where(name: str, v: Tensor, j: int, label) -> str:
+    """The name of scalar ``j`` of draws ``v`` ``(S, *shape)``: ``label(name, shape)[j]`` (the model's
+    :meth:`~varinf.models.Model.element_names`) when given, else 0-based indices: ``"beta[1,0]"``."""
     if v.dim() == 1:
         return name
+    if label is not None:
+        return label(name, tuple(v.shape[1:]))[j]
     idx, shape = [], v.shape[1:]
     for s in reversed(shape):
         idx.append(j % s)
@@ -358,10 +371,11 @@ def diagnose_q(
         raise ValueError(f"{model.name}: the model's log density is -inf or NaN at every draw of q")
     finite = lw[torch.isfinite(lw)]
     elbo_se = (finite.std() / math.sqrt(finite.numel())).item() if finite.numel() > 1 else math.inf
-    z, _ = model.constrain(imp.u)
+    with seeded(None if seed is None else seed + 1):  # random derived quantities (Stan's generated) repeat too
+        z = model.constrained(imp.u)
     draws = {k: v.detach() for k, v in z.items()}
     ps = psis(lw)
-    shift = psis_mean_shift(draws, ps.weights)
+    shift = psis_mean_shift(draws, ps.weights, getattr(model, "element_names", None))
     is_estimate = with_subsample_error(log_evidence(lw, label, khat=ps.khat), model)
     messages = _messages(ps, shift, imp.num_failed, label, corrected)
     if warn:

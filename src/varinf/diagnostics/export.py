@@ -15,6 +15,9 @@ Groups::
     posterior_predictive  models with ``simulate``: replicated data, (chain, draw, N, ...) -> az.plot_ppc
     observed_data         the data those replicate, (N, ...)
 
+Foreign models (Stan, NumPyro, PyMC) carry their own ``dims`` and ``coords``; a Stan generated quantity named
+``log_lik`` is also exported as the ``log_likelihood`` group (az.loo).
+
 The pointwise groups hold ``S × N`` numbers; with ``pointwise="auto"`` they are left out (with a warning) when
 that exceeds the model's ``max_memory`` (pass fewer ``num_draws``). ``az.loo`` treats the draws as posterior
 draws: trust it when k-hat is good.
@@ -28,6 +31,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from ..models.foreign import LOG_LIK
 from ..utils import seeded
 from .arviz_adapter import draws_from_inference_data, inference_data_from_draws
 from .diagnosis import Diagnostics, diagnose
@@ -96,10 +100,22 @@ def to_inference_data(
     if not corrected:
         stats["psis_log_weight"] = d.psis.smoothed_log_weights
     S = int(index.numel())
+    groups = _pointwise(model, latents, S, pointwise, seed)
+    if pointwise and LOG_LIK in draws and getattr(model, "engine", None) is not None:  # Stan's log_lik convention
+        groups = {"log_likelihood": {LOG_LIK: draws[LOG_LIK].reshape(S, -1)}}
+    dims, coords = _labels(model, draws)
     return inference_data_from_draws(
-        draws, sample_stats=stats, attrs=_attrs(result, d, corrected), pointwise=_pointwise(model, latents, S, pointwise, seed),
+        draws, sample_stats=stats, attrs=_attrs(result, d, corrected), pointwise=groups, dims=dims, coords=coords,
         chains=chains if chains >= 1 and S % chains == 0 else 1,
     )  # fmt: skip
+
+
+def _labels(model, draws: dict) -> tuple[dict | None, dict | None]:
+    """ArviZ's ``dims`` and ``coords`` of the exported quantities, from the model's own (foreign models)."""
+    dims = {k: list(v) for k, v in getattr(model, "dims", {}).items() if k in draws}
+    used = {name for v in dims.values() for name in v}
+    coords = {k: v for k, v in getattr(model, "coords", {}).items() if k in used}
+    return dims or None, coords or None
 
 
 def _attrs(result, d: Diagnostics, corrected: bool) -> dict:

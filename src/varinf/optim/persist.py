@@ -27,10 +27,12 @@ from pathlib import Path
 
 from ..families import DiagPlusLowRank, MixtureFamily, Preconditioned
 from ..models import Model
+from ..models.foreign import ForeignModel
 from ..objectives import ELBO, IWAE, Renyi
 from ..utils import write_safetensors
 
-__all__ = ["ADVI_SCALARS", "FORMAT", "OBJECTIVES", "SCALARS", "fingerprint_differences", "model_fingerprint", "resolve_path", "save_result"]
+__all__ = ["ADVI_SCALARS", "FORMAT", "OBJECTIVES", "SCALARS", "fingerprint_differences", "model_fingerprint", "resolve_path",
+           "save_result"]  # fmt: skip
 
 FORMAT = "varinf.fit/1"
 SCALARS = ("converged", "convergence_reason", "num_steps", "grad_evals", "wall_time", "method", "family_name",
@@ -48,13 +50,20 @@ def model_fingerprint(model: Model) -> dict:
     """What identifies a fitted model without its code: name, latents, and the data's fingerprint."""
     latents = [[lat.name, list(lat.shape), repr(lat.support)] for lat in model.latents]
     plate = getattr(model, "plate", None)
-    return {"name": model.name, "latents": latents, "data": plate.fingerprint() if plate is not None else None}
+    out = {"name": model.name, "latents": latents, "data": plate.fingerprint() if plate is not None else None}
+    if isinstance(model, ForeignModel):  # the program and its data, as the engine identifies them
+        out["engine"] = model.engine.fingerprint
+    return out
 
 
 def fingerprint_differences(saved: dict, now: dict) -> list[str]:
     out = []
     if saved["latents"] != now["latents"]:
         out.append(f"latents {saved['latents']} != {now['latents']}")
+    a, b = saved.get("engine"), now.get("engine")
+    if a != b:
+        keys = sorted(k for k in set(a or {}) | set(b or {}) if (a or {}).get(k) != (b or {}).get(k))
+        out.append(f"the foreign model differs ({', '.join(keys) or 'engine'})")
     a, b = saved.get("data"), now.get("data")
     if (a is None) != (b is None):
         out.append("one model has data, the other not")

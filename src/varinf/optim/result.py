@@ -204,20 +204,26 @@ class FitResult(MethodRun):
         """``n`` draws ``(n, D)`` in unconstrained space: q's own, or with ``corrected`` (default: when the summary
         is PSIS-corrected) the diagnostics' draws resampled with replacement by their smoothed weights. Fresh
         randomness unless ``seed`` (a given seed leaves torch's global RNG untouched)."""
-        if self._corrected(corrected):
-            d = self.diagnostics
-            return d.unconstrained[d.resample_index(n, seed).to(d.unconstrained.device)]
         with seeded(seed):
-            return self.family().sample((n,))
+            return self._unconstrained(n, self._corrected(corrected))
+
+    def _unconstrained(self, n: int, corrected: bool) -> Tensor:
+        if corrected:
+            d = self.diagnostics
+            return d.unconstrained[d.resample_index(n).to(d.unconstrained.device)]
+        return self.family().sample((n,))
 
     @torch.no_grad()
     def draws(self, n: int = 1000, seed: int | None = None, corrected: bool | None = None) -> dict[str, Tensor]:
         """``n`` draws mapped to the constrained space: ``{latent: (n, *shape)}``, followed by the model's derived
         quantities ``{name: (n, ...)}`` (``Model(derived=...)``). They agree with :meth:`summary`: PSIS-resampled
         when it reports PSIS-corrected estimates (sampling-importance-resampling of the diagnostics' draws, so
-        repeats occur; about ESS distinct draws), q's own otherwise or with ``corrected=False``."""
-        z, _ = self.model.constrain(self.draws_unconstrained(n, seed, corrected))
-        return {**z, **self.model.derived_quantities(z)}
+        repeats occur; about ESS distinct draws), q's own otherwise or with ``corrected=False``. Fresh unless
+        ``seed`` (one stream for the draws and any random derived quantities, Stan's generated ones)."""
+        corrected = self._corrected(corrected)
+        with seeded(seed):
+            z = self.model.constrained(self._unconstrained(n, corrected))
+            return {**z, **self.model.derived_quantities(z)}
 
     @torch.no_grad()
     def elbo(self, n: int = 1000, seed: int | None = None) -> tuple[float, float]:

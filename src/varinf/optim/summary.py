@@ -90,12 +90,13 @@ def _rows(result: FitResult, n: int, quantiles: tuple[float, ...], seed: int | N
     else:
         z, w = result.draws(n, seed, corrected=False), None
     rows = []
+    names = getattr(result.model, "element_names", _element_names)  # a model's coords name its scalars
     qs = torch.tensor(quantiles, dtype=torch.float64)
     for key, value in z.items():
         v = value.double().reshape(value.shape[0], -1)
         mean, sd = weighted_mean_sd(v, w)
         qv = weighted_quantiles(v, qs, w)
-        for j, name in enumerate(_element_names(key, tuple(value.shape[1:]))):
+        for j, name in enumerate(names(key, tuple(value.shape[1:]))):
             rows.append(SummaryRow(name, mean[j].item(), sd[j].item(), tuple(qv[:, j].tolist())))
     return rows
 
