@@ -50,6 +50,7 @@ CATALOGUE: dict[str, Advice] = {
         "res.diagnostics.mean(), res.draws(corrected=True)", "--method auto, whose table is PSIS-corrected"
     ),
     "corrected_draws": Advice("res.draws() are PSIS-resampled draws", "-o writes PSIS-resampled draws"),
+    "own_draws": Advice("res.draws() are q's draws", "-o writes q's draws"),
     "q_draws": Advice("res.draws(corrected=False)", "not written by -o"),
     "explain": Advice("res.summary(verbose=True)", "--explain"),
     "root": Advice("root=", "--root DIR"),

@@ -99,4 +99,4 @@ def test_a_default_fit_reports_which_draws_it_returns():
     assert res.psis_corrected and "PSIS-resampled" in str(res.summary(seed=0, verbose=True))
     res = varinf.fit(varinf.load_example("linear_regression"), method="advi", max_steps=300, tol_rel_obj=None,
                      lr=0.05, progress=False)  # fmt: skip
-    assert not res.psis_corrected and "res.draws() are q's draws" in str(res.summary(seed=0))
+    assert not res.psis_corrected and "res.draws() are q's draws" in str(res.summary(seed=0, verbose=True))

@@ -200,9 +200,10 @@ def _which_estimates(result: FitResult, verbose: bool) -> str:
             f"q's own means differ by up to {d.psis_shift:.2f} posterior sds ({d.psis_shift_at}). "
             f"{advice('corrected_draws')} that agree with them; q's own: {advice('q_draws')}"
         )
+    own = f"; {advice('own_draws')}" if verbose else ""
     if d is not None and result.report == "psis":
-        return f"estimates: q's own (k-hat {d.khat:.2f} allows no trustworthy PSIS correction)"
-    return "estimates: q's own"
+        return f"estimates: q's own (k-hat {d.khat:.2f} allows no trustworthy PSIS correction){own}"
+    return f"estimates: q's own{own}"
 
 
 def _elbo(result: FitResult, n: int, seed: int | None) -> tuple[float, float]:

@@ -390,9 +390,9 @@ def _progress(options: ADVIOptions, config: FitConfig):
         return None
     from tqdm.auto import tqdm
 
-    if options.tol_rel_obj is None:
-        return tqdm(total=options.max_steps, desc="varinf fit", unit="step", leave=False)
-    return tqdm(total=None, desc=f"varinf fit (until converged, at most {options.max_steps} steps)", unit="step",
+    if options.tol_rel_obj is None:  # " steps": tqdm writes "{n}{unit}", so "4000 steps", not "4000step"
+        return tqdm(total=options.max_steps, desc="ADVI", unit=" steps", leave=False)
+    return tqdm(total=None, desc=f"ADVI (until converged, at most {options.max_steps:,} steps)", unit=" steps",
                 leave=False)  # fmt: skip
 
 
