@@ -171,7 +171,7 @@ def _kl(result: FitResult, elbo: float) -> str:
     d = result.diagnostics
     if d is None or not d.evidence.reliable:
         return ""
-    return f"; KL(q||posterior) ≈ {d.evidence.estimate - elbo:.3f}"
+    return f"; KL(q||posterior) ≈ {d.evidence.estimate - elbo:.3f} ± {d.evidence.se:.3f}"
 
 
 def _details(result: FitResult) -> list[str]:
