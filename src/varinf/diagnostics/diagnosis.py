@@ -11,8 +11,11 @@ From ``S`` fresh draws :math:`u_s \sim q` (unconstrained space) and :math:`\log 
 - the PSIS mean shift, in **posterior** sds: :math:`|E_{\rm PSIS}[z_i] - E_q[z_i]| / \mathrm{sd}_{\rm PSIS}(z_i)` estimates
   how far q's mean is from the posterior's. When :math:`\hat k` passes but the shift exceeds ``SHIFT_TOL``
   (half of the 0.1 sd we want to catch, so the warning fires before the error reaches 0.1) and
-  ``SHIFT_Z`` times its own Monte Carlo noise, or is too noisy to rule out 0.1 (:func:`shift_suspect`), a
-  second warning says q's point estimates may be biased.
+  ``SHIFT_Z`` times its own Monte Carlo noise, or is too noisy to rule out 0.1 (:func:`shift_suspect`), or
+  exceeds 0.1 (:func:`q_off`), a second warning says q's point estimates may be biased, whichever estimates the
+  summary shows, and the fit's :attr:`~Diagnostics.verdict` is at best "ok" (:func:`fit_verdict`).
+
+Advice in the messages names the reader's knobs (:mod:`varinf.advice`): keywords in Python, flags in the CLI.
 
 Cost: ``S`` draws and one batched log-density evaluation (no gradients), small next to a fit; bridge
 sampling, when the policy runs it, costs its budget in gradients (reported).
