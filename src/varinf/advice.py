@@ -54,6 +54,9 @@ CATALOGUE: dict[str, Advice] = {
     "q_draws": Advice("res.draws(corrected=False)", "not written by -o"),
     "explain": Advice("res.summary(verbose=True)", "--explain"),
     "root": Advice("root=", "--root DIR"),
+    "max_iter": Advice("max_iter", "--max-iter"),
+    "n_init": Advice("n_init", "--n-init"),
+    "tol": Advice("tol", "--tol"),
 }
 
 

@@ -130,6 +130,24 @@ def test_route_explained_in_flags(capsys):
     assert "--particles 2" in route and "meanfield" in route and "objective" not in route
 
 
+def test_cavi_advice_speaks_the_readers_words():
+    """The GMM's ConvergenceWarning names max_iter in Python and --max-iter in the CLI."""
+    import warnings
+
+    import numpy as np
+
+    from varinf.cavi import BayesianGaussianMixture
+
+    x = np.random.default_rng(0).normal(size=(300, 3))
+    texts = {}
+    for who in ("python", "cli"):
+        with audience(who), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            BayesianGaussianMixture(n_components=5, max_iter=2, random_state=0, delete_moves=False).fit(x)
+        (texts[who],) = [str(w.message) for w in caught]
+    assert "max_iter=2" in texts["python"] and "--max-iter=2" in texts["cli"] and "n_init" not in texts["cli"]
+
+
 def test_the_catalogue_has_both_renderings_and_python_is_the_default():
     for key, entry in CATALOGUE.items():
         assert entry.python and entry.cli, key

@@ -276,8 +276,8 @@ class Diagnostics:
                     f"{advice('evidence_budget', n=20000)}"
                 )
             lines.append(
-                f"ELBO {self.elbo:.4f} ± {self.elbo_se:.4f}; KL(q||posterior) ≈ {ev.estimate - self.elbo:.3f} nats"
-                + ("" if ev.reliable else " (not trustworthy: the evidence above is unreliable)")
+                f"KL(q||posterior) ≈ log p(x) - ELBO = {ev.estimate - self.elbo:.3f} nats (ELBO {self.elbo:.4f} from "
+                "these draws)" + ("" if ev.reliable else "; not trustworthy: the evidence above is unreliable")
             )
         for m in self.messages:  # wrapped: the report stays within 100 columns
             lines += textwrap.wrap(f"WARNING: {m}", 100, subsequent_indent="  ") if not verbose else [f"WARNING: {m}"]
