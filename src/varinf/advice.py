@@ -3,16 +3,16 @@
 A warning or a summary line that tells the user what to do next names a knob. In Python that knob is a
 keyword or a method (``max_steps``, ``varinf.evidence(res, method='bridge')``); at the command line it is a
 flag (``--max-steps``, ``--evidence bridge``). Messages never spell either out: they ask this catalogue with
-:func:`advice`, which renders the entry for the current :func:`audience` (``"python"`` unless the CLI's
+:func:`render`, which renders the entry for the current :func:`audience` (``"python"`` unless the CLI's
 ``main`` has switched it to ``"cli"`` for the run). Rendering happens when the message is built, so a
 warning raised inside ``varinf fit`` already names the flag.
 
 ::
 
-    >>> advice("max_steps")
+    >>> render("max_steps")
     'max_steps'
     >>> with audience("cli"):
-    ...     advice("evidence_bridge")
+    ...     render("evidence_bridge")
     '--evidence bridge'
 
 At the bottom of the import graph (imports nothing from varinf), beside :mod:`varinf.errors`.
@@ -25,7 +25,7 @@ import contextvars
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-__all__ = ["CATALOGUE", "Advice", "advice", "audience", "current_audience"]
+__all__ = ["CATALOGUE", "Advice", "audience", "current_audience", "render"]
 
 AUDIENCES = ("python", "cli")
 _audience: contextvars.ContextVar[str] = contextvars.ContextVar("varinf_audience", default="python")
@@ -34,7 +34,7 @@ _audience: contextvars.ContextVar[str] = contextvars.ContextVar("varinf_audience
 @dataclass(frozen=True)
 class Advice:
     """One piece of advice, as the Python API names it and as the command line names it (``str.format``
-    fields such as ``{n}`` or ``{name}`` are filled by :func:`advice`)."""
+    fields such as ``{n}`` or ``{name}`` are filled by :func:`render`)."""
 
     python: str
     cli: str
@@ -61,13 +61,13 @@ CATALOGUE: dict[str, Advice] = {
 
 
 def current_audience() -> str:
-    """``"python"`` or ``"cli"``: whose words :func:`advice` uses now."""
+    """``"python"`` or ``"cli"``: whose words :func:`render` uses now."""
     return _audience.get()
 
 
 @contextlib.contextmanager
 def audience(name: str) -> Iterator[None]:
-    """Within the block, :func:`advice` renders for ``name`` (``"python"`` or ``"cli"``)."""
+    """Within the block, :func:`render` renders for ``name`` (``"python"`` or ``"cli"``)."""
     if name not in AUDIENCES:
         raise ValueError(f"audience must be one of {', '.join(AUDIENCES)}, got {name!r}")
     token = _audience.set(name)
@@ -77,7 +77,7 @@ def audience(name: str) -> Iterator[None]:
         _audience.reset(token)
 
 
-def advice(key: str, **values) -> str:
+def render(key: str, **values) -> str:
     """The catalogue's entry ``key`` rendered for the current :func:`audience`, its fields filled from ``values``."""
     entry = CATALOGUE[key]
     text = entry.cli if _audience.get() == "cli" else entry.python

@@ -22,7 +22,7 @@ import threading
 
 import pytest
 
-from varinf.advice import CATALOGUE, advice, audience
+from varinf.advice import CATALOGUE, audience, render
 from varinf.diagnostics.diagnosis import MeanShift, _messages, fit_verdict
 from varinf.diagnostics.psis_weights import psis
 
@@ -152,10 +152,10 @@ def test_the_catalogue_has_both_renderings_and_python_is_the_default():
     for key, entry in CATALOGUE.items():
         assert entry.python and entry.cli, key
         assert not any(name in entry.cli for name in PYTHON_ONLY), key
-    assert advice("evidence_budget", n=20000) == "evidence_budget=20000"
+    assert render("evidence_budget", n=20000) == "evidence_budget=20000"
     with audience("cli"):
-        assert advice("evidence_budget", n=20000) == "--evidence-budget 20000"
-        assert advice("family", name="flow") == "--family flow"
+        assert render("evidence_budget", n=20000) == "--evidence-budget 20000"
+        assert render("family", name="flow") == "--family flow"
     with pytest.raises(ValueError, match="audience"), audience("R"):
         pass
 

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..advice import advice
+from ..advice import render
 from ..errors import ConvergenceWarning
 from ..utils.progress_bars import progress
 from .clustering import kmeans, kmeans_plus_plus
@@ -373,9 +373,9 @@ class BayesianGaussianMixture:
         self._set_attributes(best)
         if not best.converged:
             warnings.warn(
-                f"the best of {advice('n_init')}={self.n_init} initializations did not converge in "
-                f"{advice('max_iter')}={self.max_iter} iterations ({advice('tol')}={self.tol:g}); raise "
-                f"{advice('max_iter')}",
+                f"the best of {render('n_init')}={self.n_init} initializations did not converge in "
+                f"{render('max_iter')}={self.max_iter} iterations ({render('tol')}={self.tol:g}); raise "
+                f"{render('max_iter')}",
                 ConvergenceWarning,
                 stacklevel=2,
             )

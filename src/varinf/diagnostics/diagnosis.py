@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from ..advice import advice
+from ..advice import render
 from ..errors import DiagnosticWarning
 from ..errors import warn as warn_user
 from ..utils import seeded
@@ -250,8 +250,8 @@ class Diagnostics:
             f"log p(x)    {ev.short()}",
         ]
         if ev is self.log_evidence and not ev.reliable and ev.is_lower_bound:
-            lines.append(f"            for an error bar: {advice('evidence_bridge')}")
-        lines.append(f"verdict     {self.verdict}: {_VERDICT_SHORT[self.verdict]} (details: {advice('explain')})")
+            lines.append(f"            for an error bar: {render('evidence_bridge')}")
+        lines.append(f"verdict     {self.verdict}: {_VERDICT_SHORT[self.verdict]} (details: {render('explain')})")
         if not verbose:
             lines.append(
                 f"reading: k-hat < {KHAT_GOOD} good, ≤ {p.threshold:.2f} ok (PSIS-corrected usable), above unreliable; "
@@ -272,8 +272,8 @@ class Diagnostics:
                 lines.append(f"  (importance sampling with q alone: {self.log_evidence.describe()})")
             elif not ev.reliable:
                 lines.append(
-                    f"  for an error bar: {advice('evidence_bridge')} (about 20,000 gradient evaluations), or "
-                    f"{advice('evidence_budget', n=20000)}"
+                    f"  for an error bar: {render('evidence_bridge')} (about 20,000 gradient evaluations), or "
+                    f"{render('evidence_budget', n=20000)}"
                 )
             lines.append(
                 f"KL(q||posterior) ≈ log p(x) - ELBO = {ev.estimate - self.elbo:.3f} nats (ELBO {self.elbo:.4f} from "
@@ -382,7 +382,7 @@ def _richer(family: str) -> str:
     names = _RICHER.get(family, ())
     if not names:
         return "a richer family"
-    return "a richer family (" + " or ".join(advice("family", name=n) for n in names) + ")"
+    return "a richer family (" + " or ".join(render("family", name=n) for n in names) + ")"
 
 
 def _messages(p: PSISResult, s: MeanShift, num_failed: int, family: str, corrected: bool) -> tuple[str, ...]:
@@ -393,7 +393,7 @@ def _messages(p: PSISResult, s: MeanShift, num_failed: int, family: str, correct
             f"k-hat = {p.khat:.2f} > {p.threshold:.2f}: the {family} approximation is unreliable (VI typically "
             "underestimates posterior variance), and so are its draws and PSIS-corrected ones. Try "
             f"{_richer(family)}, a reparameterization (e.g. non-centered hierarchical models), or more "
-            f"optimization steps ({advice('max_steps')})."
+            f"optimization steps ({render('max_steps')})."
         )
     elif corrected and verdict == "ok" and (s.shift > max(2 * SHIFT_TOL, SHIFT_Z * s.noise) or s.widen > WIDEN_TOL):
         # the fit reports PSIS-corrected estimates; between 0.5 and the threshold they converge slowly, so a large
@@ -402,7 +402,7 @@ def _messages(p: PSISResult, s: MeanShift, num_failed: int, family: str, correct
             f"k-hat = {p.khat:.2f} (between {KHAT_GOOD} and {p.threshold:.2f}): the estimates shown are PSIS-corrected, "
             f"moving q's mean of {s.at} by {s.shift:.2f} posterior sds and widening its sd of {s.widen_at} "
             f"{s.widen:.2f}-fold, from an effective sample size of {p.ess:.0f}: at this k-hat they converge "
-            f"slowly. Check with more draws ({advice('draws')}) or {_richer(family)}."
+            f"slowly. Check with more draws ({render('draws')}) or {_richer(family)}."
         )
     elif verdict in ("good", "ok") and q_off(s.shift, s.noise):
         # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased. The same
@@ -411,14 +411,14 @@ def _messages(p: PSISResult, s: MeanShift, num_failed: int, family: str, correct
             msgs.append(
                 f"PSIS moves q's mean of {s.at} by {s.shift:.2f} ± {s.noise:.2f} posterior sds (k-hat {p.khat:.2f}): "
                 "q's own means and draws are off by about that much. The estimates shown are PSIS-corrected "
-                f"({advice('corrected_draws')}); fit longer or use {_richer(family)} to bring q closer."
+                f"({render('corrected_draws')}); fit longer or use {_richer(family)} to bring q closer."
             )
         else:
             msgs.append(
                 f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {s.at} by {s.shift:.2f} "
                 f"± {s.noise:.2f} posterior sds: q's means and draws may be off by about that much (an early stop, "
                 "too large a step size, or the family's own bias). Use the PSIS-corrected estimates "
-                f"({advice('psis_estimates')}), fit longer or use {_richer(family)}."
+                f"({render('psis_estimates')}), fit longer or use {_richer(family)}."
             )
     elif verdict == "unknown":
         msgs.append(f"PSIS k-hat could not be estimated: {_MEANING['unknown']}")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..advice import advice
+from ..advice import render
 from ..utils.weighted import weighted_mean_sd, weighted_quantiles
 
 if TYPE_CHECKING:  # (result.py imports this module: the type only)
@@ -163,7 +163,7 @@ def _steps(result: FitResult) -> str:
         return text + (f" (at most {cap:,} each)" if cap and n > cap else "")
     text = f"{n:,} {'steps' if advi else 'iterations'}"
     if cap and n > cap:
-        text += f" in all ({advice('max_steps')}={cap:,} caps each stage)"
+        text += f" in all ({render('max_steps')}={cap:,} caps each stage)"
     return text
 
 
@@ -198,9 +198,9 @@ def _which_estimates(result: FitResult, verbose: bool) -> str:
         return (
             f"estimates below are PSIS-corrected ({d.num_draws} draws of q, k-hat {d.khat:.2f}, ESS {d.ess:.0f}); "
             f"q's own means differ by up to {d.psis_shift:.2f} posterior sds ({d.psis_shift_at}). "
-            f"{advice('corrected_draws')} that agree with them; q's own: {advice('q_draws')}"
+            f"{render('corrected_draws')} that agree with them; q's own: {render('q_draws')}"
         )
-    own = f"; {advice('own_draws')}" if verbose else ""
+    own = f"; {render('own_draws')}" if verbose else ""
     if d is not None and result.report == "psis":
         return f"estimates: q's own (k-hat {d.khat:.2f} allows no trustworthy PSIS correction){own}"
     return f"estimates: q's own{own}"

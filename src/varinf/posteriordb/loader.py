@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..advice import advice
+from ..advice import render
 from .registry import build_model
 
 __all__ = ["Posterior", "ReferenceDraws", "default_root", "list_posteriors", "load_posterior"]
@@ -97,7 +97,7 @@ def default_root() -> Path:
             return p
     raise FileNotFoundError(
         "no posteriordb found (tried " + ", ".join(str(p) for p in tried) + "); set $VARINF_POSTERIORDB to a "
-        f"posteriordb checkout or pass {advice('root')}"
+        f"posteriordb checkout or pass {render('root')}"
     )
 
 

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ...advice import advice
+from ...advice import render
 from ...errors import ConvergenceWarning, FitError, warn
 from ...families import family_label, family_option_names
 from ...objectives import ELBO
@@ -440,7 +440,7 @@ def run(model, family, objective, options: ADVIOptions, config: FitConfig, famil
     log_p = log_density_for(s.model, options.batch_size, config.seed, s.u0)
     fit = fit_family(log_p, fam, objective, options, s.model.name, _progress(options, config))
     if options.tol_rel_obj is not None and not fit.outcome.converged:
-        warn(f"{s.model.name}: not converged after {fit.state.t} steps ({fit.outcome.reason}); raise {advice('max_steps')}",
+        warn(f"{s.model.name}: not converged after {fit.state.t} steps ({fit.outcome.reason}); raise {render('max_steps')}",
              ConvergenceWarning)  # fmt: skip
     return MethodRun(
         model=s.model, family=fam, objective=objective,
