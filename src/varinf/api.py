@@ -68,7 +68,7 @@ def fit(
         diagnose: draw ``diagnose_draws`` points from q after the fit and attach a
             :class:`~varinf.diagnostics.Diagnostics` to ``result.diagnostics``: PSIS :math:`\hat k` with its
             thresholds explained, PSIS effective sample size, importance-sampled :math:`\log p(x)` with its
-            Monte Carlo standard error, and a :class:`~varinf.diagnostics.DiagnosticWarning` when
+            Monte Carlo standard error, and a :class:`~varinf.errors.DiagnosticWarning` when
             :math:`\hat k` says q is unreliable (Yao et al. 2018, arXiv:1802.02538).
         diagnose_draws: ``S``; at least 2200 for the full 0.7 threshold (see :func:`~varinf.diagnostics.khat_threshold`).
             With more than 50,000 data rows the draws' log densities are estimated from a subsample with a
