@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .diagnostics import diagnose as _diagnose
 from .diagnostics.evidence_policy import EvidencePolicy
 from .optim import FitConfig, FitResult, build_result, run_method
 from .optim.restore import load_result
+from .utils.progress_bars import progress_scope
 
 __all__ = ["fit", "load"]
 
@@ -123,12 +125,15 @@ class _Check:
 
 
 def _fit(model, family, objective, method, config, check: _Check, options) -> FitResult:
-    run = run_method(model, family, objective, method=method, config=config, **options)
-    if not check.diagnose:
-        return build_result(run)
-    t0 = time.perf_counter()
-    d = _diagnose(run, check.draws, seed=check.seed, evidence=check.policy.method,
-                  evidence_budget=check.policy.budget)  # fmt: skip
+    # progress=True/False reaches every phase's bar (Pathfinder, BaM, diagnostics, bridge/AIS) through the scope
+    shown = options.get("progress", getattr(config, "progress", None))
+    with progress_scope(shown) if shown is not None else contextlib.nullcontext():
+        run = run_method(model, family, objective, method=method, config=config, **options)
+        if not check.diagnose:
+            return build_result(run)
+        t0 = time.perf_counter()
+        d = _diagnose(run, check.draws, seed=check.seed, evidence=check.policy.method,
+                      evidence_budget=check.policy.budget)  # fmt: skip
     return build_result(run, d, time.perf_counter() - t0)
 
 

@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from ..utils import seeded
+from ..utils.progress_bars import track
 from .evidence_result import LogEvidence
 from .psis_weights import psis
 
@@ -124,7 +125,7 @@ def importance_draws(
     check_event_shape(model, proposal, "the proposal")
     with seeded(seed):
         us, lps, lqs = [], [], []
-        for start in range(0, num_draws, chunk):
+        for start in track(range(0, num_draws, chunk), f"diagnostics: {num_draws:,} draws of q", unit="batches"):
             n = min(chunk, num_draws - start)
             if hasattr(proposal, "rsample_and_log_prob"):  # zuko flows: one pass, no inverse
                 u, lq = proposal.rsample_and_log_prob((n,))

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ...errors import ConvergenceWarning, warn
 from ...families import LowRank
+from ...utils.progress_bars import track
 from ..config import FitConfig
 from ..initialization import start
 from ..result import MethodRun
@@ -143,7 +144,7 @@ def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule, e
     (``em_steps`` factor-analysis EM steps per patch)."""
     D = state.loc.shape[0]
     mon = schedule.monitor()
-    for _ in range(schedule.max_iter):
+    for _ in track(range(schedule.max_iter), "low-rank BaM", unit="iterations", capped=True):
         state, used = step(state, score_fn, num_draws, schedule.lambda0 * D * num_draws / (state.t + 1), em_steps)
         if used < 2:
             continue
