@@ -177,6 +177,10 @@ def test_a_shift_beyond_a_tenth_of_an_sd_is_never_good_for_any_method():
         assert "0.24" in python and "family='flow'" in python and "--family flow" in cli
         assert not any(name in cli for name in PYTHON_ONLY), cli
         assert _messages(p, small, 0, "fullrank", corrected) == ()
+    # between half the tolerance and 0.1 sd: q's own estimates warn (the summary shows them), corrected ones do not
+    middle = MeanShift(0.07, "sigma", 0.02)
+    assert fit_verdict(p, middle) == "ok" and len(_messages(p, middle, 0, "fullrank", False)) == 1
+    assert fit_verdict(p, middle, corrected=True) == "good" and _messages(p, middle, 0, "fullrank", True) == ()
 
 
 def _read_all(fd: int, sink: list[bytes]) -> None:

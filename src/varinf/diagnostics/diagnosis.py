@@ -131,6 +131,7 @@ class Diagnostics:
     shift: MeanShift
     num_failed: int = 0
     messages: tuple[str, ...] = ()
+    corrected: bool = False
 
     # ------------------------------------------------------------------ headline numbers
     @property
@@ -151,7 +152,7 @@ class Diagnostics:
         """The fit's verdict: ``"good"`` / ``"ok"`` / ``"bad"`` / ``"very bad"`` / ``"unknown"``: k-hat's
         (:attr:`khat_verdict`), except that a fit whose PSIS-corrected means differ from q's own by 0.1 posterior
         sd or more (:func:`q_off`) is at best ``"ok"`` (and warns): :func:`fit_verdict`."""
-        return fit_verdict(self.psis, self.shift)
+        return fit_verdict(self.psis, self.shift, self.corrected)
 
     @property
     def khat_verdict(self) -> str:
@@ -242,7 +243,7 @@ class Diagnostics:
         KL estimate and the Monte Carlo noise of the shift."""
         p, s, ev = self.psis, self.shift, self.evidence
         k = "n/a" if math.isnan(p.khat) else f"{p.khat:.2f}"
-        off = q_off(s.shift, s.noise)
+        off = q_off(s.shift, s.noise, self.corrected)
         lines = [
             f"k-hat       {k} {p.verdict}: {_KHAT_MEANING[p.verdict]} (ESS {p.ess:.0f} of {p.num_draws} draws)",
             f"mean shift  {s.shift:.2f} posterior sds at {s.at}: "
@@ -359,17 +360,22 @@ def _where(name: str, v: Tensor, j: int, label) -> str:
     return f"{name}[{','.join(map(str, idx[::-1]))}]"
 
 
-def q_off(shift: float, noise: float) -> bool:
-    """Whether q's own means may be off by 0.1 posterior sd or more: :func:`shift_suspect`, or a shift above
-    0.1 sd however noisy. The one rule behind the shift warning and the verdict, for every method."""
+def q_off(shift: float, noise: float, corrected: bool = False) -> bool:
+    """Whether q's own means may be off by 0.1 posterior sd or more. The one rule behind the shift warning and
+    the verdict, for every method. When the fit shows q's own estimates (``corrected=False``), it errs on the side
+    of warning: :func:`shift_suspect` (above half the tolerance, or too noisy to rule 0.1 out), or a shift above
+    0.1 sd however noisy. When the summary and ``res.draws()`` are PSIS-corrected (``corrected=True``), q's own
+    means are not what the user reads, so only a shift above 0.1 sd counts."""
+    if corrected:
+        return shift > 2 * SHIFT_TOL
     return shift_suspect(shift, noise) or shift > 2 * SHIFT_TOL
 
 
-def fit_verdict(p: PSISResult, s: MeanShift) -> str:
+def fit_verdict(p: PSISResult, s: MeanShift, corrected: bool = False) -> str:
     """The verdict a summary states: k-hat's, except that a fit whose PSIS-corrected and own means differ by
     0.1 posterior sd (:func:`q_off`) is never "good" (it is "ok": the corrected estimates are usable)."""
     verdict = p.verdict
-    if verdict == "good" and q_off(s.shift, s.noise):
+    if verdict == "good" and q_off(s.shift, s.noise, corrected):
         return "ok"
     return verdict
 
@@ -404,7 +410,7 @@ def _messages(p: PSISResult, s: MeanShift, num_failed: int, family: str, correct
             f"{s.widen:.2f}-fold, from an effective sample size of {p.ess:.0f}: at this k-hat they converge "
             f"slowly. Check with more draws ({render('draws')}) or {_richer(family)}."
         )
-    elif verdict in ("good", "ok") and q_off(s.shift, s.noise):
+    elif verdict in ("good", "ok") and q_off(s.shift, s.noise, corrected):
         # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased. The same
         # rule whether the summary shows q's estimates or the corrected ones (only the advice differs)
         if corrected:
@@ -470,7 +476,7 @@ def diagnose_q(
     return Diagnostics(
         psis=ps, log_evidence=is_estimate, evidence=policy_evidence(model, q, is_estimate, policy, seed),
         elbo=finite.mean().item(), elbo_se=elbo_se, draws=draws, unconstrained=imp.u.detach(), log_q=imp.log_q,
-        shift=shift, num_failed=imp.num_failed, messages=messages,
+        shift=shift, num_failed=imp.num_failed, messages=messages, corrected=corrected,
     )  # fmt: skip
 
 
