@@ -13,6 +13,7 @@ one-process :class:`World` and nothing else changes.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -50,7 +51,15 @@ def init_distributed(device: str | torch.device | None = None) -> World:
         if cuda:
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo")
+        atexit.register(_leave)
     return world()
+
+
+def _leave() -> None:
+    """Tear the process group down before the interpreter exits: a gloo group left to the C++ destructors at
+    exit can abort the process ("terminate called without an active exception") after the work is done."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def world() -> World:
