@@ -12,6 +12,7 @@ from .examples import (
     NormalNormal,
     load_example,
 )
+from .hierarchical_normal import HierarchicalNormal
 from .latent import Latent
 from .model import Model
 from .plate import Plate
@@ -20,6 +21,7 @@ __all__ = [
     "EXAMPLES",
     "EightSchools",
     "GPRegression",
+    "HierarchicalNormal",
     "Latent",
     "LinearRegression",
     "LogisticRegression",
