@@ -14,7 +14,9 @@ From ``S`` fresh draws :math:`u_s \sim q` (unconstrained space) and :math:`\log 
   ``SHIFT_Z`` times its own Monte Carlo noise, or is too noisy to rule out 0.1 (:func:`shift_suspect`), a
   second warning says q's point estimates may be biased.
 
-Cost: ``S`` draws and one batched log-density evaluation (no gradients), small next to a fit; bridge
+Cost: ``S`` draws and one batched log-density evaluation (no gradients), small next to a fit, in chunks of
+about 4M numbers (:class:`~varinf.optim.draw_stream.DrawStream`: above ``S x D`` = 16M the draws are not kept but
+drawn again for each later pass, so memory stays O(chunk x D) at any D); bridge
 sampling, when the policy runs it, costs its budget in gradients (reported).
 """
 
@@ -29,6 +31,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from ..optim.draw_stream import DrawStream
 from .evidence import policy_evidence, with_subsample_error
 from .evidence_result import LogEvidence
 from .importance import importance_draws, log_evidence
@@ -67,8 +70,10 @@ class Diagnostics:
         log_evidence: importance-sampling :class:`~varinf.diagnostics.evidence_result.LogEvidence` with q as
             proposal (nats), ``reliable`` only when :math:`\hat k < 0.25`.
         elbo, elbo_se: ELBO estimate from the same draws and its standard error (nats).
-        draws: ``{latent: (S, *shape)}`` constrained draws of q the weights belong to.
-        unconstrained: ``(S, D)`` the same draws in unconstrained space.
+        stream: the draws of q the weights belong to (:class:`~varinf.optim.draw_stream.DrawStream`): kept in
+            memory when ``S x D`` is small, else drawn again chunk by chunk whenever they are needed, so the
+            diagnostics of a model with 100,000 latents never hold ``S x D`` numbers at once. :attr:`draws`
+            (``{latent: (S, *shape)}``, constrained) and :attr:`unconstrained` (``(S, D)``) give them all at once.
         log_q: ``(S,)`` :math:`\log q(u_s)` (float64).
         num_failed: draws where the model's log density was NaN (given weight 0).
         psis_shift: largest :math:`|E_{\mathrm{PSIS}}[z_i] - E_q[z_i]| / \mathrm{sd}_{\mathrm{PSIS}}(z_i)` over the
@@ -85,9 +90,8 @@ class Diagnostics:
     log_evidence: LogEvidence
     elbo: float
     elbo_se: float
-    draws: dict[str, Tensor]
-    unconstrained: Tensor
-    log_q: Tensor
+    stream: DrawStream = field(repr=False)
+    log_q: Tensor = field(repr=False)
     num_failed: int = 0
     psis_shift: float = math.nan
     psis_shift_at: str = ""
@@ -96,6 +100,29 @@ class Diagnostics:
     psis_shift_noise: float = math.nan
     evidence: LogEvidence | None = None
     messages: list[str] = field(default_factory=list)
+    _draws: dict[str, Tensor] | None = field(default=None, init=False, repr=False)
+    _stats_cache: dict | None = field(default=None, init=False, repr=False)
+
+    # ------------------------------------------------------------------ the draws
+    @property
+    def draws(self) -> dict[str, Tensor]:
+        """``{latent: (S, *shape)}`` constrained draws of q the weights belong to (all at once; cached when the
+        stream keeps its draws, else drawn again on every access)."""
+        if self._draws is not None:
+            return self._draws
+        z = {k: v.detach() for k, v in self.stream.constrained().items()}
+        if self.stream.keep:
+            self._draws = z
+        return z
+
+    @property
+    def unconstrained(self) -> Tensor:
+        """``(S, D)``: the same draws in unconstrained space."""
+        return self.stream.unconstrained().detach()
+
+    def chunks(self, derived: bool = False):
+        """``(rows, {latent: (n, *shape)})`` chunk by chunk (plus derived quantities when ``derived``)."""
+        return self.stream.constrained_chunks(derived)
 
     # ------------------------------------------------------------------ headline numbers
     @property
@@ -136,25 +163,32 @@ class Diagnostics:
     def expectation(self, f: Callable[[dict[str, Tensor]], Tensor]) -> Tensor:
         r"""PSIS estimate of :math:`E_{p(z\mid x)}[f(z)] \approx \sum_s \tilde w_s f(z_s)`.
 
-        ``f`` maps the constrained draws ``{latent: (S, *shape)}`` to ``(S, *out)``; returns ``(*out)`` (float64).
+        ``f`` maps constrained draws ``{latent: (n, *shape)}`` to ``(n, *out)``, one row per draw (it is called
+        on chunks of the draws); returns ``(*out)`` (float64).
         """
-        v = torch.as_tensor(f(self.draws)).double()
-        if v.shape[:1] != (self.num_draws,):
-            raise ValueError(f"f must return a leading dimension of {self.num_draws} draws, got {tuple(v.shape)}")
-        w = self.psis.weights.to(v.device)
-        return torch.tensordot(w, v, dims=([0], [0]))
+        w = self.psis.weights.double()
+        total = None
+        for rows, z in self.chunks():
+            v = torch.as_tensor(f(z)).double()
+            n = rows.stop - rows.start
+            if v.shape[:1] != (n,):
+                raise ValueError(f"f must return one row per draw (a leading dimension of {n}), got {tuple(v.shape)}")
+            part = torch.tensordot(w[rows].to(v.device), v, dims=([0], [0]))
+            total = part if total is None else total + part
+        return total
 
     def mean(self) -> dict[str, Tensor]:
         """PSIS-corrected posterior mean of every latent (constrained space)."""
-        return {k: self.expectation(lambda z, k=k: z[k]) for k in self.draws}
+        return {k: st.mean_p.reshape(st.shape) for k, st in self._stats().items()}
 
     def sd(self) -> dict[str, Tensor]:
         """PSIS-corrected posterior standard deviation of every latent."""
-        out = {}
-        for k, m in self.mean().items():
-            m2 = self.expectation(lambda z, k=k: z[k].double() ** 2)
-            out[k] = (m2 - m**2).clamp_min(0).sqrt()
-        return out
+        return {k: st.sd_p.reshape(st.shape) for k, st in self._stats().items()}
+
+    def _stats(self) -> dict[str, _ColumnStats]:
+        if self._stats_cache is None:
+            self._stats_cache = _column_stats(self.chunks(), self.psis.weights, self.num_draws)
+        return self._stats_cache
 
     def resample(self, n: int = 1000, seed: int | None = None) -> dict[str, Tensor]:
         """``n`` draws resampled with replacement by the smoothed weights (sampling-importance-resampling):
@@ -162,7 +196,15 @@ class Diagnostics:
         unless ``seed`` is given."""
         g = torch.Generator().manual_seed(seed) if seed is not None else None
         idx = torch.multinomial(self.psis.weights.float(), n, replacement=True, generator=g)
-        return {k: v[idx.to(v.device)] for k, v in self.draws.items()}
+        out: dict[str, Tensor] = {}
+        for rows, z in self.chunks():
+            hit = ((idx >= rows.start) & (idx < rows.stop)).nonzero()[:, 0]
+            for k, v in z.items():
+                if k not in out:
+                    out[k] = v.new_empty((n, *v.shape[1:]))
+                if hit.numel():
+                    out[k][hit.to(v.device)] = v[(idx[hit] - rows.start).to(v.device)]
+        return out
 
     # ------------------------------------------------------------------ reporting
     def summary_lines(self) -> list[str]:
@@ -213,7 +255,55 @@ def shift_suspect(shift: float, noise: float) -> bool:
     )
 
 
-def _psis_shift(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str, float]:
+@dataclass
+class _ColumnStats:
+    """One latent's per-scalar PSIS-weighted and plain moments of the diagnostic draws (flattened, float64)."""
+
+    shape: tuple[int, ...]
+    mean_p: Tensor  # PSIS mean
+    sd_p: Tensor  # PSIS sd
+    sd_q: Tensor  # q's sample sd of the same draws
+    shift: Tensor  # sum_s (w_s - 1/S) x_s: PSIS mean minus q's sample mean
+    shift_noise: Tensor  # sqrt(sum_s (w_s - 1/S)^2 (x_s - mean_p)^2)
+
+
+def _column_stats(chunks, weights: Tensor, S: int) -> dict[str, _ColumnStats]:
+    """One pass over the draws' chunks: per-scalar sums, shifted by the first chunk's means (no cancellation)."""
+    w = weights.double()
+    dw = w - 1.0 / S
+    acc: dict[str, dict] = {}
+    for rows, z in chunks:
+        wr, dr = w[rows], dw[rows]
+        for name, v in z.items():
+            x = v.detach().double().reshape(v.shape[0], -1)
+            a = acc.get(name)
+            if a is None:
+                a = acc[name] = {"shape": tuple(v.shape[1:]), "K": x.mean(0), **{s: 0.0 for s in _SUMS}}
+            y = x - a["K"]
+            y2 = y.square()
+            a["w1"] = a["w1"] + wr.to(y) @ y
+            a["w2"] = a["w2"] + wr.to(y) @ y2
+            a["p1"] = a["p1"] + y.sum(0)
+            a["p2"] = a["p2"] + y2.sum(0)
+            a["d1"] = a["d1"] + dr.to(y) @ y
+            a["e1"] = a["e1"] + dr.square().to(y) @ y
+            a["e2"] = a["e2"] + dr.square().to(y) @ y2
+    sum_dw2 = dw.square().sum()
+    out = {}
+    for name, a in acc.items():
+        m = a["w1"]  # PSIS mean of y (the weights sum to 1)
+        sd_p = (a["w2"] - m.square()).clamp_min(0).sqrt()
+        mq = a["p1"] / S
+        sd_q = ((a["p2"] - S * mq.square()).clamp_min(0) / max(S - 1, 1)).sqrt()
+        noise = (a["e2"] - 2 * m * a["e1"] + m.square() * sum_dw2).clamp_min(0).sqrt()
+        out[name] = _ColumnStats(a["shape"], a["K"] + m, sd_p, sd_q, a["d1"], noise)
+    return out
+
+
+_SUMS = ("w1", "w2", "p1", "p2", "d1", "e1", "e2")
+
+
+def _psis_shift(stats: dict[str, _ColumnStats]) -> tuple[float, str, float]:
     r"""Largest PSIS shift of q's means in posterior sds, where, and its Monte Carlo sd.
 
     Per scalar :math:`x`: :math:`\Delta = \sum_s (\tilde w_s - 1/S)\,x_s` (PSIS mean minus q's sample mean
@@ -222,38 +312,33 @@ def _psis_shift(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str, 
     scalar with the largest shift among those :func:`shift_suspect` flags, else the largest shift overall.
     """
     best = (False, -math.inf, "", 0.0)  # (flagged, shift, where, noise)
-    w = weights.double()
-    for name, v in draws.items():
-        x = v.double().reshape(v.shape[0], -1)
-        wx = w.to(x.device)
-        dw = (wx - 1.0 / x.shape[0])[:, None]
-        mean_p = wx @ x
-        sd_p = (wx @ (x - mean_p).square()).sqrt()
-        sd = torch.where(sd_p > 0, sd_p, x.std(0)).clamp_min(1e-300)
-        shift = ((dw * x).sum(0).abs() / sd).tolist()
-        noise = (((dw * (x - mean_p)).square().sum(0)).sqrt() / sd).tolist()
-        for j, (sj, nj) in enumerate(zip(shift, noise)):
-            cand = (shift_suspect(sj, nj), sj)
-            if cand > best[:2]:
-                where = name if v.dim() == 1 else f"{name}[{','.join(map(str, _unravel(j, v.shape[1:])))}]"
-                best = (cand[0], sj, where, nj)
+    for name, st in stats.items():
+        sd = torch.where(st.sd_p > 0, st.sd_p, st.sd_q).clamp_min(1e-300)
+        shift, noise = st.shift.abs() / sd, st.shift_noise / sd
+        flagged = ((shift > SHIFT_TOL) & (shift > SHIFT_Z * noise)) | (
+            (shift > noise) & (shift + SHIFT_Z * noise > 2 * SHIFT_TOL)
+        )
+        pool = torch.where(flagged, shift, torch.full_like(shift, -math.inf)) if bool(flagged.any()) else shift
+        j = int(pool.argmax())
+        cand = (bool(flagged.any()), shift[j].item())
+        if cand > best[:2]:
+            best = (cand[0], cand[1], _where(name, st.shape, j), noise[j].item())
     return best[1], best[2], best[3]
 
 
-def _psis_widen(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str]:
-    """Largest PSIS sd / q sd over the scalars of the latents, and where: how much too narrow q is."""
+def _psis_widen(stats: dict[str, _ColumnStats]) -> tuple[float, str]:
+    """Largest PSIS sd / q sd over the same scalars, and where: how much too narrow q is."""
     best, where = 0.0, ""
-    w = weights.double()
-    for name, v in draws.items():
-        x = v.double().reshape(v.shape[0], -1)
-        sd = x.std(0).clamp_min(1e-300)
-        m = w.to(x.device) @ x
-        ratio = (w.to(x.device) @ (x - m).square()).sqrt() / sd
+    for name, st in stats.items():
+        ratio = st.sd_p / st.sd_q.clamp_min(1e-300)
         j = int(ratio.argmax())
         if ratio[j].item() > best:
-            best = ratio[j].item()
-            where = name if v.dim() == 1 else f"{name}[{','.join(map(str, _unravel(j, v.shape[1:])))}]"
+            best, where = ratio[j].item(), _where(name, st.shape, j)
     return best, where
+
+
+def _where(name: str, shape: tuple[int, ...], j: int) -> str:
+    return name if not shape else f"{name}[{','.join(map(str, _unravel(j, shape)))}]"
 
 
 def _unravel(j: int, shape: tuple[int, ...]) -> list[int]:
@@ -329,20 +414,19 @@ def diagnose_q(
     finite = lw[torch.isfinite(lw)]
     elbo = finite.mean().item()
     elbo_se = (finite.std() / math.sqrt(finite.numel())).item() if finite.numel() > 1 else math.inf
-    z, _ = model.constrain(imp.u)
     ps = psis(lw)
     d = Diagnostics(
         psis=ps,
         log_evidence=with_subsample_error(log_evidence(lw, label, khat=ps.khat), model),
         elbo=elbo,
         elbo_se=elbo_se,
-        draws={k: v.detach() for k, v in z.items()},
-        unconstrained=imp.u.detach(),
+        stream=imp.stream,
         log_q=imp.log_q,
         num_failed=imp.num_failed,
     )
-    d.psis_shift, d.psis_shift_at, d.psis_shift_noise = _psis_shift(d.draws, d.psis.weights)
-    d.psis_widen, d.psis_widen_at = _psis_widen(d.draws, d.psis.weights)
+    stats = d._stats()
+    d.psis_shift, d.psis_shift_at, d.psis_shift_noise = _psis_shift(stats)
+    d.psis_widen, d.psis_widen_at = _psis_widen(stats)
     d.evidence = policy_evidence(model, q, d.log_evidence, evidence, evidence_budget, seed)
     d.messages = _messages(d, label, corrected)
     if warn:

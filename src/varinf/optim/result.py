@@ -15,6 +15,7 @@ from torch.distributions import Distribution
 
 from ..models.subsample import for_draws
 from ..utils import seeded
+from .draw_stream import DrawStream, streamed_moments
 
 __all__ = ["FitResult", "Summary", "SummaryRow"]
 
@@ -54,31 +55,6 @@ class Summary:
             d.update({f"q{100 * q:g}": v for q, v in zip(self.quantile_levels, r.quantiles)})
             out[r.name] = d
         return out
-
-
-def _moments(v: Tensor, qs: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    """Mean, sd and quantiles ``qs`` of draws ``v`` ``(S, k)``, weighted by normalized ``w`` ``(S,)`` if given."""
-    if w is None:
-        return v.mean(0), v.std(0), torch.quantile(v, qs, dim=0)
-    w = (w / w.sum()).to(v.device)
-    mean = w @ v
-    sd = (w @ (v - mean).square()).clamp_min(0).sqrt()
-    order = v.argsort(0)
-    cw = w[order].cumsum(0) - 0.5 * w[order]  # midpoint rule, as for unweighted quantiles
-    sorted_v = v.gather(0, order)
-    cols = [(cw[:, j].contiguous(), sorted_v[:, j]) for j in range(v.shape[1])]
-    qv = torch.stack([torch.stack([_interp(q, c, x) for c, x in cols]) for q in qs.tolist()])
-    return mean, sd, qv
-
-
-def _interp(q: float, cw: Tensor, x: Tensor) -> Tensor:
-    i = int(torch.searchsorted(cw, torch.tensor(q, dtype=cw.dtype)))
-    if i == 0:
-        return x[0]
-    if i >= x.numel():
-        return x[-1]
-    t = (q - cw[i - 1]) / (cw[i] - cw[i - 1]).clamp_min(1e-300)
-    return x[i - 1] + t * (x[i] - x[i - 1])
 
 
 def _element_names(name: str, shape: tuple[int, ...]) -> list[str]:
@@ -209,19 +185,20 @@ class FitResult:
         """Table of mean, sd and quantiles of each scalar latent (constrained space): q's own from ``n`` draws, or
         the PSIS-corrected ones from the diagnostics' draws when :attr:`psis_corrected`."""
         corrected = self.psis_corrected
-        if corrected:
-            z, w = self.diagnostics.draws, self.diagnostics.psis.weights.double()
+        if corrected:  # the diagnostics' draws, PSIS-weighted
+            d = self.diagnostics
+            chunks, S, w = (lambda: d.chunks(derived=True)), d.num_draws, d.psis.weights.double()
+        else:  # n fresh draws of q (chunk by chunk: never n x D numbers at once for a large model)
             with torch.no_grad():
-                z = {**z, **self.model.derived_quantities(z)}
-        else:
-            z, w = self.draws(n, seed), None
+                stream = DrawStream(self.model, self.family(), n, seed)
+            chunks, S, w = (lambda: stream.constrained_chunks(derived=True)), n, None
         rows = []
         qs = torch.tensor(quantiles, dtype=torch.float64)
-        for key, value in z.items():
-            v = value.double().reshape(value.shape[0], -1)
-            mean, sd, qv = _moments(v, qs, w)
-            for j, name in enumerate(_element_names(key, tuple(value.shape[1:]))):
-                rows.append(SummaryRow(name, mean[j].item(), sd[j].item(), tuple(qv[:, j].tolist())))
+        shapes = {k: tuple(v.shape[1:]) for k, v in next(iter(chunks()))[1].items()}
+        for key, (mean, sd, qv) in streamed_moments(chunks, S, qs, w).items():
+            mean, sd, qv = mean.tolist(), sd.tolist(), qv.T.tolist()
+            for j, name in enumerate(_element_names(key, shapes[key])):
+                rows.append(SummaryRow(name, mean[j], sd[j], tuple(qv[j])))
         elbo, se = self._summary_elbo(n, seed)
         status = "converged" if self.converged else "NOT converged"
         route = f" ({' -> '.join(self.route)})" if self.route else ""
