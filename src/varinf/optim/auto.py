@@ -39,7 +39,7 @@ from ..models import Model
 from ..objectives import ELBO
 from .advi import advi
 from .bam import BaMState, batch_size, full_rank_module, run_bam
-from .bam_lowrank import LowRankState, patch
+from .bam_lowrank import lowrank_batch_size, lowrank_module, lowrank_start, run_bam_lowrank
 from .config import FitConfig
 from .errors import ConvergenceWarning
 from .pathfinder import run_paths
@@ -54,6 +54,7 @@ DENSE_MAX = 300  # dimensions up to which family="auto" means full rank (and the
 CV_MAX = 2000  # dimensions up to which the polish uses a dense Gaussian control variate
 POLISH_MAX = 1000  # steps: a polish still drifting after this many (a funnel) stops with a ConvergenceWarning
 LOWRANK_DEFAULT = 5  # rank of the low-rank Gaussian when auto chooses it for a high-dimensional model
+PBAM_MAX = 5000  # dimensions up to which the low-rank Gaussian is fitted by patch-step BaM (above: ADVI polish)
 
 
 def resolve_family(family, method: str, dim: int):
@@ -114,9 +115,19 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
         route.append("bam")
         loc, cov = st.loc, st.cov
     else:  # the Pathfinder Gaussian is the Gaussian fit (dense only where a control variate can use it)
-        loc, cov = pf.loc.double(), pf.covariance_matrix.double() if D <= CV_MAX else None
+        dense = D <= CV_MAX and not (key == "lowrank" and D <= PBAM_MAX)
+        loc, cov = pf.loc.double(), pf.covariance_matrix.double() if dense else None
     if key == "fullrank":
         fam = full_rank_module(loc, cov)
+    elif key == "lowrank" and D <= PBAM_MAX:
+        st = lowrank_start(pf, rank)
+        st, reason, converged = run_bam_lowrank(st, score_fn, lowrank_batch_size(rank), config.max_steps,
+                                                tol=config.tol_param)  # fmt: skip
+        grad_evals += st.grad_evals
+        steps += st.t
+        trace += st.trace
+        route.append("pbam")
+        fam = lowrank_module(st)
     elif key == "flow":
         return _flow(model, s, loc, cov, config, kw, t0, grad_evals, density_evals, route, steps,
                      _start_note(paths, pruned))  # fmt: skip
@@ -158,7 +169,7 @@ def _whitened_start(key: str, pf, loc, cov, rank: int):
     if key == "meanfield":
         sd = torch.cholesky_inverse(torch.linalg.cholesky(cov)).diagonal().rsqrt() if cov is not None else pf.stddev
         return Preconditioned(MeanField(D, init_scale=1.0), loc, sd.double())
-    lst = _lowrank_start(pf, rank)
+    lst = lowrank_start(pf, rank)
     scale = lst.variance.sqrt()
     base = LowRank(D, rank=rank, init_scale=1.0).double()
     with torch.no_grad():
@@ -166,23 +177,6 @@ def _whitened_start(key: str, pf, loc, cov, rank: int):
         base.cov_factor.copy_(lst.lam / scale[:, None])
         base.log_diag_scale.copy_(0.5 * lst.psi.log() - scale.log())
     return Preconditioned(base, loc, scale)
-
-
-def _lowrank_start(pf, rank: int) -> LowRankState:
-    """Pathfinder's diagonal-plus-low-rank Gaussian patched into :math:`\\Psi + \\Lambda\\Lambda^\\top` of ``rank``."""
-    loc, alpha = pf.loc.double(), pf.alpha.double()
-    Q, L = pf.Q.double(), pf.L.double()
-    inner = L @ L.T - torch.eye(L.shape[0], dtype=L.dtype, device=L.device)
-    sa = alpha.sqrt()
-
-    def cov_mv(X):  # Sigma = a^1/2 (I + Q (LL^T - I) Q^T) a^1/2
-        Y = sa[:, None] * X
-        return sa[:, None] * (Y + Q @ (inner @ (Q.T @ Y)))
-
-    g = torch.Generator().manual_seed(0)
-    lam = 0.1 * sa[:, None] * torch.randn(loc.shape[0], rank, generator=g, dtype=loc.dtype).to(loc.device)
-    psi, lam = patch(cov_mv, pf.variance.double(), alpha.clone(), lam, steps=20)
-    return LowRankState(loc, psi, lam)
 
 
 def _flow(model, s, loc, cov, config: FitConfig, kw: dict, t0: float, grad_evals: int, density_evals: int,
