@@ -11,7 +11,8 @@ r"""``method="auto"`` (the default): pick the fastest route to an accurate q for
       3. by family:  fullrank  -> done
                      meanfield -> ADVI polish (optim/polish.py: Adam, STL, a Gaussian control variate, several
                                   draws a step) from the mean-field optimum for the Gaussian fit, whitened by it
-                     lowrank   -> ADVI polish from Pathfinder's Gaussian patched into low rank
+                     lowrank   -> up to PBAM_MAX dimensions: patch-step BaM (optim/bam_lowrank.py) from
+                                  Pathfinder's Gaussian patched into low rank; above: ADVI polish from there
                      flow      -> the flow fitted by ADVI (STL) in coordinates whitened by the Gaussian fit
     family="auto": full rank up to DENSE_MAX dimensions, low rank above (mean-field under ADVI)
 
@@ -23,7 +24,9 @@ from the RNG that ``optimize`` seeds, and the extra starts from a fixed generato
 Shapes: q over the model's flat unconstrained space ``(D,)``. Cost: the L-BFGS paths (about 1.1 gradient
 evaluations per iteration; later paths usually stop early), then ``D + 2`` (8…64) gradient evaluations per BaM
 iteration in one batched call plus :math:`O(D^3)`, then 8 per polish step; on posteriordb's posteriors the
-median default fit is a few hundred gradient evaluations (``benchmarks/posterior_speed.py``).
+median default fit is a few hundred gradient evaluations (``benchmarks/posterior_speed.py``). Low rank by
+patch-step BaM: 2(k+1) gradient evaluations per iteration plus :math:`O(D(k+B)^2)`, about 5-6 D in all
+(``benchmarks/high_dim.py``).
 """
 
 from __future__ import annotations

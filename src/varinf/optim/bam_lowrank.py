@@ -1,7 +1,8 @@
 r"""Patch-step Batch-and-Match (pBaM): a low-rank-plus-diagonal Gaussian :math:`q = N(\mu, \Psi + \Lambda\Lambda^\top)`
 fitted by score matching in time and memory linear in D (Modi, Cai & Saul, "Batch, match, and patch: low-rank
 approximations for score-based variational inference", AISTATS 2025, PMLR 258, arXiv:2410.22292; BaM: Cai et al.
-2024, arXiv:2402.14758).
+2024, arXiv:2402.14758). The match and the EM patch follow the authors' implementation (``gsmvi/pbam.py`` of
+github.com/modichirag/GSM-VI: the same factored update, the "diana" form of the EM step).
 
 ::
 
