@@ -217,6 +217,8 @@ def reference(name: str, kind: str, extra: dict) -> dict:
     if v["ok"]:
         record.update(status="ok", final="pilot", summary=summary, runs=runs)
         return record
+    record["pilot_summary"] = summary  # kept: a provisional reference while the final run goes
+    atomic_write(OUT / f"{name}.pilot.json.gz", gzip.compress(json.dumps({**record, "runs": runs}).encode()))
     draws = max(PILOT["num_samples"], int(math.ceil(TARGET_ESS * SAFETY / max(ess_per_draw, 1e-6) / 4 / 100) * 100))
     per_iter = timing["cpu_s"] / (4 * (PILOT["num_warmup"] + PILOT["num_samples"]))
     predicted = per_iter * 4 * (PILOT["num_warmup"] + draws)
@@ -312,6 +314,7 @@ def main() -> None:
             print(f"[{name}] start, load {os.getloadavg()}", flush=True)
             rec = reference(name, kind, extra)
             atomic_write(OUT / f"{name}.json.gz", gzip.compress(json.dumps(rec).encode()))
+            (OUT / f"{name}.pilot.json.gz").unlink(missing_ok=True)
             write_report()
     write_report()
 
