@@ -24,22 +24,41 @@ from .paths import check_output_folder, check_outputs, input_file, input_folder,
 __all__ = ["register"]
 
 
-def _progress(args: argparse.Namespace):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=None, disable=not progress_of(args), desc=args.prog, unit="img", leave=False)
+# formats that store decoded pixels exactly; anything else (.jpg, .webp, .avif, .gif, ...) re-encodes them lossily
+LOSSLESS_IMAGES = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".qoi")
 
 
-def _image_extension(path: Path, allow_npy: bool) -> None:
-    """Refuse an output name whose format is unknown before any decoding is spent."""
+def _progress(args: argparse.Namespace, what: str):
+    from ..utils.progress import progress
+
+    return progress(f"{args.prog}: {what}", unit="images", enabled=progress_of(args))
+
+
+def _shipped_levels() -> int:
+    """Quality levels of the shipped codec, read from its model.json (the parser needs it for --help)."""
+    from importlib.resources import files
+
+    try:
+        config = json.loads((files("varinf") / "assets" / "codec" / "model.json").read_text(encoding="utf-8"))
+        return len(config["config"]["lambdas"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return 6
+
+
+def _image_extension(path: Path, allow_npy: bool, force: bool) -> None:
+    """Refuse an output name whose format is unknown, or lossy without ``--force``, before any decoding."""
     from PIL import Image
 
     suffix = path.suffix.lower()
-    if (allow_npy and suffix == ".npy") or suffix in Image.registered_extensions():
+    if (allow_npy and suffix == ".npy") or suffix in LOSSLESS_IMAGES:
         return
     if suffix == ".npy":
         raise ValueError(f"{path}: a lossy .vif decodes to an image; use .png (.npy is for lossless files)")
-    raise ValueError(f"{path}: unknown output extension {suffix or '(none)'!r} (use .png{' or .npy' if allow_npy else ''})")
+    if suffix not in Image.registered_extensions():
+        raise ValueError(f"{path}: unknown output extension {suffix or '(none)'!r} (use .png{' or .npy' if allow_npy else ''})")
+    if not force:
+        raise ValueError(f"{path}: {suffix} is a lossy format: saving would re-encode the decoded pixels and lose "
+                         "detail again; write .png (exact), or pass --force to re-encode anyway")  # fmt: skip
 
 
 def run_compress(args: argparse.Namespace) -> int:
@@ -50,7 +69,7 @@ def run_compress(args: argparse.Namespace) -> int:
 
         if args.quality is not None:
             raise ValueError("--quality applies to lossy compression; lossless files have none")
-        with _progress(args) as bar:
+        with _progress(args, "bits-back coding") as bar:
             result = compress_lossless_file(src, dst, model=args.model, force=args.force, progress=bar)
         estimate = result.image_bits.mean() / result.num_dims
         text = (f"{dst}: {len(result.data)} bytes, {result.num_images} image(s), {result.bits_per_dim:.4f} bits/dim "
@@ -62,10 +81,10 @@ def run_compress(args: argparse.Namespace) -> int:
 
         result = compress_file(src, dst, quality=args.quality, model=args.model, force=args.force)
         estimate = result.estimated_bits / (result.height * result.width)
-        text = (f"{dst}: {len(result.data)} bytes, {result.bpp:.4f} bpp ({result.height}x{result.width}, quality "
-                f"{result.quality:g}; model estimate {estimate:.4f} bpp for the payload)")  # fmt: skip
+        text = (f"{dst}: {len(result.data)} bytes, {result.bpp:.4f} bpp ({result.width}x{result.height} pixels, "
+                f"quality {result.quality:g}; model estimate {estimate:.4f} bpp for the payload)")  # fmt: skip
         record = {"output": str(dst), "kind": "lossy", "bytes": len(result.data), "bpp": result.bpp,
-                  "height": result.height, "width": result.width, "quality": result.quality,
+                  "width": result.width, "height": result.height, "quality": result.quality,
                   "estimated_payload_bpp": estimate}  # fmt: skip
     emit(args, text, record)
     return 0
@@ -77,16 +96,16 @@ def run_decompress(args: argparse.Namespace) -> int:
     src = input_file(args.input)
     (dst,) = check_outputs([args.output], inputs=[src, *model_inputs(args.model)], force=args.force)
     lossless = file_kind(src) == KIND_LOSSLESS
-    _image_extension(dst, allow_npy=lossless)
+    _image_extension(dst, allow_npy=lossless, force=args.force)
     if lossless:
-        with _progress(args) as bar:
+        with _progress(args, "bits-back decoding") as bar:
             array = decompress_lossless_file(src, dst, model=args.model, force=args.force, progress=bar)
         text = f"{dst}: array {tuple(array.shape)} {array.dtype}"
         record = {"output": str(dst), "kind": "lossless", "shape": list(array.shape), "dtype": str(array.dtype)}
     else:
         pixels = decompress_file(src, dst, model=args.model, force=args.force)
-        text = f"{dst}: {pixels.shape[0]}x{pixels.shape[1]} pixels"
-        record = {"output": str(dst), "kind": "lossy", "height": pixels.shape[0], "width": pixels.shape[1]}
+        text = f"{dst}: {pixels.shape[1]}x{pixels.shape[0]} pixels (width x height)"
+        record = {"output": str(dst), "kind": "lossy", "width": pixels.shape[1], "height": pixels.shape[0]}
     emit(args, text, record)
     return 0
 
@@ -190,15 +209,18 @@ def register(sub) -> None:
     p.add_argument("--lossless", action="store_true",
                    help="bits-back coding with a VAE (default model: binarized MNIST, 28x28, values 0/1 or 0/255)")  # fmt: skip
     add_output(p, "output .vif file", required=True)
+    top = _shipped_levels() - 1
     p.add_argument("-q", "--quality", type=number(0), default=None,
-                   help="quality level in [0, levels-1], fractional values interpolate (default: 3)")  # fmt: skip
+                   help=f"quality level in [0, {top}] for the shipped codec ([0, levels-1] for a --model with another "
+                        "number of levels); fractional values interpolate (default: 3)")  # fmt: skip
     p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
     add_reporting(p)
     p.set_defaults(func=run_compress)
 
     p = sub.add_parser("decompress", help="decode a .vif file (lossy or lossless) to an image or .npy array")
     p.add_argument("input", help=".vif file")
-    add_output(p, "output image (.png recommended) or .npy (lossless)", required=True)
+    add_output(p, "output image: .png (or another exact format: .bmp, .tif, .ppm); a lossy one (.jpg, .webp) only "
+                  "with --force, which re-encodes; .npy for lossless files", required=True)  # fmt: skip
     p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
     add_reporting(p)
     p.set_defaults(func=run_decompress)
@@ -210,21 +232,22 @@ def register(sub) -> None:
     t.add_argument("--images", default=None, help="folder of training images (default: bundled sample pictures)")
     t.add_argument("--photos", action="store_true",
                    help="bundled pictures plus the registry photo sets of varinf.compression.lossy.photos")  # fmt: skip
-    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "factorized"])
+    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "factorized"],
+                   help="entropy model of the latents (default hyperprior)")  # fmt: skip
     t.add_argument("--init", default=None,
                    help="start a new run from this saved codec (its architecture; a scale hyperprior is "
                         "turned into an equivalent mean-scale model with --prior mean-scale)")  # fmt: skip
     t.add_argument("--channels", type=integer(1), default=64, help="N, hidden channels")
     t.add_argument("--latent-channels", type=integer(1), default=128, help="M, latent channels")
-    t.add_argument("--hyper-channels", type=integer(1), default=64)
+    t.add_argument("--hyper-channels", type=integer(1), default=64, help="hyperprior channels (default 64)")
     t.add_argument("--lambdas", type=number(0, lo_open=True), nargs="+",
                    default=[0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483],
                    help="one rate-distortion trade-off per quality level")  # fmt: skip
-    t.add_argument("--name", default="varinf-codec")
-    t.add_argument("--steps", type=integer(1), default=20_000)
-    t.add_argument("--batch-size", type=integer(1), default=8)
-    t.add_argument("--patch-size", type=integer(16), default=128)
-    t.add_argument("--lr", type=number(0, lo_open=True), default=3e-4)
+    t.add_argument("--name", default="varinf-codec", help="name recorded in model.json (default varinf-codec)")
+    t.add_argument("--steps", type=integer(1), default=20_000, help="Adam steps in total (default 20000)")
+    t.add_argument("--batch-size", type=integer(1), default=8, help="patches per step (default 8)")
+    t.add_argument("--patch-size", type=integer(16), default=128, help="side of the square patches, pixels (default 128)")
+    t.add_argument("--lr", type=number(0, lo_open=True), default=3e-4, help="Adam step size (default 3e-4)")
     t.add_argument("--late-patch-size", type=integer(16), default=None,
                    help="patch size during the lr decay (batch cut to keep the pixels per step)")  # fmt: skip
     t.add_argument("--hours", type=number(0, lo_open=True), default=None,
@@ -250,7 +273,8 @@ def register(sub) -> None:
     e = csub.add_parser("eval", help="rate-distortion points of a codec (and optionally JPEG/WebP/AVIF)")
     e.add_argument("--images", required=True, help="folder of evaluation images (e.g. Kodak)")
     e.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")
-    e.add_argument("--qualities", type=number(0), nargs="+", default=None)
+    e.add_argument("--qualities", type=number(0), nargs="+", default=None,
+                   help="quality levels to measure (default: 6 evenly spaced from 0 to the codec's highest)")  # fmt: skip
     e.add_argument("--baselines", action="store_true", help="also run Pillow's JPEG, WebP and AVIF")
     add_output(e, "write the points (JSON) to this file")
     add_reporting(e)

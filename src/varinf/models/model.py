@@ -12,6 +12,7 @@ dimensions), returning shape ``(*S,)``. Units: nats.
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -154,7 +155,8 @@ class Model(nn.Module):
             quantities, e.g. group means ``mu + tau * eta``), in summaries and the ArviZ export.
         simulate: ``f(**z, data) -> {name: tensor}``: replicated data given the latents (posterior
             predictive draws; names as the data they replicate). Random draws inside are independent per draw.
-        name: a label for summaries.
+        name: what summaries, results and error messages call the model (default: the class name; the
+            ``varinf`` CLI names a model from a file that has none after the file, e.g. ``poisson``).
         vectorized: see above.
         distributed: ``data`` is this process's block of rows of a ``torchrun`` job (rank order = row
             order; :func:`varinf.distributed.shard_rows`); sums over rows then include every process.
@@ -560,8 +562,39 @@ class Model(nn.Module):
                         + "); check the data against the likelihood's support and the latents' supports"
                     )
 
+    def converted(self, device=None, dtype=None) -> Model:
+        """The model on ``device`` with floating buffers (the data) in ``dtype``: ``self`` when nothing needs
+        to change, else a copy, ``self`` left as it is. (``nn.Module.to`` converts in place: a fit asked to run
+        in float32 would turn the user's float64 data into float32 behind their back.)"""
+        dev = torch.device(device) if device is not None else None
+        tensors = [*self.parameters(), *self.buffers()]
+        if all((dev is None or _same_device(t.device, dev)) and (dtype is None or not t.is_floating_point()
+                                                                 or t.dtype == dtype) for t in tensors):  # fmt: skip
+            return self
+        return _tree_copy(self).to(device=device, dtype=dtype)
+
     def extra_repr(self) -> str:
         return ", ".join(f"{lat.name}{list(lat.shape)}: {lat.support!r}" for lat in self.latents)
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """``cuda`` asks for the current CUDA device: ``cuda:0`` is the same place when that is current."""
+    if b.index is None and a.type == b.type:
+        return a.type != "cuda" or a.index == torch.cuda.current_device()
+    return a == b
+
+
+def _tree_copy(module: nn.Module) -> nn.Module:
+    """A copy of the module tree with its own parameter, buffer and submodule dicts and new Parameter objects
+    (sharing the tensors), so converting the copy in place leaves the original's tensors untouched."""
+    clone = copy.copy(module)
+    clone._modules = {k: None if m is None else _tree_copy(m) for k, m in module._modules.items()}
+    clone._buffers = dict(module._buffers)
+    clone._parameters = {
+        k: None if p is None else nn.Parameter(p.detach(), requires_grad=p.requires_grad)
+        for k, p in module._parameters.items()
+    }
+    return clone
 
 
 def _overrides(model: Model, method: str) -> bool:

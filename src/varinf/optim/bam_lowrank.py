@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from ..families import LowRank
+from ..families.gaussian import DEFAULT_RANK
 from ..models import Model
 from .config import FitConfig
 from .errors import ConvergenceWarning
@@ -180,7 +181,7 @@ def run_bam_lowrank(state: LowRankState, score_fn, B: int, max_iter: int, lambda
     reason and whether it converged."""
     D = state.loc.shape[0]
     t0, previous, fixed, reason = state.t, None, None, ""
-    for phase in range(phases + 1):
+    for _ in range(phases + 1):
         # an iteration learns about B of the D directions, and a step lam moves q by about lam of the way: a window
         # shorter than D / B or 1 / lam iterations would take slow progress for stationarity. BaM's schedule only
         # has to bring q near (its fixed point moves with the step, which the later phases remove), so it stops on
@@ -264,21 +265,21 @@ def lowrank_module(state: LowRankState) -> LowRank:
 
 
 def bam_lowrank(model: Model, family, objective, config: FitConfig, family_kwargs: dict) -> FitResult:
-    """pBaM (``family="lowrank"``; ``family_kwargs``: ``rank`` (default 2), ``batch_size``, ``lambda0``), started
+    """pBaM (``family="lowrank"``; ``family_kwargs``: ``rank`` (default min(2, dim)), ``batch_size``, ``lambda0``), started
     from the best Gaussian along one Pathfinder path (L-BFGS from ``init``), patched into rank k."""
     from .pathfinder import run_paths
 
     t0 = time.perf_counter()
     kw = dict(family_kwargs)
-    s = start(model, config, laplace=False)
-    model = s.model
-    rank = int(kw.pop("rank", 2))
+    rank = int(kw.pop("rank", min(DEFAULT_RANK, model.dim)))
     B = int(kw.pop("batch_size", lowrank_batch_size(rank)))
     lambda0 = float(kw.pop("lambda0", 1.0))
     if kw:
         raise TypeError(f"unexpected keyword arguments for bam (lowrank): {sorted(kw)}")
     if not 1 <= rank <= model.dim:
         raise ValueError(f"rank must be between 1 and dim={model.dim}, got {rank}")
+    s = start(model, config, laplace=False)
+    model = s.model
     states, _, grad_evals, _ = run_paths(model.log_density, s.u0, num_paths=1, num_draws=8)
     if not states:
         raise ValueError(f"{model.name}: no usable Gaussian approximation along the L-BFGS path from init")

@@ -61,9 +61,9 @@ def start(model: Model, config: FitConfig, laplace: bool = True) -> Start:
     three U(-2, 2) starts (a fixed generator keeps fits reproducible); the highest mode wins. Models with
     more than ``minibatch.LAPLACE_ROWS`` data rows: on a subsample, then refined on all rows."""
     init = config.init
-    if config.dtype is not None or config.device is not None:
-        model = model.to(device=config.device, dtype=config.dtype)
     check_batch_size(model, config.batch_size)
+    if config.dtype is not None or config.device is not None:  # a converted copy: the user's model stays as it is
+        model = model.converted(device=config.device, dtype=config.dtype)
     ref = next((b for b in model.buffers() if b.is_floating_point()), None)
     dtype = config.dtype or (ref.dtype if ref is not None and ref.is_floating_point() else torch.get_default_dtype())
     device = torch.device(config.device) if config.device is not None else (

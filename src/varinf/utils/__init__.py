@@ -5,7 +5,9 @@
 - :mod:`.safetensors_io`: checksummed safetensors + JSON metadata (:func:`write_safetensors`,
   :func:`read_safetensors`, :class:`SafetensorsError`);
 - :mod:`.threads`: torch's thread count for a block (:func:`num_threads`);
-- :mod:`.random`: a seeded block that leaves torch's global RNG untouched (:func:`seeded`).
+- :mod:`.random`: a seeded block that leaves torch's global RNG untouched (:func:`seeded`);
+- :mod:`.progress`: progress bars for long phases, only on a terminal (``from varinf.utils.progress import
+  progress, track``).
 """
 
 from .files import atomic_output, atomic_write_bytes, atomic_write_text, refuse_input_as_output
