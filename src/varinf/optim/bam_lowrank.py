@@ -266,7 +266,8 @@ def lowrank_module(state: LowRankState) -> LowRank:
 
 def bam_lowrank(model: Model, family, objective, config: FitConfig, family_kwargs: dict) -> FitResult:
     """pBaM (``family="lowrank"``; ``family_kwargs``: ``rank`` (default min(2, dim)), ``batch_size``, ``lambda0``), started
-    from the best Gaussian along one Pathfinder path (L-BFGS from ``init``), patched into rank k."""
+    from Pathfinder's best Gaussian (L-BFGS from ``init`` and three U(-2, 2) points, as ``method="auto"``), patched
+    into rank k."""
     from .pathfinder import run_paths
 
     t0 = time.perf_counter()
@@ -280,9 +281,10 @@ def bam_lowrank(model: Model, family, objective, config: FitConfig, family_kwarg
         raise ValueError(f"rank must be between 1 and dim={model.dim}, got {rank}")
     s = start(model, config, laplace=False)
     model = s.model
-    states, _, grad_evals, _ = run_paths(model.log_density, s.u0, num_paths=1, num_draws=8)
+    states, _, grad_evals, _ = run_paths(model.log_density, s.u0, num_draws=8, prune=True)
     if not states:
-        raise ValueError(f"{model.name}: no usable Gaussian approximation along the L-BFGS path from init")
+        raise ValueError(f"{model.name}: no usable Gaussian approximation along any L-BFGS path (the log density "
+                         "may be non-finite almost everywhere)")  # fmt: skip
     state = lowrank_start(states[0].q, rank)
     state, reason, converged = run_bam_lowrank(state, scores(model.log_density, s.dtype), B, config.max_steps,
                                                lambda0, config.tol_param)  # fmt: skip
