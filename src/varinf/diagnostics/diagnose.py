@@ -303,7 +303,13 @@ def _column_stats(chunks, weights: Tensor, S: int) -> dict[str, _ColumnStats]:
 _SUMS = ("w1", "w2", "p1", "p2", "d1", "e1", "e2")
 
 
-def _psis_shift(stats: dict[str, _ColumnStats]) -> tuple[float, str, float]:
+def _constant(st: _ColumnStats) -> Tensor:
+    """Scalars that do not vary over the draws beyond rounding (a Cholesky factor's fixed 1 on the diagonal): no
+    shift or widening to report there."""
+    return st.sd_q <= 1e-10 * st.mean_p.abs().clamp_min(1e-300)
+
+
+def _psis_shift(stats: dict[str, _ColumnStats], label=None) -> tuple[float, str, float]:
     r"""Largest PSIS shift of q's means in posterior sds, where, and its Monte Carlo sd.
 
     Per scalar :math:`x`: :math:`\Delta = \sum_s (\tilde w_s - 1/S)\,x_s` (PSIS mean minus q's sample mean
@@ -315,6 +321,7 @@ def _psis_shift(stats: dict[str, _ColumnStats]) -> tuple[float, str, float]:
     for name, st in stats.items():
         sd = torch.where(st.sd_p > 0, st.sd_p, st.sd_q).clamp_min(1e-300)
         shift, noise = st.shift.abs() / sd, st.shift_noise / sd
+        shift = torch.where(_constant(st), torch.zeros_like(shift), shift)
         flagged = ((shift > SHIFT_TOL) & (shift > SHIFT_Z * noise)) | (
             (shift > noise) & (shift + SHIFT_Z * noise > 2 * SHIFT_TOL)
         )
@@ -322,23 +329,30 @@ def _psis_shift(stats: dict[str, _ColumnStats]) -> tuple[float, str, float]:
         j = int(pool.argmax())
         cand = (bool(flagged.any()), shift[j].item())
         if cand > best[:2]:
-            best = (cand[0], cand[1], _where(name, st.shape, j), noise[j].item())
+            best = (cand[0], cand[1], _where(name, st.shape, j, label), noise[j].item())
     return best[1], best[2], best[3]
 
 
-def _psis_widen(stats: dict[str, _ColumnStats]) -> tuple[float, str]:
+def _psis_widen(stats: dict[str, _ColumnStats], label=None) -> tuple[float, str]:
     """Largest PSIS sd / q sd over the same scalars, and where: how much too narrow q is."""
     best, where = 0.0, ""
     for name, st in stats.items():
         ratio = st.sd_p / st.sd_q.clamp_min(1e-300)
+        ratio = torch.where(_constant(st), torch.zeros_like(ratio), ratio)
         j = int(ratio.argmax())
         if ratio[j].item() > best:
-            best, where = ratio[j].item(), _where(name, st.shape, j)
+            best, where = ratio[j].item(), _where(name, st.shape, j, label)
     return best, where
 
 
-def _where(name: str, shape: tuple[int, ...], j: int) -> str:
-    return name if not shape else f"{name}[{','.join(map(str, _unravel(j, shape)))}]"
+def _where(name: str, shape: tuple[int, ...], j: int, label=None) -> str:
+    """The name of scalar ``j`` of a latent of ``shape``: ``label(name, shape)[j]`` (the model's
+    ``element_names``, where it has them) or 0-based indices."""
+    if not shape:
+        return name
+    if label is not None:
+        return label(name, shape)[j]
+    return f"{name}[{','.join(map(str, _unravel(j, shape)))}]"
 
 
 def _unravel(j: int, shape: tuple[int, ...]) -> list[int]:
@@ -425,8 +439,9 @@ def diagnose_q(
         num_failed=imp.num_failed,
     )
     stats = d._stats()
-    d.psis_shift, d.psis_shift_at, d.psis_shift_noise = _psis_shift(stats)
-    d.psis_widen, d.psis_widen_at = _psis_widen(stats)
+    names = getattr(model, "element_names", None)
+    d.psis_shift, d.psis_shift_at, d.psis_shift_noise = _psis_shift(stats, names)
+    d.psis_widen, d.psis_widen_at = _psis_widen(stats, names)
     d.evidence = policy_evidence(model, q, d.log_evidence, evidence, evidence_budget, seed)
     d.messages = _messages(d, label, corrected)
     if warn:

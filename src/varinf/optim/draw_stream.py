@@ -80,10 +80,16 @@ class DrawStream:
 
     @torch.no_grad()
     def constrained_chunks(self, derived: bool = False) -> Iterator[tuple[slice, dict[str, Tensor]]]:
-        """``{latent: (n, *shape)}`` per chunk, plus the model's derived quantities when ``derived``."""
-        for rows, u in self.unconstrained_chunks():
-            z, _ = self.model.constrain(u)
-            yield rows, ({**z, **self.model.derived_quantities(z)} if derived else z)
+        """``{latent: (n, *shape)}`` per chunk, plus the model's derived quantities when ``derived``. Random derived
+        quantities (a Stan program's generated quantities) draw under the chunk's own second seed, so a replay
+        repeats them too."""
+        constrained = getattr(self.model, "constrained", None)
+        for c, (rows, u) in enumerate(self.unconstrained_chunks()):
+            with seeded(_chunk_seed(self.seed + 1, c)):
+                z = constrained(u) if constrained is not None else self.model.constrain(u)[0]
+                if derived:
+                    z = {**z, **self.model.derived_quantities(z)}
+            yield rows, z
 
     def unconstrained(self) -> Tensor:
         """All draws ``(S, D)`` at once (the kept ones, or every chunk drawn again)."""

@@ -195,9 +195,10 @@ class FitResult:
         rows = []
         qs = torch.tensor(quantiles, dtype=torch.float64)
         shapes = {k: tuple(v.shape[1:]) for k, v in next(iter(chunks()))[1].items()}
+        names = getattr(self.model, "element_names", _element_names)
         for key, (mean, sd, qv) in streamed_moments(chunks, S, qs, w).items():
             mean, sd, qv = mean.tolist(), sd.tolist(), qv.T.tolist()
-            for j, name in enumerate(_element_names(key, shapes[key])):
+            for j, name in enumerate(names(key, shapes[key])):
                 rows.append(SummaryRow(name, mean[j], sd[j], tuple(qv[j])))
         elbo, se = self._summary_elbo(n, seed)
         status = "converged" if self.converged else "NOT converged"
