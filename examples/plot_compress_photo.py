@@ -5,11 +5,11 @@ Compressing a photo: a rate–distortion curve against JPEG and WebP
 A learned lossy codec is a VAE whose latents are quantized and entropy coded: the rate is the number
 of bits the entropy coder writes (−log₂ of the latents' probability under the model's prior), the
 distortion the error of the decoded image. varinf ships a mean-scale hyperprior codec (Minnen, Ballé &
-Toderici 2018, without the autoregressive context) trained on photos that are not the Kodak set, and
+Toderici 2018) with a checkerboard context (He et al. 2021) trained on photos that are not the Kodak set, and
 writes real ``.vif`` files that decode bit-exactly on other machines.
 
 This example codes one Kodak photo (``../shared/data/kodak``; without that folder, scikit-image's
-``astronaut`` picture, which was among the training photos) at six qualities, and JPEG and WebP (Pillow)
+``astronaut`` picture, which was among the training photos) at each of its seven qualities, and JPEG and WebP (Pillow)
 at a range of their quality settings.
 """
 
@@ -47,7 +47,7 @@ print(f"{name}: {W} × {H} pixels")
 # percent of the bits the model estimates.
 codec = load_codec()
 ours = []
-for quality in range(6):
+for quality in range(int(codec.max_quality) + 1):
     t0 = time.perf_counter()
     packed = compress_image(image, codec, quality)
     decoded = decompress_image(packed.data, codec)

@@ -299,7 +299,7 @@ def bitsback() -> list[str]:
 def codec_rd() -> list[str]:
     data = load("codec_rd")
     psnr, msssim = data["bd_rate_vs_jpeg_psnr_percent"], data["bd_rate_vs_jpeg_ms_ssim_percent"]
-    rows = [[{"learned": "varinf (mean-scale hyperprior)"}.get(k, k), f"{psnr[k]:+.1f} %", f"{msssim.get(k, float('nan')):+.1f} %"]
+    rows = [[{"learned": "varinf (checkerboard context on the mean-scale hyperprior)"}.get(k, k), f"{psnr[k]:+.1f} %", f"{msssim.get(k, float('nan')):+.1f} %"]
             for k in psnr]
     points = data["report"]["points"]["learned"]
     span = (f"The learned codec spans {min(p['psnr'] for p in points):.1f}–{max(p['psnr'] for p in points):.1f} dB "
@@ -307,7 +307,9 @@ def codec_rd() -> list[str]:
             f"{data['images']} Kodak images; real / estimated bits "
             f"{data['payload_over_estimated_bits']['min']:.4f}–{data['payload_over_estimated_bits']['max']:.4f}.")
     return [span, "", *table(["codec", "BD-rate vs JPEG (PSNR)", "BD-rate vs JPEG (MS-SSIM)"], rows),
-            *source("codec_rd", {"machine": data.get("machine"), "command": "python benchmarks/codec_rd.py"})]
+            *source("codec_rd", {"machine": data.get("machine") or data.get("environment", {}).get("platform"),
+                                 "command": data.get("environment", {}).get("command", "python benchmarks/codec_rd.py"),
+                                 "commit": data.get("environment", {}).get("commit")})]
 
 
 def posteriordb_families() -> list[str]:

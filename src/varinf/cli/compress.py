@@ -126,8 +126,10 @@ def _check_train_folder(args: argparse.Namespace) -> Path:
 
 def run_train(args: argparse.Namespace) -> int:
     from ..compression import CodecConfig, TrainConfig, builtin_images, folder_images, train_codec
+    from ..compression.lossy.model import DEFAULT_LAMBDAS
 
     out = _check_train_folder(args)
+    files = None
     if args.images:
         images = folder_images(input_folder(args.images))
     elif args.photos:
@@ -136,18 +138,20 @@ def run_train(args: argparse.Namespace) -> int:
         photos = packaged_photos()
         for source, command in photos.missing.items():
             print(f"photo source {source} not installed ({command}); training without it", file=sys.stderr)
-        images = photos.images
+        images, files = photos.images, photos.manifest()
     else:
         images = builtin_images()
-    init = _initial_codec(args.init, args.prior) if args.init else None
+    lambdas = tuple(args.lambdas) if args.lambdas else None
+    init = _initial_codec(args.init, args.prior, lambdas) if args.init else None
     config = init.config if init is not None else CodecConfig(
         prior=args.prior, channels=args.channels, latent_channels=args.latent_channels,
-        hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
+        hyper_channels=args.hyper_channels, lambdas=lambdas or DEFAULT_LAMBDAS, name=args.name)  # fmt: skip
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                         seed=args.seed, threads=args.threads, decay_fraction=args.decay_fraction,
                         late_patch_size=args.late_patch_size, warmup_steps=args.warmup_steps,
-                        time_budget_h=args.hours)  # fmt: skip
-    result = train_codec(config, images, out, train, progress=progress_of(args), init=init)
+                        time_budget_h=args.hours, keep_every=args.keep_every,
+                        entropy_only=args.entropy_only)  # fmt: skip
+    result = train_codec(config, images, out, train, progress=progress_of(args), init=init, training_files=files)
     text = (f"trained {result.steps} steps in {result.wall_time:.0f} s; last patches: {result.bpp:.3f} bpp, "
             f"{result.psnr:.2f} dB; model written to {result.model_dir}")  # fmt: skip
     record = {"steps": result.steps, "wall_time_s": result.wall_time, "bpp": result.bpp, "psnr": result.psnr,
@@ -156,17 +160,23 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _initial_codec(directory: str, prior: str):
+def _initial_codec(directory: str, prior: str, lambdas: tuple[float, ...] | None):
     """The saved codec in ``directory``; a scale hyperprior becomes an equivalent mean-scale model when
-    ``prior`` is ``mean-scale``."""
+    ``prior`` is ``mean-scale``, a mean-scale one an equivalent checkerboard model (with ``lambdas``' quality
+    levels) when ``prior`` is ``checkerboard``."""
     from ..compression import load_codec
+    from ..compression.lossy.checkerboard import checkerboard_from_mean_scale
     from ..compression.lossy.mean_scale import mean_scale_from_hyperprior
 
     codec = load_codec(input_folder(directory))
     if prior == "mean-scale" and codec.config.prior == "hyperprior":
-        return mean_scale_from_hyperprior(codec)
+        codec = mean_scale_from_hyperprior(codec)
+    elif prior == "checkerboard" and codec.config.prior == "mean-scale":
+        return checkerboard_from_mean_scale(codec, lambdas)
     if prior != codec.config.prior:
         raise ValueError(f"--init {directory} is a {codec.config.prior} codec, not {prior}")
+    if lambdas is not None and tuple(lambdas) != codec.config.lambdas:
+        raise ValueError(f"--lambdas: --init {directory} has its own quality levels {list(codec.config.lambdas)}")
     return codec
 
 
@@ -212,7 +222,8 @@ def register(sub) -> None:
     top = _shipped_levels() - 1
     p.add_argument("-q", "--quality", type=number(0), default=None,
                    help=f"quality level in [0, {top}] for the shipped codec ([0, levels-1] for a --model with another "
-                        "number of levels); fractional values interpolate (default: 3)")  # fmt: skip
+                        "number of levels); fractional values interpolate (default: the level whose lambda is nearest "
+                        "0.013)")  # fmt: skip
     p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
     add_reporting(p)
     p.set_defaults(func=run_compress)
@@ -232,17 +243,18 @@ def register(sub) -> None:
     t.add_argument("--images", default=None, help="folder of training images (default: bundled sample pictures)")
     t.add_argument("--photos", action="store_true",
                    help="bundled pictures plus the registry photo sets of varinf.compression.lossy.photos")  # fmt: skip
-    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "factorized"],
+    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "checkerboard", "factorized"],
                    help="entropy model of the latents (default hyperprior)")  # fmt: skip
     t.add_argument("--init", default=None,
                    help="start a new run from this saved codec (its architecture; a scale hyperprior is "
-                        "turned into an equivalent mean-scale model with --prior mean-scale)")  # fmt: skip
+                        "turned into an equivalent mean-scale model with --prior mean-scale, a mean-scale one "
+                        "into an equivalent checkerboard model with --prior checkerboard)")  # fmt: skip
     t.add_argument("--channels", type=integer(1), default=64, help="N, hidden channels")
     t.add_argument("--latent-channels", type=integer(1), default=128, help="M, latent channels")
     t.add_argument("--hyper-channels", type=integer(1), default=64, help="hyperprior channels (default 64)")
-    t.add_argument("--lambdas", type=number(0, lo_open=True), nargs="+",
-                   default=[0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483],
-                   help="one rate-distortion trade-off per quality level")  # fmt: skip
+    t.add_argument("--lambdas", type=number(0, lo_open=True), nargs="+", default=None,
+                   help="one rate-distortion trade-off per quality level (default 0.0018 0.0035 0.0067 0.013 0.025 "
+                        "0.0483; with --init --prior checkerboard: new levels start from extrapolated gains)")  # fmt: skip
     t.add_argument("--name", default="varinf-codec", help="name recorded in model.json (default varinf-codec)")
     t.add_argument("--steps", type=integer(1), default=20_000, help="Adam steps in total (default 20000)")
     t.add_argument("--batch-size", type=integer(1), default=8, help="patches per step (default 8)")
@@ -257,6 +269,10 @@ def register(sub) -> None:
     t.add_argument("--decay-fraction", type=number(0, 1, hi_open=True), default=0.25,
                    help="final share of steps with a cosine lr decay")  # fmt: skip
     t.add_argument("--threads", type=integer(1), default=1, help="torch CPU threads (default 1)")
+    t.add_argument("--entropy-only", action="store_true",
+                   help="train the entropy model alone (rate loss; transforms and gains frozen, ~4x cheaper steps)")
+    t.add_argument("--keep-every", type=integer(1), default=None,
+                   help="also keep the weights every this many steps (snapshots/step-N, float16) for selection")  # fmt: skip
     add_seed(t)
     add_reporting(t)
     t.set_defaults(func=run_train)

@@ -5,6 +5,7 @@
     varinf fit eight_schools --family fullrank
     varinf fit my_model.py --max-steps 5000 -o out/      # out/draws.nc (or .safetensors), out/summary.{txt,json}
     varinf fit my_model.py --json > result.json
+    varinf fit model.stan --data data.json -o out/       # a Stan program, compiled once (cached)
 
 ``-o DIR`` writes ``draws.nc`` (ArviZ netCDF: the ``--draws`` draws of q the diagnostics used and their log
 importance weights) when ArviZ is installed, else ``draws.safetensors`` (``posterior/<latent>`` and
@@ -89,19 +90,27 @@ def _exec_file(path: Path):
     return module
 
 
-def load_model(target: str):
-    """A built-in example name, or a Python file defining ``model`` (a Model or a function returning one).
+def load_model(target: str, data: str | None = None, progress: bool | None = None):
+    """A built-in example name, a Python file defining ``model`` (a Model or a function returning one), or a
+    Stan program (``.stan``) with its JSON ``data`` file.
 
     A model from a file that was given no ``name`` is named after the file (``poisson.py`` -> ``poisson``)."""
     from ..models import EXAMPLES, Model, load_example
 
+    path = Path(target)
+    if path.suffix == ".stan":
+        from ..bridges import StanModel
+
+        return StanModel(input_file(path), input_file(data) if data is not None else None, progress=progress)
+    if data is not None:
+        raise ValueError(f"--data is for Stan programs (a .stan file); {target} reads its own data")
     if target in EXAMPLES:
         return load_example(target)
-    path = Path(target)
     if path.suffix != ".py":
         if path.is_file():
-            raise ValueError(f"{target}: a model file must be a Python file ending in .py")
-        raise ValueError(f"{target!r} is neither a built-in example ({', '.join(sorted(EXAMPLES))}) nor a .py file")
+            raise ValueError(f"{target}: a model file must be a Python file ending in .py, or a Stan program (.stan)")
+        raise ValueError(f"{target!r} is neither a built-in example ({', '.join(sorted(EXAMPLES))}) nor a .py or "
+                         ".stan file")  # fmt: skip
     module = _exec_file(input_file(path))
     obj = getattr(module, "model", None)
     if obj is None:
@@ -252,11 +261,12 @@ def run_fit(args: argparse.Namespace) -> int:
 
     outputs = []
     if args.output is not None:
-        inputs = [args.target] if Path(args.target).suffix == ".py" else []
+        inputs = [args.target] if Path(args.target).suffix in (".py", ".stan") else []
+        inputs += [args.data] if args.data is not None else []
         outputs = check_output_folder(args.output, [_draws_name(), SUMMARY_TXT, SUMMARY_JSON, FIT_FILE],
                                       inputs=inputs, force=args.force)  # fmt: skip
     objective = _objective(args)  # its own checks (e.g. dreg needs iwae) before the model file runs
-    model = load_model(args.target)
+    model = load_model(args.target, args.data, progress_of(args))
     # warnings (ConvergenceWarning, DiagnosticWarning, ...) reach stderr through main(), also under --quiet
     # --draws sets the diagnostics' draws too, so the k-hat, the PSIS-corrected table and -o all use them
     result = fit(model, objective=objective, batch_size=args.batch_size, diagnose_draws=args.draws,
@@ -322,8 +332,10 @@ def register(sub) -> None:
     from ..models import EXAMPLES
 
     p = sub.add_parser("fit", help="fit a model by variational inference and print a posterior summary")
-    p.add_argument("target", help=f"a built-in example ({', '.join(sorted(EXAMPLES))}; 'varinf models' describes them) "
-                                  "or a .py file defining `model`")  # fmt: skip
+    p.add_argument("target", help=f"a built-in example ({', '.join(sorted(EXAMPLES))}; 'varinf models' describes them), "
+                                  "a .py file defining `model`, or a Stan program (.stan; compiled once and cached)")  # fmt: skip
+    p.add_argument("--data", default=None, metavar="JSON",
+                   help="the Stan program's data (a JSON file in CmdStan's format)")  # fmt: skip
     add_fit_options(p)
     p.add_argument("--objective", default=None, choices=["elbo", "iwae", "renyi"],
                    help="bound to optimize (ADVI; default elbo; giving one makes --method auto run ADVI)")  # fmt: skip

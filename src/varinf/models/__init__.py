@@ -12,6 +12,7 @@ from .examples import (
     NormalNormal,
     load_example,
 )
+from .foreign import AbstractEngine, ForeignModel, Variable
 from .hierarchical_normal import HierarchicalNormal
 from .latent import Latent
 from .model import Model
@@ -19,7 +20,9 @@ from .plate import Plate
 
 __all__ = [
     "EXAMPLES",
+    "AbstractEngine",
     "EightSchools",
+    "ForeignModel",
     "GPRegression",
     "HierarchicalNormal",
     "Latent",
@@ -31,6 +34,7 @@ __all__ = [
     "NormalNormal",
     "OrderedTransform",
     "Plate",
+    "Variable",
     "as_constraint",
     "load_example",
     "ordered_vector",

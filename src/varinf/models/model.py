@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -161,6 +162,10 @@ class Model(nn.Module):
         distributed: ``data`` is this process's block of rows of a ``torchrun`` job (rank order = row
             order; :func:`varinf.distributed.shard_rows`); sums over rows then include every process.
         max_memory: bytes the chunked evaluation may use for ``(draws × rows)`` temporaries (default 1 GiB).
+        dims, coords: ArviZ's labels: ``dims={name: (dimension, ...)}`` names the axes of a latent or derived
+            quantity, ``coords={dimension: labels}`` labels its elements (``{"school": ["Choate", ...]}``);
+            summaries then name scalars ``theta[Choate]`` and the ArviZ export carries both. Axes without
+            labels are numbered from 0.
 
     Example:
         >>> import torch
@@ -186,6 +191,8 @@ class Model(nn.Module):
         vectorized: bool | None = None,
         distributed: bool = False,
         max_memory: int = DEFAULT_MAX_MEMORY,
+        dims: Mapping[str, Sequence[str]] | None = None,
+        coords: Mapping[str, Sequence] | None = None,
     ):
         super().__init__()
         latents = tuple(latents)
@@ -212,6 +219,8 @@ class Model(nn.Module):
         if data is not None and "data" in names:
             raise ModelError(f"{self.name}: a latent may not be called 'data' in a model with data")
         self._vectorized = vectorized if vectorized is not None else not plate_form
+        self.dims = {str(k): tuple(map(str, v)) for k, v in (dims or {}).items()}
+        self.coords = {str(k): list(v) for k, v in (coords or {}).items()}
         self.max_memory = int(max_memory)
         self.plate = Plate(data, distributed=distributed, owner=self.name) if data is not None else None
         blocks, offset = [], 0
@@ -394,6 +403,23 @@ class Model(nn.Module):
             z[name] = zb
             ladj = ladj + j
         return z, ladj
+
+    def constrained(self, u: Tensor) -> dict[str, Tensor]:
+        """Named constrained latents ``{name: (*S, *shape)}`` of ``u`` ``(*S, D)``: :meth:`constrain` without
+        the Jacobian (what draws, summaries and predictions need; models whose Jacobian costs extra skip it)."""
+        return self.constrain(u)[0]
+
+    def element_names(self, name: str, shape: tuple[int, ...]) -> list[str]:
+        """Names of the scalars of latent or derived quantity ``name`` of ``shape``, in row-major order:
+        ``beta[0,1]``, or with ``coords`` for its ``dims`` ``theta[Choate]``."""
+        if not shape:
+            return [name]
+        dims = self.dims.get(name, ())
+        labels = []
+        for i, n in enumerate(shape):
+            coord = self.coords.get(dims[i], ()) if i < len(dims) else ()
+            labels.append([str(c) for c in coord] if len(coord) == n else [str(j) for j in range(n)])
+        return [f"{name}[{','.join(idx)}]" for idx in itertools.product(*labels)]
 
     def unconstrain(self, z: Mapping[str, Tensor]) -> Tensor:
         """Inverse of :meth:`constrain` (without the Jacobian): named ``(*S, *shape)`` -> ``(*S, D)``."""

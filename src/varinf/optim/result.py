@@ -158,8 +158,9 @@ class FitResult:
     def draws(self, n: int = 1000, seed: int | None = None) -> dict[str, Tensor]:
         """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}``, followed by the
         model's derived quantities ``{name: (n, ...)}`` (``Model(derived=...)``); fresh unless ``seed``."""
-        z, _ = self.model.constrain(self.draws_unconstrained(n, seed))
-        return {**z, **self.model.derived_quantities(z)}
+        with seeded(seed):  # one stream for q's draws and any random derived quantities (Stan's generated)
+            z = self.model.constrained(self.draws_unconstrained(n))
+            return {**z, **self.model.derived_quantities(z)}
 
     @torch.no_grad()
     def elbo(self, n: int = 1000, seed: int | None = None) -> tuple[float, float]:
