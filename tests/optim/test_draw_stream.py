@@ -11,7 +11,7 @@ import torch
 import varinf
 from varinf.diagnostics import diagnose
 from varinf.models import LinearRegression
-from varinf.optim import draw_stream
+from varinf.optim import build_result, draw_stream
 from varinf.optim.draw_stream import DrawStream, streamed_moments
 
 pytestmark = pytest.mark.usefixtures("float64")
@@ -84,12 +84,12 @@ def test_diagnostics_agree_whether_draws_are_kept_or_replayed(monkeypatch):
 
 def test_summary_streams_with_histogram_quantiles(monkeypatch):
     res = _fit()
-    res.diagnostics = diagnose(res, 2000, seed=3, warn=False)
+    res = build_result(res, diagnose(res, 2000, seed=3, warn=False))
     rows = {r.name: r for r in res.summary(n=2000, seed=1).rows}
     monkeypatch.setattr(draw_stream, "MAX_KEPT", 0)
     monkeypatch.setattr(draw_stream, "BLOCK_ELEMENTS", 1)
     monkeypatch.setattr(draw_stream, "CHUNK_ELEMENTS", 13 * res.model.dim)
-    res.diagnostics = diagnose(res, 2000, seed=3, warn=False)
+    res = build_result(res, diagnose(res, 2000, seed=3, warn=False))
     streamed = {r.name: r for r in res.summary(n=2000, seed=1).rows}
     assert rows.keys() == streamed.keys()
     for name, r in rows.items():  # other chunks, other draws: agreement within Monte Carlo error

@@ -10,9 +10,10 @@ import torch
 
 from varinf.models import HierarchicalNormal
 from varinf.optim import optimize
-from varinf.optim.bam import _match as dense_match
-from varinf.optim.bam_lowrank import LowRankState, _match, patch, pbam_step, run_bam_lowrank
-from varinf.optim.stationarity import MAX_BLOCKS, ParameterStationarity
+from varinf.optim.methods import bam_lowrank
+from varinf.optim.methods.bam import _match as dense_match
+from varinf.optim.methods.bam_lowrank import LowRankState, _match, patch
+from varinf.optim.stationarity import MAX_BLOCKS, ParameterStationarity, Schedule
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -61,8 +62,8 @@ def test_pbam_step_never_forms_a_dense_matrix_and_counts_gradients():
         calls.append(z.shape)
         return -0.5 * z.square().sum(-1), -z
 
-    new = pbam_step(st, score, B, lam_step=10.0)
-    assert calls == [torch.Size([B, D])] and new.grad_evals == B and new.t == 1
+    new, used = bam_lowrank.step(st, score, B, lam_step=10.0)
+    assert used == B and calls == [torch.Size([B, D])] and new.grad_evals == B and new.t == 1
     assert new.lam.shape == (D, k) and bool((new.psi > 0).all())
 
 
@@ -94,7 +95,7 @@ def test_auto_fits_an_exact_gaussian_hierarchy_above_the_full_rank_threshold(lev
     assert 0.9 < ratio.min() and ratio.max() < 1.05
 
 
-def test_run_bam_lowrank_on_a_representable_gaussian_with_few_draws():
+def test_pbam_iterate_on_a_representable_gaussian_with_few_draws():
     # B < D: each iteration sees 8 of 40 directions; the window of at least D / B iterations must not stop early
     D, k = 40, 2
     g = torch.Generator().manual_seed(5)
@@ -108,7 +109,7 @@ def test_run_bam_lowrank_on_a_representable_gaussian_with_few_draws():
         return -0.5 * ((d @ prec) * d).sum(-1), -d @ prec
 
     st = LowRankState(torch.zeros(D), torch.ones(D), 0.1 * torch.randn(D, k, generator=g))
-    st, reason, converged = run_bam_lowrank(st, score, B=8, max_iter=5000)
+    st, reason, converged = bam_lowrank.iterate(st, score, 8, Schedule(5000))
     assert converged, reason
     sd = (psi_true + lam_true.square().sum(1)).sqrt()
     assert ((st.loc - mean).abs() / sd).max() < 0.05

@@ -9,7 +9,7 @@ one pass per statistic (:func:`streamed_moments`: moments, then histograms for t
 ``O(chunk x D + 64 D)`` whatever D is.
 
 Shapes: unconstrained chunks ``(n, D)``; constrained chunks ``{latent: (n, *shape)}``; weights ``(S,)``
-normalized. Units: those of the draws.
+normalized. Units: those of the draws. Weighted moments of gathered draws: :mod:`varinf.utils.weighted`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from ..utils import seeded
+from ..utils.weighted import weighted_mean_sd, weighted_quantiles
 
-__all__ = ["CHUNK_ELEMENTS", "MAX_KEPT", "DrawStream", "streamed_moments", "weighted_quantiles"]
+__all__ = ["CHUNK_ELEMENTS", "MAX_KEPT", "DrawStream", "streamed_moments"]
 
 CHUNK_ELEMENTS = 2**22  # numbers per chunk of draws (32 MB in float64)
 MAX_KEPT = 2**24  # S x D up to which the unconstrained draws stay in memory (128 MB in float64)
@@ -101,25 +102,6 @@ class DrawStream:
         """All constrained draws at once, ``{latent: (S, *shape)}``."""
         parts = [z for _, z in self.constrained_chunks(derived)]
         return {k: torch.cat([p[k] for p in parts]) for k in parts[0]} if parts else {}
-
-
-def weighted_quantiles(v: Tensor, qs: Tensor, w: Tensor) -> Tensor:
-    """Quantiles ``qs`` ``(m,)`` of each column of ``v`` ``(S, k)`` under normalized weights ``w`` ``(S,)``:
-    the weighted CDF at the sorted values' midpoints, interpolated linearly; ``(m, k)``."""
-    sv, order = torch.sort(v.T.contiguous(), dim=1)  # (k, S): sorting along contiguous rows is fast
-    sw = w.to(v.device, v.dtype)[order]
-    cw = sw.cumsum(1) - 0.5 * sw  # increasing along S
-    S = v.shape[0]
-    out = []
-    for q in qs.tolist():
-        i = torch.searchsorted(cw, torch.full((cw.shape[0], 1), q, dtype=cw.dtype, device=cw.device))
-        lo, hi = (i - 1).clamp(0, S - 1), i.clamp(0, S - 1)
-        c_lo, c_hi = cw.gather(1, lo)[:, 0], cw.gather(1, hi)[:, 0]
-        x_lo, x_hi = sv.gather(1, lo)[:, 0], sv.gather(1, hi)[:, 0]
-        t = ((q - c_lo) / (c_hi - c_lo).clamp_min(1e-300)).clamp(0, 1)
-        i = i[:, 0]
-        out.append(torch.where(i == 0, sv[:, 0], torch.where(i >= S, sv[:, -1], x_lo + t * (x_hi - x_lo))))
-    return torch.stack(out)
 
 
 def streamed_moments(chunks: Chunks, num_draws: int, qs: Tensor, w: Tensor | None = None,
@@ -201,9 +183,5 @@ def _histogram_moments(chunks: Chunks, flat, S: int, qs: Tensor, w: Tensor | Non
 
 
 def _block_moments(v: Tensor, qs: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
-    if w is None:
-        return v.mean(0), v.std(0), torch.quantile(v.T.contiguous(), qs.to(v), dim=1)
-    w = (w / w.sum()).to(v.device, v.dtype)
-    mean = w @ v
-    sd = (w @ (v - mean).square()).clamp_min(0).sqrt()
+    mean, sd = weighted_mean_sd(v, w)
     return mean, sd, weighted_quantiles(v, qs, w)

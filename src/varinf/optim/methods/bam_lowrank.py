@@ -7,7 +7,7 @@ github.com/modichirag/GSM-VI: the same factored update, the "diana" form of the 
 ::
 
     batch:  B draws z_b ~ q_t, their scores g_b = grad log p(z_b) (one batched call)
-    match:  BaM's proximal update (optim/bam.py) in factored form. With U = Q Q^T, Q = [sqrt(lam) G_c^T,
+    match:  BaM's proximal update (methods/bam.py) in factored form. With U = Q Q^T, Q = [sqrt(lam) G_c^T,
             sqrt(lam/(1+lam)) gbar]  (D x (B+1)) and V = Psi + R R^T, R = [Lambda, sqrt(lam) Z_c^T,
             sqrt(lam/(1+lam)) (mu - zbar)]  (D x (k+B+1)), the push-through identity gives
                 Sigma* = V - V Q M^-2 Q^T V,   M = I/2 + (I/4 + Q^T V Q)^(1/2)      ((B+1) x (B+1))
@@ -28,6 +28,17 @@ E_q[grad log p] = 0, the condition the ELBO's optimum satisfies for the mean). W
 depend on lam (measured from 0.03 to D B on exact Gaussian hierarchies at D = 1,000: the same progress per
 iteration), so the small constant steps cost no speed there.
 
+::
+
+    init(pf, rank) -> LowRankState                      Pathfinder's Gaussian patched into rank k (float64)
+    step(state, score_fn, num_draws, lam) -> (state, used)   one batch, match, patch
+    iterate(state, score_fn, num_draws, schedule)       BaM's schedule, then the constant-step phases
+    run(model, options, config, rank)                   the method (``method="bam", family="lowrank"``; options:
+                                                        the frozen ``BaMOptions``, validated before any work)
+                                                        -> MethodRun
+    ``method="auto"`` runs init -> iterate as its Gaussian stage for low rank above the full-rank threshold, up
+    to ``PBAM_MAX`` dimensions (methods/auto.py)
+
 Shapes: mu, Psi ``(D,)``, Lambda ``(D, k)``, a batch ``(B, D)``. Cost per iteration: B gradient evaluations in
 one batched call, O(D (k+B)^2 + B^3) for the match and O(D k (k+B)) per EM step; memory O(D (k+B)).
 Convergence: an iteration learns about B of the D directions, so pBaM needs a few times D/B iterations (about
@@ -38,22 +49,26 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from ..families import LowRank
-from ..families.gaussian import DEFAULT_RANK
-from ..models import Model
-from .config import FitConfig
-from .errors import ConvergenceWarning
-from .result import FitResult, direct_result
-from .start import start
-from .stationarity import ParameterStationarity, scores
+from ...errors import ConvergenceWarning, warn
+from ...families import LowRank
+from ..config import FitConfig
+from ..initialization import start
+from ..result import MethodRun
+from ..stationarity import ParameterStationarity, Schedule, scores
+from . import pathfinder
 
-__all__ = ["LowRankState", "bam_lowrank", "lowrank_batch_size", "lowrank_start", "patch", "pbam_step", "run_bam_lowrank"]
+if TYPE_CHECKING:
+    from .bam import BaMOptions
+
+__all__ = ["PBAM_MAX", "LowRankState", "batch_size", "init", "iterate", "lowrank_module", "patch", "run", "step"]
+
+PBAM_MAX = 5000  # dimensions up to which method="auto" fits a low-rank Gaussian by pBaM (above: an ADVI polish)
 
 EM_STEPS = 10  # at most, per patch (warm-started: the EM continues from one iteration to the next)
 EM_TOL = 1e-4  # relative change of Psi and Lambda that ends the EM
@@ -91,7 +106,7 @@ class LowRankState:
         return self.loc + self.psi.sqrt() * eps + xi @ self.lam.T
 
 
-def lowrank_batch_size(rank: int) -> int:
+def batch_size(rank: int) -> int:
     """Draws per iteration for rank k: 2(k + 1), between 8 and 64."""
     return max(8, min(2 * rank + 2, 64))
 
@@ -146,41 +161,43 @@ def _match(st: LowRankState, z: Tensor, g: Tensor, lam_step: float):
     return loc, cov_mv, diag
 
 
-def pbam_step(st: LowRankState, score_fn, B: int, lam_step: float) -> LowRankState:
-    """One batch-match-patch iteration with ``B`` draws and step ``lam_step``.
+def step(st: LowRankState, score_fn, num_draws: int, lam_step: float) -> tuple[LowRankState, int]:
+    """One batch-match-patch iteration with ``num_draws`` draws and step ``lam_step``: the new state and how many
+    draws had a finite density and score.
 
     Draws with a non-finite density or score are dropped (fewer than 2 left: q shrinks towards its mean by
     half). Raises ``torch.linalg.LinAlgError`` / ``FloatingPointError`` when the update is numerically unusable
     (the caller retries with a smaller step)."""
-    z = st.sample(B)
+    z = st.sample(num_draws)
     lp, g = score_fn(z)
     ok = torch.isfinite(lp) & torch.isfinite(g).all(-1)
-    t, evals = st.t + 1, st.grad_evals + B
-    if int(ok.sum()) < 2:
-        return LowRankState(st.loc, 0.25 * st.psi, 0.5 * st.lam, t, evals, st.trace)
+    t, evals, used = st.t + 1, st.grad_evals + num_draws, int(ok.sum())
+    if used < 2:
+        return LowRankState(st.loc, 0.25 * st.psi, 0.5 * st.lam, t, evals, st.trace), used
     elbo = lp[ok].mean().item() + st.entropy()
     loc, cov_mv, diag = _match(st, z[ok], g[ok], lam_step)
     psi, lam = patch(cov_mv, diag, st.psi, st.lam)
     if not (torch.isfinite(loc).all() and torch.isfinite(psi).all() and torch.isfinite(lam).all()):
         raise FloatingPointError("low-rank BaM produced a non-finite mean or factor")
-    return LowRankState(loc, psi, lam, t, evals, [*st.trace, elbo])
+    return LowRankState(loc, psi, lam, t, evals, [*st.trace, elbo]), used
 
 
-def run_bam_lowrank(state: LowRankState, score_fn, B: int, max_iter: int, lambda0: float = 1.0, tol: float = 0.05,
-                    min_iter: int = 3, noise: float | None = None,
-                    phases: int = PHASES) -> tuple[LowRankState, str, bool]:  # fmt: skip
-    r"""Batch-match-patch at BaM's schedule until q is stationary, then up to ``phases`` phases of constant steps
+def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule,
+            phases: int = PHASES) -> tuple[LowRankState, str, bool]:  # fmt: skip
+    r"""Batch-match-patch at BaM's schedule (``schedule.lambda0``) until q is stationary, then up to ``phases``
+    phases of constant steps
     (``min(0.1, last step)``, then a tenth of it each time), each restarted from the previous phase's average and
-    run until stationary, stopping when a phase's average moves by less than ``tol`` (means in sds, log-sds)
-    from the previous one's (see the module docstring), or after ``max_iter`` iterations in all. The stationarity
+    run until stationary, stopping when a phase's average moves by less than ``schedule.tol`` (means in sds,
+    log-sds) from the previous one's (see the module docstring), or after ``schedule.max_iter`` iterations in all. The stationarity
     window is at least D / B iterations: progress at about B / D of the remaining distance per iteration must not
     pass for stationarity.
 
     Returns the last phase's average of the stationary iterates (means, marginal variances and factors averaged;
     :math:`\Psi` = averaged variance minus the averaged factor's part, so the averaged marginals are kept), the
     reason and whether it converged."""
-    D = state.loc.shape[0]
-    t0, previous, fixed, reason = state.t, None, None, ""
+    D, B, tol, noise = state.loc.shape[0], num_draws, schedule.tol, schedule.noise
+    lambda0, max_iter, min_iter = schedule.lambda0, schedule.max_iter, schedule.min_iter
+    t0, previous, fixed, reason, lam_step = state.t, None, None, "", lambda0
     for _ in range(phases + 1):
         # an iteration learns about B of the D directions, and a step lam moves q by about lam of the way: a window
         # shorter than D / B or 1 / lam iterations would take slow progress for stationarity. BaM's schedule only
@@ -193,7 +210,7 @@ def run_bam_lowrank(state: LowRankState, score_fn, B: int, max_iter: int, lambda
         while state.t - t0 < max_iter:
             lam_step = lambda0 * D * B / (state.t - start_t + 1) if fixed is None else fixed
             try:
-                state = pbam_step(state, score_fn, B, lam_step)
+                state, _ = step(state, score_fn, B, lam_step)
             except (torch.linalg.LinAlgError, FloatingPointError, RuntimeError):
                 state = LowRankState(state.loc, state.psi, state.lam, state.t + 1, state.grad_evals + B, state.trace)
                 lambda0 *= 0.5  # numerically unusable update: keep q, smaller steps from now on
@@ -235,7 +252,7 @@ def _average_lowrank(mon: ParameterStationarity) -> tuple[Tensor, Tensor, Tensor
     return loc, psi, lam
 
 
-def lowrank_start(pf, rank: int) -> LowRankState:
+def init(pf, rank: int) -> LowRankState:
     r"""Pathfinder's diagonal-plus-low-rank Gaussian (a :class:`~varinf.families.DiagPlusLowRankNormal`,
     :math:`\Sigma = \alpha^{1/2}(I + Q(LL^\top - I)Q^\top)\alpha^{1/2}`) patched into rank ``rank``."""
     loc, alpha = pf.loc.double(), pf.alpha.double()
@@ -264,37 +281,29 @@ def lowrank_module(state: LowRankState) -> LowRank:
     return fam
 
 
-def bam_lowrank(model: Model, family, objective, config: FitConfig, family_kwargs: dict) -> FitResult:
-    """pBaM (``family="lowrank"``; ``family_kwargs``: ``rank`` (default min(2, dim)), ``batch_size``, ``lambda0``), started
-    from Pathfinder's best Gaussian (L-BFGS from ``init`` and three U(-2, 2) points, as ``method="auto"``), patched
-    into rank k."""
-    from .pathfinder import run_paths
-
+def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
+    """pBaM (``method="bam", family="lowrank"``), started from Pathfinder's best Gaussian (L-BFGS from ``init`` and
+    three U(-2, 2) points, pruned, as ``method="auto"``) patched into rank ``rank``; ``options``: ``max_steps``
+    (iterations in all), ``num_draws`` (B; default :func:`batch_size`), ``lambda0``, ``tol_param``."""
     t0 = time.perf_counter()
-    kw = dict(family_kwargs)
-    rank = int(kw.pop("rank", min(DEFAULT_RANK, model.dim)))
-    B = int(kw.pop("batch_size", lowrank_batch_size(rank)))
-    lambda0 = float(kw.pop("lambda0", 1.0))
-    if kw:
-        raise TypeError(f"unexpected keyword arguments for bam (lowrank): {sorted(kw)}")
-    if not 1 <= rank <= model.dim:
-        raise ValueError(f"rank must be between 1 and dim={model.dim}, got {rank}")
     s = start(model, config, laplace=False)
     model = s.model
-    states, _, grad_evals, _ = run_paths(model.log_density, s.u0, num_draws=8, prune=True)
-    if not states:
+    if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= model.dim:
+        raise ValueError(f"rank must be between 1 and dim={model.dim}, got {rank!r}")
+    paths = pathfinder.run_paths(model.log_density, s.u0, pathfinder.START_OPTIONS, prune=True)
+    if not paths.states:
         raise ValueError(f"{model.name}: no usable Gaussian approximation along any L-BFGS path (the log density "
                          "may be non-finite almost everywhere)")  # fmt: skip
-    state = lowrank_start(states[0].q, rank)
-    state, reason, converged = run_bam_lowrank(state, scores(model.log_density, s.dtype), B, config.max_steps,
-                                               lambda0, config.tol_param)  # fmt: skip
+    B = options.num_draws or batch_size(rank)
+    schedule = Schedule(options.max_steps, options.lambda0, options.tol_param)
+    state, reason, converged = iterate(init(paths.states[0].q, rank), scores(model.log_density, s.dtype), B, schedule)
     if not converged:
-        warnings.warn(f"{model.name}: low-rank BaM not converged ({reason})", ConvergenceWarning, stacklevel=4)
-    return lowrank_result(model, s, state, objective, reason, converged, "bam", t0, grad_evals + state.grad_evals)
-
-
-def lowrank_result(model, s, state: LowRankState, objective, reason, converged, method, t0, grad_evals,
-                   **extra) -> FitResult:  # fmt: skip
+        warn(f"{model.name}: low-rank BaM not converged ({reason})", ConvergenceWarning)
     fam = lowrank_module(state).to(device=s.device, dtype=s.dtype)
-    return direct_result(model, fam, objective, state.trace, converged=converged, reason=reason, num_steps=state.t,
-                         grad_evals=grad_evals, t0=t0, method=method, family_name="lowrank", **extra)  # fmt: skip
+    return MethodRun(
+        model=model, family=fam, objective=None, elbo_trace=torch.tensor(state.trace, dtype=torch.float64),
+        converged=converged, convergence_reason=reason, num_steps=state.t,
+        grad_evals=s.evaluations + paths.count[0] + state.grad_evals, wall_time=time.perf_counter() - t0,
+        method="bam", family_name="lowrank", density_evals=sum(st.density_evaluations for st in paths.states),
+        options=options, family_options={"rank": rank},
+    )  # fmt: skip
