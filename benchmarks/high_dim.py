@@ -348,12 +348,15 @@ def write_report(data: dict) -> None:
                 f"{_slope(D, [max(r['peak_rss_mb'] - r['rss_before_fit_mb'], 1) for r in pts]):.2f}; gradient evaluations "
                 + ", ".join(f"{r['grad_evals']:,}" for r in pts)
             )
+    missing = [key(s) for s in cases("synthetic") if key(s) not in runs]
+    if missing:
+        lines += ["", f"Not run (yet) at this commit, {len(missing)} of {len(cases('synthetic'))} synthetic cases: "
+                  + ", ".join(f"`{m}`" for m in missing)]  # fmt: skip
     lines += _goals_synthetic(runs)
     lines += ["", "## Posteriors with hundreds to thousands of latents (Stan NUTS references)", ""]
     ref_runs = {k: r for k, r in runs.items() if k.startswith("reference/")}
     if not ref_runs:
-        lines.append("Not run yet: this part needs the Stan bridge (`varinf.StanModel`); rerun "
-                     "`python benchmarks/high_dim.py --part posteriors` once it is on main.")  # fmt: skip
+        lines += _references_state()
     else:
         lines.append("Errors in reference sds over every scalar of the Stan `parameters` block (constrained; scalars fixed "
                      "by a constraint skipped); the reference's own Monte Carlo error (MCSE/sd) is up to the value in the last "
@@ -375,6 +378,24 @@ def write_report(data: dict) -> None:
             )
         lines += _goals_posteriors(ref_runs)
     OUT_MD.write_text("\n".join(lines) + "\n")
+
+
+def _references_state() -> list[str]:
+    """What the reference folder holds when no posterior has been fitted: finished, failed and pilot-only programs."""
+    files = sorted(REFS.glob("*.json.gz"))
+    status = {}
+    for path in files:
+        with gzip.open(path, "rt") as f:
+            rec = json.load(f)
+        status[path.name[: -len(".json.gz")]] = rec.get("status", "?")
+    done = [n for n, st in status.items() if st == "ok" and not n.endswith(".pilot")]
+    if done:
+        return [f"References finished ({', '.join(done)}) but no posterior fitted yet: run "
+                "`python benchmarks/high_dim.py --part posteriors`."]  # fmt: skip
+    others = ", ".join(f"{n} ({st})" for n, st in status.items()) or "none"
+    return [f"No finished reference: `benchmarks/high_dim_references.py` (long Stan NUTS runs, hours of CPU) has not "
+            f"completed any program, so there is nothing to compare with. Records in `{REFS.relative_to(ROOT.parent)}`: "
+            f"{others}."]  # fmt: skip
 
 
 def _order(r: dict):
