@@ -41,8 +41,9 @@ iteration), so the small constant steps cost no speed there.
 
 Shapes: mu, Psi ``(D,)``, Lambda ``(D, k)``, a batch ``(B, D)``. Cost per iteration: B gradient evaluations in
 one batched call, O(D (k+B)^2 + B^3) for the match and O(D k (k+B)) per EM step; memory O(D (k+B)).
-Convergence: an iteration learns about B of the D directions, so pBaM needs a few times D/B iterations (about
-2-3 D gradient evaluations in all, measured on exact Gaussian hierarchies from D = 1,000 to 10,000).
+Convergence: an iteration learns about B of the D directions, so pBaM needs a few times D/B iterations per
+phase (about 5-7 D gradient evaluations in all from Pathfinder's start, measured on exact Gaussian hierarchies at
+D = 1,000 and 3,000: benchmarks/high_dim.py), hence ``PBAM_MAX``.
 """
 
 from __future__ import annotations
