@@ -24,6 +24,12 @@ res = varinf.fit(model, seed=0)
 print(res.summary())
 
 # %%
+# The summary is short: what ran, one ELBO line, the table, one line per diagnostic with its verdict and how
+# to read them. ``res.summary(verbose=True)`` (``varinf fit --explain`` at the command line) adds the long
+# form: the stopping rule, the thresholds and their sources, the evidence's full account. Its diagnostic part:
+print("\n".join(res.diagnostics.summary_lines(verbose=True)))
+
+# %%
 # Reading k̂
 # ----------
 # The diagnosis draws S = 4000 points from q and computes their log importance ratios
@@ -53,9 +59,9 @@ fig.tight_layout()
 # To ArviZ
 # --------
 # :func:`varinf.diagnostics.to_inference_data` exports the diagnostic draws (constrained and named, with
-# the model's derived ``theta``) as an ``arviz.InferenceData``; every ArviZ function works on it. Its
-# r̂ and ESS are ≈ 1 and ≈ S by construction (independent draws of q): they say nothing about how good
-# q is — k̂ does.
+# the model's derived ``theta``; PSIS-resampled, like the summary's estimates) as an ``arviz.InferenceData``;
+# every ArviZ function works on it. The draws are independent, one chain (its ``note`` attribute says so), so
+# ArviZ's r̂ is undefined: no MCMC convergence check applies; k̂ says how good q is.
 import arviz as az
 
 idata = varinf.diagnostics.to_inference_data(res)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .diagnostics import diagnose as _diagnose
 from .diagnostics.evidence_policy import EvidencePolicy
 from .optim import FitConfig, FitResult, build_result, run_method
 from .optim.restore import load_result
+from .utils.progress_bars import progress_scope
 
 __all__ = ["fit", "load"]
 
@@ -66,7 +68,7 @@ def fit(
         diagnose: draw ``diagnose_draws`` points from q after the fit and attach a
             :class:`~varinf.diagnostics.Diagnostics` to ``result.diagnostics``: PSIS :math:`\hat k` with its
             thresholds explained, PSIS effective sample size, importance-sampled :math:`\log p(x)` with its
-            Monte Carlo standard error, and a :class:`~varinf.diagnostics.DiagnosticWarning` when
+            Monte Carlo standard error, and a :class:`~varinf.errors.DiagnosticWarning` when
             :math:`\hat k` says q is unreliable (Yao et al. 2018, arXiv:1802.02538).
         diagnose_draws: ``S``; at least 2200 for the full 0.7 threshold (see :func:`~varinf.diagnostics.khat_threshold`).
             With more than 50,000 data rows the draws' log densities are estimated from a subsample with a
@@ -123,12 +125,15 @@ class _Check:
 
 
 def _fit(model, family, objective, method, config, check: _Check, options) -> FitResult:
-    run = run_method(model, family, objective, method=method, config=config, **options)
-    if not check.diagnose:
-        return build_result(run)
-    t0 = time.perf_counter()
-    d = _diagnose(run, check.draws, seed=check.seed, evidence=check.policy.method,
-                  evidence_budget=check.policy.budget)  # fmt: skip
+    # progress=True/False reaches every phase's bar (Pathfinder, BaM, diagnostics, bridge/AIS) through the scope
+    shown = options.get("progress", getattr(config, "progress", None))
+    with progress_scope(shown) if shown is not None else contextlib.nullcontext():
+        run = run_method(model, family, objective, method=method, config=config, **options)
+        if not check.diagnose:
+            return build_result(run)
+        t0 = time.perf_counter()
+        d = _diagnose(run, check.draws, seed=check.seed, evidence=check.policy.method,
+                      evidence_budget=check.policy.budget)  # fmt: skip
     return build_result(run, d, time.perf_counter() - t0)
 
 

@@ -45,6 +45,11 @@ def warn(message: str, category: type[Warning]) -> None:
     """``warnings.warn`` attributed to the first caller outside varinf (the user's line), however deep inside
     varinf the warning arises."""
     level, frame = 1, inspect.currentframe()
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+    while frame is not None and _inside(os.path.abspath(frame.f_code.co_filename)):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=max(level, 1))
+
+
+def _inside(filename: str) -> bool:
+    """A frame of varinf, or of a decorator wrapping varinf's functions (``torch.no_grad``, ``contextlib``)."""
+    return filename.startswith(_PACKAGE) or filename.endswith(("contextlib.py", "_contextlib.py"))

@@ -153,7 +153,7 @@ def test_generated_quantities_draws_predict_and_arviz(bernoulli, tmp_path):
     assert new.replicated["y_rep"].shape == (400, 3) and torch.equal(new.latents["theta"], theta)
     az = pytest.importorskip("arviz")
     idata = varinf.diagnostics.to_inference_data(res)
-    assert idata.log_likelihood["log_lik"].shape == (4, 1000, 10)
+    assert idata.log_likelihood["log_lik"].shape == (1, 4000, 10)
     assert list(idata.posterior["y_rep"].coords["y_rep_dim_0"].values) == list(range(1, 11))
     loo = az.loo(idata)
     assert math.isfinite(float(loo.elpd_loo))

@@ -101,7 +101,7 @@ def test_output_folder_is_small_by_default(tmp_path, capsys):
     assert info["log_likelihood"] and info["dtype"] == "float64" and info["bytes"] == (tmp_path / "b" / "draws.nc").stat().st_size
     idata = az.from_netcdf(tmp_path / "b" / "draws.nc")
     assert "log_likelihood" in idata.groups() and idata.posterior["mu"].dtype == "float64"
-    assert idata.log_likelihood["y"].shape == (4, 100, 20)
+    assert idata.log_likelihood["y"].shape == (1, 400, 20)
 
 
 def test_sizes_are_width_by_height_and_lossy_outputs_need_force(workdir, tmp_path, capsys):

@@ -39,7 +39,7 @@ def test_elbo_trace_and_marginal_plots(linreg_fullrank, tmp_path):
 
 def test_fit_attaches_diagnostics_and_summary_explains_khat(linreg_fullrank):
     assert isinstance(linreg_fullrank.diagnostics, Diagnostics)
-    text = str(linreg_fullrank.summary(n=500))
+    text = str(linreg_fullrank.summary(n=500, verbose=True))
     assert "PSIS k-hat" in text and "min(1 - 1/log10 S, 0.7)" in text and "log evidence" in text
 
 

@@ -170,7 +170,7 @@ def test_summary_and_arviz_use_the_engines_coords():
     assert names[:3] == ["a[first]", "a[second]", "s"] and "y[second]" in names
     idata = varinf.diagnostics.to_inference_data(res)
     assert list(idata.posterior["a"].coords["a_dim_0"].values) == ["first", "second"]
-    assert idata.log_likelihood["log_lik"].shape == (4, 100, 2)
+    assert idata.log_likelihood["log_lik"].shape == (1, 400, 2)
 
 
 def test_predict_runs_the_engines_generated_quantities_on_new_data():

@@ -39,7 +39,7 @@ def test_default_draws_are_psis_resampled_and_agree_with_the_summary(shifted_fit
     res, post = shifted_fit
     assert res.psis_corrected
     sd = post.covariance_matrix.diagonal().sqrt()
-    summary = res.summary(seed=0)
+    summary = res.summary(seed=0, verbose=True)
     assert "PSIS-corrected" in summary.header[-1] and "res.draws() are PSIS-resampled" in summary.header[-1]
     draws = res.draws(8000, seed=1)["beta"].double()
     table = torch.tensor([summary.to_dict()[f"beta[{i}]"]["mean"] for i in range(3)], dtype=torch.float64)
@@ -96,7 +96,7 @@ def test_no_trustworthy_correction_means_q_draws_and_an_error_on_request():
 
 def test_a_default_fit_reports_which_draws_it_returns():
     res = varinf.fit(varinf.load_example("linear_regression"), progress=False)
-    assert res.psis_corrected and "PSIS-resampled" in str(res.summary(seed=0))
+    assert res.psis_corrected and "PSIS-resampled" in str(res.summary(seed=0, verbose=True))
     res = varinf.fit(varinf.load_example("linear_regression"), method="advi", max_steps=300, tol_rel_obj=None,
                      lr=0.05, progress=False)  # fmt: skip
-    assert not res.psis_corrected and "res.draws() are q's draws" in str(res.summary(seed=0))
+    assert not res.psis_corrected and "res.draws() are q's draws" in str(res.summary(seed=0, verbose=True))

@@ -21,7 +21,7 @@ def test_cli_fit_prints_diagnostics_accuracy_and_writes_plots(shared_data, tmp_p
     args += ["-o", str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "PSIS k-hat" in out and "vs reference (3 quantities)" in out
+    assert "k-hat " in out and "verdict " in out and "vs reference (3 quantities)" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "gp_pois_regr-gp_regr_fullrank_marginals.png",
         "gp_pois_regr-gp_regr_fullrank_summary.json",

@@ -61,6 +61,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..advice import render
 from ..errors import ConvergenceWarning
 from ..utils.progress_bars import progress
 from .clustering import kmeans, kmeans_plus_plus
@@ -372,8 +373,9 @@ class BayesianGaussianMixture:
         self._set_attributes(best)
         if not best.converged:
             warnings.warn(
-                f"the best of n_init={self.n_init} initializations did not converge in max_iter={self.max_iter} "
-                f"iterations (tol={self.tol:g}, weight_tol={self.weight_tol}); increase max_iter",
+                f"the best of {render('n_init')}={self.n_init} initializations did not converge in "
+                f"{render('max_iter')}={self.max_iter} iterations ({render('tol')}={self.tol:g}); raise "
+                f"{render('max_iter')}",
                 ConvergenceWarning,
                 stacklevel=2,
             )

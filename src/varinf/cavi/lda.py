@@ -41,6 +41,7 @@ import warnings
 import torch
 from torch import Tensor
 
+from ..advice import render
 from ..errors import ConvergenceWarning
 from ..utils.progress_bars import progress
 from ..utils.torch_private import standard_gamma
@@ -219,9 +220,9 @@ class LatentDirichletAllocation:
             self._fit_online(counts, gen)
         if not self.converged_:
             warnings.warn(
-                f"LDA ({self.learning_method}) did not converge in max_iter={self.max_iter} passes "
-                f"(last bound change {self._last_change():.3g} nats/token, tol={self.tol:g} relative); "
-                "increase max_iter",
+                f"LDA ({self.learning_method}) did not converge in {render('max_iter')}={self.max_iter} passes "
+                f"(last bound change {self._last_change():.3g} nats/token, {render('tol')}={self.tol:g} relative); "
+                f"raise {render('max_iter')}",
                 ConvergenceWarning,
                 stacklevel=2,
             )

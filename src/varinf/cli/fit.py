@@ -149,6 +149,28 @@ def _objective(args: argparse.Namespace):
     return Renyi(alpha=args.alpha, num_particles=args.particles, gradient=args.gradient)
 
 
+def _advi_flags(args: argparse.Namespace) -> list[str]:
+    """The flags given that only ADVI takes (they make ``--method auto`` run ADVI), as the user typed them."""
+    flags = [f"--{name} {getattr(args, name)}" for name in ("objective", "gradient", "particles")
+             if getattr(args, name) is not None]  # fmt: skip
+    flags += [f"--lr {args.lr}"] if args.lr is not None else []
+    flags += ["--fixed"] if args.fixed else []
+    flags += [f"--tol {args.tol:g}"] if args.tol is not None else []
+    flags += [f"--batch-size {args.batch_size}"] if args.batch_size is not None else []
+    return flags
+
+
+def _route_reason(args: argparse.Namespace, result, flags: list[str]) -> str | None:
+    """Why ``--method auto`` ran ADVI, in the flags that made it (the library's reason speaks of the objective
+    the CLI built from them); ``None``: the library's own explanation stands."""
+    if result.method != "auto" or result.route != ("advi",) or not flags:
+        return None
+    text = f"ADVI, because {', '.join(flags)} {'is an option' if len(flags) == 1 else 'are options'} only ADVI takes"
+    if args.family == "auto":
+        text += f" (--family auto means {result.family_label} under ADVI)"
+    return text
+
+
 def fit_record(result, summary) -> dict:
     """Everything ``varinf fit`` reports, as JSON-able values (``summary.json``, ``--json``)."""
     record = {
@@ -174,6 +196,7 @@ def fit_record(result, summary) -> dict:
             "khat": d.khat,
             "khat_threshold": d.psis.threshold,
             "verdict": d.verdict,
+            "khat_verdict": d.khat_verdict,
             "psis_ess": d.ess,
             "num_draws": d.num_draws,
             **_evidence_record(d.evidence or d.log_evidence),
@@ -261,6 +284,7 @@ def _written(args: argparse.Namespace, model, draws: Path, size: int) -> str:
 def run_fit(args: argparse.Namespace) -> int:
     from .. import fit
     from ..optim.persist import save_result
+    from ..optim.summary import summarize
 
     outputs = []
     if args.output is not None:
@@ -268,6 +292,7 @@ def run_fit(args: argparse.Namespace) -> int:
         inputs += [args.data] if args.data is not None else []
         outputs = check_output_folder(args.output, [_draws_name(), SUMMARY_TXT, SUMMARY_JSON, FIT_FILE],
                                       inputs=inputs, force=args.force)  # fmt: skip
+    advi_flags = _advi_flags(args)  # (before _objective fills in the defaults of the flags not given)
     objective = _objective(args)  # its own checks (e.g. dreg needs iwae) before the model file runs
     model = load_model(args.target, args.data, progress_of(args))
     # warnings (ConvergenceWarning, DiagnosticWarning, ...) reach stderr through main(), also under --quiet
@@ -275,7 +300,8 @@ def run_fit(args: argparse.Namespace) -> int:
     result = fit(model, objective=objective, diagnose_draws=args.draws, **fit_options(args))
     if getattr(model, "distributed", False) and not model.plate.world.is_main:
         return 0  # under torchrun: rank 0 reports and writes
-    summary = result.summary(n=args.draws, seed=args.seed)
+    summary = summarize(result, n=args.draws, seed=args.seed, verbose=args.explain,
+                        route_reason=_route_reason(args, result, advi_flags))  # fmt: skip
     record = fit_record(result, summary)
     written = ""
     if outputs:
@@ -366,6 +392,9 @@ def register(sub) -> None:
     p.add_argument("--log-likelihood", action="store_true",
                    help="-o: also store the pointwise groups (log_likelihood for az.loo/az.waic, posterior_predictive, "
                         "observed_data): draws x data rows values each, e.g. 4000 x 2000 rows = 32 MB in float32")  # fmt: skip
+    p.add_argument("--explain", action="store_true",
+                   help="the long summary: stopping rule, route, k-hat thresholds and sources, the evidence's full "
+                        "account")  # fmt: skip
     add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ; float32 unless --dtype float64), "
                   "summary.txt, summary.json and fit.safetensors (varinf.load)")  # fmt: skip
     add_reporting(p)

@@ -143,6 +143,7 @@ def _chatter(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..advice import audience
     from ..utils.progress_bars import progress_scope
 
     parser = build_parser()
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args.stdout = sys.stdout  # the results go here (see options.emit); anything else printed goes to _chatter
     try:
         with (
+            audience("cli"),  # advice in warnings and summaries names flags, not Python keywords
             _warnings_on_stderr(prog),
             _chatter(args),
             progress_scope(False if getattr(args, "quiet", False) else None),

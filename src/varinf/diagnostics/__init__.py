@@ -9,7 +9,7 @@ from .bridge_sampling import bridge
 from .diagnosis import Diagnostics, diagnose, diagnose_q
 from .evidence_policy import evidence
 from .evidence_result import LogEvidence
-from .export import from_inference_data, to_inference_data
+from .export import from_inference_data, loo, to_inference_data
 from .importance import ImportanceDraws, importance_draws, importance_log_evidence, log_evidence
 from .plots import flatten_draws, plot_elbo_trace, plot_marginals, save_figure
 from .psis_weights import KHAT_GOOD, KHAT_MAX, PSISResult, khat_threshold, khat_verdict, psis
@@ -34,6 +34,7 @@ __all__ = [
     "khat_threshold",
     "khat_verdict",
     "log_evidence",
+    "loo",
     "plot_elbo_trace",
     "plot_marginals",
     "psis",

@@ -39,6 +39,7 @@ import torch
 from torch.distributions import Distribution, MultivariateNormal
 
 from ..utils import seeded
+from ..utils.progress_bars import track
 from .evidence_result import LogEvidence
 from .hmc import (
     ChainState,
@@ -186,7 +187,7 @@ def _ais(model, q, budget, N, n_leap, start, pilot) -> LogEvidence:
     state = ChainState(u, lp, torch.zeros_like(u), lq.detach(), gq)
     log_w = torch.zeros(N, dtype=torch.float64, device=u.device)
     step, accepts = min(1.0, 1.5 * model.dim**-0.25), []
-    for t in range(1, T + 1):
+    for t in track(range(1, T + 1), f"AIS: {N} particles", unit="temperatures"):
         b0, b1 = betas[t - 1], betas[t]
         log_w = log_w + (b1 - b0) * (state.log_p.double() - state.log_q.double())
         if t == 1:  # from here on HMC needs the gradient of log p too

@@ -47,6 +47,7 @@ from torch import Tensor
 from torch.distributions import Distribution, MultivariateNormal
 
 from ..utils import seeded
+from ..utils.progress_bars import track
 from .evidence_result import LogEvidence
 from .hmc import Target, _stable_cholesky, adapt_step_size, check_dtype, gaussian_metric, hmc_step, trajectory_step
 from .importance import check_event_shape
@@ -187,7 +188,7 @@ def _bridge(model, q, budget, N, n_leap, warmup, limits) -> LogEvidence:
     state = target(q.sample((N,)))
     L, cov = metric.scale_tril, metric.posterior_cov
     step, history = min(1.0, 1.5 * model.dim**-0.25), []
-    for i in range(n_warm):
+    for i in track(range(n_warm), f"bridge sampling: warm-up of {N} HMC chains", unit="iterations"):
         state, acc = hmc_step(target, state, L, min(step, trajectory_step(n_leap)), n_leap)
         step = adapt_step_size(step, acc)
         history.append(state.u)
@@ -198,7 +199,7 @@ def _bridge(model, q, budget, N, n_leap, warmup, limits) -> LogEvidence:
             cov = w * torch.cov(pooled.T).reshape(cov.shape) + (1 - w) * cov
             L = _stable_cholesky(cov)
     draws, log_p, accepts = [], [], []
-    for _ in range(n_keep):
+    for _ in track(range(n_keep), f"bridge sampling: {N} HMC chains", unit="iterations"):
         state, acc = hmc_step(target, state, L, min(step, trajectory_step(n_leap)), n_leap)
         draws.append(state.u)
         log_p.append(state.log_p)

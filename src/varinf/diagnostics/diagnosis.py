@@ -11,8 +11,11 @@ From ``S`` fresh draws :math:`u_s \sim q` (unconstrained space) and :math:`\log 
 - the PSIS mean shift, in **posterior** sds: :math:`|E_{\rm PSIS}[z_i] - E_q[z_i]| / \mathrm{sd}_{\rm PSIS}(z_i)` estimates
   how far q's mean is from the posterior's. When :math:`\hat k` passes but the shift exceeds ``SHIFT_TOL``
   (half of the 0.1 sd we want to catch, so the warning fires before the error reaches 0.1) and
-  ``SHIFT_Z`` times its own Monte Carlo noise, or is too noisy to rule out 0.1 (:func:`shift_suspect`), a
-  second warning says q's point estimates may be biased.
+  ``SHIFT_Z`` times its own Monte Carlo noise, or is too noisy to rule out 0.1 (:func:`shift_suspect`), or
+  exceeds 0.1 (:func:`q_off`), a second warning says q's point estimates may be biased, whichever estimates the
+  summary shows, and the fit's :attr:`~Diagnostics.verdict` is at best "ok" (:func:`fit_verdict`).
+
+Advice in the messages names the reader's knobs (:mod:`varinf.advice`): keywords in Python, flags in the CLI.
 
 Cost: ``S`` draws and one batched log-density evaluation (no gradients), small next to a fit, in chunks of
 about 4M numbers (:class:`~varinf.optim.draw_stream.DrawStream`: above ``S x D`` = 16M the draws are not kept but
@@ -24,6 +27,7 @@ sampling, when the policy runs it, costs its budget in gradients (reported).
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +35,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from ..advice import render
 from ..errors import DiagnosticWarning
 from ..errors import warn as warn_user
 from ..optim.draw_stream import DrawStream
@@ -39,8 +44,10 @@ from .evidence_result import LogEvidence
 from .importance import importance_draws, log_evidence
 from .psis_weights import KHAT_GOOD, PSISResult, psis
 
-__all__ = ["SHIFT_TOL", "SHIFT_Z", "ColumnStats", "Diagnostics", "MeanShift", "column_stats", "diagnose", "diagnose_q",
-           "psis_mean_shift", "shift_suspect"]  # fmt: skip
+__all__ = [
+    "SHIFT_TOL", "SHIFT_Z", "ColumnStats", "Diagnostics", "MeanShift", "column_stats", "diagnose", "diagnose_q",
+    "fit_verdict", "psis_mean_shift", "q_off", "shift_suspect",
+]  # fmt: skip
 
 # posterior sds: warn when PSIS moves a mean by more than this (and more than SHIFT_Z times its noise);
 # half of the 0.1 sd error the warning must catch (calibrated on many seeds: benchmarks/evidence_calibration.py)
@@ -57,6 +64,23 @@ _MEANING = {
     "bad": "q misses parts of the posterior; means and especially variances from q are unreliable",
     "very bad": "q misses parts of the posterior badly (ratios without a finite mean); do not use q's estimates",
     "unknown": "k-hat could not be estimated (the largest importance ratios are degenerate); do not rely on q",
+}
+
+
+_KHAT_MEANING = {  # the k-hat line's few words (the verdict line says what to do)
+    "good": "q's tails are close to the posterior's",
+    "ok": "PSIS-corrected estimates converge, slowly",
+    "bad": "no trustworthy PSIS correction",
+    "very bad": "no trustworthy PSIS correction",
+    "unknown": "could not be estimated",
+}
+
+_VERDICT_SHORT = {
+    "good": "q and PSIS-corrected estimates agree; both are reliable",
+    "ok": "q is usable; prefer the PSIS-corrected estimates",
+    "bad": "q misses parts of the posterior; its estimates are unreliable",
+    "very bad": "q misses much of the posterior; do not use its estimates",
+    "unknown": "k-hat could not be estimated; do not rely on q",
 }
 
 
@@ -126,6 +150,7 @@ class Diagnostics:
     moments: dict[str, ColumnStats] = field(repr=False)
     num_failed: int = 0
     messages: tuple[str, ...] = ()
+    corrected: bool = False
 
     # ------------------------------------------------------------------ the draws
     @property
@@ -176,13 +201,20 @@ class Diagnostics:
 
     @property
     def verdict(self) -> str:
-        """``"good"`` / ``"ok"`` / ``"bad"`` / ``"very bad"`` / ``"unknown"`` (see :mod:`.psis_weights`)."""
+        """The fit's verdict: ``"good"`` / ``"ok"`` / ``"bad"`` / ``"very bad"`` / ``"unknown"``: k-hat's
+        (:attr:`khat_verdict`), except that a fit whose PSIS-corrected means differ from q's own by 0.1 posterior
+        sd or more (:func:`q_off`) is at best ``"ok"`` (and warns): :func:`fit_verdict`."""
+        return fit_verdict(self.psis, self.shift, self.corrected)
+
+    @property
+    def khat_verdict(self) -> str:
+        """k-hat's verdict alone (:func:`~.psis_weights.khat_verdict`)."""
         return self.psis.verdict
 
     @property
     def reliable(self) -> bool:
         """:math:`\\hat k` at most the sample-size threshold: PSIS-corrected estimates can be trusted."""
-        return self.verdict in ("good", "ok")
+        return self.psis.verdict in ("good", "ok")
 
     @property
     def psis_shift(self) -> float:
@@ -264,31 +296,51 @@ class Diagnostics:
         return torch.multinomial(self.psis.weights.float(), n, replacement=True, generator=g)
 
     # ------------------------------------------------------------------ reporting
-    def summary_lines(self) -> list[str]:
-        """Lines appended to ``FitResult.summary()``."""
-        p = self.psis
+    def summary_lines(self, verbose: bool = False) -> list[str]:
+        """Lines appended to ``FitResult.summary()``: one per diagnostic with its verdict, the fit's verdict,
+        and how to read them (once); ``verbose`` adds the thresholds' sources, the evidence's full account, the
+        KL estimate and the Monte Carlo noise of the shift."""
+        p, s, ev = self.psis, self.shift, self.evidence
         k = "n/a" if math.isnan(p.khat) else f"{p.khat:.2f}"
-        ev = self.evidence
+        off = q_off(s.shift, s.noise, self.corrected)
         lines = [
-            f"PSIS k-hat = {k} over {p.num_draws} draws of q -> {self.verdict}: {_MEANING[self.verdict]}",
-            f"  k-hat < {KHAT_GOOD} good; {KHAT_GOOD}-{p.threshold:.2f} ok (PSIS-corrected estimates converge); "
-            f"> {p.threshold:.2f} unreliable, where {p.threshold:.2f} = min(1 - 1/log10 S, 0.7) ({_REFERENCE})",
-            f"  PSIS effective sample size {p.ess:.0f} of {p.num_draws}; PSIS moves q's means by up to "
-            f"{self.psis_shift:.3f} posterior sds (at {self.psis_shift_at}; Monte Carlo noise {self.shift_noise:.3f})",
-            f"log evidence {ev.describe()}",
+            f"k-hat       {k} {p.verdict}: {_KHAT_MEANING[p.verdict]} (ESS {p.ess:.0f} of {p.num_draws} draws)",
+            f"mean shift  {s.shift:.2f} posterior sds at {s.at}: "
+            + ("q's own means are off by about this" if off else "PSIS barely moves q's means"),
+            f"log p(x)    {ev.short()}",
         ]
-        if ev is not self.log_evidence:
-            lines.append(f"  (importance sampling with q alone: {self.log_evidence.describe()})")
-        elif not ev.reliable:
+        if ev is self.log_evidence and not ev.reliable and ev.is_lower_bound:
+            lines.append(f"            for an error bar: {render('evidence_bridge')}")
+        lines.append(f"verdict     {self.verdict}: {_VERDICT_SHORT[self.verdict]} (details: {render('explain')})")
+        if not verbose:
             lines.append(
-                "  for an error bar: varinf.evidence(result, method='bridge') (about 20,000 gradient evaluations), "
-                "or varinf.fit(..., evidence_budget=20000)"
+                f"reading: k-hat < {KHAT_GOOD} good, ≤ {p.threshold:.2f} ok (PSIS-corrected usable), above unreliable; "
+                "mean shift < 0.1 sd"
             )
-        lines.append(
-            f"ELBO {self.elbo:.4f} ± {self.elbo_se:.4f}; KL(q||posterior) ≈ {ev.estimate - self.elbo:.3f} nats"
-            + ("" if ev.reliable else " (not trustworthy: the evidence above is unreliable)")
-        )
-        lines += [f"WARNING: {m}" for m in self.messages]
+        else:
+            lines += [
+                f"PSIS k-hat = {k} over {p.num_draws} draws of q -> {p.verdict}: {_MEANING[p.verdict]}",
+                f"  k-hat < {KHAT_GOOD} good; {KHAT_GOOD}-{p.threshold:.2f} ok (PSIS-corrected estimates converge); "
+                f"> {p.threshold:.2f} unreliable, where {p.threshold:.2f} = min(1 - 1/log10 S, 0.7) ({_REFERENCE})",
+                f"  PSIS effective sample size {p.ess:.0f} of {p.num_draws}; PSIS moves q's means by up to "
+                f"{s.shift:.3f} posterior sds (at {s.at}; Monte Carlo noise {s.noise:.3f}); it widens an sd at "
+                f"most {s.widen:.2f}-fold (at {s.widen_at}); a shift of 0.1 sd or more means q's own estimates are "
+                "biased (the verdict is then at best ok)",
+                f"log evidence {ev.describe()}",
+            ]
+            if ev is not self.log_evidence:
+                lines.append(f"  (importance sampling with q alone: {self.log_evidence.describe()})")
+            elif not ev.reliable:
+                lines.append(
+                    f"  for an error bar: {render('evidence_bridge')} (about 20,000 gradient evaluations), or "
+                    f"{render('evidence_budget', n=20000)}"
+                )
+            lines.append(
+                f"KL(q||posterior) ≈ log p(x) - ELBO = {ev.estimate - self.elbo:.3f} nats (ELBO {self.elbo:.4f} from "
+                "these draws)" + ("" if ev.reliable else "; not trustworthy: the evidence above is unreliable")
+            )
+        for m in self.messages:  # wrapped: the report stays within 100 columns
+            lines += textwrap.wrap(f"WARNING: {m}", 100, subsequent_indent="  ") if not verbose else [f"WARNING: {m}"]
         return lines
 
     def __str__(self) -> str:
@@ -401,15 +453,46 @@ def _where(name: str, shape: tuple[int, ...], j: int, label) -> str:
     return f"{name}[{','.join(map(str, idx[::-1]))}]"
 
 
+def q_off(shift: float, noise: float, corrected: bool = False) -> bool:
+    """Whether q's own means may be off by 0.1 posterior sd or more. The one rule behind the shift warning and
+    the verdict, for every method. When the fit shows q's own estimates (``corrected=False``), it errs on the side
+    of warning: :func:`shift_suspect` (above half the tolerance, or too noisy to rule 0.1 out), or a shift above
+    0.1 sd however noisy. When the summary and ``res.draws()`` are PSIS-corrected (``corrected=True``), q's own
+    means are not what the user reads, so only a shift above 0.1 sd counts."""
+    if corrected:
+        return shift > 2 * SHIFT_TOL
+    return shift_suspect(shift, noise) or shift > 2 * SHIFT_TOL
+
+
+def fit_verdict(p: PSISResult, s: MeanShift, corrected: bool = False) -> str:
+    """The verdict a summary states: k-hat's, except that a fit whose PSIS-corrected and own means differ by
+    0.1 posterior sd (:func:`q_off`) is never "good" (it is "ok": the corrected estimates are usable)."""
+    verdict = p.verdict
+    if verdict == "good" and q_off(s.shift, s.noise, corrected):
+        return "ok"
+    return verdict
+
+
+_RICHER = {"meanfield": ("fullrank", "flow"), "lowrank": ("fullrank", "flow"), "fullrank": ("flow",)}
+
+
+def _richer(family: str) -> str:
+    """Advice naming the families richer than ``family`` (in the reader's words)."""
+    names = _RICHER.get(family, ())
+    if not names:
+        return "a richer family"
+    return "a richer family (" + " or ".join(render("family", name=n) for n in names) + ")"
+
+
 def _messages(p: PSISResult, s: MeanShift, num_failed: int, family: str, corrected: bool) -> tuple[str, ...]:
     msgs = []
     verdict = p.verdict
     if verdict in ("bad", "very bad"):
         msgs.append(
             f"k-hat = {p.khat:.2f} > {p.threshold:.2f}: the {family} approximation is unreliable (VI typically "
-            "underestimates posterior variance), and so are its draws and PSIS-corrected ones. Try a richer family "
-            "(family='fullrank' or 'flow'), a reparameterization (e.g. non-centered hierarchical models), or more "
-            "optimization steps."
+            "underestimates posterior variance), and so are its draws and PSIS-corrected ones. Try "
+            f"{_richer(family)}, a reparameterization (e.g. non-centered hierarchical models), or more "
+            f"optimization steps ({render('max_steps')})."
         )
     elif corrected and verdict == "ok" and (s.shift > max(2 * SHIFT_TOL, SHIFT_Z * s.noise) or s.widen > WIDEN_TOL):
         # the fit reports PSIS-corrected estimates; between 0.5 and the threshold they converge slowly, so a large
@@ -418,16 +501,24 @@ def _messages(p: PSISResult, s: MeanShift, num_failed: int, family: str, correct
             f"k-hat = {p.khat:.2f} (between {KHAT_GOOD} and {p.threshold:.2f}): the estimates shown are PSIS-corrected, "
             f"moving q's mean of {s.at} by {s.shift:.2f} posterior sds and widening its sd of {s.widen_at} "
             f"{s.widen:.2f}-fold, from an effective sample size of {p.ess:.0f}: at this k-hat they converge "
-            "slowly. Check with more draws (diagnose_draws) or a richer family."
+            f"slowly. Check with more draws ({render('draws')}) or {_richer(family)}."
         )
-    elif verdict in ("good", "ok") and not corrected and shift_suspect(s.shift, s.noise):
-        # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased
-        msgs.append(
-            f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {s.at} by {s.shift:.2f} "
-            f"± {s.noise:.2f} posterior sds: q's means and draws may be off by about that much (an early stop, too "
-            "large a step size, or the family's own bias). Use the PSIS-corrected estimates (diagnostics.mean(), "
-            "res.draws(corrected=True)), fit longer or use a richer family."
-        )
+    elif verdict in ("good", "ok") and q_off(s.shift, s.noise, corrected):
+        # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased. The same
+        # rule whether the summary shows q's estimates or the corrected ones (only the advice differs)
+        if corrected:
+            msgs.append(
+                f"PSIS moves q's mean of {s.at} by {s.shift:.2f} ± {s.noise:.2f} posterior sds (k-hat {p.khat:.2f}): "
+                "q's own means and draws are off by about that much. The estimates shown are PSIS-corrected "
+                f"({render('corrected_draws')}); fit longer or use {_richer(family)} to bring q closer."
+            )
+        else:
+            msgs.append(
+                f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {s.at} by {s.shift:.2f} "
+                f"± {s.noise:.2f} posterior sds: q's means and draws may be off by about that much (an early stop, "
+                "too large a step size, or the family's own bias). Use the PSIS-corrected estimates "
+                f"({render('psis_estimates')}), fit longer or use {_richer(family)}."
+            )
     elif verdict == "unknown":
         msgs.append(f"PSIS k-hat could not be estimated: {_MEANING['unknown']}")
     if num_failed:
@@ -476,7 +567,7 @@ def diagnose_q(
     return Diagnostics(
         psis=ps, log_evidence=is_estimate, evidence=policy_evidence(model, q, is_estimate, policy, seed),
         elbo=finite.mean().item(), elbo_se=elbo_se, stream=imp.stream, log_q=imp.log_q, shift=shift,
-        moments=moments, num_failed=imp.num_failed, messages=messages,
+        moments=moments, num_failed=imp.num_failed, messages=messages, corrected=corrected,
     )  # fmt: skip
 
 

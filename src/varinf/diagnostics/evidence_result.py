@@ -88,5 +88,15 @@ class LogEvidence:
             )
         return f"{self.estimate:.2f} nats: UNRELIABLE ({how}{cost}; {self.note})"
 
+    def short(self) -> str:
+        """The summary's one line (no unit: the ELBO line above says nats): ``-31.4123 ± 0.0123 (bridge
+        sampling)``, or the lower bound an unreliable IS/AIS estimate still is, or the estimate marked unreliable."""
+        if self.reliable:
+            return f"{self.estimate:.4f} ± {self.se:.4f} ({self.name})"
+        if self.is_lower_bound and math.isfinite(self.estimate):
+            why = f"k-hat {self.khat:.2f}" if math.isfinite(self.khat) else "unreliable"
+            return f"≥ {self.estimate:.2f} ({self.name}: a lower bound, no error bar at {why})"
+        return f"{self.estimate:.2f} ({self.name}: UNRELIABLE, {self.note})"
+
     def __str__(self) -> str:
         return self.describe()

@@ -6,9 +6,10 @@ Groups::
                           quantities (eight schools' theta) and any ``quantities``: the fit's own draws of q, or,
                           when the fit reports PSIS-corrected estimates (``result.psis_corrected``), those draws
                           importance-resampled by their smoothed weights, so that ``az.summary`` agrees with
-                          ``result.summary()``; split into 4 chains of independent draws (r-hat ~ 1, ESS ~ S by
-                          construction: ArviZ's convergence statistics are defined, and say nothing about q;
-                          k-hat does); attrs: which draws, k-hat, verdict, log evidence, ELBO, family, model, steps
+                          ``result.summary()``; one chain of S independent draws (not a Markov chain: ArviZ's
+                          r-hat is undefined and its ESS counts resampled repeats, neither says anything about
+                          q; k-hat does); attrs: which draws, that they are independent, k-hat, verdict, log
+                          evidence, ELBO, family, model, steps
     sample_stats          log_weight (raw log p(x,z) - log q(z), nats) and log_q of each draw; for q's own draws
                           also psis_log_weight (smoothed, normalized: reweight any quantity with them)
     log_likelihood        models with data: log p(x_i | z_s), (chain, draw, N)  -> az.loo, az.waic
@@ -20,7 +21,8 @@ Foreign models (Stan, NumPyro, PyMC) carry their own ``dims`` and ``coords``; a 
 
 The pointwise groups hold ``S × N`` numbers; with ``pointwise="auto"`` they are left out (with a warning) when
 that exceeds the model's ``max_memory`` (pass fewer ``num_draws``). ``az.loo`` treats the draws as posterior
-draws: trust it when k-hat is good.
+draws: trust it when k-hat is good. :func:`loo` is ``az.loo`` with a one-line error for a model without per-row
+likelihoods (a log joint with no data plate), where ArviZ's own error names neither the model nor the cause.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from ..utils import seeded
 from .arviz_adapter import draws_from_inference_data, inference_data_from_draws
 from .diagnosis import Diagnostics, diagnose
 
-__all__ = ["export_draws", "from_inference_data", "to_inference_data"]
+__all__ = ["export_draws", "from_inference_data", "loo", "to_inference_data"]
 
 
 def export_draws(result, num_draws: int | None = None, seed: int | None = 0, corrected: bool | None = None):
@@ -58,7 +60,7 @@ def to_inference_data(
     num_draws: int | None = None,
     quantities: Callable[[dict[str, Tensor]], dict[str, Tensor]] | None = None,
     seed: int | None = 0,
-    chains: int = 4,
+    chains: int = 1,
     pointwise: bool | str = "auto",
     corrected: bool | None = None,
 ):
@@ -70,7 +72,8 @@ def to_inference_data(
         quantities: optional ``f({latent: (S, *shape)}) -> {name: (S, *shape)}`` of derived quantities to
             add to the posterior group (Stan's transformed parameters).
         seed: for fresh draws, the resampling and the replicated data's noise.
-        chains: split the draws into this many chains (1 when it does not divide the number of draws).
+        chains: split the draws into this many chains (1, the default: they are independent draws, not a
+            Markov chain; more gives ArviZ's r-hat a value that means nothing here).
         pointwise: add the ``log_likelihood``, ``posterior_predictive`` and ``observed_data`` groups (models
             with data): True, False, or ``"auto"`` (when ``S × N`` values fit in the model's ``max_memory``).
         corrected: export PSIS-resampled draws (True) or q's own (False); default: what the summary reports
@@ -124,6 +127,9 @@ def _attrs(result, d: Diagnostics, corrected: bool) -> dict:
         "model": getattr(result.model, "name", "model"),
         "family": result.family_label,
         "draws": "PSIS-resampled draws of q" if corrected else "draws of q",
+        "independent_draws": 1,
+        "note": "independent draws of a variational fit, not MCMC: ignore r_hat and ess (one chain; resampled "
+        "draws repeat); judge the fit by khat and verdict",
         "khat": d.khat,
         "khat_threshold": d.psis.threshold,
         "verdict": d.verdict,
@@ -172,3 +178,34 @@ def _pointwise(model, z: dict[str, Tensor], S: int, pointwise, seed) -> dict:
 def from_inference_data(idata) -> dict[str, Tensor]:
     """The posterior group as ``{name: (chains * draws, *shape)}`` tensors (inverse of the export)."""
     return draws_from_inference_data(idata)
+
+
+def loo(source, **kwargs):
+    """``az.loo`` of a fit (a :class:`~varinf.optim.FitResult`, exported with its pointwise groups) or of an
+    ``InferenceData``, refusing in one line when there are no per-row log likelihoods to leave out.
+
+    ``kwargs`` go to ``az.loo`` (``pointwise=True``, ``scale=...``). Example::
+
+        >>> import torch, varinf
+        >>> from varinf.models import NormalNormal
+        >>> res = varinf.fit(NormalNormal(torch.tensor([1.0, 2.0, 0.5])), progress=False)
+        >>> bool(loo(res).elpd_loo < 0)
+        True
+    """
+    from .arviz_adapter import _arviz
+
+    az = _arviz()
+    if hasattr(source, "diagnostics") and hasattr(source, "model"):
+        model = source.model
+        source = to_inference_data(source, pointwise=True)
+        if "log_likelihood" not in source.groups():
+            raise ValueError(
+                f"{getattr(model, 'name', 'model')}: leave-one-out needs per-row log likelihoods, and this model is "
+                "one log joint with no data rows (declare Model(log_likelihood=..., data=...) to give it rows)"
+            )
+    if "log_likelihood" not in source.groups():
+        raise ValueError(
+            "leave-one-out needs a log_likelihood group (per-row log likelihoods), and this InferenceData has none: "
+            "export a model with data rows with pointwise=True (varinf fit -o: --log-likelihood)"
+        )
+    return az.loo(source, **kwargs)

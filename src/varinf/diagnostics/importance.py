@@ -37,6 +37,7 @@ from torch import Tensor
 from torch.distributions import Distribution
 
 from ..optim.draw_stream import DrawStream
+from ..utils.progress_bars import track
 from .evidence_result import LogEvidence
 from .psis_weights import psis
 
@@ -131,7 +132,7 @@ def importance_draws(
     check_event_shape(model, proposal, "the proposal")
     stream = DrawStream(model, proposal, num_draws, seed, chunk)
     kept, lps, lqs = [], [], []
-    for c in range(stream.num_chunks):
+    for c in track(range(stream.num_chunks), f"diagnostics: {num_draws:,} draws of q", unit="batches"):
         u, lq = stream.draw(c)
         lps.append(model.log_density(u))
         lqs.append(lq)

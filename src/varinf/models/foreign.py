@@ -23,7 +23,7 @@ for smooth densities), both points of every draw in one batched call. A third de
 **Non-finite values.** A point the engine rejects (Stan's ``reject``, a domain error, a NaN) has log density
 ``-inf`` or NaN and a NaN gradient, exactly as a torch model's non-finite value: L-BFGS backs off, BaM drops
 the draw, ADVI skips the step, importance weights are 0. Anything else the engine raises (a bug in the
-program, an index out of range) is a one-line :class:`~varinf.models.ModelError`.
+program, an index out of range) is a one-line :class:`~varinf.errors.ModelError`.
 """
 
 from __future__ import annotations

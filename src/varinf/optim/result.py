@@ -196,7 +196,7 @@ class FitResult(MethodRun):
             warn(
                 f"{getattr(self.model, 'name', 'model')}: q's own draws: PSIS moves q's mean of {d.psis_shift_at} by "
                 f"{d.psis_shift:.2f} ± {d.shift_noise:.2f} posterior sds; the summary's estimates are PSIS-corrected "
-                "(res.draws() resamples)", DiagnosticWarning)  # fmt: skip
+                "(draws() without corrected=False resamples them)", DiagnosticWarning)  # fmt: skip
         return bool(corrected)
 
     @torch.no_grad()
@@ -235,11 +235,13 @@ class FitResult(MethodRun):
         lw = lw.double()
         return lw.mean().item(), (lw.std() / math.sqrt(n)).item()
 
-    def summary(self, n: int = 4000, quantiles: tuple[float, ...] = (0.05, 0.5, 0.95), seed: int | None = None
-                ) -> Summary:  # fmt: skip
+    def summary(self, n: int = 4000, quantiles: tuple[float, ...] = (0.05, 0.5, 0.95), seed: int | None = None,
+                verbose: bool = False) -> Summary:  # fmt: skip
         """Table of mean, sd and quantiles of each scalar latent (constrained space), with the fit's facts above
-        and the diagnostics below: q's own from ``n`` draws, or PSIS-corrected (:attr:`psis_corrected`)."""
-        return summarize(self, n, quantiles, seed)
+        and one line per diagnostic below: q's own from ``n`` draws, or PSIS-corrected (:attr:`psis_corrected`).
+        ``verbose=True`` adds the long explanations (stopping rule, thresholds and sources, the evidence's full
+        account, which draws :meth:`draws` returns)."""
+        return summarize(self, n, quantiles, seed, verbose)
 
     def predict(self, data=None, num_draws: int = 1000, seed: int | None = None) -> Predictions:
         """Posterior predictive draws for ``data`` (new rows; default: the model's own), see

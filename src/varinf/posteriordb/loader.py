@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..advice import render
 from .registry import build_model
 
 __all__ = ["Posterior", "ReferenceDraws", "default_root", "list_posteriors", "load_posterior"]
@@ -96,7 +97,7 @@ def default_root() -> Path:
             return p
     raise FileNotFoundError(
         "no posteriordb found (tried " + ", ".join(str(p) for p in tried) + "); set $VARINF_POSTERIORDB to a "
-        "posteriordb checkout or pass root="
+        f"posteriordb checkout or pass {render('root')}"
     )
 
 

@@ -155,10 +155,18 @@ def progress(desc: str, total: int | None = None, *, unit: str = "iterations", e
 
 
 def track(
-    iterable: Iterable, desc: str, *, total: int | None = None, unit: str = "iterations", enabled: bool | None = None
+    iterable: Iterable, desc: str, *, total: int | None = None, unit: str = "iterations", enabled: bool | None = None,
+    capped: bool = False,
 ) -> Iterator:
-    """Yield from ``iterable`` with a bar counting its items (``total`` defaults to ``len(iterable)``)."""
-    if total is None:
+    """Yield from ``iterable`` with a bar counting its items (``total`` defaults to ``len(iterable)``).
+
+    ``capped``: the iterable's length is a cap the phase may stop short of (a loop that breaks on convergence):
+    the bar then has no total and its label says the cap, ``"BaM (until converged, at most 10,000)"``."""
+    if capped:
+        cap = len(iterable)  # type: ignore[arg-type]
+        desc, total = f"{desc} (until converged, at most {cap:,})", None
+        iterable = iter(iterable)
+    elif total is None:
         try:
             total = len(iterable)  # type: ignore[arg-type]
         except TypeError:

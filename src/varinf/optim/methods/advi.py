@@ -37,6 +37,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from ...advice import render
 from ...errors import ConvergenceWarning, FitError, warn
 from ...families import family_label, family_option_names
 from ...objectives import ELBO
@@ -389,9 +390,9 @@ def _progress(options: ADVIOptions, config: FitConfig):
         return None
     from tqdm.auto import tqdm
 
-    if options.tol_rel_obj is None:
-        return tqdm(total=options.max_steps, desc="varinf fit", unit="step", leave=False)
-    return tqdm(total=None, desc=f"varinf fit (until converged, at most {options.max_steps} steps)", unit="step",
+    if options.tol_rel_obj is None:  # " steps": tqdm writes "{n}{unit}", so "4000 steps", not "4000step"
+        return tqdm(total=options.max_steps, desc="ADVI", unit=" steps", leave=False)
+    return tqdm(total=None, desc=f"ADVI (until converged, at most {options.max_steps:,} steps)", unit=" steps",
                 leave=False)  # fmt: skip
 
 
@@ -439,7 +440,7 @@ def run(model, family, objective, options: ADVIOptions, config: FitConfig, famil
     log_p = log_density_for(s.model, options.batch_size, config.seed, s.u0)
     fit = fit_family(log_p, fam, objective, options, s.model.name, _progress(options, config))
     if options.tol_rel_obj is not None and not fit.outcome.converged:
-        warn(f"{s.model.name}: not converged after {fit.state.t} steps ({fit.outcome.reason}); increase max_steps",
+        warn(f"{s.model.name}: not converged after {fit.state.t} steps ({fit.outcome.reason}); raise {render('max_steps')}",
              ConvergenceWarning)  # fmt: skip
     return MethodRun(
         model=s.model, family=fam, objective=objective,

@@ -44,6 +44,7 @@ from torch import Tensor
 
 from ...errors import ConvergenceWarning, warn
 from ...families import DEFAULT_RANK, FullRank, canonical_family
+from ...utils.progress_bars import track
 from ..config import FitConfig, check_int, check_positive
 from ..initialization import start
 from ..result import MethodRun
@@ -169,7 +170,7 @@ def iterate(state: BaMState, score_fn, num_draws: int, schedule: Schedule) -> tu
     D = state.loc.shape[0]
     lambda0 = schedule.lambda0
     mon = schedule.monitor()
-    for _ in range(schedule.max_iter):
+    for _ in track(range(schedule.max_iter), "BaM", unit="iterations", capped=True):
         lam = lambda0 * D * num_draws / (state.t + 1)
         try:
             state, _ = step(state, score_fn, num_draws, lam)

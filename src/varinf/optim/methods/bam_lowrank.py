@@ -58,6 +58,7 @@ from torch import Tensor
 
 from ...errors import ConvergenceWarning, warn
 from ...families import LowRank
+from ...utils.progress_bars import track
 from ..config import FitConfig
 from ..initialization import start
 from ..result import MethodRun
@@ -186,12 +187,11 @@ def step(st: LowRankState, score_fn, num_draws: int, lam_step: float) -> tuple[L
 def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule,
             phases: int = PHASES) -> tuple[LowRankState, str, bool]:  # fmt: skip
     r"""Batch-match-patch at BaM's schedule (``schedule.lambda0``) until q is stationary, then up to ``phases``
-    phases of constant steps
-    (``min(0.1, last step)``, then a tenth of it each time), each restarted from the previous phase's average and
-    run until stationary, stopping when a phase's average moves by less than ``schedule.tol`` (means in sds,
-    log-sds) from the previous one's (see the module docstring), or after ``schedule.max_iter`` iterations in all. The stationarity
-    window is at least D / B iterations: progress at about B / D of the remaining distance per iteration must not
-    pass for stationarity.
+    phases of constant steps (``min(0.1, last step)``, then a tenth of it each time), each restarted from the
+    previous phase's average and run until stationary, stopping when a phase's average moves by less than
+    ``schedule.tol`` (means in sds, log-sds) from the previous one's (see the module docstring), or after
+    ``schedule.max_iter`` iterations in all. The stationarity window is at least D / B iterations: progress at
+    about B / D of the remaining distance per iteration must not pass for stationarity.
 
     Returns the last phase's average of the stationary iterates (means, marginal variances and factors averaged;
     :math:`\Psi` = averaged variance minus the averaged factor's part, so the averaged marginals are kept), the
@@ -208,7 +208,8 @@ def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule,
         loose = 4.0 if fixed is None else 1.0
         mon = ParameterStationarity(tol=loose * tol, min_window=window, noise=None if noise is None else loose * noise)
         start_t = state.t
-        while state.t - t0 < max_iter:
+        label = "low-rank BaM" + ("" if fixed is None else f", constant step {fixed:.2g}")
+        for _ in track(range(max(0, max_iter - (state.t - t0))), label, unit="iterations", capped=True):
             lam_step = lambda0 * D * B / (state.t - start_t + 1) if fixed is None else fixed
             try:
                 state, _ = step(state, score_fn, B, lam_step)

@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ...families import DiagPlusLowRank, DiagPlusLowRankNormal, MixtureFamily
+from ...utils.progress_bars import track
 from ..config import FitConfig, check_int
 from ..draw_stream import CHUNK_ELEMENTS
 from ..initialization import start
@@ -287,7 +288,7 @@ def step(state: PathsState, log_density, options: PathfinderOptions, prune: bool
 def run_paths(log_density, u0: Tensor, options: PathfinderOptions, prune: bool = False) -> PathsState:
     """``options.num_paths`` paths (:func:`step`); the usable states sorted best ELBO first."""
     state = init(u0)
-    for _ in range(options.num_paths):
+    for _ in track(range(options.num_paths), "Pathfinder", unit="paths"):
         state, _ = step(state, log_density, options, prune)
     state.states.sort(key=lambda st: -st.elbo)
     return state
