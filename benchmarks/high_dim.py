@@ -320,7 +320,7 @@ def write_report(data: dict) -> None:
                  "(PSIS-corrected draws when k̂ allows, else 4000 draws of q: Monte Carlo error ≈ 0.016 sd per scalar, so "
                  "the max over 10⁵ scalars is ≈ 0.07 from noise alone).")  # fmt: skip
     lines += ["", "| levels | D | fit | route | fit + diagnostics s | summary s | CPU s | grads | peak MB | k̂ | q: max err | "
-              "q: sd ratio | reported: med / max err | warned |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+              "q: sd ratio | reported: med / max err | warned | commit |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for k, r in sorted(runs.items(), key=lambda kv: _order(kv[1])):
         if not k.startswith("synthetic/"):
             continue
@@ -333,7 +333,7 @@ def write_report(data: dict) -> None:
             f"| {s['levels']} | {r['dim']:,} | {s['fit']} | {' → '.join(r['route']) or '—'} | {r['fit_and_diagnostics_s']:.1f} | "
             f"{r['summary_s']:.1f} | {r['cpu_s']:.1f} | {r['grad_evals']:,} | {r['peak_rss_mb']:.0f} | {r['khat']:.2f} | "
             f"{q['max_err']:.3f} | {q['sd_ratio_min']:.3f}–{q['sd_ratio_max']:.3f} | {rep['median_err']:.3f} / {rep['max_err']:.3f} | "
-            f"{'yes' if r['warned'] else 'no'} |"
+            f"{'yes' if r['warned'] else 'no'} | {r.get('commit', '?')} |"
         )
     lines += ["", "Growth with D of the default fit (least-squares slope of log time / log memory against log D; 1 = linear):", ""]
     for levels in (1, 2):
