@@ -16,9 +16,11 @@ def test_is_log_evidence_matches_exact_within_reported_se(linreg_fullrank):
     exact = linreg_fullrank.model.exact_log_evidence()
     assert 0 < ev.se < 0.05
     assert abs(ev.estimate - exact) < 3 * ev.se
-    # the ELBO is a lower bound and the gap is KL(q || posterior) >= 0, small for a good full-rank fit
-    assert linreg_fullrank.diagnostics.elbo < exact
-    assert 0 <= linreg_fullrank.diagnostics.kl < 0.1
+    # the ELBO is a lower bound and the gap is KL(q || posterior) >= 0, small for a good full-rank fit (both
+    # estimated from 4000 draws: up to their Monte Carlo error)
+    d = linreg_fullrank.diagnostics
+    assert d.elbo < exact + 3 * d.elbo_se
+    assert -3 * (d.elbo_se + ev.se) <= d.kl < 0.1
 
 
 def test_reported_se_matches_spread_of_repeated_estimates():

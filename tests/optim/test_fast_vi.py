@@ -73,11 +73,12 @@ def test_lowrank_bam_recovers_a_lowrank_plus_diagonal_gaussian():
     target = MultivariateNormal(mean, covariance_matrix=torch.diag(psi) + lam @ lam.T)
     model = Model([Latent("x", (D,))], lambda x: target.log_prob(x), name="lowrank_gaussian")
     state = LowRankState(torch.zeros(D), torch.ones(D), 0.1 * torch.randn(D, k, generator=g))
-    state, reason, converged = bam_lowrank.iterate(state, scores(model.log_density), 64, Schedule(30), em_steps=50)
+    state, reason, converged = bam_lowrank.iterate(state, scores(model.log_density), 64, Schedule(60))
     assert converged, reason
     torch.testing.assert_close(state.loc, mean, atol=1e-3, rtol=0)
+    # the patch's EM stops when the factors change by < 1e-4 (relative) per step: a few 1e-3 of error remain
     torch.testing.assert_close(torch.diag(state.psi) + state.lam @ state.lam.T, target.covariance_matrix,
-                               atol=1e-3, rtol=0)  # fmt: skip
+                               atol=5e-3, rtol=0)  # fmt: skip
 
 
 def test_lbfgs_compact_inverse_hessian_equals_the_two_loop_recursion():

@@ -17,7 +17,10 @@ From ``S`` fresh draws :math:`u_s \sim q` (unconstrained space) and :math:`\log 
 
 Advice in the messages names the reader's knobs (:mod:`varinf.advice`): keywords in Python, flags in the CLI.
 
-Cost: ``S`` draws and one batched log-density evaluation (no gradients), small next to a fit; bridge
+Cost: ``S`` draws and one batched log-density evaluation (no gradients), small next to a fit, in chunks of
+about 4M numbers (:class:`~varinf.optim.draw_stream.DrawStream`: above ``S x D`` = 16M the draws are not kept but
+drawn again for each later pass, so memory stays O(chunk x D) at any D); every per-scalar statistic (PSIS
+means and sds, the mean shift and its noise) comes from one pass over the chunks (:func:`column_stats`); bridge
 sampling, when the policy runs it, costs its budget in gradients (reported).
 """
 
@@ -26,7 +29,7 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -35,16 +38,15 @@ from torch.distributions import Distribution
 from ..advice import render
 from ..errors import DiagnosticWarning
 from ..errors import warn as warn_user
-from ..utils import seeded
-from ..utils.weighted import weighted_mean_sd
+from ..optim.draw_stream import DrawStream
 from .evidence_policy import EvidencePolicy, policy_evidence, with_subsample_error
 from .evidence_result import LogEvidence
 from .importance import importance_draws, log_evidence
 from .psis_weights import KHAT_GOOD, PSISResult, psis
 
 __all__ = [
-    "SHIFT_TOL", "SHIFT_Z", "Diagnostics", "MeanShift", "diagnose", "diagnose_q", "fit_verdict", "psis_mean_shift",
-    "q_off", "shift_suspect",
+    "SHIFT_TOL", "SHIFT_Z", "ColumnStats", "Diagnostics", "MeanShift", "column_stats", "diagnose", "diagnose_q",
+    "fit_verdict", "psis_mean_shift", "q_off", "shift_suspect",
 ]  # fmt: skip
 
 # posterior sds: warn when PSIS moves a mean by more than this (and more than SHIFT_Z times its noise);
@@ -102,6 +104,20 @@ class MeanShift:
 
 
 @dataclass(frozen=True)
+class ColumnStats:
+    r"""One latent's per-scalar moments of the diagnostic draws (flattened row-major, float64): PSIS mean and sd,
+    q's sample sd of the same draws, the PSIS shift :math:`\sum_s (\tilde w_s - 1/S) x_s` (PSIS mean minus q's
+    sample mean) and its Monte Carlo sd :math:`(\sum_s (\tilde w_s - 1/S)^2 (x_s - \bar x_{\rm PSIS})^2)^{1/2}`."""
+
+    shape: tuple[int, ...]
+    mean_p: Tensor
+    sd_p: Tensor
+    sd_q: Tensor
+    shift: Tensor
+    shift_noise: Tensor
+
+
+@dataclass(frozen=True)
 class Diagnostics:
     r"""What :func:`diagnose` found about a fitted q (built complete, once).
 
@@ -112,10 +128,13 @@ class Diagnostics:
         evidence: the best :math:`\log p(x)` estimate the policy produced (``log_evidence`` itself, or bridge
             sampling when IS was unreliable and the budget allowed; ``evidence.method`` names it).
         elbo, elbo_se: ELBO estimate from the same draws and its standard error (nats).
-        draws: ``{latent: (S, *shape)}`` constrained draws of q the weights belong to.
-        unconstrained: ``(S, D)`` the same draws in unconstrained space.
+        stream: the draws of q the weights belong to (:class:`~varinf.optim.draw_stream.DrawStream`): kept in
+            memory when ``S x D`` is small, else drawn again chunk by chunk whenever they are needed, so the
+            diagnostics of a model with 100,000 latents never hold ``S x D`` numbers at once. :attr:`draws`
+            (``{latent: (S, *shape)}``, constrained) and :attr:`unconstrained` (``(S, D)``) give them all at once.
         log_q: ``(S,)`` :math:`\log q(u_s)` (float64).
         shift: :class:`MeanShift`, how far PSIS moves q's means and sds.
+        moments: ``{latent: ColumnStats}``, the per-scalar PSIS moments (:meth:`mean`, :meth:`sd`).
         num_failed: draws where the model's log density was NaN (given weight 0).
         messages: the warnings raised (also in :meth:`summary_lines`).
     """
@@ -125,13 +144,46 @@ class Diagnostics:
     evidence: LogEvidence
     elbo: float
     elbo_se: float
-    draws: dict[str, Tensor]
-    unconstrained: Tensor
-    log_q: Tensor
+    stream: DrawStream = field(repr=False)
+    log_q: Tensor = field(repr=False)
     shift: MeanShift
+    moments: dict[str, ColumnStats] = field(repr=False)
     num_failed: int = 0
     messages: tuple[str, ...] = ()
     corrected: bool = False
+
+    # ------------------------------------------------------------------ the draws
+    @property
+    def draws(self) -> dict[str, Tensor]:
+        """``{latent: (S, *shape)}`` constrained draws of q the weights belong to, all at once (kept after the first
+        call when the stream keeps its draws; else drawn again on every access: prefer :meth:`chunks`)."""
+        kept = self.__dict__.get("_draws")
+        if kept is not None:
+            return kept
+        z = {k: v.detach() for k, v in self.stream.constrained().items()}
+        if self.stream.keep:  # a cache, not state: the same draws every time (each chunk under its own seed)
+            self.__dict__["_draws"] = z
+        return z
+
+    @property
+    def unconstrained(self) -> Tensor:
+        """``(S, D)``: the same draws in unconstrained space, all at once."""
+        return self.stream.unconstrained().detach()
+
+    def chunks(self, derived: bool = False):
+        """``(rows, {latent: (n, *shape)})`` chunk by chunk (plus the model's derived quantities when ``derived``)."""
+        return self.stream.constrained_chunks(derived)
+
+    def unconstrained_at(self, index: Tensor) -> Tensor:
+        """``(n, D)``: the unconstrained draws at ``index`` ``(n,)`` (repeats allowed), gathered chunk by chunk."""
+        out = None
+        for rows, u in self.stream.unconstrained_chunks():
+            if out is None:
+                out = u.new_empty((index.numel(), u.shape[1]))
+            hit = ((index >= rows.start) & (index < rows.stop)).nonzero()[:, 0]
+            if hit.numel():
+                out[hit.to(u.device)] = u[(index[hit] - rows.start).to(u.device)].detach()
+        return out
 
     # ------------------------------------------------------------------ headline numbers
     @property
@@ -201,35 +253,42 @@ class Diagnostics:
     def expectation(self, f: Callable[[dict[str, Tensor]], Tensor]) -> Tensor:
         r"""PSIS estimate of :math:`E_{p(z\mid x)}[f(z)] \approx \sum_s \tilde w_s f(z_s)`.
 
-        ``f`` maps the constrained draws ``{latent: (S, *shape)}`` to ``(S, *out)``; returns ``(*out)`` (float64).
+        ``f`` maps constrained draws ``{latent: (n, *shape)}`` to ``(n, *out)``, one row per draw (it is called on
+        chunks of the draws); returns ``(*out)`` (float64).
         """
-        v = torch.as_tensor(f(self.draws)).double()
-        if v.shape[:1] != (self.num_draws,):
-            raise ValueError(f"f must return a leading dimension of {self.num_draws} draws, got {tuple(v.shape)}")
-        w = self.psis.weights.to(v.device)
-        return torch.tensordot(w, v, dims=([0], [0]))
-
-    def _moments(self) -> dict[str, tuple[Tensor, Tensor]]:
-        w = self.psis.weights
-        out = {}
-        for k, v in self.draws.items():
-            mean, sd = weighted_mean_sd(v.double().reshape(v.shape[0], -1), w)
-            out[k] = (mean.reshape(v.shape[1:]), sd.reshape(v.shape[1:]))
-        return out
+        w = self.psis.weights.double()
+        total = None
+        for rows, z in self.chunks():
+            v = torch.as_tensor(f(z)).double()
+            n = rows.stop - rows.start
+            if v.shape[:1] != (n,):
+                raise ValueError(f"f must return one row per draw (a leading dimension of {n}), got {tuple(v.shape)}")
+            part = torch.tensordot(w[rows].to(v.device), v, dims=([0], [0]))
+            total = part if total is None else total + part
+        return total
 
     def mean(self) -> dict[str, Tensor]:
         """PSIS-corrected posterior mean of every latent (constrained space)."""
-        return {k: m for k, (m, _) in self._moments().items()}
+        return {k: st.mean_p.reshape(st.shape) for k, st in self.moments.items()}
 
     def sd(self) -> dict[str, Tensor]:
         """PSIS-corrected posterior standard deviation of every latent."""
-        return {k: s for k, (_, s) in self._moments().items()}
+        return {k: st.sd_p.reshape(st.shape) for k, st in self.moments.items()}
 
     def resample(self, n: int = 1000, seed: int | None = None) -> dict[str, Tensor]:
         """``n`` draws resampled with replacement by the smoothed weights (sampling-importance-resampling):
         approximately posterior draws when :math:`\\hat k` is small. ``{latent: (n, *shape)}``; fresh randomness
-        unless ``seed`` is given."""
-        return {k: v[idx] for k, v in self.draws.items() for idx in [self.resample_index(n, seed).to(v.device)]}
+        unless ``seed`` is given. Gathered chunk by chunk."""
+        idx = self.resample_index(n, seed)
+        out: dict[str, Tensor] = {}
+        for rows, z in self.chunks():
+            hit = ((idx >= rows.start) & (idx < rows.stop)).nonzero()[:, 0]
+            for k, v in z.items():
+                if k not in out:
+                    out[k] = v.new_empty((n, *v.shape[1:]))
+                if hit.numel():
+                    out[k][hit.to(v.device)] = v[(idx[hit] - rows.start).to(v.device)].detach()
+        return out
 
     def resample_index(self, n: int, seed: int | None = None) -> Tensor:
         """``(n,)`` indices into the draws, drawn with replacement in proportion to the smoothed weights."""
@@ -305,55 +364,89 @@ def shift_suspect(shift: float, noise: float) -> bool:
     )
 
 
-def psis_mean_shift(draws: dict[str, Tensor], weights: Tensor, label=None) -> MeanShift:
-    r"""Largest PSIS shift of q's means in posterior sds (where, its Monte Carlo sd), and the largest widening.
+def column_stats(chunks, weights: Tensor, num_draws: int) -> dict[str, ColumnStats]:
+    """:class:`ColumnStats` of every latent in one pass over the draws' ``chunks`` (``(rows, {latent: (n, *shape)})``)
+    with normalized PSIS ``weights`` ``(S,)``: per-scalar sums, shifted by the first chunk's means (no
+    cancellation), memory O(scalars) whatever ``S``."""
+    w = weights.double()
+    dw = w - 1.0 / num_draws
+    acc: dict[str, dict] = {}
+    for rows, z in chunks:
+        wr, dr = w[rows], dw[rows]
+        for name, v in z.items():
+            x = v.detach().double().reshape(v.shape[0], -1)
+            a = acc.get(name)
+            if a is None:
+                a = acc[name] = {"shape": tuple(v.shape[1:]), "K": x.mean(0), **dict.fromkeys(_SUMS, 0.0)}
+            y = x - a["K"]
+            y2 = y.square()
+            for key, (weight, power) in _SUM_TERMS.items():
+                u = {"w": wr, "p": None, "d": dr, "e": dr.square()}[weight]
+                term = y if power == 1 else y2
+                a[key] = a[key] + (term.sum(0) if u is None else u.to(term) @ term)
+    sum_dw2 = dw.square().sum()
+    out = {}
+    for name, a in acc.items():
+        m = a["w1"]  # PSIS mean of y (the weights sum to 1)
+        sd_p = (a["w2"] - m.square()).clamp_min(0).sqrt()
+        mq = a["p1"] / num_draws
+        sd_q = ((a["p2"] - num_draws * mq.square()).clamp_min(0) / max(num_draws - 1, 1)).sqrt()
+        noise = (a["e2"] - 2 * m * a["e1"] + m.square() * sum_dw2).clamp_min(0).sqrt()
+        out[name] = ColumnStats(a["shape"], a["K"] + m, sd_p, sd_q, a["d1"], noise)
+    return out
 
-    Per scalar :math:`x`: :math:`\Delta = \sum_s (\tilde w_s - 1/S)\,x_s` (PSIS mean minus q's sample mean
-    on the same draws), scaled by the PSIS sd (the posterior-sd estimate; q's sd where that is zero). Its noise
-    is :math:`\sqrt{\sum_s (\tilde w_s - 1/S)^2 (x_s - \bar x_{\rm PSIS})^2}` on the same scale. Reported: the
-    scalar with the largest shift among those :func:`shift_suspect` flags, else the largest shift overall; and
-    the largest ratio PSIS sd / q sd.
+
+# per-scalar sums: weight (w: PSIS, p: plain, d: w - 1/S, e: (w - 1/S)^2) and power of the shifted draw
+_SUM_TERMS = {"w1": ("w", 1), "w2": ("w", 2), "p1": ("p", 1), "p2": ("p", 2), "d1": ("d", 1), "e1": ("e", 1),
+              "e2": ("e", 2)}  # fmt: skip
+_SUMS = tuple(_SUM_TERMS)
+
+
+def psis_mean_shift(stats: dict[str, ColumnStats], label=None) -> MeanShift:
+    r"""Largest PSIS shift of q's means in posterior sds (where, its Monte Carlo sd), and the largest widening,
+    from the latents' :class:`ColumnStats`.
+
+    Per scalar the shift :math:`\Delta` (PSIS mean minus q's sample mean on the same draws) and its noise are
+    scaled by the PSIS sd (the posterior-sd estimate; q's sd where that is zero). Reported: the scalar with the
+    largest shift among those :func:`shift_suspect` flags, else the largest shift overall; and the largest ratio
+    PSIS sd / q sd. Scalars fixed by a constraint (no spread over the draws) are skipped.
     """
     best = (False, -math.inf, "", 0.0)  # (flagged, shift, where, noise)
     widen, widen_at = 0.0, ""
-    w = weights.double()
-    for name, v in draws.items():
-        x = v.double().reshape(v.shape[0], -1)
-        wx = w.to(x.device)
-        dw = (wx - 1.0 / x.shape[0])[:, None]
-        mean_p, sd_p = weighted_mean_sd(x, wx)
-        sd_q = x.std(0)
-        sd = torch.where(sd_p > 0, sd_p, sd_q).clamp_min(1e-300)
-        shift = ((dw * x).sum(0).abs() / sd).tolist()
-        noise = (((dw * (x - mean_p)).square().sum(0)).sqrt() / sd).tolist()
-        fixed = _constant(x).tolist()
-        for j, (sj, nj) in enumerate(zip(shift, noise)):
-            if fixed[j]:
-                continue
-            cand = (shift_suspect(sj, nj), sj)
-            if cand > best[:2]:
-                best = (cand[0], sj, _where(name, v, j, label), nj)
-        ratio = torch.where(_constant(x), torch.zeros_like(sd_p), sd_p / sd_q.clamp_min(1e-300))
+    for name, st in stats.items():
+        fixed = _constant(st)
+        sd = torch.where(st.sd_p > 0, st.sd_p, st.sd_q).clamp_min(1e-300)
+        shift = torch.where(fixed, torch.zeros_like(sd), st.shift.abs() / sd)
+        noise = st.shift_noise / sd
+        flagged = ((shift > SHIFT_TOL) & (shift > SHIFT_Z * noise)) | (
+            (shift > noise) & (shift + SHIFT_Z * noise > 2 * SHIFT_TOL)
+        )
+        pool = torch.where(flagged, shift, torch.full_like(shift, -math.inf)) if bool(flagged.any()) else shift
+        j = int(pool.argmax())
+        cand = (bool(flagged.any()), shift[j].item())
+        if cand > best[:2]:
+            best = (cand[0], cand[1], _where(name, st.shape, j, label), noise[j].item())
+        ratio = torch.where(fixed, torch.zeros_like(sd), st.sd_p / st.sd_q.clamp_min(1e-300))
         j = int(ratio.argmax())
         if ratio[j].item() > widen:
-            widen, widen_at = ratio[j].item(), _where(name, v, j, label)
+            widen, widen_at = ratio[j].item(), _where(name, st.shape, j, label)
     return MeanShift(best[1], best[2], best[3], widen, widen_at)
 
 
-def _constant(x: Tensor) -> Tensor:
-    """Scalars that do not vary over the draws ``x`` ``(S, k)`` beyond rounding (a Cholesky factor's fixed
-    1 on the diagonal): no shift or widening to report there."""
-    return x.std(0) <= 1e-10 * x.abs().amax(0).clamp_min(1e-300)
+def _constant(st: ColumnStats) -> Tensor:
+    """Scalars that do not vary over the draws beyond rounding (a Cholesky factor's fixed 1 on the diagonal): no
+    shift or widening to report there."""
+    return st.sd_q <= 1e-10 * st.mean_p.abs().clamp_min(1e-300)
 
 
-def _where(name: str, v: Tensor, j: int, label) -> str:
-    """The name of scalar ``j`` of draws ``v`` ``(S, *shape)``: ``label(name, shape)[j]`` (the model's
+def _where(name: str, shape: tuple[int, ...], j: int, label) -> str:
+    """The name of scalar ``j`` of a latent of ``shape``: ``label(name, shape)[j]`` (the model's
     :meth:`~varinf.models.Model.element_names`) when given, else 0-based indices: ``"beta[1,0]"``."""
-    if v.dim() == 1:
+    if not shape:
         return name
     if label is not None:
-        return label(name, tuple(v.shape[1:]))[j]
-    idx, shape = [], v.shape[1:]
+        return label(name, shape)[j]
+    idx = []
     for s in reversed(shape):
         idx.append(j % s)
         j //= s
@@ -463,11 +556,9 @@ def diagnose_q(
         raise ValueError(f"{model.name}: the model's log density is -inf or NaN at every draw of q")
     finite = lw[torch.isfinite(lw)]
     elbo_se = (finite.std() / math.sqrt(finite.numel())).item() if finite.numel() > 1 else math.inf
-    with seeded(None if seed is None else seed + 1):  # random derived quantities (Stan's generated) repeat too
-        z = model.constrained(imp.u)
-    draws = {k: v.detach() for k, v in z.items()}
     ps = psis(lw)
-    shift = psis_mean_shift(draws, ps.weights, getattr(model, "element_names", None))
+    moments = column_stats(imp.stream.constrained_chunks(), ps.weights, ps.num_draws)
+    shift = psis_mean_shift(moments, getattr(model, "element_names", None))
     is_estimate = with_subsample_error(log_evidence(lw, label, khat=ps.khat), model)
     messages = _messages(ps, shift, imp.num_failed, label, corrected)
     if warn:
@@ -475,8 +566,8 @@ def diagnose_q(
             warn_user(f"{model.name}: {m}", DiagnosticWarning)
     return Diagnostics(
         psis=ps, log_evidence=is_estimate, evidence=policy_evidence(model, q, is_estimate, policy, seed),
-        elbo=finite.mean().item(), elbo_se=elbo_se, draws=draws, unconstrained=imp.u.detach(), log_q=imp.log_q,
-        shift=shift, num_failed=imp.num_failed, messages=messages, corrected=corrected,
+        elbo=finite.mean().item(), elbo_se=elbo_se, stream=imp.stream, log_q=imp.log_q, shift=shift,
+        moments=moments, num_failed=imp.num_failed, messages=messages, corrected=corrected,
     )  # fmt: skip
 
 

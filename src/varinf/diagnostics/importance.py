@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from ..utils import seeded
+from ..optim.draw_stream import DrawStream
 from ..utils.progress_bars import track
 from .evidence_result import LogEvidence
 from .psis_weights import psis
@@ -90,23 +90,27 @@ def log_evidence(
 
 @dataclass(frozen=True)
 class ImportanceDraws:
-    """Draws ``u`` ``(S, D)`` from a proposal with ``log_p`` (model, unconstrained) and ``log_q`` ``(S,)``.
+    """Draws from a proposal (``stream``, a :class:`~varinf.optim.draw_stream.DrawStream`: kept in memory, or
+    drawn again chunk by chunk for large ``S x D``) with ``log_p`` (model, unconstrained) and ``log_q`` ``(S,)``.
 
     ``num_failed`` counts draws whose model log density was NaN; their ``log_p`` is set to ``-inf``
     (weight 0), which biases estimates if there are many: it is reported, never hidden.
     """
 
-    u: Tensor
+    stream: DrawStream
     log_p: Tensor
     log_q: Tensor
     num_failed: int = 0
 
     @property
+    def u(self) -> Tensor:
+        """All draws ``(S, D)`` at once (for large ``S x D`` prefer ``stream.unconstrained_chunks()``)."""
+        return self.stream.unconstrained()
+
+    @property
     def log_weights(self) -> Tensor:
         return self.log_p - self.log_q
 
-
-@torch.no_grad()
 
 def check_event_shape(model, q: Distribution, name: str = "q") -> None:
     """Raise a one-line error unless ``q`` draws points of the model's unconstrained space (event shape ``(D,)``)."""
@@ -116,33 +120,33 @@ def check_event_shape(model, q: Distribution, name: str = "q") -> None:
         )
 
 
+@torch.no_grad()
 def importance_draws(
-    model, proposal: Distribution, num_draws: int = 4000, seed: int | None = 0, chunk: int = 1000
+    model, proposal: Distribution, num_draws: int = 4000, seed: int | None = 0, chunk: int | None = None
 ) -> ImportanceDraws:
     r"""Draw ``num_draws`` points from ``proposal`` (event shape ``(model.dim,)``) and evaluate
     :math:`\log p_U(x, u)` (the model's unconstrained log density) and :math:`\log r(u)` (returned in float64),
-    ``chunk`` draws at a time to bound memory. The global RNG is left untouched when ``seed`` is given."""
+    ``chunk`` draws at a time (default: about 4M numbers a chunk) to bound memory; chunk c is drawn under its own
+    seed derived from ``seed`` (:class:`~varinf.optim.draw_stream.DrawStream`), so it can be drawn again. The
+    global RNG is left untouched when ``seed`` is given (None: a fresh seed taken from it)."""
     check_event_shape(model, proposal, "the proposal")
-    with seeded(seed):
-        us, lps, lqs = [], [], []
-        for start in track(range(0, num_draws, chunk), f"diagnostics: {num_draws:,} draws of q", unit="batches"):
-            n = min(chunk, num_draws - start)
-            if hasattr(proposal, "rsample_and_log_prob"):  # zuko flows: one pass, no inverse
-                u, lq = proposal.rsample_and_log_prob((n,))
-            else:
-                u = proposal.sample((n,))
-                lq = proposal.log_prob(u)
-            us.append(u)
-            lqs.append(lq)
-            lps.append(model.log_density(u))
-    u, log_p, log_q = torch.cat(us), torch.cat(lps).double(), torch.cat(lqs).double()
+    stream = DrawStream(model, proposal, num_draws, seed, chunk)
+    kept, lps, lqs = [], [], []
+    for c in track(range(stream.num_chunks), f"diagnostics: {num_draws:,} draws of q", unit="batches"):
+        u, lq = stream.draw(c)
+        lps.append(model.log_density(u))
+        lqs.append(lq)
+        if stream.keep:
+            kept.append(u)
+    stream.keep_chunks(kept)
+    log_p, log_q = torch.cat(lps).double(), torch.cat(lqs).double()
     bad = torch.isnan(log_p) | (log_p == math.inf)
     failed = int(bad.sum())
     if failed:
         log_p = torch.where(bad, torch.full_like(log_p, -math.inf), log_p)
     if not torch.isfinite(log_q).all():
         raise ValueError("the proposal's log density is not finite at some of its own draws")
-    return ImportanceDraws(u, log_p, log_q, failed)
+    return ImportanceDraws(stream, log_p, log_q, failed)
 
 
 def importance_log_evidence(

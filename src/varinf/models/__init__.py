@@ -13,6 +13,7 @@ from .examples import (
     load_example,
 )
 from .foreign import AbstractEngine, ForeignModel, Variable
+from .hierarchical_normal import HierarchicalNormal
 from .latent import Latent
 from .model import Model
 from .plate import Plate
@@ -23,6 +24,7 @@ __all__ = [
     "EightSchools",
     "ForeignModel",
     "GPRegression",
+    "HierarchicalNormal",
     "Latent",
     "LinearRegression",
     "LogisticRegression",

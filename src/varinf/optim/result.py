@@ -210,7 +210,7 @@ class FitResult(MethodRun):
     def _unconstrained(self, n: int, corrected: bool) -> Tensor:
         if corrected:
             d = self.diagnostics
-            return d.unconstrained[d.resample_index(n).to(d.unconstrained.device)]
+            return d.unconstrained_at(d.resample_index(n))  # gathered chunk by chunk
         return self.family().sample((n,))
 
     @torch.no_grad()

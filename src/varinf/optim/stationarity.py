@@ -15,7 +15,7 @@ steady trend cannot pass for noise. Per coordinate, in units of q's sd (means) o
 Both in place: stationary; :meth:`ParameterStationarity.average` returns the window's average, whose Monte
 Carlo error is about that standard error. A Gaussian target fitted by BaM has no scatter at all, so the run
 stops after ``2 · min_window`` iterations. The test runs at every iteration early on and at about every
-window/16-th iteration later (cost O(window · D) each time).
+window/16-th iteration later (cost O(64 D) each time: iterates are kept as at most 64 block sums).
 
 Also here: :func:`scores`, one batched evaluation of the log density and its gradient.
 """
@@ -63,6 +63,7 @@ def scores(log_density: Callable[[Tensor], Tensor], dtype: torch.dtype | None = 
 
 
 BATCHES = 8
+MAX_BLOCKS = 64  # iterates are kept as at most this many block sums: memory O(64 (D + params)), not O(iterations)
 
 
 def _t_quantile(z: float, dof: int) -> float:
@@ -71,42 +72,91 @@ def _t_quantile(z: float, dof: int) -> float:
     return z + (z**3 + z) / (4 * v) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * v**2)
 
 
+class _Block:
+    """Sums over consecutive iterates: their count, summed stats (2D) and summed parameters."""
+
+    __slots__ = ("n", "params", "stats")
+
+    def __init__(self, stats: Tensor, params: tuple[Tensor, ...]):
+        self.n, self.stats, self.params = 1, stats, params
+
+    def add(self, other: _Block) -> None:
+        self.n += other.n
+        self.stats = self.stats + other.stats
+        self.params = tuple(a + b for a, b in zip(self.params, other.params))
+
+
 class ParameterStationarity:
     """Stationarity of a sequence of parameter iterates (see the module docstring).
 
     ``update(*params, mean, sd)``: ``params`` are tensors to average (e.g. ``loc, cov``); ``mean`` and ``sd``
-    ``(D,)`` are q's mean and sd, the quantities whose drift is measured (means in sds, log-sds)."""
+    ``(D,)`` are q's mean and sd, the quantities whose drift is measured (means in sds, log-sds).
+
+    Memory does not grow with the number of iterates: they are summed into blocks of 1, 2, 4, ... consecutive
+    iterates (adjacent blocks merge when there are more than ``MAX_BLOCKS``), so a batch mean is a sum of whole
+    blocks. Up to ``MAX_BLOCKS`` iterates every block is one iterate."""
 
     def __init__(self, tol: float = 0.05, min_window: int = 4, noise: float | None = None):
         self.tol, self.min_window = float(tol), int(min_window)
         self.noise = self.tol / 2 if noise is None else float(noise)
-        self.params: list[tuple[Tensor, ...]] = []
-        self.stats: list[Tensor] = []
+        self._blocks: list[_Block] = []
+        self._size = 1  # iterates per full block
+        self.count = 0
         self.reason = ""
         self.stationary = False
         self.noisy = False  # the last test found no drift, only too much noise to stop
 
     @property
     def window(self) -> int:
-        return max(self.min_window, len(self.stats) // 2)
+        """Iterates in the window the test looks at (about the last half)."""
+        return sum(b.n for b in self._window_blocks())
 
     @property
     def ready(self) -> bool:
-        return len(self.stats) >= self.min_window
+        return self.count >= self.min_window
+
+    def _append(self, block: _Block) -> None:
+        last = self._blocks[-1] if self._blocks else None
+        if last is not None and last.n < self._size:
+            last.add(block)
+        else:
+            self._blocks.append(block)
+        if len(self._blocks) > MAX_BLOCKS:  # merge neighbours: blocks of twice the size
+            merged = []
+            for i in range(0, len(self._blocks), 2):
+                b = self._blocks[i]
+                if i + 1 < len(self._blocks):
+                    b.add(self._blocks[i + 1])
+                merged.append(b)
+            self._blocks = merged
+            self._size *= 2
+
+    def _window_blocks(self) -> list[_Block]:
+        """The last blocks holding at least max(min_window, count // 2) iterates."""
+        need, got, i = max(self.min_window, self.count // 2), 0, len(self._blocks)
+        while i > 0 and got < need:
+            i -= 1
+            got += self._blocks[i].n
+        return self._blocks[i:]
 
     def update(self, *args: Tensor) -> bool:
         *params, mean, sd = args
-        self.params.append(tuple(p.detach().clone() for p in params))
-        self.stats.append(torch.cat([mean.detach(), sd.detach().log()]).double())
-        n, t = self.window, len(self.stats)
+        stats = torch.cat([mean.detach(), sd.detach().log()]).double()
+        self._append(_Block(stats, tuple(p.detach().clone() for p in params)))
+        self.count += 1
+        blocks = self._window_blocks()
+        n, t = sum(b.n for b in blocks), self.count
         if t < 2 * self.min_window or (t % max(1, n // 16)):
             return False
-        x = torch.stack(self.stats[-n:])  # (n, 2D): means, then log-sds
-        D = x.shape[1] // 2
-        scale = torch.cat([x[-1, D:].exp(), torch.ones(D, dtype=x.dtype)])  # means in sds, log-sds as is
-        k = min(BATCHES, n)
-        b = n // k
-        bm = (x[n - k * b :] / scale).reshape(k, b, -1).mean(1)  # batch means (k, 2D)
+        k = min(BATCHES, len(blocks))
+        per = len(blocks) // k
+        used = blocks[len(blocks) - k * per :]
+        counts = torch.tensor([sum(b.n for b in used[j * per : (j + 1) * per]) for j in range(k)], dtype=torch.float64)
+        sums = torch.stack([sum(b.stats for b in used[j * per : (j + 1) * per]) for j in range(k)])  # (k, 2D)
+        D = sums.shape[1] // 2
+        last = blocks[-1].stats / blocks[-1].n
+        scale = torch.cat([last[D:].exp(), torch.ones(D, dtype=sums.dtype)])  # means in sds, log-sds as is
+        bm = sums / counts[:, None] / scale  # batch means (k, 2D)
         c = torch.arange(k, dtype=bm.dtype) - (k - 1) / 2
         slope = (c[:, None] * bm).sum(0) / c.square().sum()
         resid = bm - bm.mean(0) - slope * c[:, None]
@@ -132,8 +182,9 @@ class ParameterStationarity:
 
     def average(self) -> tuple[Tensor, ...]:
         """The average of each parameter over the window."""
-        window = self.params[-self.window :]
-        return tuple(torch.stack(ps).mean(0) for ps in zip(*window))
+        blocks = self._window_blocks()
+        n = sum(b.n for b in blocks)
+        return tuple(sum(ps) / n for ps in zip(*(b.params for b in blocks)))
 
 
 @dataclass(frozen=True)

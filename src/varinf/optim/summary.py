@@ -4,8 +4,8 @@ the diagnostics' lines below (``print(result.summary())``, ``varinf fit``).
 ::
 
     summarize(result) -> Summary(rows, quantile_levels, header, footer)
-        rows     q's own draws, or the diagnostics' draws weighted by PSIS (result.psis_corrected);
-                 moments and quantiles by varinf.utils.weighted
+        rows     q's own draws, or the diagnostics' draws weighted by PSIS (result.psis_corrected), chunk by
+                 chunk (optim/draw_stream.py: streamed_moments; gathered moments by varinf.utils.weighted)
         header   what ran (model, family, method, route), its iterations against the budget, gradient
                  evaluations and time; one ELBO line; a switch to ADVI explained; minibatches; skipped steps;
                  which estimates the table shows
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..advice import render
-from ..utils.weighted import weighted_mean_sd, weighted_quantiles
+from .draw_stream import DrawStream, streamed_moments
 
 if TYPE_CHECKING:  # (result.py imports this module: the type only)
     from .result import FitResult
@@ -94,22 +94,21 @@ def summarize(result: FitResult, n: int = 4000, quantiles: tuple[float, ...] = (
 
 
 def _rows(result: FitResult, n: int, quantiles: tuple[float, ...], seed: int | None) -> list[SummaryRow]:
-    if result.psis_corrected:
+    if result.psis_corrected:  # the diagnostics' draws, PSIS-weighted
         d = result.diagnostics
-        z, w = d.draws, d.psis.weights.double()
+        chunks, S, w = (lambda: d.chunks(derived=True)), d.num_draws, d.psis.weights.double()
+    else:  # n fresh draws of q, chunk by chunk (never n x D numbers at once for a large model)
         with torch.no_grad():
-            z = {**z, **result.model.derived_quantities(z)}
-    else:
-        z, w = result.draws(n, seed, corrected=False), None
-    rows = []
+            stream = DrawStream(result.model, result.family(), n, seed)
+        chunks, S, w = (lambda: stream.constrained_chunks(derived=True)), n, None
+    shapes = {k: tuple(v.shape[1:]) for k, v in next(iter(chunks()))[1].items()}
     names = getattr(result.model, "element_names", _element_names)  # a model's coords name its scalars
     qs = torch.tensor(quantiles, dtype=torch.float64)
-    for key, value in z.items():
-        v = value.double().reshape(value.shape[0], -1)
-        mean, sd = weighted_mean_sd(v, w)
-        qv = weighted_quantiles(v, qs, w)
-        for j, name in enumerate(names(key, tuple(value.shape[1:]))):
-            rows.append(SummaryRow(name, mean[j].item(), sd[j].item(), tuple(qv[:, j].tolist())))
+    rows = []
+    for key, (mean, sd, qv) in streamed_moments(chunks, S, qs, w).items():
+        mean, sd, qv = mean.tolist(), sd.tolist(), qv.T.tolist()
+        for j, name in enumerate(names(key, shapes[key])):
+            rows.append(SummaryRow(name, mean[j], sd[j], tuple(qv[j])))
     return rows
 
 

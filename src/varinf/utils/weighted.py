@@ -30,22 +30,22 @@ def weighted_mean_sd(x: Tensor, w: Tensor | None = None) -> tuple[Tensor, Tensor
 
 
 def weighted_quantiles(x: Tensor, qs: Tensor, w: Tensor | None = None) -> Tensor:
-    """Quantiles ``qs`` ``(m,)`` of each column of ``x`` ``(S, k)``: ``(m, k)``; weighted by ``w`` when given."""
+    """Quantiles ``qs`` ``(m,)`` of each column of ``x`` ``(S, k)``: ``(m, k)``; weighted by ``w`` when given (the
+    weighted CDF at the sorted values' midpoints, interpolated linearly; all columns at once)."""
     if w is None:
-        return torch.quantile(x, qs.to(x), dim=0)
+        return torch.quantile(x.T.contiguous(), qs.to(x), dim=1)
     w = _normalized(w, x)
-    order = x.argsort(0)
-    cw = w[order].cumsum(0) - 0.5 * w[order]  # midpoint rule, as for unweighted quantiles
-    sorted_x = x.gather(0, order)
-    cols = [(cw[:, j].contiguous(), sorted_x[:, j]) for j in range(x.shape[1])]
-    return torch.stack([torch.stack([_interp(q, c, v) for c, v in cols]) for q in qs.tolist()])
-
-
-def _interp(q: float, cw: Tensor, x: Tensor) -> Tensor:
-    i = int(torch.searchsorted(cw, torch.tensor(q, dtype=cw.dtype)))
-    if i == 0:
-        return x[0]
-    if i >= x.numel():
-        return x[-1]
-    t = (q - cw[i - 1]) / (cw[i] - cw[i - 1]).clamp_min(1e-300)
-    return x[i - 1] + t * (x[i] - x[i - 1])
+    S = x.shape[0]
+    sx, order = torch.sort(x.T.contiguous(), dim=1)  # (k, S): sorting along contiguous rows is fast
+    sw = w[order]
+    cw = sw.cumsum(1) - 0.5 * sw  # midpoint rule, as for unweighted quantiles; increasing along S
+    out = []
+    for q in qs.tolist():
+        i = torch.searchsorted(cw, torch.full((cw.shape[0], 1), q, dtype=cw.dtype, device=cw.device))
+        lo, hi = (i - 1).clamp(0, S - 1), i.clamp(0, S - 1)
+        c_lo, c_hi = cw.gather(1, lo)[:, 0], cw.gather(1, hi)[:, 0]
+        x_lo, x_hi = sx.gather(1, lo)[:, 0], sx.gather(1, hi)[:, 0]
+        t = ((q - c_lo) / (c_hi - c_lo).clamp_min(1e-300)).clamp(0, 1)
+        i = i[:, 0]
+        out.append(torch.where(i == 0, sx[:, 0], torch.where(i >= S, sx[:, -1], x_lo + t * (x_hi - x_lo))))
+    return torch.stack(out)

@@ -12,7 +12,8 @@ r"""``method="auto"`` (the default): pick the fastest route to an accurate q for
                      meanfield -> ADVI polish (methods/advi.py, stop="parameters": Adam, a Gaussian control
                                   variate, 8 draws a step) from the mean-field optimum for the Gaussian fit,
                                   whitened by it
-                     lowrank   -> ADVI polish from Pathfinder's Gaussian patched into low rank
+                     lowrank   -> up to PBAM_MAX (5000) dimensions: patch-step BaM (methods/bam_lowrank.py)
+                                  from Pathfinder's Gaussian patched into low rank; above: ADVI polish from there
                      flow      -> the flow fitted by ADVI (STL) in coordinates whitened by the Gaussian fit
     family="auto": full rank up to DENSE_MAX dimensions, low rank above (mean-field under ADVI)
 
@@ -23,7 +24,7 @@ BaM's schedule, ``ADVIOptions``), made from ``AutoOptions`` (``max_steps``, ``to
 ::
 
     init(model, family, options, config) -> AutoState     the model moved and checked, the route to take
-    step(state) -> (state, StageInfo)                      the next stage: pathfinder, bam, polish / flow
+    step(state) -> (state, StageInfo)                      the next stage: pathfinder, bam / pbam, polish / flow
     run(model, family, objective, options, config, ...)    ADVI when asked for; else the stages -> MethodRun The result asks :func:`varinf.fit` to report PSIS-corrected
 estimates whenever k-hat allows (``FitResult.report = "psis"``). Seeded runs are deterministic: every draw comes
 from the RNG that ``optimize`` seeds, and the extra starts from a fixed generator.
@@ -31,7 +32,9 @@ from the RNG that ``optimize`` seeds, and the extra starts from a fixed generato
 Shapes: q over the model's flat unconstrained space ``(D,)``. Cost: the L-BFGS paths (about 1.1 gradient
 evaluations per iteration; later paths usually stop early), then ``D + 2`` (8…64) gradient evaluations per BaM
 iteration in one batched call plus :math:`O(D^3)`, then 8 per polish step; on posteriordb's posteriors the
-median default fit is a few hundred gradient evaluations (``benchmarks/posterior_speed.py``).
+median default fit is a few hundred gradient evaluations (``benchmarks/posterior_speed.py``). Low rank by
+patch-step BaM: 2(k+1) gradient evaluations per iteration plus :math:`O(D(k+B)^2)`, about 5-7 D in all
+(``benchmarks/high_dim.py``).
 """
 
 from __future__ import annotations
@@ -56,12 +59,13 @@ from ..stationarity import Schedule, scores
 from . import advi, bam, bam_lowrank, pathfinder
 from .advi import ADVIOptions
 
-__all__ = ["CV_MAX", "DENSE_MAX", "POLISH_MAX", "AutoOptions", "AutoState", "Options", "StageInfo", "advi_reason",
+__all__ = ["CV_MAX", "DENSE_MAX", "PBAM_MAX", "POLISH_MAX", "AutoOptions", "AutoState", "Options", "StageInfo", "advi_reason",
            "family_options", "init", "run", "step"]  # fmt: skip
 
 CV_MAX = 2000  # dimensions up to which the polish uses a dense Gaussian control variate
 POLISH_MAX = 1000  # steps: a polish still drifting after this many (a funnel) stops with a ConvergenceWarning
-PATHS = pathfinder.PathfinderOptions(num_paths=4, history=6, elbo_draws=8, max_steps=1200)  # auto's start
+PATHS = pathfinder.START_OPTIONS  # auto's start
+PBAM_MAX = bam_lowrank.PBAM_MAX  # low rank: patch-step BaM up to this many dimensions, an ADVI polish above
 FLOW_OPTIONS = frozenset({"passes"})  # (and every other flow option: the flow stage builds the flow itself)
 
 
@@ -187,6 +191,8 @@ def step(state: AutoState) -> tuple[AutoState, StageInfo]:
         _pathfinder(state)
     elif stage == "bam":
         _bam(state)
+    elif stage == "pbam":
+        _pbam(state)
     elif stage == "polish":
         _polish(state)
     elif stage == "flow":
@@ -212,10 +218,26 @@ def _pathfinder(state: AutoState) -> None:
     if state.key == "fullrank" or (state.key in ("meanfield", "flow") and D <= DENSE_MAX):
         state.stage = "bam"
         return
+    pbam = state.key == "lowrank" and D <= PBAM_MAX
     # the Pathfinder Gaussian is the Gaussian fit (dense only where a control variate can use it)
     state.loc = state.pf.loc.double()
-    state.cov = state.pf.covariance_matrix.double() if D <= CV_MAX else None
-    state.stage = "flow" if state.key == "flow" else "polish"
+    state.cov = state.pf.covariance_matrix.double() if D <= CV_MAX and not pbam else None
+    state.stage = "pbam" if pbam else "flow" if state.key == "flow" else "polish"
+
+
+def _pbam(state: AutoState) -> None:
+    """Low rank up to ``PBAM_MAX`` dimensions: patch-step BaM from Pathfinder's Gaussian patched into rank k."""
+    s, o = state.s, state.options
+    rank = min(state.family_opts.get("rank", DEFAULT_RANK), s.model.dim)
+    schedule = Schedule(o.max_steps, tol=o.tol_param)
+    st = bam_lowrank.init(state.pf, rank)
+    st, state.reason, state.converged = bam_lowrank.iterate(st, scores(s.model.log_density, s.dtype),
+                                                            bam_lowrank.batch_size(rank), schedule)  # fmt: skip
+    state.grad_evals += st.grad_evals
+    state.steps += st.t
+    state.trace += st.trace
+    state.route.append("pbam")
+    state.fam, state.stage = bam_lowrank.lowrank_module(st), "done"
 
 
 def _bam(state: AutoState) -> None:
@@ -268,7 +290,7 @@ def _whitened_start(key: str, pf, loc, cov, rank: int):
     if key == "meanfield":
         sd = torch.cholesky_inverse(torch.linalg.cholesky(cov)).diagonal().rsqrt() if cov is not None else pf.stddev
         return Preconditioned(MeanField(D, init_scale=1.0), loc, sd.double())
-    lst = _lowrank_start(pf, rank)
+    lst = bam_lowrank.init(pf, rank)
     scale = lst.variance.sqrt()
     base = LowRank(D, rank=rank, init_scale=1.0).double()
     with torch.no_grad():
@@ -276,23 +298,6 @@ def _whitened_start(key: str, pf, loc, cov, rank: int):
         base.cov_factor.copy_(lst.lam / scale[:, None])
         base.log_diag_scale.copy_(0.5 * lst.psi.log() - scale.log())
     return Preconditioned(base, loc, scale)
-
-
-def _lowrank_start(pf, rank: int) -> bam_lowrank.LowRankState:
-    """Pathfinder's diagonal-plus-low-rank Gaussian patched into :math:`\\Psi + \\Lambda\\Lambda^\\top` of ``rank``."""
-    loc, alpha = pf.loc.double(), pf.alpha.double()
-    Q, L = pf.Q.double(), pf.L.double()
-    inner = L @ L.T - torch.eye(L.shape[0], dtype=L.dtype, device=L.device)
-    sa = alpha.sqrt()
-
-    def cov_mv(X):  # Sigma = a^1/2 (I + Q (LL^T - I) Q^T) a^1/2
-        Y = sa[:, None] * X
-        return sa[:, None] * (Y + Q @ (inner @ (Q.T @ Y)))
-
-    g = torch.Generator().manual_seed(0)
-    lam = 0.1 * sa[:, None] * torch.randn(loc.shape[0], rank, generator=g, dtype=loc.dtype).to(loc.device)
-    psi, lam = bam_lowrank.patch(cov_mv, pf.variance.double(), alpha.clone(), lam, steps=20)
-    return bam_lowrank.LowRankState(loc, psi, lam)
 
 
 def _flow(state: AutoState) -> None:

@@ -1,26 +1,56 @@
-r"""Batch-and-Match for a low-rank-plus-diagonal Gaussian :math:`q = N(\mu, \Psi + \Lambda\Lambda^\top)`:
-batch, match, and patch (Modi, Cai, Saul et al. 2025, arXiv:2410.22292; BaM: Cai et al. 2024, arXiv:2402.14758).
+r"""Patch-step Batch-and-Match (pBaM): a low-rank-plus-diagonal Gaussian :math:`q = N(\mu, \Psi + \Lambda\Lambda^\top)`
+fitted by score matching in time and memory linear in D (Modi, Cai & Saul, "Batch, match, and patch: low-rank
+approximations for score-based variational inference", AISTATS 2025, PMLR 258, arXiv:2410.22292; BaM: Cai et al.
+2024, arXiv:2402.14758). The match and the EM patch follow the authors' implementation (``gsmvi/pbam.py`` of
+github.com/modichirag/GSM-VI: the same factored update, the "diana" form of the EM step).
 
 ::
 
-    batch:  B draws of q_t, scores g_b in one batched call
-    match:  the BaM update (optim/bam.py) in factored form: with U = QQ^T (rank B+1) and V = Psi + RR^T
-            (R = [Lambda, sqrt(lam) X_c^T, sqrt(lam/(1+lam)) (mu - zbar)]), the push-through identity gives
-            Sigma* = V - VQ (M^2)^{-1} Q^T V,  M = I/2 + (I/4 + Q^T V Q)^{1/2}   ((B+1) x (B+1))
-    patch:  a few EM steps of factor analysis fit Psi' + Lambda' Lambda'^T to Sigma* (minimizing
-            KL(N(0, Sigma*) || N(0, Psi' + Lambda' Lambda'^T))), warm-started at the current factors
+    batch:  B draws z_b ~ q_t, their scores g_b = grad log p(z_b) (one batched call)
+    match:  BaM's proximal update (methods/bam.py) in factored form. With U = Q Q^T, Q = [sqrt(lam) G_c^T,
+            sqrt(lam/(1+lam)) gbar]  (D x (B+1)) and V = Psi + R R^T, R = [Lambda, sqrt(lam) Z_c^T,
+            sqrt(lam/(1+lam)) (mu - zbar)]  (D x (k+B+1)), the push-through identity gives
+                Sigma* = V - V Q M^-2 Q^T V,   M = I/2 + (I/4 + Q^T V Q)^(1/2)      ((B+1) x (B+1))
+                mu*    = mu / (1+lam) + lam/(1+lam) (Sigma* gbar + zbar)
+            (Sigma* is never formed: only Sigma* X for thin X and diag(Sigma*))
+    patch:  factor-analysis EM fits Psi' + Lambda' Lambda'^T to Sigma* (the maximum-likelihood factor model of
+            N(0, Sigma*), i.e. the minimizer of KL(N(0, Sigma*) || N(0, Psi' + Lambda' Lambda'^T))), warm-started
+            at the current factors, until the factors change by less than EM_TOL. At convergence
+            diag(Psi' + Lambda' Lambda'^T) = diag(Sigma*): the patch keeps the matched marginal variances.
 
-Nothing :math:`D \times D` is formed. ``method="bam"`` with ``family="lowrank"`` runs :func:`run` (the options are
-``BaMOptions``; the rank is the low-rank family's ``rank`` option); ``method="auto"`` uses :func:`patch` to turn
-Pathfinder's Gaussian into a low-rank start. Shapes: :math:`\mu, \Psi` ``(D,)``, :math:`\Lambda` ``(D, k)``.
-Cost per iteration: ``B`` gradient evaluations (one batched call) and :math:`O(D (k+B)^2)` linear algebra.
+Step size. BaM's schedule lam_t = lam0 D B / t moves fast, but the fixed point of an update with lam >> 1 is
+that of "replace q by the batch's own match", whose mean is biased for a non-Gaussian target (measured on
+posteriordb's nes2000: 0.95 posterior sds at lam = 10, 0.6 at 1, 0.04 at 0.1). So the run has phases: BaM's
+schedule until q is stationary, then constant steps min(0.1, last step), then a tenth of that (each phase restarted
+from the previous phase's average and run until stationary); it stops when a smaller step no longer moves the
+average of q's means and log-sds by ``tol`` (at small lam the expected update vanishes exactly where
+E_q[grad log p] = 0, the condition the ELBO's optimum satisfies for the mean). With B << D the speed does not
+depend on lam (measured from 0.03 to D B on exact Gaussian hierarchies at D = 1,000: the same progress per
+iteration), so the small constant steps cost no speed there.
+
+::
+
+    init(pf, rank) -> LowRankState                      Pathfinder's Gaussian patched into rank k (float64)
+    step(state, score_fn, num_draws, lam) -> (state, used)   one batch, match, patch
+    iterate(state, score_fn, num_draws, schedule)       BaM's schedule, then the constant-step phases
+    run(model, options, config, rank)                   the method (``method="bam", family="lowrank"``; options:
+                                                        the frozen ``BaMOptions``, validated before any work)
+                                                        -> MethodRun
+    ``method="auto"`` runs init -> iterate as its Gaussian stage for low rank above the full-rank threshold, up
+    to ``PBAM_MAX`` dimensions (methods/auto.py)
+
+Shapes: mu, Psi ``(D,)``, Lambda ``(D, k)``, a batch ``(B, D)``. Cost per iteration: B gradient evaluations in
+one batched call, O(D (k+B)^2 + B^3) for the match and O(D k (k+B)) per EM step; memory O(D (k+B)).
+Convergence: an iteration learns about B of the D directions, so pBaM needs a few times D/B iterations per
+phase (about 5-7 D gradient evaluations in all from Pathfinder's start, measured on exact Gaussian hierarchies at
+D = 1,000 and 3,000: benchmarks/high_dim.py), hence ``PBAM_MAX``.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -33,46 +63,85 @@ from ..config import FitConfig
 from ..initialization import start
 from ..result import MethodRun
 from ..stationarity import ParameterStationarity, Schedule, scores
+from . import pathfinder
 
 if TYPE_CHECKING:
     from .bam import BaMOptions
 
-__all__ = ["LowRankState", "init", "iterate", "lowrank_module", "patch", "run", "step"]
+__all__ = ["PBAM_MAX", "LowRankState", "batch_size", "init", "iterate", "lowrank_module", "patch", "run", "step"]
 
-EM_STEPS = 10
+PBAM_MAX = 5000  # dimensions up to which method="auto" fits a low-rank Gaussian by pBaM (above: an ADVI polish)
+
+EM_STEPS = 10  # at most, per patch (warm-started: the EM continues from one iteration to the next)
+EM_TOL = 1e-4  # relative change of Psi and Lambda that ends the EM
+PHASES = 2  # phases of constant, ten times smaller steps after BaM's schedule (see the module docstring)
+PHASE_STEP = 0.1  # the first constant step (at most)
+_LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
 class LowRankState:
-    """q = N(loc, diag(psi) + lam lam^T) (float64), iteration count and gradient evaluations."""
+    """q = N(loc, diag(psi) + lam lam^T) (float64), iteration count, gradient evaluations and the ELBO estimate
+    of each iteration's q from its own batch (nats)."""
 
     loc: Tensor
     psi: Tensor
     lam: Tensor
     t: int = 0
     grad_evals: int = 0
+    trace: list[float] = field(default_factory=list)
 
     @property
     def variance(self) -> Tensor:
         return self.psi + self.lam.square().sum(1)
 
+    def entropy(self) -> float:
+        """H[q] = (D log(2 pi e) + sum log psi + log det(I + lam^T Psi^-1 lam)) / 2, in O(D k^2)."""
+        k = self.lam.shape[1]
+        inner = torch.eye(k, dtype=self.lam.dtype, device=self.lam.device) + (self.lam.T / self.psi) @ self.lam
+        logdet = self.psi.log().sum() + torch.linalg.slogdet(inner)[1]
+        return 0.5 * (self.loc.numel() * (1 + _LOG_2PI) + logdet.item())
 
-def patch(cov_mv, cov_diag: Tensor, psi: Tensor, lam: Tensor, steps: int = EM_STEPS) -> tuple[Tensor, Tensor]:
+    def sample(self, n: int) -> Tensor:
+        eps = torch.randn(n, self.loc.numel(), dtype=self.loc.dtype, device=self.loc.device)
+        xi = torch.randn(n, self.lam.shape[1], dtype=self.loc.dtype, device=self.loc.device)
+        return self.loc + self.psi.sqrt() * eps + xi @ self.lam.T
+
+
+def batch_size(rank: int) -> int:
+    """Draws per iteration for rank k: 2(k + 1), between 8 and 64."""
+    return max(8, min(2 * rank + 2, 64))
+
+
+def patch(cov_mv, cov_diag: Tensor, psi: Tensor, lam: Tensor, steps: int = EM_STEPS,
+          tol: float = EM_TOL) -> tuple[Tensor, Tensor]:  # fmt: skip
     r"""Factor-analysis EM: :math:`\Psi + \Lambda\Lambda^\top` closest in KL to a covariance known through
-    ``cov_mv(X)`` (:math:`\Sigma X` for ``X`` ``(D, k)``) and its diagonal ``cov_diag``, from ``(psi, lam)``."""
+    ``cov_mv(X)`` (:math:`\Sigma X` for ``X`` ``(D, k)``) and its diagonal ``cov_diag``, from ``(psi, lam)``.
+
+    One step (Rubin & Thayer 1982; Ghahramani & Hinton 1996, with the data covariance replaced by
+    :math:`\Sigma`): :math:`\beta = \Lambda^\top(\Psi + \Lambda\Lambda^\top)^{-1}` (Woodbury, k x k),
+    :math:`\Lambda' = \Sigma\beta^\top (I - \beta\Lambda + \beta\Sigma\beta^\top)^{-1}`,
+    :math:`\Psi' = \mathrm{diag}(\Sigma - \Lambda'\beta\Sigma)`. Stops when the largest relative change of
+    :math:`\Psi` and the relative change of :math:`\Lambda` fall below ``tol`` (at most ``steps`` steps)."""
     k = lam.shape[1]
     eye = torch.eye(k, dtype=lam.dtype, device=lam.device)
-    floor = 1e-10 * cov_diag.clamp_min(1e-300)
+    floor = 1e-10 * cov_diag.abs().clamp_min(1e-300)
     for _ in range(steps):
         lt_pinv = lam.T / psi  # (k, D)
-        beta = torch.linalg.solve(eye + lt_pinv @ lam, lt_pinv)  # Lambda^T (Psi + Lambda Lambda^T)^{-1}
+        beta = torch.linalg.solve(eye + lt_pinv @ lam, lt_pinv)
         sbt = cov_mv(beta.T)  # Sigma beta^T, (D, k)
-        lam = torch.linalg.solve((eye - beta @ lam + beta @ sbt).T, sbt.T).T
-        psi = torch.maximum(cov_diag - (lam * sbt).sum(1), floor)
+        new_lam = torch.linalg.solve((eye - beta @ lam + beta @ sbt).T, sbt.T).T
+        new_psi = torch.maximum(cov_diag - (new_lam * sbt).sum(1), floor)
+        change = max(((new_psi - psi).abs() / new_psi).max().item(),
+                     ((new_lam - lam).norm() / new_lam.norm().clamp_min(1e-300)).item())  # fmt: skip
+        psi, lam = new_psi, new_lam
+        if change < tol:
+            break
     return psi, lam
 
 
-def _match_patch(st: LowRankState, z: Tensor, g: Tensor, lam_step: float, em_steps: int) -> LowRankState:
+def _match(st: LowRankState, z: Tensor, g: Tensor, lam_step: float):
+    """BaM's update in factored form: the new mean, ``Sigma* X`` and ``diag(Sigma*)``."""
     B = z.shape[0]
     zbar, gbar = z.mean(0), g.mean(0)
     xc, gc = (z - zbar) / math.sqrt(B), (g - gbar) / math.sqrt(B)
@@ -88,24 +157,119 @@ def _match_patch(st: LowRankState, z: Tensor, g: Tensor, lam_step: float, em_ste
         return st.psi[:, None] * X + R @ (R.T @ X) - Y @ (Y.T @ X)
 
     diag = st.psi + R.square().sum(1) - Y.square().sum(1)
+    # Sigma* is positive definite; rounding in the difference must not make its diagonal vanish
+    diag = torch.maximum(diag, 1e-6 * st.psi)
     loc = st.loc / (1 + lam_step) + r * (cov_mv(gbar[:, None])[:, 0] + zbar)
-    psi, lam = patch(cov_mv, diag, st.psi, st.lam, em_steps)
-    return LowRankState(loc, psi, lam, st.t + 1, st.grad_evals + B)
+    return loc, cov_mv, diag
+
+
+def step(st: LowRankState, score_fn, num_draws: int, lam_step: float) -> tuple[LowRankState, int]:
+    """One batch-match-patch iteration with ``num_draws`` draws and step ``lam_step``: the new state and how many
+    draws had a finite density and score.
+
+    Draws with a non-finite density or score are dropped (fewer than 2 left: q shrinks towards its mean by
+    half). Raises ``torch.linalg.LinAlgError`` / ``FloatingPointError`` when the update is numerically unusable
+    (the caller retries with a smaller step)."""
+    z = st.sample(num_draws)
+    lp, g = score_fn(z)
+    ok = torch.isfinite(lp) & torch.isfinite(g).all(-1)
+    t, evals, used = st.t + 1, st.grad_evals + num_draws, int(ok.sum())
+    if used < 2:
+        return LowRankState(st.loc, 0.25 * st.psi, 0.5 * st.lam, t, evals, st.trace), used
+    elbo = lp[ok].mean().item() + st.entropy()
+    loc, cov_mv, diag = _match(st, z[ok], g[ok], lam_step)
+    psi, lam = patch(cov_mv, diag, st.psi, st.lam)
+    if not (torch.isfinite(loc).all() and torch.isfinite(psi).all() and torch.isfinite(lam).all()):
+        raise FloatingPointError("low-rank BaM produced a non-finite mean or factor")
+    return LowRankState(loc, psi, lam, t, evals, [*st.trace, elbo]), used
+
+
+def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule,
+            phases: int = PHASES) -> tuple[LowRankState, str, bool]:  # fmt: skip
+    r"""Batch-match-patch at BaM's schedule (``schedule.lambda0``) until q is stationary, then up to ``phases``
+    phases of constant steps (``min(0.1, last step)``, then a tenth of it each time), each restarted from the
+    previous phase's average and run until stationary, stopping when a phase's average moves by less than
+    ``schedule.tol`` (means in sds, log-sds) from the previous one's (see the module docstring), or after
+    ``schedule.max_iter`` iterations in all. The stationarity window is at least D / B iterations: progress at
+    about B / D of the remaining distance per iteration must not pass for stationarity.
+
+    Returns the last phase's average of the stationary iterates (means, marginal variances and factors averaged;
+    :math:`\Psi` = averaged variance minus the averaged factor's part, so the averaged marginals are kept), the
+    reason and whether it converged."""
+    D, B, tol, noise = state.loc.shape[0], num_draws, schedule.tol, schedule.noise
+    lambda0, max_iter, min_iter = schedule.lambda0, schedule.max_iter, schedule.min_iter
+    t0, previous, fixed, reason, lam_step = state.t, None, None, "", lambda0
+    for _ in range(phases + 1):
+        # an iteration learns about B of the D directions, and a step lam moves q by about lam of the way: a window
+        # shorter than D / B or 1 / lam iterations would take slow progress for stationarity. BaM's schedule only
+        # has to bring q near (its fixed point moves with the step, which the later phases remove), so it stops on
+        # a drift and noise four times as large
+        window = max(min_iter, math.ceil(D / B), 0 if fixed is None else math.ceil(1 / fixed))
+        loose = 4.0 if fixed is None else 1.0
+        mon = ParameterStationarity(tol=loose * tol, min_window=window, noise=None if noise is None else loose * noise)
+        start_t = state.t
+        label = "low-rank BaM" + ("" if fixed is None else f", constant step {fixed:.2g}")
+        for _ in track(range(max(0, max_iter - (state.t - t0))), label, unit="iterations", capped=True):
+            lam_step = lambda0 * D * B / (state.t - start_t + 1) if fixed is None else fixed
+            try:
+                state, _ = step(state, score_fn, B, lam_step)
+            except (torch.linalg.LinAlgError, FloatingPointError, RuntimeError):
+                state = LowRankState(state.loc, state.psi, state.lam, state.t + 1, state.grad_evals + B, state.trace)
+                lambda0 *= 0.5  # numerically unusable update: keep q, smaller steps from now on
+                fixed = None if fixed is None else 0.5 * fixed
+                continue
+            var = state.variance
+            if mon.update(state.loc, var, state.lam, state.loc, var.sqrt()):
+                break
+        if not mon.ready:
+            return state, f"{mon.reason or 'still moving'} after {state.t} iterations", False
+        current = _average_lowrank(mon)
+        state = _with(state, current)
+        if not mon.stationary:
+            return state, f"{mon.reason or 'still moving'} after {state.t} iterations", False
+        reason = f"{mon.reason} (step {lam_step:.3g})"
+        if previous is not None and _moved(previous, current) < tol:
+            return state, f"{reason}; a smaller step moved q by less than {tol:g} sd", True
+        previous = current
+        fixed = min(PHASE_STEP, lam_step) if fixed is None else 0.1 * lam_step
+    return state, reason, True
+
+
+def _with(state: LowRankState, avg: tuple[Tensor, Tensor, Tensor]) -> LowRankState:
+    return LowRankState(*avg, state.t, state.grad_evals, state.trace)
+
+
+def _moved(a: tuple[Tensor, Tensor, Tensor], b: tuple[Tensor, Tensor, Tensor]) -> float:
+    """Largest change between two q's: means in the newer q's sds, and log-sds."""
+    sd_a = (a[1] + a[2].square().sum(1)).sqrt()
+    sd_b = (b[1] + b[2].square().sum(1)).sqrt()
+    return max(((a[0] - b[0]).abs() / sd_b).max().item(), (sd_a.log() - sd_b.log()).abs().max().item())
 
 
 def _average_lowrank(mon: ParameterStationarity) -> tuple[Tensor, Tensor, Tensor]:
-    """Average the window's q's: means and covariances averaged, the covariance re-patched into low rank."""
-    window = mon.params[-mon.window :]
-    loc = torch.stack([w[0] for w in window]).mean(0)
-    psi0, lam0 = window[-1][1], window[-1][2]
-    n = len(window)
-
-    def cov_mv(X: Tensor) -> Tensor:
-        return sum(w[1][:, None] * X + w[2] @ (w[2].T @ X) for w in window) / n
-
-    diag = sum(w[1] + w[2].square().sum(1) for w in window) / n
-    psi, lam = patch(cov_mv, diag, psi0, lam0)
+    """The window's average q: mean of the means, of the marginal variances and of the factors; Psi takes the
+    rest of the averaged variance (so the factors' jitter is not lost from the marginals)."""
+    loc, var, lam = mon.average()
+    psi = torch.maximum(var - lam.square().sum(1), 1e-6 * var)
     return loc, psi, lam
+
+
+def init(pf, rank: int) -> LowRankState:
+    r"""Pathfinder's diagonal-plus-low-rank Gaussian (a :class:`~varinf.families.DiagPlusLowRankNormal`,
+    :math:`\Sigma = \alpha^{1/2}(I + Q(LL^\top - I)Q^\top)\alpha^{1/2}`) patched into rank ``rank``."""
+    loc, alpha = pf.loc.double(), pf.alpha.double()
+    Q, L = pf.Q.double(), pf.L.double()
+    inner = L @ L.T - torch.eye(L.shape[0], dtype=L.dtype, device=L.device)
+    sa = alpha.sqrt()
+
+    def cov_mv(X):
+        Y = sa[:, None] * X
+        return sa[:, None] * (Y + Q @ (inner @ (Q.T @ Y)))
+
+    g = torch.Generator().manual_seed(0)
+    lam = 0.1 * sa[:, None] * torch.randn(loc.shape[0], rank, generator=g, dtype=loc.dtype).to(loc.device)
+    psi, lam = patch(cov_mv, pf.variance.double(), alpha.clone(), lam)
+    return LowRankState(loc, psi, lam)
 
 
 def lowrank_module(state: LowRankState) -> LowRank:
@@ -119,74 +283,29 @@ def lowrank_module(state: LowRankState) -> LowRank:
     return fam
 
 
-def step(state: LowRankState, score_fn, num_draws: int, lam_step: float, em_steps: int = EM_STEPS
-         ) -> tuple[LowRankState, int]:  # fmt: skip
-    """One batch-match-patch iteration with ``num_draws`` draws and step ``lam_step``: the new state and how many
-    draws had a finite density and score (the others are dropped; with fewer than 2 left, q shrinks towards its
-    mean instead)."""
-    D = state.loc.shape[0]
-    eps = torch.randn(num_draws, D, dtype=state.loc.dtype, device=state.loc.device)
-    xi = torch.randn(num_draws, state.lam.shape[1], dtype=state.loc.dtype, device=state.loc.device)
-    z = state.loc + state.psi.sqrt() * eps + xi @ state.lam.T
-    lp, g = score_fn(z)
-    ok = torch.isfinite(lp) & torch.isfinite(g).all(-1)
-    used = int(ok.sum())
-    if used < 2:
-        return LowRankState(state.loc, 0.25 * state.psi, 0.5 * state.lam, state.t + 1, state.grad_evals + num_draws), used
-    new = _match_patch(state, z[ok], g[ok], lam_step, em_steps)
-    new.grad_evals += num_draws - used
-    return new, used
-
-
-def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule, em_steps: int = EM_STEPS
-            ) -> tuple[LowRankState, str, bool]:  # fmt: skip
-    """:func:`step` until q is stationary (:class:`ParameterStationarity`) or ``schedule.max_iter`` iterations
-    (``em_steps`` factor-analysis EM steps per patch)."""
-    D = state.loc.shape[0]
-    mon = schedule.monitor()
-    for _ in track(range(schedule.max_iter), "low-rank BaM", unit="iterations", capped=True):
-        state, used = step(state, score_fn, num_draws, schedule.lambda0 * D * num_draws / (state.t + 1), em_steps)
-        if used < 2:
-            continue
-        if not (torch.isfinite(state.loc).all() and torch.isfinite(state.lam).all()):
-            raise FloatingPointError("low-rank BaM produced a non-finite mean or factor")
-        if mon.update(state.loc, state.psi, state.lam, state.loc, state.variance.sqrt()):
-            loc, psi, lam = _average_lowrank(mon)
-            return LowRankState(loc, psi, lam, state.t, state.grad_evals), mon.reason, True
-    loc, psi, lam = _average_lowrank(mon) if mon.ready else (state.loc, state.psi, state.lam)
-    reason = f"{mon.reason or 'still moving'} after {state.t} iterations"
-    return LowRankState(loc, psi, lam, state.t, state.grad_evals), reason, False
-
-
-def init(loc: Tensor, psi: Tensor, rank: int) -> LowRankState:
-    r""":math:`q = N(\mathrm{loc}, \mathrm{diag}(\psi) + \Lambda\Lambda^\top)` with a small random :math:`\Lambda`
-    (a fixed generator: seeded fits stay reproducible), in float64."""
-    g = torch.Generator().manual_seed(0)
-    lam = 0.01 * psi.sqrt()[:, None] * torch.randn(loc.shape[0], rank, generator=g, dtype=torch.float64).to(loc.device)
-    return LowRankState(loc, psi, lam)
-
-
 def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
-    """Low-rank BaM: from ``init`` (the Laplace mode when there is one, with :math:`\\Psi` its diagonal
-    curvature's inverse; else :math:`\\Psi = I`) with a small random :math:`\\Lambda` of ``rank`` columns."""
+    """pBaM (``method="bam", family="lowrank"``), started from Pathfinder's best Gaussian (L-BFGS from ``init`` and
+    three U(-2, 2) points, pruned, as ``method="auto"``) patched into rank ``rank``; ``options``: ``max_steps``
+    (iterations in all), ``num_draws`` (B; default :func:`batch_size`), ``lambda0``, ``tol_param``."""
     t0 = time.perf_counter()
-    s = start(model, config, laplace=True)
+    s = start(model, config, laplace=False)
     model = s.model
     if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= model.dim:
         raise ValueError(f"rank must be between 1 and dim={model.dim}, got {rank!r}")
-    found = s.laplace is not None and s.laplace.ok
-    loc = (s.laplace.mode if found else s.u0).double()
-    psi = s.laplace.precision.diagonal().double().reciprocal() if found else torch.ones(
-        model.dim, dtype=torch.float64, device=loc.device)  # fmt: skip
-    B = options.num_draws or max(8, min(2 * rank + 2, 64))
+    paths = pathfinder.run_paths(model.log_density, s.u0, pathfinder.START_OPTIONS, prune=True)
+    if not paths.states:
+        raise ValueError(f"{model.name}: no usable Gaussian approximation along any L-BFGS path (the log density "
+                         "may be non-finite almost everywhere)")  # fmt: skip
+    B = options.num_draws or batch_size(rank)
     schedule = Schedule(options.max_steps, options.lambda0, options.tol_param)
-    state, reason, converged = iterate(init(loc, psi, rank), scores(model.log_density, s.dtype), B, schedule)
+    state, reason, converged = iterate(init(paths.states[0].q, rank), scores(model.log_density, s.dtype), B, schedule)
     if not converged:
         warn(f"{model.name}: low-rank BaM not converged ({reason})", ConvergenceWarning)
     fam = lowrank_module(state).to(device=s.device, dtype=s.dtype)
     return MethodRun(
-        model=model, family=fam, objective=None, elbo_trace=torch.zeros(0, dtype=torch.float64), converged=converged,
-        convergence_reason=reason, num_steps=state.t, grad_evals=s.evaluations + state.grad_evals,
-        wall_time=time.perf_counter() - t0, method="bam", family_name="lowrank", options=options,
-        family_options={"rank": rank},
+        model=model, family=fam, objective=None, elbo_trace=torch.tensor(state.trace, dtype=torch.float64),
+        converged=converged, convergence_reason=reason, num_steps=state.t,
+        grad_evals=s.evaluations + paths.count[0] + state.grad_evals, wall_time=time.perf_counter() - t0,
+        method="bam", family_name="lowrank", density_evals=sum(st.density_evaluations for st in paths.states),
+        options=options, family_options={"rank": rank},
     )  # fmt: skip

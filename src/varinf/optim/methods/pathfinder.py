@@ -41,13 +41,15 @@ from torch import Tensor
 from ...families import DiagPlusLowRank, DiagPlusLowRankNormal, MixtureFamily
 from ...utils.progress_bars import track
 from ..config import FitConfig, check_int
+from ..draw_stream import CHUNK_ELEMENTS
 from ..initialization import start
 from ..lbfgs import LBFGSPath, lbfgs_path
 from ..result import MethodRun
 from ..routing import MethodOptions, gaussian_family
 
-__all__ = ["Options", "PathInfo", "PathfinderOptions", "PathfinderState", "PathsState", "approximate", "family_options",
-           "init", "inverse_hessian_factors", "path_factors", "run", "run_paths", "step"]  # fmt: skip
+__all__ = ["START_OPTIONS", "Options", "PathInfo", "PathfinderOptions", "PathfinderState", "PathsState", "approximate", "family_options",
+           "init", "inverse_hessian_factors", "iter_path_factors", "path_factors", "run", "run_paths",
+           "step"]  # fmt: skip
 
 HISTORY = 6  # J, pairs kept (the paper's default)
 ELBO_DRAWS = 16  # K, draws per ELBO estimate along the path (the paper: 5)
@@ -77,6 +79,8 @@ class PathfinderOptions(MethodOptions):
 
 
 Options = PathfinderOptions
+# the start of auto and of low-rank BaM: four paths, 8 draws per ELBO estimate, at most 1200 L-BFGS iterations each
+START_OPTIONS = PathfinderOptions(num_paths=4, history=6, elbo_draws=8, max_steps=1200)
 
 
 def family_options(family: str | None) -> frozenset[str]:
@@ -127,13 +131,18 @@ def _next_alpha(alpha: Tensor, s: Tensor, z: Tensor) -> Tensor:
 
 def path_factors(path: LBFGSPath, history: int = HISTORY):
     """For each iterate l = 1..L: ``(alpha_l, S_l, Z_l)`` with the last ``history`` accepted pairs as the
-    columns of ``S_l, Z_l`` ``(D, m)``, oldest first (``m`` may be 0 early on)."""
+    columns of ``S_l, Z_l`` ``(D, m)``, oldest first (``m`` may be 0 early on). A list; :func:`iter_path_factors`
+    yields them one at a time (memory O(history D) instead of O(L history D))."""
+    return list(iter_path_factors(path, history))
+
+
+def iter_path_factors(path: LBFGSPath, history: int = HISTORY):
+    """:func:`path_factors`, one iterate at a time."""
     x, g = path.x, path.grad
     D = x.shape[1]
     alpha = torch.ones(D, dtype=x.dtype, device=x.device)
     S: list[Tensor] = []
     Z: list[Tensor] = []
-    out = []
     for l in range(1, x.shape[0]):
         s, z = x[l] - x[l - 1], g[l - 1] - g[l]  # z = grad f_l - grad f_{l-1} with f = -log p
         if (s @ z).item() > 2.2e-16 * z.norm().item():
@@ -141,8 +150,7 @@ def path_factors(path: LBFGSPath, history: int = HISTORY):
             first = max(0, len(S) - (history - 1))
             S, Z = [*S[first:], s], [*Z[first:], z]
         empty = x.new_zeros(D, 0)
-        out.append((alpha, torch.stack(S, 1) if S else empty, torch.stack(Z, 1) if Z else empty))
-    return out
+        yield alpha, torch.stack(S, 1) if S else empty, torch.stack(Z, 1) if Z else empty
 
 
 def inverse_hessian_factors(alpha: Tensor, S: Tensor, Z: Tensor) -> tuple[Tensor, Tensor]:
@@ -167,9 +175,29 @@ def approximate(log_density, path: LBFGSPath, history: int = HISTORY, num_draws:
     """The Gaussian with the highest estimated ELBO along ``path`` (see the module docstring).
 
     ``log_density`` maps ``(S, D) -> (S,)`` (no gradients are taken). Raises ``ValueError`` when no iterate gives a
-    usable approximation (a path of one point, or every covariance estimate singular)."""
-    cands = []
-    for l, (alpha, S, Z) in enumerate(path_factors(path, history), start=1):
+    usable approximation (a path of one point, or every covariance estimate singular). The iterates are taken
+    in groups of about ``CHUNK_ELEMENTS / (K D)`` (their draws in one batched density call), keeping only the best
+    so far: memory O(CHUNK_ELEMENTS + history D), whatever the path's length."""
+    group = max(1, CHUNK_ELEMENTS // (num_draws * path.x.shape[1]))
+    all_elbos = torch.full((len(path) - 1,), -math.inf, dtype=torch.float64)
+    best, best_elbo, evaluated = None, -math.inf, 0
+    cands: list = []
+
+    def flush():
+        nonlocal best, best_elbo, evaluated
+        zs, lqs = zip(*(c[1].rsample_and_log_prob((num_draws,)) for c in cands))
+        z, lq = torch.stack(zs), torch.stack(lqs)  # (n, K, D), (n, K)
+        lp = _batched(log_density, z.reshape(-1, z.shape[-1])).reshape(lq.shape)
+        lw = (lp.double() - lq.double()).nan_to_num(nan=-math.inf, posinf=-math.inf)
+        elbos = lw.mean(1)
+        all_elbos[torch.tensor([c[0] - 1 for c in cands])] = elbos
+        i = int(elbos.argmax())
+        if best is None or elbos[i].item() > best_elbo:  # the first of equal maxima, as argmax over all
+            best, best_elbo = cands[i], elbos[i].item()
+        evaluated += z.shape[0] * z.shape[1]
+        cands.clear()
+
+    for l, (alpha, S, Z) in enumerate(iter_path_factors(path, history), start=1):
         try:
             beta, gamma = inverse_hessian_factors(alpha, S, Z)
             x, g = path.x[l], path.grad[l]
@@ -179,19 +207,14 @@ def approximate(log_density, path: LBFGSPath, history: int = HISTORY, num_draws:
             continue
         if bool(torch.isfinite(mu).all()):
             cands.append((l, q, alpha, beta, gamma))
-    if not cands:
+        if len(cands) >= group:
+            flush()
+    if cands:
+        flush()
+    if best is None:
         raise ValueError("Pathfinder: no usable Gaussian approximation along the L-BFGS path")
-    zs, lqs = zip(*(c[1].rsample_and_log_prob((num_draws,)) for c in cands))
-    z, lq = torch.stack(zs), torch.stack(lqs)  # (n, K, D), (n, K)
-    lp = _batched(log_density, z.reshape(-1, z.shape[-1])).reshape(lq.shape)
-    lw = (lp.double() - lq.double()).nan_to_num(nan=-math.inf, posinf=-math.inf)
-    elbos = lw.mean(1)
-    best = int(elbos.argmax())
-    l, q, alpha, beta, gamma = cands[best]
-    all_elbos = torch.full((len(path) - 1,), -math.inf, dtype=torch.float64)
-    all_elbos[torch.tensor([c[0] - 1 for c in cands])] = elbos
-    return PathfinderState(q, path.x[l], path.grad[l], alpha, beta, gamma, elbos[best].item(), all_elbos, l,
-                           z.shape[0] * z.shape[1])  # fmt: skip
+    l, q, alpha, beta, gamma = best
+    return PathfinderState(q, path.x[l], path.grad[l], alpha, beta, gamma, best_elbo, all_elbos, l, evaluated)
 
 
 def _batched(log_density, u: Tensor, chunk: int = 4096) -> Tensor:

@@ -1,0 +1,117 @@
+"""Patch-step BaM: the factored match equals the dense BaM update, the patch keeps the marginals, the stationarity
+monitor's memory is bounded, and method="auto" fits an exact Gaussian hierarchy with D > 300 in low rank."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from varinf.models import HierarchicalNormal
+from varinf.optim import optimize
+from varinf.optim.methods import bam_lowrank
+from varinf.optim.methods.bam import _match as dense_match
+from varinf.optim.methods.bam_lowrank import LowRankState, _match, patch
+from varinf.optim.stationarity import MAX_BLOCKS, ParameterStationarity, Schedule
+
+pytestmark = pytest.mark.usefixtures("float64")
+
+
+def _state(D, k, g):
+    return LowRankState(torch.randn(D, generator=g), 0.5 + torch.rand(D, generator=g), torch.randn(D, k, generator=g))
+
+
+@pytest.mark.parametrize("lam", [0.1, 3.0, 1e4])
+def test_factored_match_equals_the_dense_bam_update(lam):
+    g = torch.Generator().manual_seed(0)
+    D, k, B = 9, 2, 5  # B < D: the batch covariances are rank deficient, as in high dimensions
+    st = _state(D, k, g)
+    z, grads = torch.randn(B, D, generator=g), torch.randn(B, D, generator=g)
+    loc, cov_mv, diag = _match(st, z, grads, lam)
+    dense_loc, dense_cov = dense_match(st.loc, torch.diag(st.psi) + st.lam @ st.lam.T, z, grads, lam)
+    torch.testing.assert_close(loc, dense_loc, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(cov_mv(torch.eye(D)), dense_cov, rtol=1e-8, atol=1e-8)
+    torch.testing.assert_close(diag, dense_cov.diagonal(), rtol=1e-8, atol=1e-8)
+
+
+def test_patch_is_the_factor_analysis_fit_and_keeps_the_marginals():
+    g = torch.Generator().manual_seed(1)
+    D, k = 30, 3
+    lam_true = torch.randn(D, k, generator=g)
+    exact = torch.diag(0.3 + torch.rand(D, generator=g)) + lam_true @ lam_true.T
+    # a representable covariance is recovered exactly ...
+    psi, lam = patch(lambda X: exact @ X, exact.diagonal(), torch.ones(D), 0.1 * torch.randn(D, k, generator=g),
+                     steps=5000, tol=1e-12)  # fmt: skip
+    torch.testing.assert_close(torch.diag(psi) + lam @ lam.T, exact, rtol=1e-6, atol=1e-6)
+    # ... and for any other the fit keeps the diagonal (the marginal variances) at convergence
+    A = torch.randn(D, D, generator=g)
+    other = A @ A.T / D + torch.eye(D)
+    psi, lam = patch(lambda X: other @ X, other.diagonal(), torch.ones(D), 0.1 * torch.randn(D, k, generator=g),
+                     steps=5000, tol=1e-12)  # fmt: skip
+    torch.testing.assert_close(psi + lam.square().sum(1), other.diagonal(), rtol=1e-6, atol=1e-6)
+
+
+def test_pbam_step_never_forms_a_dense_matrix_and_counts_gradients():
+    g = torch.Generator().manual_seed(2)
+    D, k, B = 2000, 3, 8
+    st = _state(D, k, g)
+    calls = []
+
+    def score(z):
+        calls.append(z.shape)
+        return -0.5 * z.square().sum(-1), -z
+
+    new, used = bam_lowrank.step(st, score, B, lam_step=10.0)
+    assert used == B and calls == [torch.Size([B, D])] and new.grad_evals == B and new.t == 1
+    assert new.lam.shape == (D, k) and bool((new.psi > 0).all())
+
+
+def test_stationarity_memory_is_bounded_and_still_detects_drift():
+    g = torch.Generator().manual_seed(3)
+    mon = ParameterStationarity(tol=0.05)
+    for _ in range(5000):
+        x = 0.02 * torch.randn(4, generator=g)
+        mon.update(x, x, torch.ones(4))
+    assert len(mon._blocks) <= MAX_BLOCKS and mon.count == 5000
+    assert mon.average()[0].abs().max() < 0.01
+    moving = ParameterStationarity(tol=0.05)
+    for t in range(3000):  # a steady climb never looks stationary, however long the run
+        x = torch.full((4,), 0.01 * t)
+        assert not moving.update(x, x, torch.ones(4))
+
+
+@pytest.mark.parametrize("levels", [1, 2])
+def test_auto_fits_an_exact_gaussian_hierarchy_above_the_full_rank_threshold(levels):
+    model = HierarchicalNormal.synthetic(400, levels=levels, seed=4).double()
+    res = optimize(model, progress=False, seed=0)
+    assert res.route == ("pathfinder", "pbam") and res.family_name == "lowrank" and res.converged
+    exact = model.exact_marginals()
+    mean = torch.cat([exact[lat.name][0].reshape(-1) for lat in model.latents])
+    sd = torch.cat([exact[lat.name][1].reshape(-1) for lat in model.latents])
+    q = res.posterior()
+    assert ((q.mean - mean).abs() / sd).max() < 0.05
+    ratio = q.stddev / sd
+    assert 0.9 < ratio.min() and ratio.max() < 1.05
+
+
+def test_pbam_iterate_on_a_representable_gaussian_with_few_draws():
+    # B < D: each iteration sees 8 of 40 directions; the window of at least D / B iterations must not stop early
+    D, k = 40, 2
+    g = torch.Generator().manual_seed(5)
+    lam_true = torch.randn(D, k, generator=g)
+    psi_true = 0.5 + torch.rand(D, generator=g)
+    mean = torch.randn(D, generator=g)
+    prec = torch.linalg.inv(torch.diag(psi_true) + lam_true @ lam_true.T)
+
+    def score(z):
+        d = z - mean
+        return -0.5 * ((d @ prec) * d).sum(-1), -d @ prec
+
+    st = LowRankState(torch.zeros(D), torch.ones(D), 0.1 * torch.randn(D, k, generator=g))
+    st, reason, converged = bam_lowrank.iterate(st, score, 8, Schedule(5000))
+    assert converged, reason
+    sd = (psi_true + lam_true.square().sum(1)).sqrt()
+    assert ((st.loc - mean).abs() / sd).max() < 0.05
+    assert (st.variance.sqrt() / sd - 1).abs().max() < 0.05
+    assert math.isfinite(st.trace[-1])
