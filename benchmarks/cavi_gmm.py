@@ -11,6 +11,7 @@ not assumed. One thread for both (``threadpoolctl`` limits scikit-learn's BLAS, 
 Run (niced; the CPU is shared):
     nice -n 10 python benchmarks/cavi_gmm.py             # writes benchmarks/results/cavi_gmm.{json,md}
     nice -n 10 python benchmarks/cavi_gmm.py --quick     # 20k points, one seed: smoke test
+    python benchmarks/cavi_gmm.py --report               # rewrite the markdown from the JSON
 
 Never imported by the package.
 """
@@ -20,11 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,7 +32,9 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture as SkBGM
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import _results
+
+RESULTS = _results.RESULTS
 D, K_TRUE, K = 5, 8, 10
 
 
@@ -158,9 +158,12 @@ class AsSklearn:
 VARIANTS = tuple(v[0] for v in VARIANT_SPECS)
 
 
-def markdown(res: dict, cfg: dict) -> str:
+def markdown(payload: dict) -> str:
+    cfg = payload["config"]
     lines = [
         "# Bayesian GMM by CAVI: varinf vs scikit-learn",
+        "",
+        *_results.provenance_lines(payload["meta"]),
         "",
         f"{cfg['n']:,} points x {D} features, {K_TRUE} true clusters, K = {K} components, tol = {cfg['tol']:g} "
         f"nats/point (scikit-learn: tol x N on its total bound), max_iter = {cfg['max_iter']}, finite Dirichlet "
@@ -173,8 +176,7 @@ def markdown(res: dict, cfg: dict) -> str:
         "| seed | fit | time (s) | iters | converged | ELBO/point | ELBO − sklearn | ARI | speed-up |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    speed = {v: [] for v in VARIANTS}
-    for r in res["rows"]:
+    for r in payload["rows"]:
         for name in ("sklearn", *VARIANTS):
             f = r[name]
             extra = (
@@ -182,25 +184,25 @@ def markdown(res: dict, cfg: dict) -> str:
                 if name != "sklearn"
                 else f"— | {f['ari']:.4f} | 1x"
             )
-            if name != "sklearn":
-                speed[name].append(f["speedup_vs_sklearn"])
             lines.append(
                 f"| {r['seed']} | {name} | {f['time_s']:.2f} | {f['n_iter']} | {f['converged']} | "
                 f"{f['elbo_per_point']:.6f} | {extra} |"
             )
     lines += [""]
-    for name, v in speed.items():
+    for name, v in speedups(payload).items():
         lines.append(f"- {name}: median speed-up {np.median(v):.2f}x (min {min(v):.2f}x, max {max(v):.2f}x)")
-    runs = [r[v] for r in res["rows"] for v in VARIANTS]
+    runs = [r[v] for r in payload["rows"] for v in VARIANTS]
     met = sum(f["speedup_vs_sklearn"] >= 2 and f["elbo_minus_sklearn"] >= -1e-4 for f in runs)
     lines += [
         f"- goal (>= 2x faster to an ELBO within 1e-4 nats/point of scikit-learn's): met in {met} of {len(runs)} fits.",
         "",
-        f"Command: `{cfg['command']}`",
-        f"Machine: {cfg['machine']}",
-        "",
     ]
     return "\n".join(lines)
+
+
+def speedups(payload: dict) -> dict[str, list[float]]:
+    """Per varinf variant, its speed-up over scikit-learn on each seed (README figures read these)."""
+    return {v: [r[v]["speedup_vs_sklearn"] for r in payload["rows"]] for v in VARIANTS}
 
 
 def main() -> None:
@@ -212,27 +214,25 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the minimum time is kept")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default=str(RESULTS / "cavi_gmm"))
+    p.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON; run nothing")
     a = p.parse_args()
+    if a.report:
+        print(_results.report(a.out, markdown))
+        return
     if a.quick:
         a.n, a.seeds, a.repeats = 20_000, [0], 1
-    cfg = {
-        "n": a.n,
-        "tol": a.tol,
-        "max_iter": a.max_iter,
-        "command": "nice -n 10 python benchmarks/cavi_gmm.py" + (" --quick" if a.quick else ""),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), "
-        f"torch {torch.__version__}, Python {platform.python_version()}",
-    }
     from threadpoolctl import threadpool_limits
 
+    torch.set_num_threads(1)
+    meta = _results.provenance(__file__)
     with threadpool_limits(limits=1):
         res = run(a.n, a.seeds, a.tol, a.max_iter, a.repeats)
-    res["config"] = cfg
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=2, default=float))
-    out.with_suffix(".md").write_text(markdown(res, cfg))
-    print(markdown(res, cfg))
+    payload = {
+        "meta": _results.finish(meta),
+        "config": {"n": a.n, "tol": a.tol, "max_iter": a.max_iter, "seeds": a.seeds, "repeats": a.repeats},
+        **res,
+    }
+    print(_results.save(a.out, payload, markdown))
 
 
 if __name__ == "__main__":

@@ -26,19 +26,15 @@ shift      the PSIS mean-shift warning on held-out-style regressions: linear (ex
 
 Run (one thread; the CPU is shared):
   OMP_NUM_THREADS=1 nice -n 10 python benchmarks/evidence_calibration.py
-  ... --parts conjugate --seeds 2 --flow-seeds 1     (a quick subset)    --report-only (markdown from the JSON)
+  ... --parts conjugate --seeds 2 --flow-seeds 1     (a quick subset)    --report (markdown from the JSON)
 Never imported by the package.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import statistics
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -46,16 +42,15 @@ from pathlib import Path
 
 import torch
 
+import _results
 import varinf
-from provenance import git_commit
 from varinf.diagnostics import DiagnosticWarning
 from varinf.diagnostics.diagnose import Diagnostics
 from varinf.diagnostics.hmc import Target, adapt_step_size, gaussian_metric, hmc_step, trajectory_step
 from varinf.models import GPRegression, LinearRegression, LogisticRegression, NormalGamma, NormalNormal
 from varinf.optim import ConvergenceWarning
-from varinf.utils import atomic_write_bytes
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = _results.RESULTS
 TARGET_NATS, TARGET_SD = 0.1, 0.1
 FLOW = {"passes": 2, "transforms": 2, "hidden": (32, 32)}
 
@@ -405,20 +400,22 @@ def posteriordb_table(rows: list[Fit]) -> list[str]:
     return out
 
 
-def markdown(rows: list[Fit], meta: dict) -> str:
+def markdown(payload: dict) -> str:
+    rows = fits(payload)
     conj = [r for r in rows if r.part == "conjugate"]
     pdb = [r for r in rows if r.part == "posteriordb"]
     shift = [r for r in rows if r.part == "shift"]
+    tot = payload["totals"]
     lines = [
         "# Evidence calibration: honest log p(x) error bars, bridge sampling, AIS, and the mean-shift warning",
         "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; torch {meta['torch']}; varinf at commit {meta['commit']}; one thread, shared "
-        f"CPU; total {meta.get('seconds', math.nan) / 60:.1f} min wall"
-        + (f", {meta['cpu_seconds'] / 60:.1f} min CPU" if "cpu_seconds" in meta else "")
+        *_results.provenance_lines(payload["meta"]),
+        "",
+        f"One thread, shared CPU; all runs together {tot['seconds'] / 60:.1f} min wall"
+        + (f", {tot['cpu_seconds'] / 60:.1f} min CPU" if "cpu_seconds" in tot else "")
         + ".  ",
-        *([f"{meta['note']}  "] if meta.get("note") else []),
-        f"Bridge sampling and AIS get {meta['budget']} model gradient evaluations each. An estimate counts as "
+        *([f"{payload['note']}  "] if payload.get("note") else []),
+        f"Bridge sampling and AIS get {payload['budget']} model gradient evaluations each. An estimate counts as "
         "*within 2 se* when |estimate − exact| ≤ 2 × its reported se; *reliable* is the method's own label.",
         "",
     ]
@@ -480,20 +477,12 @@ def markdown(rows: list[Fit], meta: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- main
-def _load(path: Path) -> list[Fit]:
-    if not path.is_file():
-        return []
+def fits(payload: dict) -> list[Fit]:
+    """The rows of a results payload as records."""
     rows = []
-    for r in json.loads(path.read_text())["rows"]:
-        r["methods"] = {k: Estimate(**v) for k, v in r["methods"].items()}
-        rows.append(Fit(**r))
+    for r in payload["rows"]:
+        rows.append(Fit(**{**r, "methods": {k: Estimate(**v) for k, v in r["methods"].items()}}))
     return rows
-
-
-def _save(rows: list[Fit], meta: dict, out: Path) -> None:
-    payload = {"meta": meta, "rows": [asdict(r) for r in rows]}
-    atomic_write_bytes(out / "evidence_calibration.json", json.dumps(payload, indent=1).encode())
-    atomic_write_bytes(out / "evidence_calibration.md", markdown(rows, meta).encode())
 
 
 def main(argv=None) -> int:
@@ -510,30 +499,26 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=int, default=20_000, help="gradient evaluations for bridge sampling and AIS")
     ap.add_argument("--posteriors", nargs="*", default=list(REFERENCE_POSTERIORS))
     ap.add_argument("--resume", action="store_true", help="keep finished rows of an earlier run")
-    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON; run nothing")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    stem = args.out / "evidence_calibration"
+    if args.report:
+        print(_results.report(stem, markdown))
+        return 0
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", DiagnosticWarning)
     warnings.simplefilter("ignore", ConvergenceWarning)
-    path = args.out / "evidence_calibration.json"
-    rows = _load(path) if (args.resume or args.report_only) else []
-    meta = {
-        "command": "OMP_NUM_THREADS=1 nice -n 10 python benchmarks/evidence_calibration.py "
-        + " ".join(a for a in sys.argv[1:] if a != "--resume"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "budget": args.budget,
-    }
-    if args.report_only:
-        meta = json.loads(path.read_text())["meta"]
-        _save(rows, meta, args.out)
-        return 0
+    old = _results.load(stem) if args.resume and stem.with_suffix(".json").is_file() else None
+    rows = fits(old) if old else []
+    meta = _results.provenance(__file__, budget=args.budget)
+    if old:
+        meta = _results.with_rerun(old["meta"], meta, "--resume: the rows not yet in the JSON")
+    totals = dict(old["totals"]) if old else {"seconds": 0.0, "cpu_seconds": 0.0}
+    base = dict(totals)
+    payload = {"meta": meta, "budget": args.budget, "totals": totals, **({"note": old["note"]} if old and "note" in old else {})}
     done = {(r.part, r.model, r.family, r.seed, r.steps_cap) for r in rows}
-    old_meta = json.loads(path.read_text())["meta"] if rows else {}
-    t_start = time.perf_counter() - old_meta.get("seconds", 0)
-    cpu_start = time.process_time() - old_meta.get("cpu_seconds", 0)
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     jobs = []
     if "conjugate" in args.parts:
         for seed in range(max(args.seeds, args.short_seeds, args.flow_seeds)):
@@ -559,12 +544,14 @@ def main(argv=None) -> int:
         for r in new:
             r.cpu_seconds = (time.process_time() - c0) / len(new)
         rows += new
-        meta["seconds"] = time.perf_counter() - t_start
-        meta["cpu_seconds"] = time.process_time() - cpu_start
-        _save(rows, meta, args.out)
+        totals["seconds"] = base["seconds"] + time.perf_counter() - t_start
+        totals["cpu_seconds"] = base.get("cpu_seconds", 0.0) + time.process_time() - cpu_start
+        _results.save(stem, {**payload, "rows": [asdict(r) for r in rows]}, markdown)
         r = new[0]
         print(f"[{i + 1}/{len(jobs)}] {r.part} {r.model} {r.family} seed {r.seed}: "
-              f"{meta['seconds'] / 60:.1f} min", flush=True)  # fmt: skip
+              f"{totals['seconds'] / 60:.1f} min", flush=True)  # fmt: skip
+    _results.finish(meta)
+    _results.save(stem, {**payload, "rows": [asdict(r) for r in rows]}, markdown)
     return 0
 
 

@@ -2,8 +2,11 @@
 5000 Adam steps at lr 0.01, 1 particle, float32: varinf vs NumPyro SVI AutoNormal (cold and warm) vs
 Pyro SVI AutoNormal, in one process, plus posterior-mean error against a long NUTS reference.
 
-Run:  python benchmarks/logreg_svi.py            (writes benchmarks/results/logreg_svi.{json,md})
-      python benchmarks/logreg_svi.py --quick    (fewer steps, smoke test)
+All three in float32 (JAX with x64 off, torch tensors float32; the dtypes are recorded); the NUTS reference in
+float64, in the same process before the timed runs. XLA single-threaded.
+
+Run:  OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/logreg_svi.py   (writes benchmarks/results/logreg_svi.{json,md})
+      python benchmarks/logreg_svi.py --quick    (fewer steps, smoke test)    --report (markdown from the JSON)
 
 Never imported by the package.
 """
@@ -11,15 +14,17 @@ Never imported by the package.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
-from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import _results
+
+os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+RESULTS = _results.RESULTS
 N, D, SEED, LR = 10_000, 20, 0, 0.01
 
 
@@ -157,29 +162,64 @@ def run_pyro(X, y, steps):
     return wall, mean
 
 
+def markdown(payload: dict) -> str:
+    steps = payload["steps"]
+    lines = [
+        f"# {payload['problem']}",
+        "",
+        *_results.provenance_lines(payload["meta"]),
+        "",
+        f"Precision: {', '.join(f'{k} {v}' for k, v in payload['dtypes'].items())}. Error = |posterior mean − NUTS "
+        f"mean| / NUTS sd over the {payload['dim']} coefficients (NUTS reference: {payload['nuts']}, "
+        f"{payload['nuts_reference_seconds']:.1f} s). *cold* = first call in the process (NumPyro: tracing and "
+        "compilation included); *warm* = the same call again.",
+        "",
+        "| method | cold wall (s) | warm wall (s) | ms/step (warm) | max err (post. sd) | mean err (post. sd) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in payload["rows"].items():
+        cold = _results.fmt(r["cold_s"], ".2f", "–")
+        warm = _results.fmt(r["warm_s"], ".2f", "–")
+        ms = f"{1e3 * r['warm_s'] / steps:.3f}" if r["warm_s"] is not None else "–"
+        lines.append(f"| {name} | {cold} | {warm} | {ms} | {r['err'][0]:.3f} | {r['err'][1]:.3f} |")
+    ratios = payload["ratios"]
+    lines += [
+        "",
+        f"varinf / NumPyro cold = {ratios['varinf_vs_numpyro_cold']:.2f} (target ≤ 0.5); "
+        f"varinf warm / NumPyro warm = {ratios['varinf_warm_vs_numpyro_warm']:.2f} (target ≤ 1.0)",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-pyro", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "logreg_svi"))
+    ap.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON; run nothing")
     args = ap.parse_args()
+    if args.report:
+        print(_results.report(args.out, markdown))
+        return
     steps = 500 if args.quick else args.steps
     import jax
+    import torch
 
-    jax.config.update("jax_enable_x64", False)
+    meta = _results.provenance(__file__, steps=steps, quick=args.quick)
     X, y = make_data()
 
     t = time.perf_counter()
     jax.config.update("jax_enable_x64", True)
-    ref_mean, ref_sd = nuts_reference(X, y, *((500, 300, 1) if args.quick else (2000, 1000, 4)))
+    nuts = (500, 300, 1) if args.quick else (2000, 1000, 4)
+    ref_mean, ref_sd = nuts_reference(X, y, *nuts)
     jax.config.update("jax_enable_x64", False)
     t_ref = time.perf_counter() - t
 
     rows = {}
     # varinf: cold (first fit in the process) and warm (second); with and without iterate averaging.
     # Same start as NumPyro's SVI as far as possible: zeros (NumPyro: uniform(-2, 2)), scale 0.1 (both).
-    w_cold, loc, _ = run_varinf(X, y, steps, 0.25)
+    w_cold, loc, res = run_varinf(X, y, steps, 0.25)
     w_warm, loc, _ = run_varinf(X, y, steps, 0.25)
     rows["varinf (averaged)"] = dict(cold_s=w_cold, warm_s=w_warm, err=error_in_sds(loc, ref_mean, ref_sd))
     _, loc_last, _ = run_varinf(X, y, steps, 0.0)
@@ -192,16 +232,21 @@ def main():
 
     n_cold, n_warm, n_mean = run_numpyro(X, y, steps)
     rows["NumPyro AutoNormal"] = dict(cold_s=n_cold, warm_s=n_warm, err=error_in_sds(n_mean, ref_mean, ref_sd))
+    dtypes = {"varinf": str(res.posterior().mean.dtype).removeprefix("torch."), "NumPyro": str(n_mean.dtype)}
     if not args.no_pyro:
         p_wall, p_mean = run_pyro(X, y, steps)
         rows["Pyro AutoNormal"] = dict(cold_s=p_wall, warm_s=p_wall, err=error_in_sds(p_mean, ref_mean, ref_sd))
+        dtypes["Pyro"] = str(p_mean.dtype)
 
-    import torch
-
-    result = dict(
+    payload = dict(
+        meta=_results.finish(meta),
         problem=f"logistic regression N={N} D={D} (+intercept), mean-field, {steps} Adam steps lr={LR}, 1 particle, float32",
-        machine=dict(platform=platform.platform(), cpus=os.cpu_count(), torch_threads=torch.get_num_threads()),
+        steps=steps,
+        dim=D + 1,
+        dtypes=dtypes,
+        nuts=f"NumPyro NUTS, {nuts[2]} chain(s) x {nuts[0]} draws after {nuts[1]} warm-up, float64",
         nuts_reference_seconds=t_ref,
+        torch_threads=torch.get_num_threads(),
         rows=rows,
         ratios=dict(
             varinf_vs_numpyro_cold=w_cold / n_cold,
@@ -209,27 +254,7 @@ def main():
         ),
         targets=dict(vs_numpyro_cold="<= 0.5", vs_numpyro_warm="<= 1.0"),
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out + ".json").write_text(json.dumps(result, indent=2))
-    lines = [
-        f"# {result['problem']}",
-        "",
-        "| method | cold wall (s) | warm wall (s) | ms/step (warm) | max err (post. sd) | mean err (post. sd) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in rows.items():
-        cold = f"{r['cold_s']:.2f}" if r["cold_s"] is not None else "–"
-        warm = f"{r['warm_s']:.2f}" if r["warm_s"] is not None else "–"
-        ms = f"{1e3 * r['warm_s'] / steps:.3f}" if r["warm_s"] is not None else "–"
-        lines.append(f"| {name} | {cold} | {warm} | {ms} | {r['err'][0]:.3f} | {r['err'][1]:.3f} |")
-    lines += [
-        "",
-        f"varinf / NumPyro cold = {result['ratios']['varinf_vs_numpyro_cold']:.2f} (target ≤ 0.5); "
-        f"varinf warm / NumPyro warm = {result['ratios']['varinf_warm_vs_numpyro_warm']:.2f} (target ≤ 1.0)",
-        f"Machine: {result['machine']}",
-    ]
-    Path(args.out + ".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(_results.save(args.out, payload, markdown))
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import _results
 import varinf
-from provenance import git_commit
+from _results import git_commit
 from varinf.diagnostics import DiagnosticWarning
 from varinf.diagnostics.pareto import pareto_smooth
 from varinf.optim import ConvergenceWarning
@@ -382,16 +383,16 @@ def _fmt(x, spec=".3f") -> str:
     return "—" if x is None or (isinstance(x, float) and not math.isfinite(x)) else format(x, spec)
 
 
-def markdown(rows: list[Row], extra: dict, meta: dict) -> str:
+def markdown(payload: dict) -> str:
+    rows = [Row(**{k: v for k, v in r.items() if k != "goal"}) for r in payload["rows"]]
+    extra = payload.get("extra", {})
     fits = list(dict.fromkeys(r.fit for r in rows))
     lines = [
         "# Posterior speed: varinf methods vs NumPyro SVI and Blackjax Pathfinder (posteriordb)",
         "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; torch {meta['torch']}, jax {meta.get('jax', '?')}, numpyro "
-        f"{meta.get('numpyro', '?')}, blackjax {meta.get('blackjax', '?')}; varinf at commit {meta['commit']}; one "
-        "thread each, one process, a shared CPU (times are noisy; ratios within the run are what counts)"
-        + "".join(f"; rerun `{r['command']}` at commit {r['commit']}" for r in meta.get("reruns", [])) + ".  ",
+        *_results.provenance_lines(payload["meta"]),
+        "",
+        "One thread each, one process, a shared CPU (times are noisy; ratios within the run are what counts).  ",
         "err = max over reference quantities of |mean − reference mean| / reference sd of the estimates *as "
         "reported* (varinf: PSIS-corrected when the method asks for it and k̂ ≤ 0.7, marked *; otherwise q's own); "
         "q err = q's own draws; sd = min–max of sd / reference sd (as reported); k̂ = PSIS k̂ of q in its own "
@@ -482,8 +483,7 @@ def _atomic_write(path: Path, text: str) -> None:
 def save(out: Path, rows, extra, meta) -> None:
     extra["summary"] = summarize(rows, extra)
     payload = {"meta": meta, "extra": extra, "rows": [asdict(r) | {"goal": r.goal} for r in rows]}
-    _atomic_write(out / "posterior_speed.json", json.dumps(payload, indent=1, allow_nan=True))
-    _atomic_write(out / "posterior_speed.md", markdown(rows, extra, meta))
+    _results.save(out / "posterior_speed", payload, markdown)
 
 
 def main(argv=None) -> int:
@@ -494,7 +494,7 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-cli", action="store_true")
     ap.add_argument("--resume", action="store_true", help="keep finished rows of an earlier run")
     ap.add_argument("--redo", action="store_true", help="with --resume: recompute the --fits x --posteriors rows")
-    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON; run nothing")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--note", default=None, help="a paragraph shown under the header (e.g. what a partial run lacks)")
     args = ap.parse_args(argv)
@@ -503,16 +503,16 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "posterior_speed.json"
     rows, extra, old_meta = [], {}, {}
-    if (args.resume or args.report_only) and path.is_file():
+    if args.report:
+        print(_results.report(args.out / "posterior_speed", markdown))
+        return 0
+    if args.resume and path.is_file():
         old = json.loads(path.read_text())
         old_meta = old["meta"]
         rows = [Row(**{k: v for k, v in r.items() if k != "goal"}) for r in old["rows"]]
         extra = old.get("extra", {})
         if args.note is not None:
             extra["note"] = args.note
-        if args.report_only:
-            save(args.out, rows, extra, old["meta"])
-            return 0
     if args.note is not None:
         extra["note"] = args.note
     import blackjax
