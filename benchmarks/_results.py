@@ -36,6 +36,7 @@ from pathlib import Path
 __all__ = [
     "REPO",
     "RESULTS",
+    "Stopwatch",
     "finish",
     "fmt",
     "git_commit",
@@ -249,6 +250,22 @@ def report(out: str | os.PathLike, markdown: Callable[[dict], str]) -> str:
     return md
 
 
+class Stopwatch:
+    """Wall and CPU seconds of a block (CPU: this process, all its threads): ``with Stopwatch() as sw: ...``,
+    then ``sw.wall``, ``sw.cpu``. On a shared machine the CPU time of a one-thread process is the robust figure."""
+
+    wall: float = math.nan
+    cpu: float = math.nan
+
+    def __enter__(self) -> Stopwatch:
+        self._t = (time.perf_counter(), time.process_time())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.wall = time.perf_counter() - self._t[0]
+        self.cpu = time.process_time() - self._t[1]
+
+
 # ----------------------------------------------------------------------------------------------- rendering
 def _load_text(meta: dict, key: str) -> str:
     v = meta.get(key)
@@ -261,8 +278,9 @@ def _one_run(meta: dict) -> str:
         leg = meta["legacy"]
         shown = "; ".join(f"{k}: {v}" for k, v in leg.get("recorded", {}).items())
         return (
-            f"Recorded before `benchmarks/_results.py` existed ({leg.get('source', 'the JSON of that run')}): {shown}. "
-            f"Not recorded: {', '.join(leg.get('not_recorded', []))}."
+            f"Recorded before `benchmarks/_results.py` existed ({leg.get('source', 'the JSON of that run')})"
+            + (f": {shown}" if shown else "")
+            + f". Not recorded: {', '.join(leg.get('not_recorded', []))}."
         )
     dirty = meta.get("dirty", [])
     commit = f"commit {meta.get('commit', '?')}" + (

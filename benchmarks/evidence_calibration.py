@@ -516,7 +516,12 @@ def main(argv=None) -> int:
         meta = _results.with_rerun(old["meta"], meta, "--resume: the rows not yet in the JSON")
     totals = dict(old["totals"]) if old else {"seconds": 0.0, "cpu_seconds": 0.0}
     base = dict(totals)
-    payload = {"meta": meta, "budget": args.budget, "totals": totals, **({"note": old["note"]} if old and "note" in old else {})}
+    payload = {
+        "meta": meta,
+        "budget": args.budget,
+        "totals": totals,
+        **({"note": old["note"]} if old and "note" in old else {}),
+    }
     done = {(r.part, r.model, r.family, r.seed, r.steps_cap) for r in rows}
     t_start, cpu_start = time.perf_counter(), time.process_time()
     jobs = []

@@ -1,0 +1,21 @@
+"""The benchmark scripts import each other as top-level modules (they run as ``python benchmarks/x.py``)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+RESULTS = BENCHMARKS / "results"
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+
+def script(path: str) -> ModuleType:
+    """The benchmark script ``benchmarks/<name>.py`` as a module (imported once)."""
+    name = Path(path).stem
+    if Path(path).parent.name != "benchmarks" or not (BENCHMARKS / f"{name}.py").is_file():
+        raise FileNotFoundError(f"{path}: not a script in benchmarks/")
+    return importlib.import_module(name)
