@@ -1,16 +1,13 @@
-"""The benchmark scripts import each other as top-level modules (they run as ``python benchmarks/x.py``)."""
+"""Where the benchmark scripts and their results live, and the scripts as modules."""
 
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 from types import ModuleType
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 RESULTS = BENCHMARKS / "results"
-if str(BENCHMARKS) not in sys.path:
-    sys.path.insert(0, str(BENCHMARKS))
 
 
 def script(path: str) -> ModuleType:

@@ -29,8 +29,8 @@ NOT_YET_CONVERTED = {
     "fuzz_vif",
 }
 NOT_YET_CONVERTED_SCRIPTS = {"codec_rd", "codec_speed", "fuzz_vif", "bitsback_mnist"}
-# Scripts that write no results of their own: the shared helpers and the NumPyro ports.
-HELPERS = {"_results", "provenance", "numpyro_posteriors"}
+# Scripts that write no results of their own: the shared helpers, the NumPyro ports, posterior_speed.py's worker.
+HELPERS = {"_results", "provenance", "numpyro_posteriors", "posterior_speed_worker"}
 
 STEMS = sorted(p.stem for p in RESULTS.glob("*.md"))
 CONVERTED = [s for s in STEMS if s not in NOT_YET_CONVERTED]
@@ -56,7 +56,11 @@ def test_markdown_is_written_from_its_json(stem):
     fresh = script(payload["meta"]["script"]).markdown(payload)
     committed = (RESULTS / f"{stem}.md").read_text()
     if fresh != committed:
-        diff = "".join(list(difflib.unified_diff(committed.splitlines(True), fresh.splitlines(True), "committed", "from JSON"))[:40])
+        diff = "".join(
+            list(difflib.unified_diff(committed.splitlines(True), fresh.splitlines(True), "committed", "from JSON"))[
+                :40
+            ]
+        )
         pytest.fail(f"{stem}.md differs from markdown({stem}.json); run its script with --report:\n{diff}")
 
 
