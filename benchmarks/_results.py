@@ -139,6 +139,14 @@ def _threads() -> dict[str, int]:
     return out
 
 
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished child processes (benchmark workers)."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def provenance(script: str, **settings) -> dict:
     """What is running now: call it when the run starts (after the script set its thread counts).
 
@@ -168,7 +176,7 @@ def provenance(script: str, **settings) -> dict:
         "cpu": {"model": _cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform()},
         "load_start": list(os.getloadavg()),
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "_t0": [time.perf_counter(), time.process_time()],
+        "_t0": [time.perf_counter(), time.process_time(), _children_cpu()],
         **({"settings": settings} if settings else {}),
     }
 
@@ -187,6 +195,7 @@ def finish(meta: dict) -> dict:
         run["varinf_source"] = str(Path(sys.modules["varinf"].__file__).parent)
     if t0 is not None:
         run["wall_s"], run["cpu_s"] = time.perf_counter() - t0[0], time.process_time() - t0[1]
+        run["children_cpu_s"] = _children_cpu() - t0[2]
     return meta
 
 
@@ -300,7 +309,10 @@ def _one_run(meta: dict) -> str:
         commit += f" (varinf imported from {src})"
     times = ""
     if "wall_s" in meta:
-        times = f"; {meta['wall_s'] / 60:.1f} min wall, {meta['cpu_s'] / 60:.1f} min CPU (this process)"
+        kids = meta.get("children_cpu_s", 0.0)
+        times = f"; {meta['wall_s'] / 60:.1f} min wall, {meta['cpu_s'] / 60:.1f} min CPU" + (
+            f" + {kids / 60:.1f} min CPU in worker processes" if kids >= 0.05 * 60 else ""
+        )
     end = f", {_load_text(meta, 'load_end')} at the end" if "load_end" in meta else " (run not finished)"
     return (
         f"{commit}; {versions}; {'; '.join(thread_bits) or 'threads not set'}; {cpu.get('model', '?')} "

@@ -302,21 +302,36 @@ def method_table(rows: list[Fit]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, label in METHOD_LABELS.items():
-        have = [r for r in rows if key in r.methods and math.isfinite(r.methods[key].estimate)]
-        rel = [r for r in have if r.methods[key].reliable]
-        within2 = sum(abs(_z(r, key)) <= 2 for r in rel)
-        beyond3 = sum(abs(_z(r, key)) > 3 for r in rel)
-        near = sum(abs(_err(r, key)) <= TARGET_NATS for r in have)
-        near_rel = sum(abs(_err(r, key)) <= TARGET_NATS for r in rel)
-        cov = f"{within2}/{len(rel)} ({100 * within2 / len(rel):.1f}%)" if rel else "—"
+        m = method_stats(rows, key)
+        cov = f"{m['within2']}/{m['reliable']} ({100 * m['within2'] / m['reliable']:.1f}%)" if m["reliable"] else "—"
         out.append(
-            f"| {label} | {len(rows)} | {len(have)} | {len(rel)} | {cov} | {beyond3} | {near}/{len(have)} "
-            f"| {near_rel}/{len(rel)} | {_f(_median(abs(_err(r, key)) for r in have), '.4f')} "
-            f"| {_f(max((abs(_err(r, key)) for r in rel), default=math.nan), '.4f')} "
-            f"| {_f(_median(r.methods[key].grad_evals for r in have), '.0f')} "
-            f"| {_f(_median(r.methods[key].seconds for r in have), '.2f')} |"
+            f"| {label} | {len(rows)} | {m['run']} | {m['reliable']} | {cov} | {m['reliable_beyond3']} "
+            f"| {m['near']}/{m['run']} | {m['near_reliable']}/{m['reliable']} | {_f(m['median_abs_err'], '.4f')} "
+            f"| {_f(m['max_abs_err_reliable'], '.4f')} | {_f(m['median_grad_evals'], '.0f')} "
+            f"| {_f(m['median_seconds'], '.2f')} |"
         )
     return out
+
+
+def method_stats(rows: list[Fit], key: str) -> dict:
+    """How evidence method ``key`` did on fits with an exact value (the per-method table; README figures read it)."""
+    have = [r for r in rows if key in r.methods and math.isfinite(r.methods[key].estimate)]
+    rel = [r for r in have if r.methods[key].reliable]
+    return {
+        "run": len(have),
+        "reliable": len(rel),
+        "within2": sum(abs(_z(r, key)) <= 2 for r in rel),
+        "reliable_beyond3": sum(abs(_z(r, key)) > 3 for r in rel),
+        "beyond3": sum(abs(_z(r, key)) > 3 for r in have),
+        "near": sum(abs(_err(r, key)) <= TARGET_NATS for r in have),
+        "near_reliable": sum(abs(_err(r, key)) <= TARGET_NATS for r in rel),
+        "median_abs_err": _median(abs(_err(r, key)) for r in have),
+        "max_abs_err": max((abs(_err(r, key)) for r in have), default=math.nan),
+        "max_abs_err_reliable": max((abs(_err(r, key)) for r in rel), default=math.nan),
+        "max_grad_evals": max((r.methods[key].grad_evals for r in have), default=0),
+        "median_grad_evals": _median(r.methods[key].grad_evals for r in have),
+        "median_seconds": _median(r.methods[key].seconds for r in have),
+    }
 
 
 def by_cell_table(rows: list[Fit]) -> list[str]:
@@ -350,10 +365,25 @@ def by_cell_table(rows: list[Fit]) -> list[str]:
     return out
 
 
-def warning_lines(rows: list[Fit], title: str) -> list[str]:
+def warning_stats(rows: list[Fit]) -> dict:
+    """Which fits had q's mean off by more than 0.1 posterior sd, and which warnings fired (README figures read it)."""
     bad = [r for r in rows if r.mean_error > TARGET_SD]
-    silent = [r for r in bad if not (r.warned or r.convergence_warned)]
     fine = [r for r in rows if r.mean_error < 0.05]
+    legacy_missed = [r for r in bad if not (r.legacy_warned or r.convergence_warned)]
+    return {
+        "fits": len(rows),
+        "bad": bad,
+        "silent": [r for r in bad if not (r.warned or r.convergence_warned)],
+        "shift_warned": sum(r.shift_warned for r in bad),
+        "legacy_missed": legacy_missed,
+        "fine": fine,
+        "fine_shift_warned": sum(r.shift_warned for r in fine),
+    }
+
+
+def warning_lines(rows: list[Fit], title: str) -> list[str]:
+    st = warning_stats(rows)
+    bad, silent, fine = st["bad"], st["silent"], st["fine"]
     out = [
         f"- {title}: {len(rows)} fits; {len(bad)} with q's mean off by > {TARGET_SD} posterior sd, of which "
         f"{len(bad) - len(silent)} warned (DiagnosticWarning {sum(r.warned for r in bad)}, of them the mean-shift "

@@ -143,6 +143,23 @@ def rows_of(payload: dict) -> list[Row]:
     return [Row(**{k: v for k, v in r.items() if k != "goal"}) for r in payload["rows"]]
 
 
+def goal_groups(rows: list[Row]):
+    """Posteriors by the goal on their Gaussian (mean-field / full-rank) fits: (trusted: one accurate with k̂ < 0.7;
+    flagged: all flagged by k̂, one inaccurate; false alarms: all flagged though accurate; short: one with k̂ < 0.7
+    and error > 0.1), and the fits that fell short per posterior."""
+    by_post: dict[str, list[Row]] = {}
+    for r in rows:
+        if r.family != "flow":
+            by_post.setdefault(r.posterior, []).append(r)
+    missed = {p: [r for r in rs if r.khat < KHAT_MAX and r.max_err > TARGET_ERR] for p, rs in by_post.items()}
+    trusted = [p for p, rs in by_post.items() if not missed[p] and any(r.goal == "ok" for r in rs)]
+    rest = [p for p in by_post if not missed[p] and p not in trusted]
+    alarm = [p for p in rest if all(r.max_err <= TARGET_ERR for r in by_post[p])]
+    flagged = [p for p in rest if p not in alarm]
+    short = [p for p in by_post if missed[p]]
+    return trusted, flagged, alarm, short, missed
+
+
 def markdown(payload: dict) -> str:
     rows = rows_of(payload)
     lines = [
@@ -181,16 +198,7 @@ def markdown(payload: dict) -> str:
         "## Goal per posterior (mean-field / full-rank)",
         "",
     ]
-    by_post: dict[str, list[Row]] = {}
-    for r in rows:
-        if r.family != "flow":
-            by_post.setdefault(r.posterior, []).append(r)
-    missed = {p: [r for r in rs if r.khat < KHAT_MAX and r.max_err > TARGET_ERR] for p, rs in by_post.items()}
-    trusted = [p for p, rs in by_post.items() if not missed[p] and any(r.goal == "ok" for r in rs)]
-    rest = [p for p in by_post if not missed[p] and p not in trusted]
-    alarm = [p for p in rest if all(r.max_err <= TARGET_ERR for r in by_post[p])]
-    flagged = [p for p in rest if p not in alarm]
-    short = [p for p in by_post if missed[p]]
+    trusted, flagged, alarm, short, missed = goal_groups(rows)
     lines += [
         f"- goal met, a Gaussian fit accurate (≤ {TARGET_ERR}) with k̂ < {KHAT_MAX}: {len(trusted)} — {', '.join(trusted)}",
         f"- goal met, every Gaussian fit flagged by k̂ ≥ {KHAT_MAX} and at least one inaccurate: {len(flagged)} — "
