@@ -402,6 +402,13 @@ def warning_lines(rows: list[Fit], title: str) -> list[str]:
     return out
 
 
+def pairwise_gaps(r: Fit) -> tuple[list[Estimate], list[float]]:
+    """The reliable IS / bridge / AIS estimates of a fit, and each pair's gap in combined standard errors."""
+    rel = [e for k in ("is", "bridge", "ais") if (e := r.methods.get(k)) is not None and math.isfinite(e.estimate)
+           and e.reliable]  # fmt: skip
+    return rel, [abs(a.estimate - b.estimate) / math.hypot(a.se, b.se) for i, a in enumerate(rel) for b in rel[i + 1 :]]
+
+
 def posteriordb_table(rows: list[Fit]) -> list[str]:
     out = [
         "| posterior | d | k̂ (full-rank) | IS | bridge | AIS (start) | largest pairwise gap / combined se "
@@ -409,16 +416,14 @@ def posteriordb_table(rows: list[Fit]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cells, rel = [], []
+        cells = []
         for key in ("is", "bridge", "ais"):
             e = r.methods.get(key)
             if e is None or not math.isfinite(e.estimate):
                 cells.append("failed" if e is None else f"failed ({e.note[:60]})")
                 continue
             cells.append(f"{e.estimate:.3f} ± {e.se:.3f}" if e.reliable else f"{e.estimate:.3f} (unreliable)")
-            if e.reliable:
-                rel.append(e)
-        gaps = [abs(a.estimate - b.estimate) / math.hypot(a.se, b.se) for i, a in enumerate(rel) for b in rel[i + 1 :]]
+        rel, gaps = pairwise_gaps(r)
         worst = max(gaps, default=math.nan)
         agree = "—" if len(rel) < 2 else ("yes" if worst <= 3 else "NO")
         start = r.methods["ais"].start if "ais" in r.methods else ""

@@ -29,8 +29,9 @@ NOT_YET_CONVERTED = {
     "fuzz_vif",
 }
 NOT_YET_CONVERTED_SCRIPTS = {"codec_rd", "codec_speed", "fuzz_vif", "bitsback_mnist"}
-# Scripts that write no results of their own: the shared helpers, the NumPyro ports, posterior_speed.py's worker.
-HELPERS = {"_results", "provenance", "numpyro_posteriors", "posterior_speed_worker"}
+# Scripts that write no results of their own: the shared helpers, the NumPyro ports, posterior_speed.py's worker,
+# the README figures table.
+HELPERS = {"_results", "provenance", "numpyro_posteriors", "posterior_speed_worker", "readme_figures"}
 
 STEMS = sorted(p.stem for p in RESULTS.glob("*.md"))
 CONVERTED = [s for s in STEMS if s not in NOT_YET_CONVERTED]
