@@ -136,6 +136,11 @@ def median_ratio(payload: dict, peer: str, clock: str = "cpu") -> dict:
     }
 
 
+def slower(payload: dict, peer: str, clock: str = "cpu") -> list[str]:
+    """The posteriors where varinf's default fit took longer than ``peer`` to the goal (or never reached it)."""
+    return [name for name, run in payload["runs"].items() if ratio(run, peer, clock)[0] > 1]
+
+
 def reached_count(payload: dict, system: str) -> tuple[int, int]:
     """(posteriors where ``system`` met the goal, posteriors where it ran)."""
     ks = [time_to_goal(run, system)[1] for run in payload["runs"].values()]
@@ -166,6 +171,7 @@ def _ratio_line(payload: dict, peer: str, label: str) -> str:
     return (
         f"- varinf default fit / {label}: median **{fmt(m['median'], '.3g')}** in CPU time ({fmt(w['median'], '.3g')} "
         f"in wall time) over {m['n']} posterior(s); varinf slower on {m['slower']}"
+        + (f" ({', '.join(slower(payload, peer))})" if m["slower"] else "")
         + (f"; {'; '.join(bounds)}" if bounds else "")
         + (f"; {m['excluded']} without a verdict (neither met the goal, or no port)" if m["excluded"] else "")
     )
