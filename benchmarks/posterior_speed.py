@@ -12,7 +12,7 @@ Systems (each in a process of its own, ``posterior_speed_worker.py``; protocol i
   that decides by itself when it is done; time = the whole call, diagnostics included; the estimates judged are
   the summary's (PSIS-corrected when the fit reports them so).
 - NumPyro NUTS, 4 chains, warm-up 100 / 300 / 1000 iterations per chain; draws checked after 25, 50, 100, ...
-- NumPyro SVI AutoNormal and AutoMultivariateNormal, Adam at lr 0.1 / 0.03 / ... / 0.0003 (the best reported);
+- NumPyro SVI AutoNormal and AutoMultivariateNormal, Adam at lr 3e-3, 1e-3, 1e-2, 3e-4, 3e-2, 0.1 (the best reported);
   checked after 100, 200, 500, 1000, 2000, 5000, ... steps (4000 guide draws each time).
 - Blackjax multi-path Pathfinder, L-BFGS caps 30 / 100 / 1000 iterations, checked after 1, 2, 4, ... paths
   (PSIS-weighted pool of 200 draws per path).
