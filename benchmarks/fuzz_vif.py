@@ -72,6 +72,7 @@ class Target:
     decode: Callable[[bytes], np.ndarray]
     seeds: list[Seed]
     check: Callable[[bytes, np.ndarray], str | None] = field(default=lambda data, out: None)
+    model_id: str = ""  # hex id of the model the target decodes with (recorded in the results)
 
 
 def lossy_target(name: str, codec, images: list[tuple[np.ndarray, float]]) -> Target:
@@ -92,7 +93,7 @@ def lossy_target(name: str, codec, images: list[tuple[np.ndarray, float]]) -> Ta
     for image, quality in images:
         data = compress_image(image, codec, quality).data
         seeds.append(Seed(data, decode(data)))
-    return Target(name, 1, decode, seeds, check)
+    return Target(name, 1, decode, seeds, check, codec.model_id().hex())
 
 
 def lossless_target(name: str, codec, arrays: list[np.ndarray]) -> Target:
@@ -106,7 +107,7 @@ def lossless_target(name: str, codec, arrays: list[np.ndarray]) -> Target:
         return None if isinstance(out, np.ndarray) and out.size else f"decoded {type(out).__name__}"
 
     seeds = [Seed(d, decode(d)) for d in (compress_lossless(a, codec).data for a in arrays)]
-    return Target(name, 2, decode, seeds, check)
+    return Target(name, 2, decode, seeds, check, codec.model_id().hex())
 
 
 def tiny_lossy_codec(prior: str, seed: int = 0):
@@ -443,19 +444,33 @@ class Tally:
 
 
 # ----------------------------------------------------------------------------------------------- full run
-def full_targets() -> list[Target]:
-    """The shipped models (what users decode with) and two tiny untrained ones (factorized prior, a 4x4 VAE)."""
+TARGETS = ("lossy/shipped", "lossy/tiny-factorized", "lossless/shipped", "lossless/tiny")
+
+
+def full_targets(names: tuple[str, ...] = TARGETS) -> list[Target]:
+    """The shipped models (what users decode with) and two tiny untrained ones (factorized prior, a 4x4 VAE);
+    ``names`` picks some of them (inputs then go round those only)."""
     from varinf.compression import load_codec
     from varinf.compression.lossless.bitsback_model import load_bitsback
 
-    rng = np.random.default_rng(0)
+    unknown = set(names) - set(TARGETS)
+    if unknown or not names:
+        raise SystemExit(f"unknown fuzz targets {sorted(unknown)} (known: {', '.join(TARGETS)})")
+    rng = np.random.default_rng(0)  # every seed input is drawn whichever targets are built: the same seeds
     digits = _digits(rng)
-    return [
-        lossy_target("lossy/shipped", load_codec(), test_images(rng)),
-        lossy_target("lossy/tiny-factorized", tiny_lossy_codec("factorized"), test_images(rng)),
-        lossless_target("lossless/shipped", load_bitsback(), [digits[:1, 0], digits[:3, 0], digits[:2] * 255]),
-        lossless_target("lossless/tiny", tiny_lossless_codec(), [_binary(rng, (1, 4, 4)), _binary(rng, (5, 4, 4))]),
-    ]
+    shipped_images, tiny_images = test_images(rng), test_images(rng)
+    binaries = [_binary(rng, (1, 4, 4)), _binary(rng, (5, 4, 4))]
+    makers = {
+        "lossy/shipped": lambda: lossy_target("lossy/shipped", load_codec(), shipped_images),
+        "lossy/tiny-factorized": lambda: lossy_target(
+            "lossy/tiny-factorized", tiny_lossy_codec("factorized"), tiny_images
+        ),
+        "lossless/shipped": lambda: lossless_target(
+            "lossless/shipped", load_bitsback(), [digits[:1, 0], digits[:3, 0], digits[:2] * 255]
+        ),
+        "lossless/tiny": lambda: lossless_target("lossless/tiny", tiny_lossless_codec(), binaries),
+    }
+    return [makers[name]() for name in TARGETS if name in names]
 
 
 def _binary(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -533,7 +548,7 @@ def worker(args: argparse.Namespace) -> None:
     limit = int(args.memory_limit * 2**30)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     commit = _commit()
-    targets = full_targets()
+    targets = full_targets(args.targets)
     beat = _Heartbeat(args.state / "heartbeat", create=False)
     memory = _PeakMemory()
     skips = _events(args.state)
@@ -564,6 +579,7 @@ def worker(args: argparse.Namespace) -> None:
             "commit": commit,
             "rss_mb": rss if peak_rss else 0.0,
             "peak_rss_mb": peak_rss,
+            "model_ids": {t.name: t.model_id for t in targets},
             "tallies": {k: t.to_dict() for k, t in tallies.items()},
         }
         tmp = args.state / f"chunk_{chunk:06d}.json.tmp"
@@ -595,11 +611,16 @@ def _pending(args: argparse.Namespace) -> list[int]:
 def supervise(args: argparse.Namespace) -> None:
     """Start a worker on the pending chunks; restart it after a hang or a death, recording the input."""
     args.state.mkdir(parents=True, exist_ok=True)
-    (args.state / "config.json").write_text(json.dumps({"inputs": args.inputs, "chunk": args.chunk, "seed": args.seed}))
+    config = {"inputs": args.inputs, "chunk": args.chunk, "seed": args.seed, "targets": list(args.targets)}
+    saved = args.state / "config.json"
+    if saved.is_file() and any(json.loads(saved.read_text()).get(k, v) != v for k, v in config.items() if k != "inputs"):
+        sys.exit(f"{args.state} holds chunks of another fuzz configuration ({saved.read_text().strip()})")
+    saved.write_text(json.dumps(config))
     while _pending(args):
         beat = _Heartbeat(args.state / "heartbeat", create=True)
         cmd = [sys.executable, __file__, "--worker", "--inputs", str(args.inputs), "--chunk", str(args.chunk),
-               "--seed", str(args.seed), "--state", str(args.state), "--memory-limit", str(args.memory_limit)]  # fmt: skip
+               "--seed", str(args.seed), "--state", str(args.state), "--memory-limit", str(args.memory_limit),
+               "--targets", *args.targets]  # fmt: skip
         if args.chunks:
             cmd += ["--chunks", f"{args.chunks[0]}:{args.chunks[1]}"]
         proc = subprocess.Popen(cmd, start_new_session=True)
@@ -634,9 +655,11 @@ def report(args: argparse.Namespace) -> dict:
     config = json.loads((args.state / "config.json").read_text())
     files = sorted(args.state.glob("chunk_*.json"))
     tallies: dict[str, Tally] = {}
-    rss, peak_rss, commits = float("inf"), 0.0, Counter()
+    rss, peak_rss, commits, model_ids = float("inf"), 0.0, Counter(), {}
     for f in files:
         chunk = json.loads(f.read_text())
+        for name, key in chunk.get("model_ids", {}).items():
+            model_ids.setdefault(name, set()).add(key)
         if chunk.get("peak_rss_mb"):
             rss, peak_rss = min(rss, chunk["rss_mb"]), max(peak_rss, chunk["peak_rss_mb"])
         commits[chunk.get("commit", "unknown")] += 1
@@ -665,6 +688,8 @@ def report(args: argparse.Namespace) -> dict:
         "worker_rss_mb": rss if peak_rss else 0.0,
         "worker_peak_rss_mb": peak_rss,
         "goals": {"seconds": GOAL_SECONDS, "mb": GOAL_MB},
+        "targets_fuzzed": config.get("targets", list(TARGETS)),
+        "model_ids": {k: sorted(v) for k, v in model_ids.items()},
         "targets": {k: v.to_dict() for k, v in tallies.items()},
         "environment": {
             "commit": ", ".join(f"{c} ({n} chunks)" if len(commits) > 1 else c for c, n in commits.items()),
@@ -688,7 +713,8 @@ def markdown(result: dict, tallies: dict[str, Tally]) -> str:
     lines = [
         "# Fuzzing the .vif decoders",
         "",
-        f"`python benchmarks/fuzz_vif.py --inputs {result['planned_inputs']}` (one core, `taskset -c 0`, "
+        f"`python benchmarks/fuzz_vif.py --inputs {result['planned_inputs']} --targets "
+        f"{' '.join(result.get('targets_fuzzed', TARGETS))}` (one core, `taskset -c 0`, "
         f"`OMP_NUM_THREADS=1`), commit {result['environment']['commit']}, seed {result['seed']}. Every input must be "
         "refused with `FormatError` or decode to the declared shape (seed files: to their exact output); time and "
         "peak resident memory (VmHWM, reset per input; increase over the resident memory before the input) per "
@@ -705,6 +731,8 @@ def markdown(result: dict, tallies: dict[str, Tally]) -> str:
         f"{GOAL_MB:g} MB (the core is shared with other work: wall-clock times include waiting for it)",
         f"* any input: slowest {result['max_seconds']:.3f} s (CPU {result['max_cpu_seconds']:.3f} s), most memory "
         f"{result['max_mb']:.0f} MB",
+        "* models (id): " + (", ".join(f"{k} {'/'.join(v)}" for k, v in result.get("model_ids", {}).items())
+                             or "not recorded by this run"),
         "",
         "| target | inputs | refused | decoded | failures | hangs | crafted | median s | p99.9 s | max s | max CPU s "
         "| max MB |",
@@ -745,8 +773,10 @@ def main() -> None:
     parser.add_argument("--state", type=Path, default=STATE, help="folder of finished chunks (resumable)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where --report writes fuzz_vif.{json,md}")
     parser.add_argument("--report", action="store_true", help="aggregate finished chunks into benchmarks/results")
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), help=f"targets to fuzz (default: {TARGETS})")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.targets = tuple(args.targets)
     if args.worker:
         worker(args)
     elif args.report:

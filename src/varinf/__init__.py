@@ -7,6 +7,7 @@ compression, which speaks bits.
 
 from . import distributed
 from .api import fit, load
+from .bridges import from_numpyro, from_pymc
 from .diagnostics import evidence
 from .families import AmortizedNormal, Flow, FullRank, LowRank, MeanField
 from .models import Latent, Model, ModelError, load_example
@@ -30,10 +31,21 @@ __all__ = [
     "Model",
     "ModelError",
     "Renyi",
+    "StanModel",
     "distributed",
     "evidence",
     "fit",
+    "from_numpyro",
+    "from_pymc",
     "load",
     "load_example",
     "step",
 ]
+
+
+def __getattr__(name: str):  # varinf.StanModel: the Stan bridge loads on first use
+    if name == "StanModel":
+        from .bridges import StanModel
+
+        return StanModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

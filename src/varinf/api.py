@@ -90,6 +90,9 @@ def fit(
         ('good', 'auto', ('pathfinder', 'bam'))
     """
     evidence_opts = _evidence_options(evidence, evidence_budget)
+    if diagnose and (isinstance(diagnose_draws, bool) or not isinstance(diagnose_draws, int) or diagnose_draws < 100):
+        # checked before the fit, not after it: the diagnostics' Pareto-tail fit needs 100 draws at least
+        raise ValueError(f"diagnose_draws must be an integer >= 100 (or diagnose=False), got {diagnose_draws!r}")
     if getattr(model, "distributed", False) and not model.plate.world.is_main:
         # every process runs the same fit in lockstep (collectives inside the model); rank 0 reports
         options["progress"] = False

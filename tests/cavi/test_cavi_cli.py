@@ -17,7 +17,7 @@ def test_cli_gmm_prints_components_and_writes_labels(tmp_path, capsys):
     args = ["cavi", "gmm", str(data), "--components", "5", "--output", str(out)]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "converged after" in text and "2 components with weight" in text
+    assert "converged after" in text and "2 components (3 surplus ones removed)" in text
     labels = np.loadtxt(out, dtype=int)
     assert labels.shape == (160,) and len(set(labels[:80])) == 1 and set(labels[:80]) != set(labels[80:])
     assert main(args) == 1  # refuses to overwrite

@@ -18,6 +18,7 @@ from varinf.cli.options import path
 # prog: (writes files, draws random numbers, has a selectable precision)
 EXPECTED = {
     "varinf fit": (True, True, True),
+    "varinf models": (False, False, False),  # lists what is built in
     "varinf posteriordb list": (False, False, False),
     "varinf posteriordb fit": (True, True, True),
     "varinf cavi gmm": (True, True, True),

@@ -82,6 +82,53 @@ def test_warm_start_late_patches_and_export(tmp_path, picture):
         train_codec(cfg, [picture], tmp_path / "other", train, progress=False, init=make_tiny_codec())
 
 
+def test_training_files_and_snapshots_are_recorded(tmp_path, picture):
+    """The manifest given to train_codec reaches the checkpoint, every snapshot and the exported model."""
+    files = [{"name": "test/picture.png", "file": "/x/picture.png", "sha256": "ab" * 32, "bytes": 3}]
+    train = TrainConfig(steps=4, batch_size=2, patch_size=64, checkpoint_every=2, keep_every=2)
+    train_codec(TINY, [picture], tmp_path / "run", train, progress=False, training_files=files)
+    assert read_training_meta(tmp_path / "run" / "checkpoint.safetensors")["meta"]["training_files"] == files
+    snapshots = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert snapshots == ["step-000002", "step-000004"]
+    for folder in [tmp_path / "run", tmp_path / "run" / "snapshots" / "step-000002"]:
+        assert json.loads((folder / "model.json").read_text())["info"]["training_files"] == files
+    snap = load_codec(tmp_path / "run" / "snapshots" / "step-000004")  # float16 weights of the last step
+    last = load_codec(tmp_path / "run")
+    assert all(torch.allclose(snap.state_dict()[k], v, atol=1e-2, rtol=1e-2) for k, v in last.state_dict().items())
+    export_checkpoint(tmp_path / "run", tmp_path / "half")
+    assert json.loads((tmp_path / "half" / "model.json").read_text())["info"]["training_files"] == files
+
+
+def test_entropy_only_training_moves_the_entropy_model_alone(tmp_path, picture):
+    """entropy_only: the transforms and gains keep their weights, the latent codec learns and its rate falls."""
+    from varinf.compression.lossy.checkerboard import checkerboard_from_mean_scale
+
+    init = checkerboard_from_mean_scale(make_tiny_codec("mean-scale", seed=2))
+    train = TrainConfig(steps=30, batch_size=2, patch_size=64, lr=3e-3, entropy_only=True, log_every=10)
+    train_codec(init.config, [picture], tmp_path / "run", train, progress=False, init=init)
+    trained = load_codec(tmp_path / "run")
+    before, after = init.state_dict(), trained.state_dict()
+    frozen = [k for k in before if not k.startswith("latent.")]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not torch.equal(before["latent.entropy_parameters.4.weight"], after["latent.entropy_parameters.4.weight"])
+    log = [json.loads(line) for line in (tmp_path / "run" / "train.log").read_text().splitlines()]
+    assert log[-1]["bpp"] < log[0]["bpp"]
+
+
+def test_photo_manifest_lists_each_file_once_with_its_hash():
+    pytest.importorskip("skimage")
+    import hashlib
+
+    from varinf.compression.lossy import photos
+
+    got = photos.packaged_photos(sources=("builtin",), repeat={"builtin": 2})
+    manifest = got.manifest()
+    assert len(manifest) == len(got.images) // 2 and len({m["file"] for m in manifest}) == len(manifest)
+    first = manifest[0]
+    assert first["sha256"] == hashlib.sha256(open(first["file"], "rb").read()).hexdigest()
+    assert all(m["name"].startswith("builtin/") for m in manifest)
+
+
 def test_packaged_photos_report_missing_sources(monkeypatch):
     pytest.importorskip("skimage")
     from varinf.compression.lossy import photos

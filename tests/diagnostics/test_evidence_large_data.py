@@ -55,7 +55,10 @@ def test_auto_spends_no_full_data_gradients_and_states_the_subsample_error(large
 def test_bridge_on_request_streams_the_rows(large_fit):
     m, res, exact = large_fit
     RecordingRegression.largest = 0
-    m.max_memory = MAX_MEMORY  # only now: chunked sums are first order, so the fit's Laplace Hessian needs one chunk
+    # only now: chunked sums are first order, so the fit's Laplace Hessian needs one chunk. The fit's model is a
+    # float64 copy of m (fit(dtype=...) leaves the user's float32 model as it is)
+    assert res.model is not m and m.data["X"].dtype == torch.float32
+    res.model.max_memory = MAX_MEMORY
     ev = varinf.evidence(res, method="bridge", budget=3000, seed=0)
     assert ev.method == "bridge" and ev.grad_evals <= 3000
     assert ev.reliable, ev.note

@@ -1,13 +1,10 @@
-r"""Step sizes for stochastic VI, and the progress bar shared by the CAVI estimators."""
+r"""Step sizes for stochastic VI."""
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
-from tqdm.auto import tqdm
-
-__all__ = ["RobbinsMonro", "progress_bar"]
+__all__ = ["RobbinsMonro"]
 
 
 @dataclass(frozen=True)
@@ -37,13 +34,3 @@ class RobbinsMonro:
         if t < 1:
             raise ValueError(f"SVI steps are numbered from 1, got {t}")
         return float((self.offset + t) ** (-self.decay))
-
-
-def progress_bar(cap: int, enabled: bool | None, desc: str):
-    """A tqdm bar on stderr; ``enabled=None`` shows it only when stderr is a terminal.
-
-    The loops it counts stop when the bound converges, usually well before ``cap`` iterations, so the bar
-    counts iterations against no total (a percentage of the cap would stop short) and names the cap."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    return tqdm(total=None, desc=f"{desc} (until converged, at most {cap})", unit="it", disable=not enabled, leave=False)

@@ -53,6 +53,7 @@ def run_gmm(args: argparse.Namespace) -> int:
     gmm = BayesianGaussianMixture(
         args.components,
         tol=args.tol,
+        weight_threshold=args.weight_threshold,
         max_iter=args.max_iter,
         n_init=args.n_init,
         random_state=args.seed,
@@ -60,19 +61,20 @@ def run_gmm(args: argparse.Namespace) -> int:
         progress=progress_of(args),
     ).fit(x)
     n, d = x.shape
-    active = sorted((gmm.weights_ > args.min_weight).nonzero().squeeze(-1).tolist(), key=lambda k: -float(gmm.weights_[k]))
+    active = sorted(range(gmm.n_components_), key=lambda k: -float(gmm.weights_[k]))
+    pruned = args.components - gmm.n_components_
     lines = [
-        f"Bayesian GMM (CAVI): {n} points, {d} features, {args.components} components",
+        f"Bayesian GMM (CAVI): {n} points, {d} features, at most {args.components} components",
         f"{'converged' if gmm.converged_ else 'NOT converged'} after {gmm.n_iter_} iterations; "
         f"ELBO {gmm.lower_bound_:.4f} nats/point",
-        f"{len(active)} components with weight > {args.min_weight:g}:",
+        f"{gmm.n_components_} components" + (f" ({pruned} surplus ones removed):" if pruned else ":"),
     ]
     for k in active:
         mean = ", ".join(f"{v:.3g}" for v in gmm.means_[k].tolist()[:6]) + (", ..." if d > 6 else "")
         lines.append(f"  [{k}] weight {float(gmm.weights_[k]):.3f}  mean ({mean})")
     record = {"points": n, "features": d, "converged": bool(gmm.converged_), "n_iter": gmm.n_iter_,
-              "elbo_per_point": gmm.lower_bound_, "weights": gmm.weights_, "means": gmm.means_,
-              "active": active}  # fmt: skip
+              "elbo_per_point": gmm.lower_bound_, "components": gmm.n_components_, "weights": gmm.weights_,
+              "means": gmm.means_}  # fmt: skip
     if outputs:
         labels = gmm.predict(x).tolist()
         with writing(outputs, force=args.force) as (tmp,):
@@ -124,10 +126,14 @@ def register(sub) -> None:
     g = models.add_parser("gmm", help="Bayesian Gaussian mixture on a .csv/.txt/.npy matrix (rows = points)")
     g.add_argument("data", help="numeric matrix file")
     g.add_argument("--components", type=integer(1), default=10, help="upper bound on the number of components")
-    g.add_argument("--max-iter", type=integer(1), default=500)
-    g.add_argument("--tol", type=number(0, lo_open=True), default=1e-4, help="change of the ELBO per point (nats) to stop")
+    g.add_argument("--max-iter", type=integer(1), default=1000, help="cap on CAVI iterations per start (default 1000)")
+    g.add_argument("--tol", type=number(0, lo_open=True), default=1e-6,
+                   help="stop when the ELBO per point changes by less than this, relative to its size, and no "
+                        "component's weight still moves (default 1e-6)")  # fmt: skip
     g.add_argument("--n-init", type=integer(1), default=1, help="restarts; the best ELBO is kept")
-    g.add_argument("--min-weight", type=number(0, 1), default=0.01, help="report components above this weight")
+    g.add_argument("--weight-threshold", type=number(0, 1, hi_open=True), default=None,
+                   help="prune components holding less than this share of the points (default: less than one "
+                        "point, 1/N; 0 keeps every component)")  # fmt: skip
     add_output(g, "write the predicted component of each point here (one per line)")
     add_dtype(g, "float64")
     add_seed(g)
@@ -136,13 +142,17 @@ def register(sub) -> None:
 
     lda = models.add_parser("lda", help="LDA topic model on a named corpus or a corpus file")
     lda.add_argument("corpus", help="reuters | lee | lee_test | mini_newsgroups | news100 | news, or a file")
-    lda.add_argument("--data-root", default=os.environ.get("VARINF_SHARED_DATA", "../shared/data"))
-    lda.add_argument("--topics", type=integer(1), default=10)
-    lda.add_argument("--method", choices=["batch", "online"], default="batch")
+    lda.add_argument("--data-root", default=os.environ.get("VARINF_SHARED_DATA", "../shared/data"),
+                     help="folder holding the named corpora (default: $VARINF_SHARED_DATA, else ../shared/data)")  # fmt: skip
+    lda.add_argument("--topics", type=integer(1), default=10, help="number of topics K (default 10)")
+    lda.add_argument("--method", choices=["batch", "online"], default="batch",
+                     help="batch CAVI or online stochastic VI over minibatches (default batch)")  # fmt: skip
     lda.add_argument("--alpha", type=number(0, lo_open=True), default=None, help="document-topic prior (default 1/topics)")
     lda.add_argument("--eta", type=number(0, lo_open=True), default=None, help="topic-word prior (default 1/topics)")
     lda.add_argument("--max-iter", type=integer(1), default=100, help="passes over the corpus")
-    lda.add_argument("--tol", type=number(0, lo_open=True), default=1e-4, help="change of the ELBO per token (nats) to stop")
+    lda.add_argument("--tol", type=number(0, lo_open=True), default=1e-6,
+                     help="stop when the ELBO per token changes by less than this, relative to its size, and no "
+                          "topic's size still moves (default 1e-6)")  # fmt: skip
     lda.add_argument("--batch-size", type=integer(1), default=128, help="documents per minibatch (online)")
     lda.add_argument("--test-fraction", type=number(0, 1, hi_open=True), default=0.1,
                      help="held out for perplexity (0 = none)")  # fmt: skip

@@ -24,22 +24,41 @@ from .paths import check_output_folder, check_outputs, input_file, input_folder,
 __all__ = ["register"]
 
 
-def _progress(args: argparse.Namespace):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=None, disable=not progress_of(args), desc=args.prog, unit="img", leave=False)
+# formats that store decoded pixels exactly; anything else (.jpg, .webp, .avif, .gif, ...) re-encodes them lossily
+LOSSLESS_IMAGES = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".qoi")
 
 
-def _image_extension(path: Path, allow_npy: bool) -> None:
-    """Refuse an output name whose format is unknown before any decoding is spent."""
+def _progress(args: argparse.Namespace, what: str):
+    from ..utils.progress import progress
+
+    return progress(f"{args.prog}: {what}", unit="images", enabled=progress_of(args))
+
+
+def _shipped_levels() -> int:
+    """Quality levels of the shipped codec, read from its model.json (the parser needs it for --help)."""
+    from importlib.resources import files
+
+    try:
+        config = json.loads((files("varinf") / "assets" / "codec" / "model.json").read_text(encoding="utf-8"))
+        return len(config["config"]["lambdas"])
+    except (OSError, KeyError, TypeError, ValueError):
+        return 6
+
+
+def _image_extension(path: Path, allow_npy: bool, force: bool) -> None:
+    """Refuse an output name whose format is unknown, or lossy without ``--force``, before any decoding."""
     from PIL import Image
 
     suffix = path.suffix.lower()
-    if (allow_npy and suffix == ".npy") or suffix in Image.registered_extensions():
+    if (allow_npy and suffix == ".npy") or suffix in LOSSLESS_IMAGES:
         return
     if suffix == ".npy":
         raise ValueError(f"{path}: a lossy .vif decodes to an image; use .png (.npy is for lossless files)")
-    raise ValueError(f"{path}: unknown output extension {suffix or '(none)'!r} (use .png{' or .npy' if allow_npy else ''})")
+    if suffix not in Image.registered_extensions():
+        raise ValueError(f"{path}: unknown output extension {suffix or '(none)'!r} (use .png{' or .npy' if allow_npy else ''})")
+    if not force:
+        raise ValueError(f"{path}: {suffix} is a lossy format: saving would re-encode the decoded pixels and lose "
+                         "detail again; write .png (exact), or pass --force to re-encode anyway")  # fmt: skip
 
 
 def run_compress(args: argparse.Namespace) -> int:
@@ -50,7 +69,7 @@ def run_compress(args: argparse.Namespace) -> int:
 
         if args.quality is not None:
             raise ValueError("--quality applies to lossy compression; lossless files have none")
-        with _progress(args) as bar:
+        with _progress(args, "bits-back coding") as bar:
             result = compress_lossless_file(src, dst, model=args.model, force=args.force, progress=bar)
         estimate = result.image_bits.mean() / result.num_dims
         text = (f"{dst}: {len(result.data)} bytes, {result.num_images} image(s), {result.bits_per_dim:.4f} bits/dim "
@@ -62,10 +81,10 @@ def run_compress(args: argparse.Namespace) -> int:
 
         result = compress_file(src, dst, quality=args.quality, model=args.model, force=args.force)
         estimate = result.estimated_bits / (result.height * result.width)
-        text = (f"{dst}: {len(result.data)} bytes, {result.bpp:.4f} bpp ({result.height}x{result.width}, quality "
-                f"{result.quality:g}; model estimate {estimate:.4f} bpp for the payload)")  # fmt: skip
+        text = (f"{dst}: {len(result.data)} bytes, {result.bpp:.4f} bpp ({result.width}x{result.height} pixels, "
+                f"quality {result.quality:g}; model estimate {estimate:.4f} bpp for the payload)")  # fmt: skip
         record = {"output": str(dst), "kind": "lossy", "bytes": len(result.data), "bpp": result.bpp,
-                  "height": result.height, "width": result.width, "quality": result.quality,
+                  "width": result.width, "height": result.height, "quality": result.quality,
                   "estimated_payload_bpp": estimate}  # fmt: skip
     emit(args, text, record)
     return 0
@@ -77,16 +96,16 @@ def run_decompress(args: argparse.Namespace) -> int:
     src = input_file(args.input)
     (dst,) = check_outputs([args.output], inputs=[src, *model_inputs(args.model)], force=args.force)
     lossless = file_kind(src) == KIND_LOSSLESS
-    _image_extension(dst, allow_npy=lossless)
+    _image_extension(dst, allow_npy=lossless, force=args.force)
     if lossless:
-        with _progress(args) as bar:
+        with _progress(args, "bits-back decoding") as bar:
             array = decompress_lossless_file(src, dst, model=args.model, force=args.force, progress=bar)
         text = f"{dst}: array {tuple(array.shape)} {array.dtype}"
         record = {"output": str(dst), "kind": "lossless", "shape": list(array.shape), "dtype": str(array.dtype)}
     else:
         pixels = decompress_file(src, dst, model=args.model, force=args.force)
-        text = f"{dst}: {pixels.shape[0]}x{pixels.shape[1]} pixels"
-        record = {"output": str(dst), "kind": "lossy", "height": pixels.shape[0], "width": pixels.shape[1]}
+        text = f"{dst}: {pixels.shape[1]}x{pixels.shape[0]} pixels (width x height)"
+        record = {"output": str(dst), "kind": "lossy", "width": pixels.shape[1], "height": pixels.shape[0]}
     emit(args, text, record)
     return 0
 
@@ -107,8 +126,10 @@ def _check_train_folder(args: argparse.Namespace) -> Path:
 
 def run_train(args: argparse.Namespace) -> int:
     from ..compression import CodecConfig, TrainConfig, builtin_images, folder_images, train_codec
+    from ..compression.lossy.model import DEFAULT_LAMBDAS
 
     out = _check_train_folder(args)
+    files = None
     if args.images:
         images = folder_images(input_folder(args.images))
     elif args.photos:
@@ -117,18 +138,20 @@ def run_train(args: argparse.Namespace) -> int:
         photos = packaged_photos()
         for source, command in photos.missing.items():
             print(f"photo source {source} not installed ({command}); training without it", file=sys.stderr)
-        images = photos.images
+        images, files = photos.images, photos.manifest()
     else:
         images = builtin_images()
-    init = _initial_codec(args.init, args.prior) if args.init else None
+    lambdas = tuple(args.lambdas) if args.lambdas else None
+    init = _initial_codec(args.init, args.prior, lambdas) if args.init else None
     config = init.config if init is not None else CodecConfig(
         prior=args.prior, channels=args.channels, latent_channels=args.latent_channels,
-        hyper_channels=args.hyper_channels, lambdas=tuple(args.lambdas), name=args.name)  # fmt: skip
+        hyper_channels=args.hyper_channels, lambdas=lambdas or DEFAULT_LAMBDAS, name=args.name)  # fmt: skip
     train = TrainConfig(steps=args.steps, batch_size=args.batch_size, patch_size=args.patch_size, lr=args.lr,
                         seed=args.seed, threads=args.threads, decay_fraction=args.decay_fraction,
                         late_patch_size=args.late_patch_size, warmup_steps=args.warmup_steps,
-                        time_budget_h=args.hours)  # fmt: skip
-    result = train_codec(config, images, out, train, progress=progress_of(args), init=init)
+                        time_budget_h=args.hours, keep_every=args.keep_every,
+                        entropy_only=args.entropy_only)  # fmt: skip
+    result = train_codec(config, images, out, train, progress=progress_of(args), init=init, training_files=files)
     text = (f"trained {result.steps} steps in {result.wall_time:.0f} s; last patches: {result.bpp:.3f} bpp, "
             f"{result.psnr:.2f} dB; model written to {result.model_dir}")  # fmt: skip
     record = {"steps": result.steps, "wall_time_s": result.wall_time, "bpp": result.bpp, "psnr": result.psnr,
@@ -137,17 +160,23 @@ def run_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _initial_codec(directory: str, prior: str):
+def _initial_codec(directory: str, prior: str, lambdas: tuple[float, ...] | None):
     """The saved codec in ``directory``; a scale hyperprior becomes an equivalent mean-scale model when
-    ``prior`` is ``mean-scale``."""
+    ``prior`` is ``mean-scale``, a mean-scale one an equivalent checkerboard model (with ``lambdas``' quality
+    levels) when ``prior`` is ``checkerboard``."""
     from ..compression import load_codec
+    from ..compression.lossy.checkerboard import checkerboard_from_mean_scale
     from ..compression.lossy.mean_scale import mean_scale_from_hyperprior
 
     codec = load_codec(input_folder(directory))
     if prior == "mean-scale" and codec.config.prior == "hyperprior":
-        return mean_scale_from_hyperprior(codec)
+        codec = mean_scale_from_hyperprior(codec)
+    elif prior == "checkerboard" and codec.config.prior == "mean-scale":
+        return checkerboard_from_mean_scale(codec, lambdas)
     if prior != codec.config.prior:
         raise ValueError(f"--init {directory} is a {codec.config.prior} codec, not {prior}")
+    if lambdas is not None and tuple(lambdas) != codec.config.lambdas:
+        raise ValueError(f"--lambdas: --init {directory} has its own quality levels {list(codec.config.lambdas)}")
     return codec
 
 
@@ -190,15 +219,19 @@ def register(sub) -> None:
     p.add_argument("--lossless", action="store_true",
                    help="bits-back coding with a VAE (default model: binarized MNIST, 28x28, values 0/1 or 0/255)")  # fmt: skip
     add_output(p, "output .vif file", required=True)
+    top = _shipped_levels() - 1
     p.add_argument("-q", "--quality", type=number(0), default=None,
-                   help="quality level in [0, levels-1], fractional values interpolate (default: 3)")  # fmt: skip
+                   help=f"quality level in [0, {top}] for the shipped codec ([0, levels-1] for a --model with another "
+                        "number of levels); fractional values interpolate (default: the level whose lambda is nearest "
+                        "0.013)")  # fmt: skip
     p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
     add_reporting(p)
     p.set_defaults(func=run_compress)
 
     p = sub.add_parser("decompress", help="decode a .vif file (lossy or lossless) to an image or .npy array")
     p.add_argument("input", help=".vif file")
-    add_output(p, "output image (.png recommended) or .npy (lossless)", required=True)
+    add_output(p, "output image: .png (or another exact format: .bmp, .tif, .ppm); a lossy one (.jpg, .webp) only "
+                  "with --force, which re-encodes; .npy for lossless files", required=True)  # fmt: skip
     p.add_argument("--model", default=None, help="model directory (default: the shipped model of that kind)")
     add_reporting(p)
     p.set_defaults(func=run_decompress)
@@ -210,21 +243,23 @@ def register(sub) -> None:
     t.add_argument("--images", default=None, help="folder of training images (default: bundled sample pictures)")
     t.add_argument("--photos", action="store_true",
                    help="bundled pictures plus the registry photo sets of varinf.compression.lossy.photos")  # fmt: skip
-    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "factorized"])
+    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "checkerboard", "factorized"],
+                   help="entropy model of the latents (default hyperprior)")  # fmt: skip
     t.add_argument("--init", default=None,
                    help="start a new run from this saved codec (its architecture; a scale hyperprior is "
-                        "turned into an equivalent mean-scale model with --prior mean-scale)")  # fmt: skip
+                        "turned into an equivalent mean-scale model with --prior mean-scale, a mean-scale one "
+                        "into an equivalent checkerboard model with --prior checkerboard)")  # fmt: skip
     t.add_argument("--channels", type=integer(1), default=64, help="N, hidden channels")
     t.add_argument("--latent-channels", type=integer(1), default=128, help="M, latent channels")
-    t.add_argument("--hyper-channels", type=integer(1), default=64)
-    t.add_argument("--lambdas", type=number(0, lo_open=True), nargs="+",
-                   default=[0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483],
-                   help="one rate-distortion trade-off per quality level")  # fmt: skip
-    t.add_argument("--name", default="varinf-codec")
-    t.add_argument("--steps", type=integer(1), default=20_000)
-    t.add_argument("--batch-size", type=integer(1), default=8)
-    t.add_argument("--patch-size", type=integer(16), default=128)
-    t.add_argument("--lr", type=number(0, lo_open=True), default=3e-4)
+    t.add_argument("--hyper-channels", type=integer(1), default=64, help="hyperprior channels (default 64)")
+    t.add_argument("--lambdas", type=number(0, lo_open=True), nargs="+", default=None,
+                   help="one rate-distortion trade-off per quality level (default 0.0018 0.0035 0.0067 0.013 0.025 "
+                        "0.0483; with --init --prior checkerboard: new levels start from extrapolated gains)")  # fmt: skip
+    t.add_argument("--name", default="varinf-codec", help="name recorded in model.json (default varinf-codec)")
+    t.add_argument("--steps", type=integer(1), default=20_000, help="Adam steps in total (default 20000)")
+    t.add_argument("--batch-size", type=integer(1), default=8, help="patches per step (default 8)")
+    t.add_argument("--patch-size", type=integer(16), default=128, help="side of the square patches, pixels (default 128)")
+    t.add_argument("--lr", type=number(0, lo_open=True), default=3e-4, help="Adam step size (default 3e-4)")
     t.add_argument("--late-patch-size", type=integer(16), default=None,
                    help="patch size during the lr decay (batch cut to keep the pixels per step)")  # fmt: skip
     t.add_argument("--hours", type=number(0, lo_open=True), default=None,
@@ -234,6 +269,10 @@ def register(sub) -> None:
     t.add_argument("--decay-fraction", type=number(0, 1, hi_open=True), default=0.25,
                    help="final share of steps with a cosine lr decay")  # fmt: skip
     t.add_argument("--threads", type=integer(1), default=1, help="torch CPU threads (default 1)")
+    t.add_argument("--entropy-only", action="store_true",
+                   help="train the entropy model alone (rate loss; transforms and gains frozen, ~4x cheaper steps)")
+    t.add_argument("--keep-every", type=integer(1), default=None,
+                   help="also keep the weights every this many steps (snapshots/step-N, float16) for selection")  # fmt: skip
     add_seed(t)
     add_reporting(t)
     t.set_defaults(func=run_train)
@@ -250,7 +289,8 @@ def register(sub) -> None:
     e = csub.add_parser("eval", help="rate-distortion points of a codec (and optionally JPEG/WebP/AVIF)")
     e.add_argument("--images", required=True, help="folder of evaluation images (e.g. Kodak)")
     e.add_argument("--model", default=None, help="codec directory (default: the shipped pretrained codec)")
-    e.add_argument("--qualities", type=number(0), nargs="+", default=None)
+    e.add_argument("--qualities", type=number(0), nargs="+", default=None,
+                   help="quality levels to measure (default: 6 evenly spaced from 0 to the codec's highest)")  # fmt: skip
     e.add_argument("--baselines", action="store_true", help="also run Pillow's JPEG, WebP and AVIF")
     add_output(e, "write the points (JSON) to this file")
     add_reporting(e)

@@ -5,10 +5,13 @@
     varinf fit eight_schools --family fullrank
     varinf fit my_model.py --max-steps 5000 -o out/      # out/draws.nc (or .safetensors), out/summary.{txt,json}
     varinf fit my_model.py --json > result.json
+    varinf fit model.stan --data data.json -o out/       # a Stan program, compiled once (cached)
 
-``-o DIR`` writes ``draws.nc`` (ArviZ netCDF: posterior draws of q and their log importance weights) when
-ArviZ is installed, else ``draws.safetensors`` (``posterior/<latent>`` and ``sample_stats/<name>`` tensors),
-plus ``summary.txt`` (what is printed) and ``summary.json`` (what ``--json`` prints).
+``-o DIR`` writes ``draws.nc`` (ArviZ netCDF: the ``--draws`` draws of q the diagnostics used and their log
+importance weights) when ArviZ is installed, else ``draws.safetensors`` (``posterior/<latent>`` and
+``sample_stats/<name>`` tensors), plus ``summary.txt`` (what is printed) and ``summary.json`` (what ``--json``
+prints). Draws are stored in float32 unless ``--dtype float64``; the pointwise groups (``log_likelihood``,
+``posterior_predictive``, ``observed_data``: draws x data rows each) only with ``--log-likelihood``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import argparse
 import importlib.util
 import sys
 import traceback
-import warnings
 from pathlib import Path
 
 from ..diagnostics.evidence_result import METHOD_NAMES
@@ -40,6 +42,7 @@ from .options import (
 from .paths import check_output_folder, input_file, writing
 
 EVIDENCE = ("auto", *METHOD_NAMES)  # --evidence: the policy of varinf.fit(evidence=...)
+MIN_DRAWS = 100  # varinf.diagnostics.diagnose_q refuses fewer (its Pareto-tail fit); --draws is checked up front
 
 __all__ = ["add_fit_options", "fit_options", "fit_record", "load_model", "register", "run_fit"]
 
@@ -87,17 +90,27 @@ def _exec_file(path: Path):
     return module
 
 
-def load_model(target: str):
-    """A built-in example name, or a Python file defining ``model`` (a Model or a function returning one)."""
+def load_model(target: str, data: str | None = None, progress: bool | None = None):
+    """A built-in example name, a Python file defining ``model`` (a Model or a function returning one), or a
+    Stan program (``.stan``) with its JSON ``data`` file.
+
+    A model from a file that was given no ``name`` is named after the file (``poisson.py`` -> ``poisson``)."""
     from ..models import EXAMPLES, Model, load_example
 
+    path = Path(target)
+    if path.suffix == ".stan":
+        from ..bridges import StanModel
+
+        return StanModel(input_file(path), input_file(data) if data is not None else None, progress=progress)
+    if data is not None:
+        raise ValueError(f"--data is for Stan programs (a .stan file); {target} reads its own data")
     if target in EXAMPLES:
         return load_example(target)
-    path = Path(target)
     if path.suffix != ".py":
         if path.is_file():
-            raise ValueError(f"{target}: a model file must be a Python file ending in .py")
-        raise ValueError(f"{target!r} is neither a built-in example ({', '.join(sorted(EXAMPLES))}) nor a .py file")
+            raise ValueError(f"{target}: a model file must be a Python file ending in .py, or a Stan program (.stan)")
+        raise ValueError(f"{target!r} is neither a built-in example ({', '.join(sorted(EXAMPLES))}) nor a .py or "
+                         ".stan file")  # fmt: skip
     module = _exec_file(input_file(path))
     obj = getattr(module, "model", None)
     if obj is None:
@@ -112,6 +125,8 @@ def load_model(target: str):
             raise _failure("could not build the model in", path, e) from e
     if not isinstance(obj, Model):
         raise ValueError(f"{target}: `model` must be a varinf.Model (got {type(obj).__name__})")
+    if obj.name == type(obj).__name__:  # no name given: the header, the JSON and errors say the file's stem
+        obj.name = path.stem
     return obj
 
 
@@ -183,52 +198,95 @@ def _draws_name() -> str:
     return "draws.nc" if have_arviz() else "draws.safetensors"
 
 
-def _write_draws(result, tmp: Path, n: int, seed: int) -> None:
-    """``n`` draws of q with their log importance weights, to ``tmp``: netCDF with ArviZ, else safetensors."""
+def _write_draws(result, tmp: Path, n: int, seed: int, *, dtype: str, pointwise: bool) -> None:
+    """``n`` draws of q with their log importance weights, to ``tmp``: netCDF with ArviZ, else safetensors.
+
+    The draws are stored in ``dtype`` (float32 halves them; their precision stays far finer than their Monte
+    Carlo error), the log weights in float64 (PSIS exponentiates them); ``pointwise`` adds the draws x rows
+    groups (``--log-likelihood``)."""
+    import numpy as np
+
     from ..diagnostics import diagnose, to_inference_data
 
     if _draws_name().endswith(".nc"):
-        to_inference_data(result, num_draws=n, seed=seed).to_netcdf(str(tmp))
+
+        def cast(v):
+            return v.astype(dtype) if v.dtype.kind == "f" and v.dtype != np.dtype(dtype) else v
+
+        idata = to_inference_data(result, num_draws=n, seed=seed, pointwise=pointwise)
+        # the draws (and pointwise groups) in dtype; the log weights keep float64: PSIS exponentiates them
+        groups = [g for g in idata.groups() if g != "sample_stats"]
+        idata.map(lambda ds: ds.map(cast, keep_attrs=True), groups=groups, inplace=True)
+        idata.to_netcdf(str(tmp))
         return
+    import torch
+
     from ..utils import write_safetensors
 
     d = result.diagnostics
     if d is None or d.num_draws != n:
         d = diagnose(result, n, seed=seed, warn=False)
-    tensors = {f"posterior/{k}": v for k, v in d.draws.items()}
+    tensors = {
+        f"posterior/{k}": v.to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in d.draws.items()
+    }
     tensors |= {"sample_stats/log_weight": d.psis.log_weights, "sample_stats/log_q": d.log_q}
     meta = {"model": getattr(result.model, "name", "model"), "family": result.family_label, "khat": d.khat}
     write_safetensors(tmp, tensors, meta, format="varinf.draws/1")
 
 
+def _size(num_bytes: float) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if num_bytes < 1000 or unit == "GB":
+            return f"{num_bytes:.0f} {unit}" if unit == "bytes" else f"{num_bytes:.1f} {unit}"
+        num_bytes /= 1000
+    return ""
+
+
+def _written(args: argparse.Namespace, model, draws: Path, size: int) -> str:
+    """The line saying what ``-o`` wrote, with the draws file's size (and what --log-likelihood would add)."""
+    itemsize = 8 if args.dtype == "float64" else 4
+    dtype = args.dtype or "float32"
+    line = (f"written to {args.output}/: {draws.name} ({_size(size)}, {args.draws} draws in {dtype}), "
+            f"{SUMMARY_TXT}, {SUMMARY_JSON}, {FIT_FILE} (varinf.load reads it)")  # fmt: skip
+    rows = model.plate.size if getattr(model, "has_plate", False) else 0
+    if rows and not args.log_likelihood and draws.suffix == ".nc":
+        line += (f"; --log-likelihood would add {args.draws} x {rows:,} pointwise values per group "
+                 f"(about {_size(args.draws * rows * itemsize)} each)")  # fmt: skip
+    return line
+
+
 def run_fit(args: argparse.Namespace) -> int:
     from .. import fit
-    from ..diagnostics import DiagnosticWarning
     from ..optim.persist import save_result
 
     outputs = []
     if args.output is not None:
-        inputs = [args.target] if Path(args.target).suffix == ".py" else []
+        inputs = [args.target] if Path(args.target).suffix in (".py", ".stan") else []
+        inputs += [args.data] if args.data is not None else []
         outputs = check_output_folder(args.output, [_draws_name(), SUMMARY_TXT, SUMMARY_JSON, FIT_FILE],
                                       inputs=inputs, force=args.force)  # fmt: skip
     objective = _objective(args)  # its own checks (e.g. dreg needs iwae) before the model file runs
-    model = load_model(args.target)
-    with warnings.catch_warnings():
-        # the summary below states the diagnosis (k-hat, PSIS mean shift) in words: no duplicate Python warning
-        warnings.simplefilter("ignore", DiagnosticWarning)
-        result = fit(model, objective=objective, batch_size=args.batch_size, **fit_options(args))
+    model = load_model(args.target, args.data, progress_of(args))
+    # warnings (ConvergenceWarning, DiagnosticWarning, ...) reach stderr through main(), also under --quiet
+    # --draws sets the diagnostics' draws too, so the k-hat, the PSIS-corrected table and -o all use them
+    result = fit(model, objective=objective, batch_size=args.batch_size, diagnose_draws=args.draws,
+                 **fit_options(args))  # fmt: skip
     if getattr(model, "distributed", False) and not model.plate.world.is_main:
         return 0  # under torchrun: rank 0 reports and writes
     summary = result.summary(n=args.draws, seed=args.seed)
     record = fit_record(result, summary)
+    written = ""
     if outputs:
         with writing(outputs, force=args.force) as (draws, txt, js, saved):
-            _write_draws(result, draws, args.draws, args.seed)
+            _write_draws(result, draws, args.draws, args.seed, dtype=args.dtype or "float32",
+                         pointwise=args.log_likelihood)  # fmt: skip
+            record["draws_file"] = {"path": str(outputs[0]), "bytes": draws.stat().st_size, "draws": args.draws,
+                                    "dtype": args.dtype or "float32", "log_likelihood": bool(args.log_likelihood)}  # fmt: skip
             txt.write_text(f"{summary}\n", encoding="utf-8")
             js.write_text(to_json(record) + "\n", encoding="utf-8")
             save_result(result, saved, add_suffix=False)
-    emit(args, lambda: str(summary) + (f"\nwritten to {args.output}/ (varinf.load reads {FIT_FILE})" if outputs else ""),
-         record)  # fmt: skip
+        written = _written(args, model, outputs[0], record["draws_file"]["bytes"])
+    emit(args, lambda: str(summary) + (f"\n{written}" if written else ""), record)
     return 0
 
 
@@ -251,7 +309,7 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--evidence-budget", type=integer(0), default=None, metavar="N",
                    help="model gradient evaluations the evidence may spend (default: the fit's own, at most 20000)")  # fmt: skip
     add_seed(p)
-    add_dtype(p, None)
+    add_dtype(p, None, note="the fit's arithmetic; varinf fit -o stores draws in float32 unless float64")
 
 
 def fit_options(args: argparse.Namespace) -> dict:
@@ -271,8 +329,13 @@ def fit_options(args: argparse.Namespace) -> dict:
 
 
 def register(sub) -> None:
+    from ..models import EXAMPLES
+
     p = sub.add_parser("fit", help="fit a model by variational inference and print a posterior summary")
-    p.add_argument("target", help="a built-in example (normal_normal, linear_regression, ...) or a .py file")
+    p.add_argument("target", help=f"a built-in example ({', '.join(sorted(EXAMPLES))}; 'varinf models' describes them), "
+                                  "a .py file defining `model`, or a Stan program (.stan; compiled once and cached)")  # fmt: skip
+    p.add_argument("--data", default=None, metavar="JSON",
+                   help="the Stan program's data (a JSON file in CmdStan's format)")  # fmt: skip
     add_fit_options(p)
     p.add_argument("--objective", default=None, choices=["elbo", "iwae", "renyi"],
                    help="bound to optimize (ADVI; default elbo; giving one makes --method auto run ADVI)")  # fmt: skip
@@ -280,10 +343,15 @@ def register(sub) -> None:
                    help="gradient estimator (ADVI; default reparam; dreg: IWAE only)")  # fmt: skip
     p.add_argument("--particles", type=integer(1), default=None, help="draws per step (ADVI; K for IWAE/Renyi)")
     p.add_argument("--alpha", type=number(), default=0.5, help="Renyi alpha")
-    p.add_argument("--draws", type=integer(2), default=4000, help="draws of q for the summary and -o")
+    p.add_argument("--draws", type=integer(MIN_DRAWS), default=4000,
+                   help=f"draws of q for the diagnostics (k-hat, PSIS), the summary and -o (at least {MIN_DRAWS}; "
+                        "default 4000)")  # fmt: skip
+    p.add_argument("--log-likelihood", action="store_true",
+                   help="-o: also store the pointwise groups (log_likelihood for az.loo/az.waic, posterior_predictive, "
+                        "observed_data): draws x data rows values each, e.g. 4000 x 2000 rows = 32 MB in float32")  # fmt: skip
     p.add_argument("--batch-size", type=integer(1), default=None,
                    help="fit on minibatches of this many data rows (models with data; minibatch ADVI)")  # fmt: skip
-    add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ), summary.txt, summary.json and "
-                  "fit.safetensors (varinf.load)")  # fmt: skip
+    add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ; float32 unless --dtype float64), "
+                  "summary.txt, summary.json and fit.safetensors (varinf.load)")  # fmt: skip
     add_reporting(p)
     p.set_defaults(func=run_fit)

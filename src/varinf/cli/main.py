@@ -21,7 +21,7 @@ import traceback
 import warnings
 from collections.abc import Iterator
 
-__all__ = ["build_parser", "describe", "iter_commands", "main"]
+__all__ = ["build_parser", "describe", "iter_commands", "main", "warning_line"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -88,12 +88,40 @@ def describe(e: BaseException) -> str:
     return _one_line(msg)
 
 
+def warning_line(prog: str, message: Warning | str, category: type[Warning]) -> str:
+    """A warning as the one line the CLI prints on stderr: ``varinf fit: warning: <short form>``.
+
+    The short form is the warning's ``short`` attribute when it has one (a message catalogue may render a
+    CLI-specific text there), else its first sentence: the report on stdout and ``--json`` hold the full
+    text. Warnings from outside varinf (torch, ArviZ, a user's model file) name their category."""
+    short = getattr(message, "short", None)
+    text = _one_line(short() if callable(short) else short) if short else _first_sentence(_one_line(message))
+    foreign = not getattr(category, "__module__", "").startswith("varinf")
+    return f"{prog}: warning: {text}" + (f" ({category.__name__})" if foreign else "")
+
+
+def _first_sentence(text: str) -> str:
+    """``text`` up to the end of its first sentence (a period followed by a capital letter starts the next)."""
+    for i in range(len(text) - 2):
+        if text[i] == "." and text[i + 1] == " " and text[i + 2].isupper():
+            return text[: i + 1]
+    return text
+
+
 @contextlib.contextmanager
-def _one_line_warnings(prog: str):
-    """Python warnings (ConvergenceWarning, DiagnosticWarning, ...) as one line each, without source lines."""
+def _warnings_on_stderr(prog: str):
+    """Every Python warning a run raises (ConvergenceWarning, DiagnosticWarning, a library's or the user's
+    model's), once per distinct text, as one line on stderr, above any progress bar; ``--quiet`` and
+    ``--json`` never hide them."""
+    from ..utils.progress import write
+
+    seen: set[tuple[type, str]] = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
-        print(f"{prog}: warning: {_one_line(message)} ({category.__name__})", file=file or sys.stderr)
+        text = warning_line(prog, message, category)
+        if (category, text) not in seen:
+            seen.add((category, text))
+            write(text)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
@@ -115,6 +143,8 @@ def _chatter(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ..utils.progress import progress_scope
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
@@ -124,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False) or os.environ.get("VARINF_DEBUG", "") not in ("", "0")
     args.stdout = sys.stdout  # the results go here (see options.emit); anything else printed goes to _chatter
     try:
-        with _one_line_warnings(prog), _chatter(args):
+        with (
+            _warnings_on_stderr(prog),
+            _chatter(args),
+            progress_scope(False if getattr(args, "quiet", False) else None),
+        ):
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -129,9 +129,10 @@ def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
     p.add_argument("--seed", type=integer(0), default=default, help=f"random seed (default {default})")
 
 
-def add_dtype(p: argparse.ArgumentParser, default: str | None, what: str | None = None) -> None:
+def add_dtype(p: argparse.ArgumentParser, default: str | None, what: str | None = None, note: str = "") -> None:
     shown = default or what or "the model's own"
-    p.add_argument("--dtype", choices=DTYPES, default=default, help=f"floating-point precision (default: {shown})")
+    help = f"floating-point precision (default: {shown}{'; ' + note if note else ''})"
+    p.add_argument("--dtype", choices=DTYPES, default=default, help=help)
 
 
 def add_reporting(p: argparse.ArgumentParser) -> None:
@@ -150,8 +151,12 @@ def dtype_of(args: argparse.Namespace):
 
 
 def progress_of(args: argparse.Namespace) -> bool:
-    """``progress=`` for library calls: a bar only on a terminal (stderr), and never with ``--quiet``."""
-    return not args.quiet and sys.stderr.isatty()
+    """``progress=`` for library calls: a bar only on a terminal (stderr), and never with ``--quiet``
+    (:mod:`varinf.utils.progress`; phases that take no flag follow the same rule through the command's
+    ``progress_scope``)."""
+    from ..utils.progress import is_enabled
+
+    return not args.quiet and is_enabled(None)
 
 
 # ---------------------------------------------------------------------------------------- results

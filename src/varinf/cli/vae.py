@@ -205,34 +205,41 @@ def register(sub) -> None:
     t = vs.add_parser("train", help="train (or --resume) a VAE; checkpoints go to the run folder")
     add_output(t, "run folder (checkpoints, config.json, history.json, model)", required=True)
     _common(t, run=False)
-    t.add_argument("--kind", default="auto", choices=["auto", "mnist", "folder"])
+    t.add_argument("--kind", default="auto", choices=["auto", "mnist", "folder"],
+                   help="what --data holds: MNIST idx files or an image folder (default: auto-detect)")  # fmt: skip
     t.add_argument("--download", action="store_true", help="download MNIST into --data if missing (needs internet)")
     t.add_argument("--limit-train", type=integer(1), default=None, help="use only the first N training images")
     t.add_argument("--image-size", type=integer(1), default=None, help="image folders: square crop + resize")
     t.add_argument("--mode", default="L", choices=["L", "RGB"], help="image folders: grey or colour")
     t.add_argument("--preset", default="iwae1", help="iwae1 | iwae2 | conv | logistic")
-    t.add_argument("--likelihood", default=None, choices=sorted(LIKELIHOODS))
+    t.add_argument("--likelihood", default=None, choices=sorted(LIKELIHOODS),
+                   help="decoder distribution p(x|z) (default: the preset's)")  # fmt: skip
     t.add_argument("--latents", type=_ints, default=None, help="latent sizes per stochastic layer, e.g. 50 or 100,50")
     t.add_argument("--hidden", type=_sizes, default=None,
                    help="hidden sizes per layer, e.g. '200,200' or '200,200;100,100'")  # fmt: skip
     t.add_argument("--prior", default=None, help="normal | vamp | flow")
-    t.add_argument("--activation", default=None, choices=sorted(ACTIVATIONS))
-    t.add_argument("--objective", default="elbo", choices=["elbo", "iwae"])
+    t.add_argument("--activation", default=None, choices=sorted(ACTIVATIONS),
+                   help="hidden-layer nonlinearity (default: the preset's)")  # fmt: skip
+    t.add_argument("--objective", default="elbo", choices=["elbo", "iwae"], help="training bound (default elbo)")
     t.add_argument("--k", type=integer(1), default=1, help="ELBO particles / IWAE samples")
-    t.add_argument("--gradient", default="reparam", choices=GRADIENTS)
+    t.add_argument("--gradient", default="reparam", choices=GRADIENTS,
+                   help="gradient estimator (default reparam; dreg needs --objective iwae)")  # fmt: skip
     t.add_argument("--beta", type=number(0, lo_open=True), default=1.0, help="β-VAE weight on the rate")
     t.add_argument("--kl-warmup", type=integer(0), default=0, help="steps of linear KL annealing")
     t.add_argument("--free-bits", type=number(0), default=0.0, help="minimum nats per latent dimension")
-    t.add_argument("--batch-size", type=integer(1), default=20)
-    t.add_argument("--lr", type=number(0, lo_open=True), default=1e-3)
-    t.add_argument("--schedule", default="burda", choices=SCHEDULES)
+    t.add_argument("--batch-size", type=integer(1), default=20, help="images per step (default 20, as Burda et al.)")
+    t.add_argument("--lr", type=number(0, lo_open=True), default=1e-3, help="Adam step size (default 1e-3)")
+    t.add_argument("--schedule", default="burda", choices=SCHEDULES,
+                   help="learning-rate schedule: burda (lr x 10^(-i/7) after 3^i more epochs), cosine (decay to 1%% "
+                        "over --epochs), constant (default burda)")  # fmt: skip
     t.add_argument("--epochs", type=integer(1), default=None, help="stop after this many epochs (default 10)")
-    t.add_argument("--max-steps", type=integer(1), default=None)
+    t.add_argument("--max-steps", type=integer(1), default=None, help="stop after this many steps in total")
     t.add_argument("--cpu-budget", type=_seconds, default=None,
                    help="stop after this much training CPU time (900, 15m, 3h)")  # fmt: skip
     t.add_argument("--valid-every", type=integer(1), default=1, help="epochs between validations")
-    t.add_argument("--valid-k", type=integer(1), default=100)
-    t.add_argument("--valid-size", type=integer(1), default=1000)
+    t.add_argument("--valid-k", type=integer(1), default=100,
+                   help="importance samples of the validation NLL bound (default 100)")  # fmt: skip
+    t.add_argument("--valid-size", type=integer(1), default=1000, help="validation images used (default 1000)")
     t.add_argument("--checkpoint-every", type=number(0, lo_open=True), default=600.0,
                    help="seconds between mid-epoch checkpoints")  # fmt: skip
     t.add_argument("--resume", action="store_true", help="continue the run in the output folder (only stopping criteria may change)")
@@ -242,10 +249,10 @@ def register(sub) -> None:
 
     e = vs.add_parser("eval", help="test NLL by importance sampling, with rate and distortion (also RUN/eval_SPLIT.json)")
     _common(e)
-    e.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    e.add_argument("--split", default="test", choices=["train", "valid", "test"], help="images evaluated (default test)")
     e.add_argument("--k", type=integer(1), default=5000, help="importance samples per image")
     e.add_argument("--limit", type=integer(1), default=None, help="evaluate the first N images only")
-    e.add_argument("--batch-size", type=integer(1), default=100)
+    e.add_argument("--batch-size", type=integer(1), default=100, help="images per pass (default 100)")
     add_seed(e)
     add_reporting(e)
     e.set_defaults(func=run_eval)

@@ -84,6 +84,8 @@ def inference_data_from_draws(
     log_likelihood: Mapping[str, Tensor] | None = None,
     posterior_predictive: Mapping[str, Tensor] | None = None,
     observed_data: Mapping[str, Tensor] | None = None,
+    dims: Mapping[str, list[str]] | None = None,
+    coords: Mapping[str, list] | None = None,
 ):
     """Build an ``arviz.InferenceData`` from named constrained draws.
 
@@ -98,7 +100,10 @@ def inference_data_from_draws(
         posterior_predictive: ``{name: (S, N, ...)}`` replicated data.
         observed_data: ``{name: (N, ...)}`` the data the replicated quantities replicate.
 
-    Vector latents get dimensions named ``{name}_dim_{i}`` with 0-based coordinates (ArviZ's default).
+        dims, coords: ArviZ's ``dims={name: [dimension, ...]}`` and ``coords={dimension: labels}`` (a model's
+            :attr:`~varinf.models.Model.dims` and ``coords``).
+
+    Other vector quantities get dimensions named ``{name}_dim_{i}`` with 0-based coordinates (ArviZ's default).
     """
     az = _arviz()
     if not draws:
@@ -124,7 +129,8 @@ def inference_data_from_draws(
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "more chains than draws" does not apply to VI draws
-        idata = az.from_dict(**{k: v for k, v in groups.items() if v is not None})
+        idata = az.from_dict(**{k: v for k, v in groups.items() if v is not None}, dims=dict(dims or {}) or None,
+                             coords=dict(coords or {}) or None)  # fmt: skip
     idata.posterior.attrs.update({"inference_library": "varinf", **{k: _attr(v) for k, v in (attrs or {}).items()}})
     return idata
 

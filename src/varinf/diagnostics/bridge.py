@@ -137,7 +137,7 @@ def bridge(
         warmup: share of the budget spent adapting (step size, metric) before draws are kept.
         max_rhat: largest split-:math:`\hat R` of the kept draws for the estimate to be trusted (short chains
             inflate it by about (autocorrelation time - 1) / chain length even when stationary, hence 1.1).
-        max_drift: largest |t| of :func:`drift_z` (first vs second half of the kept draws) to be trusted.
+        max_drift: largest ``|t|`` of :func:`drift_z` (first vs second half of the kept draws) to be trusted.
         seed: seeds the draws (the global RNG is left untouched); None: fresh randomness.
 
     Returns:

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from ..utils import seeded
 from .evidence import policy_evidence, with_subsample_error
 from .evidence_result import LogEvidence
 from .importance import importance_draws, log_evidence
@@ -213,7 +214,7 @@ def shift_suspect(shift: float, noise: float) -> bool:
     )
 
 
-def _psis_shift(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str, float]:
+def _psis_shift(draws: dict[str, Tensor], weights: Tensor, label=None) -> tuple[float, str, float]:
     r"""Largest PSIS shift of q's means in posterior sds, where, and its Monte Carlo sd.
 
     Per scalar :math:`x`: :math:`\Delta = \sum_s (\tilde w_s - 1/S)\,x_s` (PSIS mean minus q's sample mean
@@ -232,15 +233,18 @@ def _psis_shift(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str, 
         sd = torch.where(sd_p > 0, sd_p, x.std(0)).clamp_min(1e-300)
         shift = ((dw * x).sum(0).abs() / sd).tolist()
         noise = (((dw * (x - mean_p)).square().sum(0)).sqrt() / sd).tolist()
+        fixed = _constant(x).tolist()
         for j, (sj, nj) in enumerate(zip(shift, noise)):
+            if fixed[j]:
+                continue
             cand = (shift_suspect(sj, nj), sj)
             if cand > best[:2]:
-                where = name if v.dim() == 1 else f"{name}[{','.join(map(str, _unravel(j, v.shape[1:])))}]"
+                where = _where(name, v, j, label)
                 best = (cand[0], sj, where, nj)
     return best[1], best[2], best[3]
 
 
-def _psis_widen(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str]:
+def _psis_widen(draws: dict[str, Tensor], weights: Tensor, label=None) -> tuple[float, str]:
     """Largest PSIS sd / q sd over the scalars of the latents, and where: how much too narrow q is."""
     best, where = 0.0, ""
     w = weights.double()
@@ -249,11 +253,28 @@ def _psis_widen(draws: dict[str, Tensor], weights: Tensor) -> tuple[float, str]:
         sd = x.std(0).clamp_min(1e-300)
         m = w.to(x.device) @ x
         ratio = (w.to(x.device) @ (x - m).square()).sqrt() / sd
+        ratio = torch.where(_constant(x), torch.zeros_like(ratio), ratio)
         j = int(ratio.argmax())
         if ratio[j].item() > best:
             best = ratio[j].item()
-            where = name if v.dim() == 1 else f"{name}[{','.join(map(str, _unravel(j, v.shape[1:])))}]"
+            where = _where(name, v, j, label)
     return best, where
+
+
+def _constant(x: Tensor) -> Tensor:
+    """Scalars that do not vary over the draws ``x`` ``(S, k)`` beyond rounding (a Cholesky factor's fixed
+    1 on the diagonal): no shift or widening to report there."""
+    return x.std(0) <= 1e-10 * x.abs().amax(0).clamp_min(1e-300)
+
+
+def _where(name: str, v: Tensor, j: int, label) -> str:
+    """The name of scalar ``j`` of draws ``v`` ``(S, *shape)``: ``label(name, shape)[j]`` (the model's
+    :meth:`~varinf.models.Model.element_names`) when given, else 0-based indices."""
+    if v.dim() == 1:
+        return name
+    if label is not None:
+        return label(name, tuple(v.shape[1:]))[j]
+    return f"{name}[{','.join(map(str, _unravel(j, v.shape[1:])))}]"
 
 
 def _unravel(j: int, shape: tuple[int, ...]) -> list[int]:
@@ -329,7 +350,8 @@ def diagnose_q(
     finite = lw[torch.isfinite(lw)]
     elbo = finite.mean().item()
     elbo_se = (finite.std() / math.sqrt(finite.numel())).item() if finite.numel() > 1 else math.inf
-    z, _ = model.constrain(imp.u)
+    with seeded(None if seed is None else seed + 1):  # random derived quantities (Stan's generated) repeat too
+        z = model.constrained(imp.u)
     ps = psis(lw)
     d = Diagnostics(
         psis=ps,
@@ -341,8 +363,9 @@ def diagnose_q(
         log_q=imp.log_q,
         num_failed=imp.num_failed,
     )
-    d.psis_shift, d.psis_shift_at, d.psis_shift_noise = _psis_shift(d.draws, d.psis.weights)
-    d.psis_widen, d.psis_widen_at = _psis_widen(d.draws, d.psis.weights)
+    names = getattr(model, "element_names", None)
+    d.psis_shift, d.psis_shift_at, d.psis_shift_noise = _psis_shift(d.draws, d.psis.weights, names)
+    d.psis_widen, d.psis_widen_at = _psis_widen(d.draws, d.psis.weights, names)
     d.evidence = policy_evidence(model, q, d.log_evidence, evidence, evidence_budget, seed)
     d.messages = _messages(d, label, corrected)
     if warn:

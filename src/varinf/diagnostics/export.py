@@ -13,6 +13,9 @@ Groups::
     posterior_predictive  models with ``simulate``: replicated data, (chain, draw, N, ...) -> az.plot_ppc
     observed_data         the data those replicate, (N, ...)
 
+Foreign models (Stan, NumPyro, PyMC) carry their own ``dims`` and ``coords``; a Stan generated quantity named
+``log_lik`` is also exported as the ``log_likelihood`` group (az.loo).
+
 The draws are the ones the diagnostics were computed on, so ``az.summary(idata)`` summarizes q and the
 weights let a user reweight (PSIS) any quantity. The pointwise groups hold ``S × N`` numbers; with
 ``pointwise="auto"`` they are left out (with a warning) when that exceeds the model's ``max_memory``
@@ -26,6 +29,7 @@ from collections.abc import Callable
 
 from torch import Tensor
 
+from ..models.foreign import LOG_LIK
 from ..utils import seeded
 from .arviz_adapter import draws_from_inference_data, inference_data_from_draws
 from .diagnose import Diagnostics, diagnose
@@ -77,6 +81,8 @@ def to_inference_data(
         draws.update(extra)
     S = d.num_draws
     groups = _pointwise(model, latents, S, pointwise, seed)
+    if pointwise and LOG_LIK in draws and getattr(model, "engine", None) is not None:  # Stan's log_lik convention
+        groups = {"log_likelihood": {LOG_LIK: draws[LOG_LIK].reshape(S, -1)}}
     attrs = {
         "model": getattr(result.model, "name", "model"),
         "family": result.family_label,
@@ -92,8 +98,13 @@ def to_inference_data(
         "num_steps": result.num_steps,
         "converged": bool(result.converged),
     }
+    dims = {k: list(v) for k, v in getattr(model, "dims", {}).items() if k in draws}
+    used = {name for v in dims.values() for name in v}
+    coords = {k: v for k, v in getattr(model, "coords", {}).items() if k in used}
     return inference_data_from_draws(
         draws,
+        dims=dims or None,
+        coords=coords or None,
         log_weights=d.psis.log_weights,
         psis_log_weights=d.psis.smoothed_log_weights,
         extra_stats={"log_q": d.log_q},

@@ -1,4 +1,4 @@
-"""Variational families: ``nn.Module``s returning torch Distributions (see README.md here)."""
+"""Variational families: modules (``nn.Module``) whose ``forward()`` returns a torch ``Distribution`` (see README.md here)."""
 
 from __future__ import annotations
 

@@ -16,7 +16,9 @@ from torch.distributions import Distribution, LowRankMultivariateNormal, Multiva
 from .base import AbstractFamily
 from .diag_normal import DiagNormal
 
-__all__ = ["FullRank", "LowRank", "MeanField", "TrilNormal"]
+__all__ = ["DEFAULT_RANK", "FullRank", "LowRank", "MeanField", "TrilNormal"]
+
+DEFAULT_RANK = 2  # LowRank's rank when none is given (capped at the dimension)
 
 
 def _init_loc(dim: int, loc: Tensor | None) -> Tensor:
@@ -91,11 +93,14 @@ class LowRank(AbstractFamily):
     r""":math:`q(z) = N(z; m, WW^\top + \mathrm{diag}(d))`, :math:`W \in \mathbb{R}^{D\times r}`.
 
     Between mean-field (:math:`r=0`) and full-rank in cost: :math:`O(Dr)` parameters and
-    :math:`O(Dr^2)` per log density.
+    :math:`O(Dr^2)` per log density. ``rank`` defaults to :data:`DEFAULT_RANK` (at most ``dim``).
     """
 
-    def __init__(self, dim: int, rank: int = 2, loc: Tensor | None = None, init_scale: float = 0.1, seed: int = 0):
+    def __init__(self, dim: int, rank: int | None = None, loc: Tensor | None = None, init_scale: float = 0.1,
+                 seed: int = 0):  # fmt: skip
         super().__init__()
+        if rank is None:  # the default: 2, or fewer when the space has fewer dimensions
+            rank = min(DEFAULT_RANK, dim)
         if not 1 <= rank <= dim:
             raise ValueError(f"rank must be between 1 and dim={dim}, got {rank}")
         self.dim, self.rank = int(dim), int(rank)

@@ -12,13 +12,16 @@ from .examples import (
     NormalNormal,
     load_example,
 )
+from .foreign import AbstractEngine, ForeignModel, Variable
 from .latent import Latent
 from .model import Model
 from .plate import Plate
 
 __all__ = [
     "EXAMPLES",
+    "AbstractEngine",
     "EightSchools",
+    "ForeignModel",
     "GPRegression",
     "Latent",
     "LinearRegression",
@@ -29,6 +32,7 @@ __all__ = [
     "NormalNormal",
     "OrderedTransform",
     "Plate",
+    "Variable",
     "as_constraint",
     "load_example",
     "ordered_vector",

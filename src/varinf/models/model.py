@@ -12,7 +12,9 @@ dimensions), returning shape ``(*S,)``. Units: nats.
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -154,11 +156,16 @@ class Model(nn.Module):
             quantities, e.g. group means ``mu + tau * eta``), in summaries and the ArviZ export.
         simulate: ``f(**z, data) -> {name: tensor}``: replicated data given the latents (posterior
             predictive draws; names as the data they replicate). Random draws inside are independent per draw.
-        name: a label for summaries.
+        name: what summaries, results and error messages call the model (default: the class name; the
+            ``varinf`` CLI names a model from a file that has none after the file, e.g. ``poisson``).
         vectorized: see above.
         distributed: ``data`` is this process's block of rows of a ``torchrun`` job (rank order = row
             order; :func:`varinf.distributed.shard_rows`); sums over rows then include every process.
         max_memory: bytes the chunked evaluation may use for ``(draws × rows)`` temporaries (default 1 GiB).
+        dims, coords: ArviZ's labels: ``dims={name: (dimension, ...)}`` names the axes of a latent or derived
+            quantity, ``coords={dimension: labels}`` labels its elements (``{"school": ["Choate", ...]}``);
+            summaries then name scalars ``theta[Choate]`` and the ArviZ export carries both. Axes without
+            labels are numbered from 0.
 
     Example:
         >>> import torch
@@ -184,6 +191,8 @@ class Model(nn.Module):
         vectorized: bool | None = None,
         distributed: bool = False,
         max_memory: int = DEFAULT_MAX_MEMORY,
+        dims: Mapping[str, Sequence[str]] | None = None,
+        coords: Mapping[str, Sequence] | None = None,
     ):
         super().__init__()
         latents = tuple(latents)
@@ -210,6 +219,8 @@ class Model(nn.Module):
         if data is not None and "data" in names:
             raise ModelError(f"{self.name}: a latent may not be called 'data' in a model with data")
         self._vectorized = vectorized if vectorized is not None else not plate_form
+        self.dims = {str(k): tuple(map(str, v)) for k, v in (dims or {}).items()}
+        self.coords = {str(k): list(v) for k, v in (coords or {}).items()}
         self.max_memory = int(max_memory)
         self.plate = Plate(data, distributed=distributed, owner=self.name) if data is not None else None
         blocks, offset = [], 0
@@ -393,6 +404,23 @@ class Model(nn.Module):
             ladj = ladj + j
         return z, ladj
 
+    def constrained(self, u: Tensor) -> dict[str, Tensor]:
+        """Named constrained latents ``{name: (*S, *shape)}`` of ``u`` ``(*S, D)``: :meth:`constrain` without
+        the Jacobian (what draws, summaries and predictions need; models whose Jacobian costs extra skip it)."""
+        return self.constrain(u)[0]
+
+    def element_names(self, name: str, shape: tuple[int, ...]) -> list[str]:
+        """Names of the scalars of latent or derived quantity ``name`` of ``shape``, in row-major order:
+        ``beta[0,1]``, or with ``coords`` for its ``dims`` ``theta[Choate]``."""
+        if not shape:
+            return [name]
+        dims = self.dims.get(name, ())
+        labels = []
+        for i, n in enumerate(shape):
+            coord = self.coords.get(dims[i], ()) if i < len(dims) else ()
+            labels.append([str(c) for c in coord] if len(coord) == n else [str(j) for j in range(n)])
+        return [f"{name}[{','.join(idx)}]" for idx in itertools.product(*labels)]
+
     def unconstrain(self, z: Mapping[str, Tensor]) -> Tensor:
         """Inverse of :meth:`constrain` (without the Jacobian): named ``(*S, *shape)`` -> ``(*S, D)``."""
         missing = [b.latent.name for b in self._blocks if b.latent.name not in z]
@@ -560,8 +588,39 @@ class Model(nn.Module):
                         + "); check the data against the likelihood's support and the latents' supports"
                     )
 
+    def converted(self, device=None, dtype=None) -> Model:
+        """The model on ``device`` with floating buffers (the data) in ``dtype``: ``self`` when nothing needs
+        to change, else a copy, ``self`` left as it is. (``nn.Module.to`` converts in place: a fit asked to run
+        in float32 would turn the user's float64 data into float32 behind their back.)"""
+        dev = torch.device(device) if device is not None else None
+        tensors = [*self.parameters(), *self.buffers()]
+        if all((dev is None or _same_device(t.device, dev)) and (dtype is None or not t.is_floating_point()
+                                                                 or t.dtype == dtype) for t in tensors):  # fmt: skip
+            return self
+        return _tree_copy(self).to(device=device, dtype=dtype)
+
     def extra_repr(self) -> str:
         return ", ".join(f"{lat.name}{list(lat.shape)}: {lat.support!r}" for lat in self.latents)
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """``cuda`` asks for the current CUDA device: ``cuda:0`` is the same place when that is current."""
+    if b.index is None and a.type == b.type:
+        return a.type != "cuda" or a.index == torch.cuda.current_device()
+    return a == b
+
+
+def _tree_copy(module: nn.Module) -> nn.Module:
+    """A copy of the module tree with its own parameter, buffer and submodule dicts and new Parameter objects
+    (sharing the tensors), so converting the copy in place leaves the original's tensors untouched."""
+    clone = copy.copy(module)
+    clone._modules = {k: None if m is None else _tree_copy(m) for k, m in module._modules.items()}
+    clone._buffers = dict(module._buffers)
+    clone._parameters = {
+        k: None if p is None else nn.Parameter(p.detach(), requires_grad=p.requires_grad)
+        for k, p in module._parameters.items()
+    }
+    return clone
 
 
 def _overrides(model: Model, method: str) -> bool:

@@ -35,6 +35,7 @@ import warnings
 import torch
 
 from ..families import LowRank, MeanField, Preconditioned, canonical_family
+from ..families.gaussian import DEFAULT_RANK
 from ..models import Model
 from ..objectives import ELBO
 from .advi import advi
@@ -103,7 +104,7 @@ def auto(model: Model, family, objective, config: FitConfig, family_kwargs: dict
     score_fn = scores(model.log_density, s.dtype)
     route, steps, reason, converged = ["pathfinder"], 0, "", True
     trace = [e for e in states[0].elbos.tolist() if math.isfinite(e)]  # Pathfinder's ELBOs along its best path
-    rank = min(int(kw.pop("rank", 2 if key == "lowrank" and family != "auto" else LOWRANK_DEFAULT)), D)
+    rank = min(int(kw.pop("rank", DEFAULT_RANK if key == "lowrank" and family != "auto" else LOWRANK_DEFAULT)), D)
     if key == "fullrank" or (key in ("meanfield", "flow") and D <= DENSE_MAX):
         st = BaMState(pf.loc.double(), pf.covariance_matrix.double())
         st, reason, converged = run_bam(st, score_fn, batch_size(D), config.max_steps, tol=config.tol_param,

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ..families import LowRank
+from ..families.gaussian import DEFAULT_RANK
 from ..models import Model
 from .config import FitConfig
 from .errors import ConvergenceWarning
@@ -146,15 +147,15 @@ def bam_lowrank(model: Model, family, objective, config: FitConfig, family_kwarg
     mode when there is one) with :math:`\\Psi = I` and a small random :math:`\\Lambda`."""
     t0 = time.perf_counter()
     kw = dict(family_kwargs)
-    s = start(model, config, laplace=True)
-    model = s.model
-    rank = int(kw.pop("rank", 2))
+    rank = int(kw.pop("rank", min(DEFAULT_RANK, model.dim)))
     B = int(kw.pop("batch_size", max(8, min(2 * rank + 2, 64))))
     lambda0 = float(kw.pop("lambda0", 1.0))
     if kw:
         raise TypeError(f"unexpected keyword arguments for bam (lowrank): {sorted(kw)}")
     if not 1 <= rank <= model.dim:
         raise ValueError(f"rank must be between 1 and dim={model.dim}, got {rank}")
+    s = start(model, config, laplace=True)
+    model = s.model
     D = model.dim
     g = torch.Generator().manual_seed(0)
     loc = (s.laplace.mode if s.laplace is not None and s.laplace.ok else s.u0).double()

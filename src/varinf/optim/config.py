@@ -36,7 +36,8 @@ class FitConfig:
             ``"zeros"``, ``"uniform"``, a dict of latent values or a flat unconstrained tensor.
         seed: seeds all randomness inside the fit (the global RNG state is left untouched); ``None``
             uses the global RNG.
-        dtype, device: move the model and family there (default: the model's own).
+        dtype, device: move (a copy of) the model and the family there: ``torch.float32`` or ``torch.float64``
+            (default: the model's own); the model passed in is left as it is.
         progress: show a progress bar (default: only when stderr is a terminal).
         threads: torch intra-op threads during the fit (``"auto"``: one for small data; ``None``: leave).
         check: evaluate the model once first and raise a clear error if it is broken.
@@ -87,8 +88,11 @@ class FitConfig:
             raise ValueError(f"tol_param must be > 0, got {self.tol_param!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
-        if self.dtype is not None and not (isinstance(self.dtype, torch.dtype) and self.dtype.is_floating_point):
-            raise ValueError(f"dtype must be a floating torch.dtype (e.g. torch.float64), got {self.dtype!r}")
+        if self.dtype is not None and self.dtype not in (torch.float32, torch.float64):
+            # half precision: no Cholesky, eigh or L-BFGS in float16/bfloat16, and too few digits for an ELBO
+            raise ValueError(f"dtype must be torch.float32 or torch.float64 (or None: the model's own), got {self.dtype!r}")
+        if self.device is not None:
+            _check_device(self.device)
         if self.batch_size is not None:
             _int_at_least("batch_size", self.batch_size, 1)
         t = self.threads
@@ -97,6 +101,22 @@ class FitConfig:
 
     def replace(self, **changes) -> FitConfig:
         return dataclasses.replace(self, **changes)
+
+
+def _check_device(device) -> None:
+    """A one-line error for a device torch cannot parse or this machine does not have (torch's own errors come
+    from deep inside the first tensor moved there)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}, but this torch build sees no CUDA device (torch.cuda.is_available() "
+                         "is False); use device='cpu'")  # fmt: skip
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={device!r}, but MPS is not available here; use device='cpu'")
 
 
 def _number(x) -> bool:

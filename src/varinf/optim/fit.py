@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 
+from torch import nn
+
 from ..families import canonical_family
 from ..models import Model
 from ..objectives import ELBO
@@ -31,6 +33,36 @@ __all__ = ["METHODS", "optimize"]
 
 # name -> f(model, family, objective, config, family_kwargs) -> FitResult
 METHODS: dict[str, Callable[..., FitResult]] = {"auto": auto, "advi": advi, "bam": bam, "pathfinder": pathfinder}
+
+
+# FitConfig fields that only stochastic-gradient ADVI reads: Batch-and-Match and Pathfinder would ignore them
+_ADVI_ONLY = ("lr", "optimizer", "tol_rel_obj", "window", "average", "decay", "max_decays", "max_recoveries", "callback")
+
+
+def _check_objective(objective, method: str) -> None:
+    """A one-line error, before any work, for an objective that is not a bound object or that the method ignores."""
+    if objective is None:
+        return
+    if isinstance(objective, type) or not callable(getattr(objective, "loss", None)):
+        what = f"the class {objective.__name__}" if isinstance(objective, type) else repr(objective)
+        raise ValueError(f"objective must be a bound such as varinf.ELBO(), varinf.IWAE(8) or varinf.Renyi(0.5), "
+                         f"got {what}")  # fmt: skip
+    if method in ("bam", "pathfinder"):
+        raise ValueError(f"objective={type(objective).__name__}(...): method={method!r} does not optimize a chosen "
+                         "bound; use method='advi' for one (or leave objective out)")  # fmt: skip
+
+
+def _refuse_advi_settings(method: str, config: FitConfig) -> None:
+    """Batch-and-Match and Pathfinder take neither minibatches nor ADVI's step-size settings: refuse them by name."""
+    if config.batch_size is not None:
+        raise ValueError(f"batch_size={config.batch_size}: method={method!r} uses every data row at every iteration; "
+                         "minibatches need method='advi' (or 'auto', which then runs minibatch ADVI)")  # fmt: skip
+    default = FitConfig()
+    given = [k for k in _ADVI_ONLY if getattr(config, k) != getattr(default, k)]
+    if given:
+        shown = ", ".join(f"{k}={getattr(config, k)!r}" for k in given)
+        raise ValueError(f"{shown}: ADVI's setting(s), which method={method!r} does not use; use method='advi' "
+                         "(or 'auto', which then runs ADVI), or leave them out")  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -76,11 +108,14 @@ def optimize(
     names = set(FitConfig.__dataclass_fields__)
     family_kwargs = {k: v for k, v in options.items() if k not in names}
     config = (config or FitConfig()).replace(**{k: v for k, v in options.items() if k in names})
-    if config.batch_size is not None and method in ("bam", "pathfinder"):
-        raise ValueError(f"batch_size={config.batch_size}: method={method!r} uses every data row at every iteration; "
-                         "minibatches need method='advi' (or 'auto', which then runs minibatch ADVI)")  # fmt: skip
+    _check_objective(objective, method)
+    if method in ("bam", "pathfinder"):
+        _refuse_advi_settings(method, config)
     if isinstance(family, str) and family.lower() != "auto":
         canonical_family(family)  # an unknown name fails here, before any work
+    elif not isinstance(family, str | nn.Module):
+        raise TypeError(f"family must be a name ('auto', 'meanfield', 'fullrank', 'lowrank', 'flow') or an nn.Module, "
+                        f"got {type(family).__name__}")  # fmt: skip
     if method != "auto":
         family = resolve_family(family, method, model.dim)
         if objective is None:

@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from ..families import FullRank, MeanField, Preconditioned
 from ..objectives import ELBO
+from .stationarity import closed_form
 from .step import StepInfo
 
 __all__ = ["fused_step"]
@@ -47,13 +48,6 @@ def _applies(family: nn.Module, objective) -> bool:
     base = family.base if type(family) is Preconditioned else family
     # (``_parameters``: the family's own, as ``parameters()`` lists them, without the generator's overhead)
     return type(base) in (MeanField, FullRank) and all(p.requires_grad for p in base._parameters.values())
-
-
-def _closed_form(log_p):
-    """``model.log_density_and_score`` when ``log_p`` is ``model.log_density`` itself, else ``None``."""
-    owner = getattr(log_p, "__self__", None)
-    fn = getattr(owner, "log_density_and_score", None)
-    return fn if fn is not None and log_p == owner.log_density else None
 
 
 _ONES: dict = {}
@@ -100,7 +94,7 @@ def fused_step(log_p, family: nn.Module, objective, optimizer) -> StepInfo | Non
             z = torch.addcmul(pre.shift, pre.scale, w)
         else:
             z = torch.addmv(pre.shift, pre.scale, w) if single else torch.addmm(pre.shift, w, pre.scale.T)
-    closed = _closed_form(log_p)
+    closed = closed_form(log_p)
     value_and_score = closed(z) if closed is not None else None
     if value_and_score is None:
         x = z.requires_grad_(True)

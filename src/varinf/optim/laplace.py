@@ -65,7 +65,10 @@ class _Evaluator:
     an accepted line-search point (torch's L-BFGS does at the start of each ``step``) costs nothing."""
 
     def __init__(self, log_density, count: list[int]):
+        from .stationarity import closed_form
+
         self.log_density, self.count = log_density, count
+        self.closed = closed_form(log_density)  # value and gradient without autograd, where the model has them
         self.cache: list[tuple[Tensor, float, Tensor]] = []
 
     def __call__(self, u: Tensor) -> tuple[float, Tensor]:
@@ -73,13 +76,14 @@ class _Evaluator:
             if torch.equal(x, u):
                 return f, g
         v = u.detach().clone().requires_grad_(True)
-        lp = self.log_density(v[None])[0]
+        both = self.closed(v.detach()[None]) if self.closed is not None else None
+        lp = self.log_density(v[None])[0] if both is None else both[0][0]
         self.count[0] += 1
         if not torch.isfinite(lp):
             # make the line search back off instead of propagating NaN into the history
             f, g = math.inf, torch.zeros_like(v)
         else:
-            (g,) = torch.autograd.grad(lp, v)
+            (g,) = torch.autograd.grad(lp, v) if both is None else (both[1][0],)
             f, g = -lp.item(), -g
         self.cache = [*self.cache[-7:], (u.detach().clone(), f, g)]
         return f, g

@@ -205,13 +205,13 @@ def pathfinder(model: Model, family, objective, config: FitConfig, family_kwargs
     diagonal plus rank ≤ 2·``history``. ``objective`` is not used (Pathfinder maximizes the ELBO by search).
     The estimates ``varinf.fit`` reports are importance-resampled (PSIS) when k-hat allows."""
     t0 = time.perf_counter()
+    label = _gaussian_label(family, "pathfinder")  # a family it cannot fit is the first thing to say
     kw = dict(family_kwargs)
     num_paths, history = int(kw.pop("num_paths", NUM_PATHS)), int(kw.pop("history", HISTORY))
     num_draws = int(kw.pop("elbo_draws", ELBO_DRAWS))
     kw.pop("rank", None)
     if kw:
         raise TypeError(f"unexpected keyword arguments for pathfinder: {sorted(kw)}")
-    label = _gaussian_label(family, "pathfinder")
     if num_paths < 1 or history < 1 or num_draws < 1:
         raise ValueError("num_paths, history and elbo_draws must be >= 1")
     s = start(model, config, laplace=False)
@@ -236,6 +236,9 @@ def _gaussian_label(family, method: str) -> str:
     label = family_label(family)
     if isinstance(family, str) and canonical_family(family) in ("fullrank", "lowrank"):
         return label
+    if not isinstance(family, str):
+        raise ValueError(f"{method} builds its own Gaussian: name it, family='fullrank' or 'lowrank', instead of "
+                         f"passing a {type(family).__name__} module (method='advi' fits a given module)")  # fmt: skip
     raise ValueError(
         f"{method} fits a Gaussian with a full or low-rank covariance: use family='fullrank' or 'lowrank' "
         f"(got {label!r}; method='auto' handles the other families)"

@@ -28,6 +28,7 @@ import torch
 
 from ..families import FAMILIES, DiagPlusLowRank, MixtureFamily, Preconditioned, make_family
 from ..models import EXAMPLES, Model, load_example
+from ..models.foreign import ForeignModel
 from ..objectives import ELBO, IWAE, Renyi
 from ..utils import SafetensorsError as CheckpointError
 from ..utils import read_safetensors, write_safetensors
@@ -50,13 +51,20 @@ def model_fingerprint(model: Model) -> dict:
     """What identifies a fitted model without its code: name, latents, and the data's fingerprint."""
     latents = [[lat.name, list(lat.shape), repr(lat.support)] for lat in model.latents]
     plate = getattr(model, "plate", None)
-    return {"name": model.name, "latents": latents, "data": plate.fingerprint() if plate is not None else None}
+    out = {"name": model.name, "latents": latents, "data": plate.fingerprint() if plate is not None else None}
+    if isinstance(model, ForeignModel):  # the program and its data, as the engine identifies them
+        out["engine"] = model.engine.fingerprint
+    return out
 
 
 def _differences(saved: dict, now: dict) -> list[str]:
     out = []
     if saved["latents"] != now["latents"]:
         out.append(f"latents {saved['latents']} != {now['latents']}")
+    a, b = saved.get("engine"), now.get("engine")
+    if a != b:
+        keys = sorted(k for k in set(a or {}) | set(b or {}) if (a or {}).get(k) != (b or {}).get(k))
+        out.append(f"the foreign model differs ({', '.join(keys) or 'engine'})")
     a, b = saved.get("data"), now.get("data")
     if (a is None) != (b is None):
         out.append("one model has data, the other not")

@@ -5,6 +5,10 @@ For draws :math:`z_s \sim q` the model's own code gives, over the rows of ``data
 
 - replicated data :math:`\tilde x_s \sim p(x \mid z_s)` from ``simulate(**z, data)``: ``{name: (S, n, ...)}``;
 - derived quantities ``derived(**z, data)`` on these rows;
+- foreign models (Stan, NumPyro, PyMC; :class:`~varinf.models.foreign.ForeignModel`): the engine's own
+  generated quantities as ``replicated`` (Stan's generated quantities, observed sites drawn anew), its
+  transformed parameters / deterministic sites as ``derived``, on its data or on new ``data`` (same
+  parameter shapes), and the ``log_lik`` generated quantity, if any, as the pointwise log likelihood;
 - when the rows carry everything the likelihood reads, the pointwise log likelihood
   :math:`\log p(x_i \mid z_s)` ``(S, n)`` and the log predictive density
   :math:`\log \frac1S\sum_s p(x_i \mid z_s)` per row (nats; held-out data: the usual test score).
@@ -23,6 +27,7 @@ from torch import Tensor
 
 from ..models import ModelError
 from ..models.chunking import rows_per_chunk
+from ..models.foreign import ForeignModel
 from ..models.plate import Plate
 from ..utils import seeded
 
@@ -97,10 +102,14 @@ def predict(
     model = result.model
     if isinstance(num_draws, bool) or not isinstance(num_draws, int) or num_draws < 1:
         raise ValueError(f"num_draws must be an integer >= 1, got {num_draws!r}")
+    if isinstance(model, ForeignModel):  # the engine's own generated quantities (Stan's generate_quantities)
+        with seeded(seed):
+            z, derived, generated, ll = model.predictive(result.family().sample((num_draws,)), data)
+        return Predictions(z, generated, derived, ll)
     rows = _rows(model, data)
     n = int(next(iter(rows.values())).shape[0])
     with seeded(seed):
-        z, _ = model.constrain(result.family().sample((num_draws,)))
+        z = model.constrained(result.family().sample((num_draws,)))
         per = rows_per_chunk(num_draws, 8, model.max_memory)
         chunks = [{k: v[i : i + per] for k, v in rows.items()} for i in range(0, n, per)]
         replicated = {}

@@ -182,8 +182,9 @@ class FitResult:
     def draws(self, n: int = 1000, seed: int | None = None) -> dict[str, Tensor]:
         """``n`` draws from q mapped to the constrained space: ``{latent: (n, *shape)}``, followed by the
         model's derived quantities ``{name: (n, ...)}`` (``Model(derived=...)``); fresh unless ``seed``."""
-        z, _ = self.model.constrain(self.draws_unconstrained(n, seed))
-        return {**z, **self.model.derived_quantities(z)}
+        with seeded(seed):  # one stream for q's draws and any random derived quantities (Stan's generated)
+            z = self.model.constrained(self.draws_unconstrained(n))
+            return {**z, **self.model.derived_quantities(z)}
 
     @torch.no_grad()
     def elbo(self, n: int = 1000, seed: int | None = None) -> tuple[float, float]:
@@ -216,11 +217,12 @@ class FitResult:
         else:
             z, w = self.draws(n, seed), None
         rows = []
+        names = getattr(self.model, "element_names", _element_names)
         qs = torch.tensor(quantiles, dtype=torch.float64)
         for key, value in z.items():
             v = value.double().reshape(value.shape[0], -1)
             mean, sd, qv = _moments(v, qs, w)
-            for j, name in enumerate(_element_names(key, tuple(value.shape[1:]))):
+            for j, name in enumerate(names(key, tuple(value.shape[1:]))):
                 rows.append(SummaryRow(name, mean[j].item(), sd[j].item(), tuple(qv[:, j].tolist())))
         elbo, se = self._summary_elbo(n, seed)
         status = "converged" if self.converged else "NOT converged"

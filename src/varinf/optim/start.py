@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from ..families import AbstractFamily, make_family
 from ..models import Model
+from ..models.foreign import ForeignModel
 from ..models.model import distribution_validation
 from .config import FitConfig
 from .laplace import LaplaceInit, preconditioned_family
@@ -58,18 +59,21 @@ def start(model: Model, config: FitConfig, laplace: bool = True) -> Start:
     """Move the model to ``config``'s dtype/device, check it, and find the starting point.
 
     With ``init`` "auto"/"laplace" (and ``laplace=True``) L-BFGS looks for the posterior mode from zeros and
-    three U(-2, 2) starts (a fixed generator keeps fits reproducible); the highest mode wins. Models with
+    three U(-2, 2) starts (a fixed generator keeps fits reproducible); the highest mode wins. A foreign model
+    (Stan, NumPyro, PyMC) whose program rejects zero starts at the first of 100 U(-2, 2) points it accepts. Models with
     more than ``minibatch.LAPLACE_ROWS`` data rows: on a subsample, then refined on all rows."""
     init = config.init
-    if config.dtype is not None or config.device is not None:
-        model = model.to(device=config.device, dtype=config.dtype)
     check_batch_size(model, config.batch_size)
+    if config.dtype is not None or config.device is not None:  # a converted copy: the user's model stays as it is
+        model = model.converted(device=config.device, dtype=config.dtype)
     ref = next((b for b in model.buffers() if b.is_floating_point()), None)
     dtype = config.dtype or (ref.dtype if ref is not None and ref.is_floating_point() else torch.get_default_dtype())
     device = torch.device(config.device) if config.device is not None else (
         ref.device if ref is not None else torch.device("cpu"))  # fmt: skip
     wants_laplace = isinstance(init, str) and init in ("laplace", "auto")
     u0 = initial_point(model, "zeros" if wants_laplace else init).to(device=device, dtype=dtype)
+    if wants_laplace and isinstance(model, ForeignModel):  # a program may reject zero: Stan's random inits
+        u0 = model.finite_start(u0)
     if config.check:
         with distribution_validation(True):
             model.check(u0)

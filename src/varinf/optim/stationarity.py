@@ -28,15 +28,30 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["ParameterStationarity", "scores"]
+__all__ = ["ParameterStationarity", "closed_form", "scores"]
+
+
+def closed_form(log_p):
+    """``model.log_density_and_score`` when ``log_p`` is ``model.log_density`` itself, else ``None``: the value
+    and gradient without autograd, for models that know them (closed-form scores, foreign engines); it may
+    still return ``None`` for a batch it does not handle, meaning: use autograd."""
+    owner = getattr(log_p, "__self__", None)
+    fn = getattr(owner, "log_density_and_score", None)
+    return fn if fn is not None and log_p == owner.log_density else None
 
 
 def scores(log_density: Callable[[Tensor], Tensor], dtype: torch.dtype | None = None):
-    """``f(z) -> (log p(z), ∇ log p(z))`` for a batch ``z`` ``(B, D)``: one forward and one backward pass.
+    """``f(z) -> (log p(z), ∇ log p(z))`` for a batch ``z`` ``(B, D)``: one forward and one backward pass, or
+    one call of the model's :meth:`~varinf.models.Model.log_density_and_score` where it has one.
 
     With ``dtype``, the model is evaluated in that dtype and the results returned in ``z``'s."""
+    closed = closed_form(log_density)
 
     def f(z: Tensor) -> tuple[Tensor, Tensor]:
+        if closed is not None:
+            both = closed(z if dtype is None else z.to(dtype))
+            if both is not None:
+                return both[0].detach().to(z.dtype), both[1].detach().to(z.dtype)
         x = (z if dtype is None else z.to(dtype)).detach().requires_grad_(True)
         with torch.enable_grad():
             lp = log_density(x)

@@ -207,9 +207,9 @@ def _load_full(full: Path, name: str) -> Posterior:
 def load_posterior(name: str, root: str | os.PathLike | None = None) -> Posterior:
     """Load posterior ``name`` (e.g. ``"eight_schools-eight_schools_noncentered"``) from ``root``.
 
-    Example:
-        >>> p = load_posterior("garch-garch11")          # doctest: +SKIP
-        >>> p.model_name, p.reference.names
+    Example (needs ``../shared/data/posteriordb``, so not run as a doctest):
+        >>> p = load_posterior("garch-garch11")  # doctest: +SKIP
+        >>> p.model_name, p.reference.names  # doctest: +SKIP
         ('garch11', ('mu', 'alpha0', 'alpha1', 'beta1'))
     """
     root = Path(root) if root is not None else default_root()

@@ -4,20 +4,23 @@
   :func:`refuse_input_as_output`;
 - :mod:`.safetensors_io`: checksummed safetensors + JSON metadata (:func:`write_safetensors`,
   :func:`read_safetensors`, :class:`SafetensorsError`);
-- :mod:`.threads`: torch's thread count for a block (:func:`num_threads`);
-- :mod:`.random`: a seeded block that leaves torch's global RNG untouched (:func:`seeded`).
+- :mod:`.threads`: torch's and numpy's BLAS thread counts for a block (:func:`num_threads`, :func:`blas_threads`);
+- :mod:`.random`: a seeded block that leaves torch's global RNG untouched (:func:`seeded`);
+- :mod:`.progress`: progress bars for long phases, only on a terminal (``from varinf.utils.progress import
+  progress, track``).
 """
 
 from .files import atomic_output, atomic_write_bytes, atomic_write_text, refuse_input_as_output
 from .random import seeded
 from .safetensors_io import SafetensorsError, read_safetensors, tensor_digest, write_safetensors
-from .threads import num_threads
+from .threads import blas_threads, num_threads
 
 __all__ = [
     "SafetensorsError",
     "atomic_output",
     "atomic_write_bytes",
     "atomic_write_text",
+    "blas_threads",
     "num_threads",
     "read_safetensors",
     "refuse_input_as_output",

@@ -19,11 +19,12 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 
 import torch
 
-__all__ = ["num_threads"]
+__all__ = ["blas_threads", "num_threads"]
 
 
 @contextlib.contextmanager
@@ -38,3 +39,27 @@ def num_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(old)
+
+
+@functools.cache
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it numpy's BLAS keeps its own thread count
+        return None
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def blas_threads(n: int | None) -> Iterator[None]:
+    """numpy's BLAS (OpenBLAS, MKL) limited to ``n`` threads inside the block (threadpoolctl, when installed).
+
+    Why: the integer networks of the codecs multiply small matrices; a multi-threaded BLAS wakes its threads for
+    each of them, which on a loaded machine costs far more than the product (and its spinning threads count as
+    CPU time). The results are exact integers either way."""
+    controller = None if n is None else _blas_controller()
+    if controller is None:
+        yield
+        return
+    with controller.limit(limits=int(n), user_api="blas"):
+        yield

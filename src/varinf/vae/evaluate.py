@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from ..objectives import ELBO, IWAE
+from ..utils.progress import track
 from .model import VAE
 
 __all__ = ["Evaluation", "evaluate"]
@@ -110,7 +110,7 @@ def evaluate(
         elbo_particles: draws for the rate/distortion estimate.
         seed: the draws come from a forked RNG seeded with this (results are reproducible and the caller's
             random stream is untouched).
-        progress: tqdm bar (default: only on a terminal).
+        progress: a bar of batches done (default: only on a terminal; :mod:`varinf.utils.progress`).
     """
     if k < 1 or x.shape[0] < 1:
         raise ValueError(f"need k >= 1 and at least one example (k={k}, {x.shape[0]} examples)")
@@ -121,7 +121,7 @@ def evaluate(
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         starts = range(0, x.shape[0], batch_size)
-        for i in tqdm(starts, desc=f"NLL k={k}", leave=False, disable=None if progress is None else not progress):
+        for i in track(starts, f"NLL (k={k})", unit="batches", enabled=progress):
             xb = x[i : i + batch_size]
             lw = _log_weights(vae, xb, k, chunk)
             nll.append(-(torch.logsumexp(lw, 0) - math.log(k)) + offset)

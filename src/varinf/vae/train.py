@@ -31,9 +31,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from ..utils import atomic_write_text
+from ..utils.progress import progress as progress_bar
 from .checkpoint import (
     load_state,
     optimizer_state_from_tensors,
@@ -149,7 +149,8 @@ def train(
 
     def validate() -> None:
         if valid_x is not None and world.is_main:
-            ev = evaluate(vae, valid_x, k=config.valid_k, batch_size=100, elbo_particles=10, progress=False)
+            # a phase of its own (1000 images x 100 samples: seconds): a bar below the epoch's
+            ev = evaluate(vae, valid_x, k=config.valid_k, batch_size=100, elbo_particles=10, progress=progress)
             vae.train()
             rec = ValidationRecord(
                 prog.epoch,
@@ -163,6 +164,7 @@ def train(
                 prog.take_mean_loss(),
             )
             prog.history.append(rec)
+            bar.clear()  # the epoch's line goes to stdout on the same terminal: no half-drawn bar beside it
             say(rec.line())
 
     def checkpoint() -> None:
@@ -172,8 +174,8 @@ def train(
 
     vae.train()
     last_save, stop, save_every = time.time(), None, config.checkpoint_every_s
-    bar = tqdm(
-        total=steps_per_epoch, disable=(not world.is_main) or (None if progress is None else not progress), leave=False
+    bar = progress_bar(
+        f"epoch {prog.epoch + 1}", steps_per_epoch, unit="steps", enabled=False if not world.is_main else progress
     )
     while stop is None:
         if config.epochs is not None and prog.epoch >= config.epochs:
@@ -187,7 +189,7 @@ def train(
         if prog.pos == 0:
             perm = torch.randperm(N, generator=gen)
             bar.reset()
-            bar.set_description(f"epoch {prog.epoch + 1}")
+            bar.set_description(f"epoch {prog.epoch + 1}")  # a new bar line per epoch: steps of this epoch
         t0, c0 = time.time(), time.process_time()
         for g in opt.param_groups:
             g["lr"] = learning_rate(config.lr_schedule, config.lr, prog.epoch, config.epochs or 1)

@@ -11,9 +11,9 @@ pixel (bpp = file bits / (H W)). :func:`compress_file` / :func:`decompress_file`
 Lossy meta (11 bytes): height u32, width u32, quality u16 (multiples of 1/4096), channels u8 (1 grey, 3 RGB).
 
 Maximum image size: sides up to ``MAX_SIDE`` = 65,536 and at most ``MAX_PIXELS`` = 2**24 pixels (16.8 MP, e.g.
-4096 x 4096); decoding takes about 180 bytes of memory and 1 µs of one core per (padded) pixel, so the largest
-image needs about 3 GB. A file must also carry enough payload for the size it declares
-(:mod:`~varinf.compression.lossy.size_bound`): with the shipped model at most about 1,280 pixels per payload byte,
+4096 x 4096); decoding takes about 190 bytes of memory and 0.4-0.6 µs of one core per (padded) pixel, so the largest
+image needs about 3.2 GB. A file must also carry enough payload for the size it declares
+(:mod:`~varinf.compression.lossy.size_bound`): with the shipped model at most about 1,630 pixels per payload byte,
 so decoding time and memory are bounded by the file's size (a 735-byte file declaring 4096 x 4096 is refused at
 once). Any file that is not a valid stream raises :class:`~varinf.compression.coding.container.FormatError`.
 

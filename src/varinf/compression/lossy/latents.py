@@ -69,6 +69,7 @@ class LatentTables:
     z_table: DiscreteTable | None = None
     levels: ScaleLevels | None = None
     hyper_synthesis: IntegerNetwork | None = None
+    context: object | None = None  # checkerboard: the integer context and entropy-parameter network
 
     def digest(self) -> int:
         """32-bit digest of the tables and the integer network weights (recorded in every file; computed once)."""
@@ -86,6 +87,9 @@ class LatentTables:
             for layer in self.hyper_synthesis.layers:
                 crc = zlib.crc32(layer.weight.astype("<i8").tobytes(), crc)
                 crc = zlib.crc32(layer.bias.astype("<i8").tobytes(), crc)
+        if self.context is not None:
+            for array in self.context.weights():
+                crc = zlib.crc32(array.astype("<i8").tobytes(), crc)
         return crc
 
 

@@ -36,8 +36,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ...utils import num_threads
+from ...utils import blas_threads, num_threads
 from ..coding.ans import AnsStack, CodingError
+from .checkerboard import CheckerboardLatent
 from .fast_synthesis import decoding_synthesis
 from .gain import GainUnits
 from .latents import FactorizedLatent, HyperpriorLatent, LatentTables
@@ -49,7 +50,8 @@ __all__ = ["DEFAULT_LAMBDAS", "CodecConfig", "ImageCodec", "LatentStreams", "RDO
 
 # CompressAI's lambdas for its qualities 1..6 (MSE on the 8-bit scale)
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
-PRIORS = ("hyperprior", "mean-scale", "factorized")
+DEFAULT_QUALITY_LAMBDA = 0.013
+PRIORS = ("hyperprior", "mean-scale", "checkerboard", "factorized")
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,13 @@ class CodecConfig:
     """Architecture of an :class:`ImageCodec` (stored as JSON next to the weights).
 
     Attributes:
-        prior: ``"hyperprior"`` (Ballé 2018), ``"mean-scale"`` (Minnen 2018, no context) or ``"factorized"``.
+        prior: ``"hyperprior"`` (Ballé 2018), ``"mean-scale"`` (Minnen 2018, no context), ``"checkerboard"``
+            (mean-scale plus a two-pass checkerboard context, He et al. 2021) or ``"factorized"``.
         channels: ``N``, hidden channels of the transforms.
         latent_channels: ``M``, channels of ``y``.
         hyper_channels: channels of ``z`` and of the hyper transforms.
         lambdas: one rate-distortion trade-off per quality level (increasing = higher quality).
+        extra: further settings (``"context_channels"``, ``"context_hidden"``: sizes of the checkerboard context).
     """
 
     prior: str = "hyperprior"
@@ -173,11 +177,14 @@ class ImageCodec(nn.Module):
         # finer quantization for larger lambda: step^2 ~ 1/lambda, so log g ~ log(lambda)/2
         self.gains = GainUnits(len(lams), m, (0.5 * np.log(lams / math.exp(np.log(lams).mean()))).tolist())
         if config.prior == "hyperprior":
-            self.latent: FactorizedLatent | HyperpriorLatent | MeanScaleLatent = HyperpriorLatent(
+            self.latent: FactorizedLatent | HyperpriorLatent | MeanScaleLatent | CheckerboardLatent = HyperpriorLatent(
                 m, config.hyper_channels
             )
         elif config.prior == "mean-scale":
             self.latent = MeanScaleLatent(m, config.hyper_channels)
+        elif config.prior == "checkerboard":
+            self.latent = CheckerboardLatent(m, config.hyper_channels, int(config.extra.get("context_channels", 128)),
+                                             int(config.extra.get("context_hidden", 192)))  # fmt: skip
         else:
             self.latent = FactorizedLatent(m)
         self._tables_key: tuple | None = None
@@ -197,8 +204,9 @@ class ImageCodec(nn.Module):
 
     @property
     def default_quality(self) -> float:
-        """Quality used when none is given: level 3 (lambda = 0.013 for the default lambdas) or the top level."""
-        return min(3.0, self.max_quality)
+        """Quality used when none is given: the level whose lambda is nearest 0.013 (level 3 of the default
+        lambdas)."""
+        return float(np.argmin(np.abs(np.log(np.asarray(self.config.lambdas)) - np.log(DEFAULT_QUALITY_LAMBDA))))
 
     def _check(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] % self.multiple or x.shape[3] % self.multiple:
@@ -214,13 +222,15 @@ class ImageCodec(nn.Module):
     # ------------------------------------------------------------------ bitstreams
     def compress(self, x: torch.Tensor, quality: float) -> LatentStreams:
         """Entropy code one image ``x`` ``(1, 3, H, W)`` in [0, 1] (H, W multiples of :attr:`multiple`) at
-        ``quality`` in ``[0, max_quality]``. Puts the model in eval mode."""
+        ``quality`` in ``[0, max_quality]``. Runs on one thread (the bytes do not depend on the caller's thread
+        setting). Puts the model in eval mode."""
         self._check(x)
         if x.shape[0] != 1:
             raise ValueError(f"compress codes one image at a time, got a batch of {x.shape[0]}")
         self.eval()
         tables = self.tables()
-        with torch.no_grad():
+        # one thread, as in decoding: the latents (and so the file's bytes) must not depend on the thread setting
+        with torch.no_grad(), num_threads(1), blas_threads(1):
             gain, _ = self.gains(torch.tensor([quality]))
             y = self.g_a(x) * gain
             stack = AnsStack()
@@ -243,7 +253,8 @@ class ImageCodec(nn.Module):
         tables = self.tables()
         check_declared_size(tables, shape, len(words))  # work bounded by the payload's size
         stack = AnsStack(words, floor_budget=decoding_budget(len(words)))
-        y_hat = self.latent.pop(stack, shape, tables)
+        with blas_threads(1):  # the integer networks multiply small matrices: no thread wake-ups
+            y_hat = self.latent.pop(stack, shape, tables)
         if not stack.is_empty():
             raise CodingError("data left over after decoding every latent")
         # one thread: oneDNN picks thread-count-dependent summation orders, and the decoded pixels must not

@@ -28,7 +28,7 @@ from PIL import Image
 
 from ...utils.image_io import read_image
 
-__all__ = ["PatchSampler", "builtin_images", "folder_images", "read_rgb"]
+__all__ = ["PatchSampler", "builtin_image_paths", "builtin_images", "folder_images", "read_rgb"]
 
 # natural photographs and textures among skimage.data's bundled files (charts, masks and tiny files left out)
 _SKIMAGE_FILES = (
@@ -48,6 +48,11 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
 
 def builtin_images() -> list[np.ndarray]:
     """The sample photographs bundled with scikit-image, scikit-learn and matplotlib (whichever are installed)."""
+    return [read_rgb(p) for p in builtin_image_paths()]
+
+
+def builtin_image_paths() -> list[Path]:
+    """The files of :func:`builtin_images`, in its order."""
     paths: list[Path] = []
     try:
         import skimage.data
@@ -72,7 +77,7 @@ def builtin_images() -> list[np.ndarray]:
         pass
     if not paths:
         raise RuntimeError("no bundled sample images found (install scikit-image) - pass an image folder instead")
-    return [read_rgb(p) for p in paths]
+    return paths
 
 
 def folder_images(folder: str | os.PathLike) -> list[np.ndarray]:

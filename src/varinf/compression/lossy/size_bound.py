@@ -17,8 +17,8 @@ word. We allow :data:`SLACK_BITS` for those:
   writes a file the decoder refuses. Natural images pass by a wide margin: the only way to fail is a long run of
   the rarest values pushed while the stack is still one word.
 
-For the shipped model the least floor is about 25.6 bits per 64 x 64 block (0.0063 bpp; even flat images cost
-about 0.04 bpp), so a payload of ``n`` bytes may declare at most about ``1,280 n`` pixels
+For the shipped (checkerboard) model the least floor is about 20.1 bits per 64 x 64 block (0.0049 bpp; the
+cheapest stream we can build costs 0.016 bpp), so a payload of ``n`` bytes may declare at most about ``1,630 n`` pixels
 (:func:`max_pixels`); on top of that every file is limited to
 :data:`~varinf.compression.lossy.image_file.MAX_PIXELS`. Units: bits, and integer floors in bits *
 :data:`~varinf.compression.coding.ans.FLOOR_SCALE`.
@@ -44,9 +44,11 @@ SLACK_BITS = 32  # floors allowed for symbols pushed while the stack still fitte
 def latent_floor(tables: LatentTables, y_shape: tuple[int, int, int, int]) -> int:
     """Least total floor (bits * FLOOR_SCALE) of any latents ``y`` of shape ``(B, M, h, w)`` coded with ``tables``.
 
-    Factorized prior: channel ``c`` of ``y`` always uses row ``c``. Hyperprior family (``z_table`` present):
-    ``z`` has one row per channel and shape ``(B, len(z_table), ceil(h / 4), ceil(w / 4))``; each ``y`` symbol
-    may use any row of ``y_table``.
+    Factorized prior: channel ``c`` of ``y`` always uses row ``c``. Hyperprior family (``z_table`` present: scale,
+    mean-scale and checkerboard latents): ``z`` has one row per channel and shape
+    ``(B, len(z_table), ceil(h / 4), ceil(w / 4))``; each ``y`` symbol may use any row of ``y_table`` (however the
+    row was chosen: by ``h_s`` alone, or by ``h_s`` and the checkerboard context of the decoded anchors), so the
+    bound holds for every such model.
     """
     b, m, h, w = (int(v) for v in y_shape)
     y_rows = least_floors(tables.y_table)

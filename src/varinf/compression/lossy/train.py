@@ -29,6 +29,7 @@ Example (a few steps of a tiny codec)::
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -43,7 +44,7 @@ from tqdm.auto import tqdm
 
 from ...utils import num_threads
 from .checkpoint import load_training_state, read_training_meta, save_training_state
-from .model import CodecConfig, ImageCodec, rd_loss
+from .model import CodecConfig, ImageCodec, RDLoss, rd_loss
 from .patches import PatchSampler
 from .pretrained import save_codec
 
@@ -76,6 +77,13 @@ class TrainConfig:
     # steps is re-planned at every checkpoint from the measured pace so that the run, decay included, ends
     # within the budget (never above ``steps``); None: exactly ``steps`` steps
     time_budget_h: float | None = None
+    # every this many steps, also keep the weights (float16 model folder ``snapshots/step-N``) for checkpoint
+    # selection on a validation set; None: only the latest checkpoint
+    keep_every: int | None = None
+    # train only the latent codec (entropy model: hyper transforms, z prior, context) with the transforms and gains
+    # frozen: the loss is then the rate alone (the distortion does not depend on these parameters, whose only
+    # gradient in full training is the rate's), and a step skips g_s and g_a's backward pass
+    entropy_only: bool = False
 
     def batch_at(self, step: int) -> tuple[int, int]:
         """``(batch_size, patch_size)`` of ``step``."""
@@ -133,8 +141,12 @@ def train_codec(
     progress: bool | None = None,
     until: int | None = None,
     init: ImageCodec | None = None,
+    training_files: list[dict] | None = None,
 ) -> TrainResult:
     """Train (or resume training of) a codec on patches of ``images``; writes into ``out_dir``.
+
+    ``training_files`` (e.g. :meth:`~varinf.compression.lossy.photos.PhotoSet.manifest`: name, SHA-256 of every
+    file the images came from) is recorded in the checkpoints and the saved models' metadata.
 
     ``until`` stops early at that step (checkpoint and model written), e.g. to train in time slices; calling
     again with the same arguments and a larger (or no) ``until`` continues exactly where it stopped.
@@ -143,7 +155,7 @@ def train_codec(
     """
     train = train or TrainConfig()
     with num_threads(train.threads or None):  # the caller's thread count is restored afterwards
-        return _train(config, images, Path(out_dir), train, progress, until, init)
+        return _train(config, images, Path(out_dir), train, progress, until, init, training_files)
 
 
 def _train(
@@ -154,6 +166,7 @@ def _train(
     progress: bool | None,
     until: int | None,
     init: ImageCodec | None,
+    training_files: list[dict] | None,
 ) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
     samplers = {p: PatchSampler(images, p) for p in {train.patch_size, train.late_patch_size or train.patch_size}}
@@ -165,14 +178,17 @@ def _train(
         codec.load_state_dict(init.state_dict())
     if train.channels_last:
         codec.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(codec.parameters(), lr=train.lr)
+    trained = codec.latent.parameters() if train.entropy_only else codec.parameters()
+    optimizer = torch.optim.Adam(trained, lr=train.lr)
     step = 0
     ckpt = out / CHECKPOINT
     if (out / "checkpoint.pt").is_file() and not ckpt.is_file():
         raise ValueError(f"{out} holds an old pickle checkpoint (checkpoint.pt); resume it with an older varinf")
     total, trained_s = train.steps, 0.0  # planned total steps, training seconds so far (all resumptions)
+    files = training_files or []
     if ckpt.is_file():
         meta = read_training_meta(ckpt)["meta"]
+        files = training_files or meta.get("training_files", [])
         if meta.get("config") != config.to_json():
             raise ValueError(f"{ckpt} was trained with another configuration; use a new output folder")
         step = load_training_state(ckpt, codec, optimizer).step
@@ -200,10 +216,14 @@ def _train(
             quality = torch.from_numpy(rng.integers(0, len(lambdas), batch_size)).float()
             for group in optimizer.param_groups:
                 group["lr"] = sched.lr_at(step)
-            result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
+            if train.entropy_only:
+                result = _rate_loss(codec, x, quality)
+            else:
+                result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(codec.parameters(), train.clip_norm)
+            norm = torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
+                                                  train.clip_norm)  # fmt: skip
             if torch.isfinite(norm):  # a non-finite loss or gradient skips the update instead of poisoning Adam
                 optimizer.step()
             else:
@@ -232,11 +252,28 @@ def _train(
                     )
                     sched = replace(train, steps=total)
                     stop = total if until is None else min(until, total)
-                _save_checkpoint(ckpt, codec, optimizer, step, train, planned_steps=total, train_seconds=trained_s)
+                _save_checkpoint(ckpt, codec, optimizer, step, train, planned_steps=total, train_seconds=trained_s,
+                                 training_files=files)  # fmt: skip
+            if train.keep_every and step % train.keep_every == 0:
+                snapshot = copy.deepcopy(codec).eval()  # save_codec(half=True) rounds the weights it saves
+                save_codec(snapshot, out / "snapshots" / f"step-{step:06d}", half=True,
+                           info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s),
+                                 "training_files": files})  # fmt: skip
+                codec.train()
     bar.close()
     codec.eval()
-    save_codec(codec, out, info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s)})
+    save_codec(codec, out, info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s),
+                                 "training_files": files})  # fmt: skip
     return TrainResult(step, time.time() - t0, last["bpp"], last["psnr"], out)
+
+
+def _rate_loss(codec: ImageCodec, x: torch.Tensor, quality: torch.Tensor) -> RDLoss:
+    """The rate (bpp, minimized) of the latent codec on frozen latents ``g_a(x) * gain``; ``mse`` is NaN."""
+    with torch.no_grad():
+        y = codec.g_a(x) * codec.gains(quality)[0]
+    latent = codec.latent(y)
+    bpp = (latent.y_bits + latent.z_bits) / (x.shape[2] * x.shape[3])
+    return RDLoss(bpp.mean(), bpp, torch.full_like(bpp, float("nan")))
 
 
 def export_checkpoint(
@@ -250,6 +287,7 @@ def export_checkpoint(
     meta = read_training_meta(ckpt)
     codec = ImageCodec(CodecConfig.from_json(meta["meta"]["config"]))
     step = load_training_state(ckpt, codec).step
-    save_codec(codec.eval(), out_dir, info={"train": meta["meta"].get("train", {}), "steps": step, **(info or {})},
-               half=half)  # fmt: skip
+    recorded = {"train": meta["meta"].get("train", {}), "steps": step,
+                "training_files": meta["meta"].get("training_files", [])}  # fmt: skip
+    save_codec(codec.eval(), out_dir, info={**recorded, **(info or {})}, half=half)
     return codec

@@ -1,0 +1,385 @@
+"""``.. varinf-results:: NAME`` writes a table from ``benchmarks/results/*.json`` at build time.
+
+No figure on these pages is typed by hand: each table below is computed from a results file that a
+benchmark script wrote, and states the file, the command and the commit that produced it. When a
+benchmark is rerun, the next docs build shows the new numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+from docutils import nodes
+from docutils.statemachine import StringList
+from sphinx.util.docutils import SphinxDirective
+
+RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+
+
+def load(name: str) -> dict:
+    with open(RESULTS / f"{name}.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+def fmt(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    if isinstance(x, int):
+        return f"{x:,}"
+    return f"{x:.{digits}f}"
+
+
+def table(header: list[str], rows: list[list[str]], caption: str = "") -> list[str]:
+    lines = [f".. list-table:: {caption}".rstrip(), "   :header-rows: 1", ""]
+    for row in [header, *rows]:
+        lines.append("   * - " + (row[0] or " "))
+        lines += [f"     - {c if c != '' else ' '}" for c in row[1:]]
+    return [*lines, ""]
+
+
+def source(name: str, meta: dict | None = None) -> list[str]:
+    meta = meta or {}
+    bits = [f"Source: ``benchmarks/results/{name}.json``"]
+    if meta.get("command"):
+        bits.append(f"written by ``{meta['command'].strip()}``")
+    if meta.get("commit"):
+        bits.append(f"at commit ``{meta['commit']}``")
+    if meta.get("machine"):
+        machine = meta["machine"] if isinstance(meta["machine"], str) else meta["machine"].get("platform", "")
+        bits.append(f"on {machine}")
+    return [", ".join(bits) + ".", ""]
+
+
+# -- posterior VI: methods -----------------------------------------------------------------------------
+
+METHOD_ORDER = ["auto/auto", "auto/meanfield", "auto/lowrank", "auto/flow", "bam/fullrank", "bam/lowrank",
+                "pathfinder/fullrank", "advi/fullrank", "advi/meanfield",
+                "numpyro/AutoNormal", "numpyro/AutoMultivariateNormal", "blackjax/pathfinder"]
+METHOD_CALL = {
+    "auto/auto": '``varinf.fit(model)`` (the default)',
+    "auto/meanfield": '``fit(model, "meanfield")``',
+    "auto/lowrank": '``fit(model, "lowrank")``',
+    "auto/flow": '``fit(model, "flow")``',
+    "bam/fullrank": '``fit(model, "fullrank", method="bam")``',
+    "bam/lowrank": '``fit(model, "lowrank", method="bam")``',
+    "pathfinder/fullrank": '``fit(model, method="pathfinder")``',
+    "advi/fullrank": '``fit(model, "fullrank", method="advi")``',
+    "advi/meanfield": '``fit(model, "meanfield", method="advi")``',
+    "numpyro/AutoNormal": "NumPyro SVI, ``AutoNormal`` (peer)",
+    "numpyro/AutoMultivariateNormal": "NumPyro SVI, ``AutoMultivariateNormal`` (peer)",
+    "blackjax/pathfinder": "Blackjax Pathfinder (peer)",
+}
+
+
+def _median(xs):
+    xs = [x for x in xs if x is not None and isinstance(x, int | float) and math.isfinite(x)]
+    return statistics.median(xs) if xs else None
+
+
+def posterior_speed_rows():
+    data = load("posterior_speed")
+    by_fit: dict[str, list[dict]] = {}
+    for row in data["rows"]:
+        by_fit.setdefault(row["fit"], []).append(row)
+    return data, by_fit
+
+
+def methods_table() -> list[str]:
+    data, by_fit = posterior_speed_rows()
+    n_post = len({r["posterior"] for r in data["rows"]})
+    header = ["call", "gradient evals (median)", "wall s (median)", "error, sd (median)",
+              f"within 0.1 sd (of {n_post})", "k̂ < 0.7", "warned", "silent failures"]
+    rows = []
+    for fit in [f for f in METHOD_ORDER if f in by_fit] + sorted(set(by_fit) - set(METHOD_ORDER)):
+        rs = [r for r in by_fit[fit] if not r.get("error")]
+        peer = fit.split("/")[0] in ("numpyro", "blackjax")
+        within = sum(1 for r in rs if r["max_err"] <= 0.1)
+        warned = sum(1 for r in rs if r.get("warned"))
+        silent = sum(1 for r in rs if r["max_err"] > 0.1 and not r.get("warned"))
+        ok_khat = sum(1 for r in rs if r.get("khat") is not None and math.isfinite(r["khat"]) and r["khat"] < 0.7)
+        rows.append([METHOD_CALL.get(fit, fit), fmt(round(_median([r["grad_evals"] for r in rs]))),
+                     fmt(_median([r["wall"] for r in rs]), 2), fmt(_median([r["max_err"] for r in rs]), 3),
+                     str(within), str(ok_khat), "–" if peer else str(warned),
+                     "– (no diagnostics)" if peer else str(silent)])
+    lines = table(header, rows)
+    return lines + source("posterior_speed", data.get("meta"))
+
+
+DECISIONS = [
+    ("gradients of the log density, all rows at every step, up to a few hundred dimensions", "auto/auto"),
+    ("the cheapest rough answer (a start, a screening)", "pathfinder/fullrank"),
+    ("a full-rank Gaussian without Pathfinder's start", "bam/fullrank"),
+    ("minibatches (millions of rows), a chosen bound (IWAE, Rényi) or gradient estimator: ADVI "
+     "(``batch_size=`` selects it by itself)", "advi/fullrank"),
+    ("a posterior a Gaussian cannot follow (k̂ > 0.7 with a Gaussian)", "auto/flow"),
+    ("more than ~300 unconstrained dimensions (``family=\"auto\"`` switches by itself); cost O(D r²)",
+     "auto/lowrank"),
+    ("independent marginals are enough", "auto/meanfield"),
+]
+
+
+def methods_decision() -> list[str]:
+    """The decision table: situations are words, every measured cell comes from the JSON."""
+    data, by_fit = posterior_speed_rows()
+    n_post = len({r["posterior"] for r in data["rows"]})
+    base = by_fit["auto/auto"]
+    base_wall = _median([r["wall"] for r in base])
+    rows = []
+    for situation, fit in DECISIONS:
+        if fit not in by_fit:
+            continue
+        rs = [r for r in by_fit[fit] if not r.get("error")]
+        wall = _median([r["wall"] for r in rs])
+        rows.append([situation, METHOD_CALL[fit], fmt(round(_median([r["grad_evals"] for r in rs]))),
+                     f"{fmt(wall, 2)} ({wall / base_wall:.1f}× the default)",
+                     fmt(_median([r["max_err"] for r in rs]), 3),
+                     f"{sum(1 for r in rs if r['max_err'] <= 0.1)} of {n_post}",
+                     str(sum(1 for r in rs if r["max_err"] > 0.1 and not r.get("warned")))])
+    header = ["your situation", "call", "gradient evals (median)", "wall s (median)", "error, sd (median)",
+              "within 0.1 sd", "silent failures"]
+    return table(header, rows) + source("posterior_speed", data.get("meta"))
+
+
+PER_POSTERIOR_FITS = ["auto/auto", "bam/fullrank", "pathfinder/fullrank", "advi/fullrank", "advi/meanfield",
+                      "numpyro/AutoMultivariateNormal"]
+
+
+def methods_per_posterior() -> list[str]:
+    data, by_fit = posterior_speed_rows()
+    fits = [f for f in PER_POSTERIOR_FITS if f in by_fit]
+    posteriors = sorted({r["posterior"] for r in data["rows"]})
+    index = {(r["posterior"], r["fit"]): r for r in data["rows"]}
+    header = ["posterior", "d", *[f.replace("/", " / ") for f in fits]]
+    rows = []
+    for p in posteriors:
+        cells = []
+        for f in fits:
+            r = index.get((p, f))
+            if r is None or r.get("error"):
+                cells.append("–")
+                continue
+            flag = " ⚠" if r.get("warned") else ""
+            cells.append(f"{r['max_err']:.2f} sd, {r['wall']:.1f} s{flag}")
+        dim = next((r["dim"] for (pp, _), r in index.items() if pp == p), "")
+        rows.append([p, str(dim), *cells])
+    lines = ["Each cell: largest error of a posterior mean, in reference sds, and wall seconds; ⚠ = the fit "
+             "warned (k̂, mean shift or convergence).", "", *table(header, rows)]
+    return lines + source("posterior_speed", data.get("meta"))
+
+
+def logreg_step() -> list[str]:
+    data = load("posterior_speed")
+    rows = []
+    for r in data.get("extra", {}).get("logreg", []):
+        ms = r["ms_per_step"]
+        fused = next((v for k, v in ms.items() if "fused" in k), None)
+        generic = next((v for k, v in ms.items() if "generic" in k), None)
+        rows.append([f"{r['n']:,} × {r['d']}", fmt(ms.get("numpyro"), 3), fmt(generic, 3), fmt(fused, 3),
+                     fmt(fused / ms["numpyro"], 2) + "×" if fused and ms.get("numpyro") else "–"])
+    header = ["rows × features", "NumPyro warm step (ms)", "varinf autograd step (ms)", "varinf fused step (ms)",
+              "fused / NumPyro"]
+    return table(header, rows) + source("posterior_speed", data.get("meta"))
+
+
+def eight_schools_cli() -> list[str]:
+    data = load("posterior_speed")
+    cli = data.get("extra", {}).get("eight_schools_cli", {})
+    rows = [["``varinf fit eight_schools`` (whole process)", fmt(cli.get("wall_median"), 2),
+             fmt(cli.get("cpu_median"), 2), fmt(cli.get("max_err"), 3)]]
+    return table(["command", "wall s (median)", "CPU s (median)", "largest error (reference sds)"], rows) + \
+        source("posterior_speed", data.get("meta"))
+
+
+# -- other benchmarks ----------------------------------------------------------------------------------
+
+
+def big_data() -> list[str]:
+    data = load("big_data")
+    rows = []
+    for res in data["results"].values():
+        mb = res.get("varinf_minibatch", {})
+        sd = mb.get("sd_ratio") or [None, None]
+        rows.append([f"{res['rows']:,} × {res['features']}", fmt(mb.get("fit_cpu_s"), 1), fmt(mb.get("cpu_s"), 1),
+                     str(mb.get("steps", "–")), fmt(mb.get("epochs"), 1), fmt(mb.get("mean_err"), 3),
+                     f"{fmt(sd[0], 3)}–{fmt(sd[1], 3)}", fmt(mb.get("khat"), 2)])
+    header = ["rows × features", "fit CPU s", "fit + diagnostics CPU s", "steps", "epochs",
+              "mean error (Laplace sds)", "sd ratio vs Laplace", "k̂"]
+    meta = {"commit": data.get("commit"), "machine": data.get("machine"), "command": "python benchmarks/big_data.py"}
+    return table(header, rows) + source("big_data", meta)
+
+
+def evidence() -> list[str]:
+    data = load("evidence_calibration")
+    conj = [r for r in data["rows"] if r.get("part") == "conjugate"]
+    rows = []
+    for method in ("is", "bridge", "ais", "policy"):
+        ms = [(r["methods"][method], r["exact"]) for r in conj if method in r.get("methods", {})]
+        if not ms:
+            continue
+        rel = [(m, ex) for m, ex in ms if m.get("reliable")]
+        covered = sum(1 for m, ex in rel if abs(m["estimate"] - ex) <= 2 * m["se"])
+        within = sum(1 for m, ex in ms if abs(m["estimate"] - ex) <= 0.1)
+        worst = max((abs(m["estimate"] - ex) for m, ex in rel), default=float("nan"))
+        grads = max(m.get("grad_evals", 0) for m, _ in ms)
+        label = {"is": "importance sampling (q, 4000 draws)", "bridge": "bridge sampling",
+                 "ais": "annealed importance sampling", "policy": "the default fit's evidence (``auto``)"}[method]
+        rows.append([label, f"{len(rel)} / {len(ms)}", f"{covered} / {len(rel)}", f"{within} / {len(ms)}",
+                     fmt(worst, 4), fmt(grads)])
+    header = ["method", "reliable", "reliable ±2 se covers exact", "within 0.1 nats", "max error when reliable (nats)",
+              "max gradients"]
+    return table(header, rows) + source("evidence_calibration", data.get("meta"))
+
+
+def cavi_gmm() -> list[str]:
+    data = load("cavi_gmm")
+    rows = []
+    for key, label in (("varinf_f64_same_start", "varinf float64, same k-means start"),
+                       ("varinf_f32_same_start", "varinf float32, same k-means start"),
+                       ("varinf_f64_own_kmeans", "varinf float64, its own k-means++")):
+        rs = [r for r in data["rows"] if key in r]
+        rows.append([label, fmt(_median([r[key]["speedup_vs_sklearn"] for r in rs]), 1) + "×",
+                     fmt(_median([r[key]["time_s"] for r in rs]), 2), fmt(_median([r["sklearn"]["time_s"] for r in rs]), 2),
+                     f"{max(abs(r[key]['elbo_minus_sklearn']) for r in rs):.1e}"])
+    n, d = data["x_shape"]
+    header = ["varinf", "speed-up vs scikit-learn (median)", "varinf s", "scikit-learn s", "ELBO difference per point (absolute)"]
+    return [f"{n:,} points × {d} dimensions, K = 10, {len(data['rows'])} seeds.", "",
+            *table(header, rows), *source("cavi_gmm", data.get("config"))]
+
+
+def cavi_lda() -> list[str]:
+    data = load("cavi_lda")
+    rows = []
+    for method in ("batch", "online"):
+        rs = [r for r in data["rows"] if r["method"] == method]
+        if not rs:
+            continue
+        rows.append([method, str(len({r["corpus"] for r in rs})), fmt(_median([r["speedup"] for r in rs]), 2) + "×",
+                     f"{fmt(min(r['speedup'] for r in rs), 2)}–{fmt(max(r['speedup'] for r in rs), 2)}×",
+                     fmt(_median([r["perplexity_ratio"] for r in rs]), 3)])
+    header = ["learning method", "corpora", "speed-up vs scikit-learn (median)", "range",
+              "held-out perplexity ratio (median)"]
+    return table(header, rows) + source("cavi_lda", data.get("config"))
+
+
+def vae_mnist() -> list[str]:
+    data = load("vae_mnist")
+    rows = []
+    for name, model in data["models"].items():
+        for p in model["points"]:
+            rows.append([name.upper(), fmt(p["cpu_s"] / 3600, 2), str(p["epochs"]), f"{p['num_examples']:,}",
+                         f"{p['nll']:.2f} ± {p['nll_stderr']:.2f}", fmt(-p["elbo"], 2), fmt(p["rate"], 2),
+                         fmt(p["distortion"], 2)])
+    header = ["model", "training CPU h", "epochs", "test images", "test NLL (nats, k = 5000)", "−ELBO", "rate",
+              "distortion"]
+    return table(header, rows) + source("vae_mnist", {"machine": data.get("machine"),
+                                                      "command": "python benchmarks/vae_mnist.py"})
+
+
+def vae_rd() -> list[str]:
+    data = load("vae_rate_distortion")
+    rows = [[fmt(p["beta"], 2), fmt(p["rate"], 1), fmt(p["distortion"], 1), f"{p['nll']:.1f} ± {p['nll_stderr']:.1f}"]
+            for p in data]
+    return table(["β", "rate (nats)", "distortion (nats)", "test NLL (nats)"], rows) + \
+        source("vae_rate_distortion", {"command": "python benchmarks/vae_rate_distortion.py"})
+
+
+def bitsback() -> list[str]:
+    data = load("bitsback_mnist")
+    rows = [[f"**{k}**" if "varinf" in k else k, c.get("layout", ""), fmt(c["bits_per_dim"], 4)]
+            for k, c in sorted(data["codecs"].items(), key=lambda kv: kv[1]["bits_per_dim"])]
+    lines = [f"{data['images']:,} binarized MNIST test images; the model's −ELBO is "
+             f"{data['neg_elbo_bits_per_dim']:.4f} bits/dim, net code length / −ELBO = {data['net_over_neg_elbo']:.4f}.", ""]
+    return lines + table(["codec", "layout", "bits/dim"], rows) + \
+        source("bitsback_mnist", {"machine": data.get("machine"), "command": "python benchmarks/bitsback_mnist.py"})
+
+
+def codec_rd() -> list[str]:
+    data = load("codec_rd")
+    psnr, msssim = data["bd_rate_vs_jpeg_psnr_percent"], data["bd_rate_vs_jpeg_ms_ssim_percent"]
+    rows = [[{"learned": "varinf (checkerboard context on the mean-scale hyperprior)"}.get(k, k), f"{psnr[k]:+.1f} %", f"{msssim.get(k, float('nan')):+.1f} %"]
+            for k in psnr]
+    points = data["report"]["points"]["learned"]
+    span = (f"The learned codec spans {min(p['psnr'] for p in points):.1f}–{max(p['psnr'] for p in points):.1f} dB "
+            f"at {min(p['bpp'] for p in points):.2f}–{max(p['bpp'] for p in points):.2f} bpp on "
+            f"{data['images']} Kodak images; real / estimated bits "
+            f"{data['payload_over_estimated_bits']['min']:.4f}–{data['payload_over_estimated_bits']['max']:.4f}.")
+    return [span, "", *table(["codec", "BD-rate vs JPEG (PSNR)", "BD-rate vs JPEG (MS-SSIM)"], rows),
+            *source("codec_rd", {"machine": data.get("machine") or data.get("environment", {}).get("platform"),
+                                 "command": data.get("environment", {}).get("command", "python benchmarks/codec_rd.py"),
+                                 "commit": data.get("environment", {}).get("commit")})]
+
+
+def posteriordb_families() -> list[str]:
+    data = load("posteriordb")
+    rows = []
+    for family in ("meanfield", "fullrank", "flow"):
+        rs = [r for r in data["rows"] if r["family"] == family]
+        if not rs:
+            continue
+        within = sum(1 for r in rs if r["max_err"] <= 0.1)
+        # a fit warns by k-hat / mean shift (DiagnosticWarning) or by not converging (ConvergenceWarning)
+        warned = [bool(r.get("warned")) or r.get("converged") is False for r in rs]
+        flagged = sum(warned)
+        silent = sum(1 for r, w in zip(rs, warned) if r["max_err"] > 0.1 and not w)
+        rows.append([family, str(len(rs)), str(within), fmt(_median([r["max_err"] for r in rs]), 3),
+                     fmt(_median([r["sd_ratio_min"] for r in rs]), 2), str(flagged), str(silent)])
+    header = ["family", "posteriors", "within 0.1 sd", "error, sd (median)", "smallest sd ratio (median)",
+              "warned (k̂, mean shift or not converged)", "silent failures"]
+    return table(header, rows) + source("posteriordb", data.get("meta"))
+
+
+def numpyro_svi() -> list[str]:
+    data = load("numpyro_svi")
+    rows = []
+    for r in data["rows"]:
+        cells = [r["posterior"], r["family"]]
+        for key in ("varinf_default", "varinf", "numpyro"):
+            v = r.get(key, {})
+            cells.append(f"{fmt(v.get('max_err'), 3)} sd, {fmt(v.get('wall_time'), 1)} s")
+        rows.append(cells)
+    header = ["posterior", "family", "varinf default fit", f"varinf ADVI, {data['rows'][0]['steps']} steps",
+              f"NumPyro SVI, {data['rows'][0]['steps']} steps"]
+    return ["Each cell: largest error of a posterior mean (reference sds) and wall seconds (NumPyro's include "
+            "compilation).", "", *table(header, rows), *source("numpyro_svi", data.get("meta"))]
+
+
+TABLES = {
+    "posteriordb-families": posteriordb_families,
+    "numpyro-svi": numpyro_svi,
+    "methods": methods_table,
+    "methods-decision": methods_decision,
+    "methods-per-posterior": methods_per_posterior,
+    "logreg-step": logreg_step,
+    "eight-schools-cli": eight_schools_cli,
+    "big-data": big_data,
+    "evidence": evidence,
+    "cavi-gmm": cavi_gmm,
+    "cavi-lda": cavi_lda,
+    "vae-mnist": vae_mnist,
+    "vae-rate-distortion": vae_rd,
+    "bitsback": bitsback,
+    "codec-rd": codec_rd,
+}
+
+
+class VarinfResults(SphinxDirective):
+    required_arguments = 1
+
+    def run(self):
+        name = self.arguments[0]
+        if name not in TABLES:
+            raise self.error(f"unknown results table {name!r}; known: {', '.join(TABLES)}")
+        lines = TABLES[name]()
+        node = nodes.container(classes=["varinf-results"])
+        self.state.nested_parse(StringList(lines, source=f"varinf-results {name}"), self.content_offset, node)
+        for path in RESULTS.glob("*.json"):
+            self.env.note_dependency(str(path))
+        return [node]
+
+
+def setup(app):
+    app.add_directive("varinf-results", VarinfResults)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
