@@ -457,7 +457,7 @@ def logreg_steps(n: int, d: int, steps: int, repeats: int = 5) -> dict:
     from varinf.models.model import Model
     from varinf.objectives import ELBO
     from varinf.optim import LeanAdam, step
-    from varinf.optim.start import distribution_validation
+    from varinf.models.model import distribution_validation
 
     assert not jax.config.jax_enable_x64
     torch.set_default_dtype(torch.float32)
