@@ -171,6 +171,7 @@ def provenance(script: str, **settings) -> dict:
         "commit": head,
         "dirty": dirty,
         "varinf_source": str(Path(varinf.__file__).parent) if varinf is not None else None,
+        "varinf_in_checkout": Path(varinf.__file__).parent == REPO / "src" / "varinf" if varinf is not None else None,
         "versions": _versions(),
         "threads": _threads(),
         "cpu": {"model": _cpu_model(), "logical_cpus": os.cpu_count(), "platform": platform.platform()},
@@ -304,8 +305,10 @@ def _one_run(meta: dict) -> str:
     cpu = meta.get("cpu", {})
     aff = meta.get("affinity", [])
     pinned = f", pinned to CPU {','.join(map(str, aff))}" if aff and len(aff) < cpu.get("logical_cpus", 0) else ""
-    src = meta.get("varinf_source")
-    if src and Path(src) != REPO / "src" / "varinf":
+    # whether varinf came from the checkout that ran the script, as recorded then (the report must not depend on
+    # where it is rendered); records without the flag: any checkout's src/varinf counts as the checkout's own
+    src, inside = meta.get("varinf_source"), meta.get("varinf_in_checkout")
+    if src and not (inside if inside is not None else Path(src).parts[-2:] == ("src", "varinf")):
         commit += f" (varinf imported from {src})"
     times = ""
     if "wall_s" in meta:
