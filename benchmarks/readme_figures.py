@@ -341,6 +341,15 @@ def _codec_speed_peers(p: dict) -> tuple:
     )
 
 
+def _size_bound(p: dict) -> tuple:
+    return (f"{p['floor_bits_per_64x64_block']:.1f}", f"{p['floor_bpp']:.2g}", _sig(p["max_pixels_per_payload_byte"], 3))
+
+
+def _size_cost(p: dict) -> tuple:
+    cheapest = max(s["pixels_per_byte"] for s in p["cheapest_streams"])
+    return (f"{p['bound_cpu_ms_per_payload_byte']:.0f}", _sig(p["bound_kb_per_payload_byte"], 2), _sig(cheapest, 2))
+
+
 def _fuzz(p: dict) -> tuple:
     return (f"{p['inputs']:,}", f"{p['crafted_headers']:,}", str(p["failures"]), str(p["hangs"]),
             f"{p['max_seconds']:.3f}", f"{p['max_cpu_seconds']:.3f}", f"{p['max_mb']:.0f}")  # fmt: skip
@@ -348,6 +357,7 @@ def _fuzz(p: dict) -> tuple:
 
 README, OPTIM, DIAG = "README.md", "src/varinf/optim/README.md", "src/varinf/diagnostics/README.md"
 COMPRESSION, LOSSLESS = "src/varinf/compression/README.md", "src/varinf/compression/lossless/README.md"
+LOSSY = "src/varinf/compression/lossy/README.md"
 CHOOSING, DIAG_DOC = "docs/guide/choosing.rst", "docs/guide/diagnostics.rst"
 BENCH_DOC, STAN_DOC = "docs/guide/benchmarks.rst", "docs/guide/stan_pymc.rst"
 
@@ -430,6 +440,10 @@ FIGURES: list[tuple[str, str, str, Callable[[dict], tuple | None]]] = [
      "fuzz_vif", _fuzz),
     (LOSSLESS, "binarized MNIST test set, {} images): {} bits/dim for the whole file (float model −ELBO {}); {} "
                "images/s to encode and {} to decode on one thread by CPU time.", "bitsback_mnist", _bb_lossless),
+    (LOSSY, "shipped model {} bits per 64×64 block ({} bpp), i.e. at most about {} pixels per payload byte.",
+     "codec_size_bound", _size_bound),
+    (LOSSY, "at worst about {} ms of CPU and {} KB per payload byte (the cheapest stream we could build, every latent "
+            "at its mode, holds about {} pixels per byte)", "codec_size_bound", _size_cost),
     # documentation pages (their tables are generated from the JSON when the site is built)
     (CHOOSING, "``benchmarks/results/posterior_speed.json`` ({} posteriordb posteriors with reference draws",
      "posterior_speed", _ps_posteriors),
