@@ -3,6 +3,7 @@
 Run:  taskset -c 0 env OMP_NUM_THREADS=1 python benchmarks/bitsback_mnist.py   (shipped VAE, 10000 test images)
       python benchmarks/bitsback_mnist.py --limit 1000    (fewer images)
       python benchmarks/bitsback_mnist.py --model runs/vae_mnist_8bit --eight-bit   (8-bit MNIST, logistic VAE)
+      python benchmarks/bitsback_mnist.py --report [--eight-bit]     (the markdown again from the JSON)
 
 Writes benchmarks/results/bitsback_mnist{,_8bit}.{json,md}. Data: MNIST test images binarized once with
 ``varinf.data.mnist.fixed_binarize(seed=0)`` (pixel ~ Bernoulli(intensity/255)), or the raw 8-bit images.
@@ -28,7 +29,6 @@ import argparse
 import bz2
 import gzip
 import io
-import json
 import lzma
 import os
 import platform
@@ -38,7 +38,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import _results
+
+RESULTS = _results.RESULTS
 MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 GOAL = 0.18  # bits/dim (BB-ANS's published figure is 0.19; Townsend et al. 2019, arXiv:1901.04866)
 SPEED_GOAL = 1000  # images/s, encode and decode, one thread
@@ -137,7 +139,6 @@ def timed_repeats(fn, repeats: int):
 def portability(symbols: np.ndarray, data: bytes, model: str | None) -> dict[str, bool]:
     """Decode ``data`` and encode ``symbols`` again in fresh processes under other kernels / thread counts."""
     import hashlib
-    import os
     import subprocess
     import sys
     import tempfile
@@ -168,6 +169,47 @@ def portability(symbols: np.ndarray, data: bytes, model: str | None) -> dict[str
     return out
 
 
+def markdown(summary: dict) -> str:
+    """The report, from the JSON alone."""
+    results, n = summary["codecs"], summary["images"]
+    bbr = results["BB-ANS (varinf)"]
+    bb, neg_elbo_bits, net = summary["file_bits_per_dim"], summary["neg_elbo_bits_per_image"], summary["net_bits_per_image"]
+    lines = [
+        f"# Lossless coding of {summary['data']} ({n} images, 28x28)",
+        "",
+        *_results.provenance_lines(summary["meta"]),
+        "",
+        f"Model: {summary['model']}, {summary['latent_bits']}-bit max-entropy latent bins. Machine: {summary['machine']}.",
+        f"-ELBO = {neg_elbo_bits:.2f} bits/image ({summary['neg_elbo_bits_per_dim']:.4f} bits/dim); BB-ANS net stack "
+        f"growth {net:.2f} bits/image (ratio {summary['net_over_neg_elbo']:.4f}); whole file {bb:.4f} bits/dim.",
+        "",
+        "| codec | layout | bits/dim | vs BB-ANS | encode img/s | decode img/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in sorted(results.items(), key=lambda kv: kv[1]["bits_per_dim"]):
+        lines.append(f"| {name} | {r['layout']} | {r['bits_per_dim']:.4f} | {r['bits_per_dim'] / bb:.2f}x | "
+                     f"{r['encode_img_s']:.0f} | {r['decode_img_s']:.0f} |")  # fmt: skip
+    if "repeats" in bbr:  # (the 8-bit run predates the CPU-time speed measurement)
+        lines += [
+        "",
+        f"BB-ANS speed, one thread, median of {bbr['repeats']} runs over the {n} images: encode "
+        f"{bbr['encode_img_s']:.0f} img/s wall-clock ({bbr['encode_img_s_cpu']:.0f} by CPU time), decode "
+        f"{bbr['decode_img_s']:.0f} img/s wall-clock ({bbr['decode_img_s_cpu']:.0f} by CPU time); the load average "
+        "is in the line above.",
+        ]
+    if summary.get("portable"):
+        lines += ["", "Same file bytes and decoded array in fresh processes:",
+                  *(f"- {name}: {'identical' if ok else 'DIFFERENT'}" for name, ok in summary["portable"].items())]  # fmt: skip
+    goal = summary["goal_bits_per_dim"]
+    if goal is not None:
+        verdict = "met" if bb <= goal else "NOT met"
+        slowest = min(bbr["encode_img_s_cpu"], bbr["decode_img_s_cpu"])
+        lines += ["", f"Goal ≤ {goal} bits/dim: {verdict} ({bb:.4f}). "
+                  f"Goal ≥ {SPEED_GOAL} img/s each way on one thread: {'met' if slowest >= SPEED_GOAL else 'NOT met'} "
+                  f"by CPU time ({slowest:.0f}); wall-clock {min(bbr['encode_img_s'], bbr['decode_img_s']):.0f}."]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=None, help="bits-back model dir or a varinf VAE run (default: shipped)")
@@ -176,8 +218,14 @@ def main() -> None:
     parser.add_argument("--mnist", default=str(MNIST))
     parser.add_argument("--repeats", type=int, default=3, help="timed encode/decode runs (median reported)")
     parser.add_argument("--no-portability", action="store_true", help="skip the cross-kernel decode check")
+    parser.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON; run nothing")
     args = parser.parse_args()
+    stem = RESULTS / ("bitsback_mnist_8bit" if args.eight_bit else "bitsback_mnist")
+    if args.report:
+        print(_results.report(stem, markdown))
+        return
     torch.set_num_threads(1)
+    meta = _results.provenance(__file__, limit=args.limit, repeats=args.repeats)
 
     from varinf.compression import compress_lossless, decompress_lossless, load_bitsback
     from varinf.data.mnist import fixed_binarize, load_mnist
@@ -218,6 +266,7 @@ def main() -> None:
         r["bits_per_dim"] = 8 * r["bytes"] / (n * dims)
     bb = results["BB-ANS (varinf)"]["bits_per_dim"]
     summary = {
+        "meta": _results.finish(meta),
         "data": "8-bit MNIST test" if args.eight_bit else "binarized MNIST test (fixed_binarize seed 0)",
         "model": model_name,
         "latent_bits": codec.bins.bits,
@@ -232,41 +281,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, torch {torch.__version__}, 1 thread",
         "codecs": results,
     }
-    RESULTS.mkdir(exist_ok=True)
-    stem = "bitsback_mnist_8bit" if args.eight_bit else "bitsback_mnist"
-    (RESULTS / f"{stem}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    lines = [
-        f"# Lossless coding of {summary['data']} ({n} images, 28x28)",
-        "",
-        f"Model: {model_name}, {codec.bins.bits}-bit max-entropy latent bins. Machine: {summary['machine']}.",
-        f"-ELBO = {neg_elbo_bits:.2f} bits/image ({neg_elbo_bits / dims:.4f} bits/dim); BB-ANS net stack growth "
-        f"{net_per_image:.2f} bits/image (ratio {net_per_image / neg_elbo_bits:.4f}); whole file {bb:.4f} bits/dim.",
-        "",
-        "| codec | layout | bits/dim | vs BB-ANS | encode img/s | decode img/s |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in sorted(results.items(), key=lambda kv: kv[1]["bits_per_dim"]):
-        lines.append(f"| {name} | {r['layout']} | {r['bits_per_dim']:.4f} | {r['bits_per_dim'] / bb:.2f}x | "
-                     f"{r['encode_img_s']:.0f} | {r['decode_img_s']:.0f} |")  # fmt: skip
-    bbr = results["BB-ANS (varinf)"]
-    lines += [
-        "",
-        f"BB-ANS speed, one thread, median of {args.repeats} runs over the {n} images: encode "
-        f"{bbr['encode_img_s']:.0f} img/s wall-clock ({bbr['encode_img_s_cpu']:.0f} by CPU time), decode "
-        f"{bbr['decode_img_s']:.0f} img/s wall-clock ({bbr['decode_img_s_cpu']:.0f} by CPU time). "
-        f"Machine load average when run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.",
-    ]
-    if portable:
-        lines += ["", "Same file bytes and decoded array in fresh processes:",
-                  *(f"- {name}: {'identical' if ok else 'DIFFERENT'}" for name, ok in portable.items())]  # fmt: skip
-    if not args.eight_bit:
-        verdict = "met" if bb <= GOAL else "NOT met"
-        slowest = min(bbr["encode_img_s_cpu"], bbr["decode_img_s_cpu"])
-        lines += ["", f"Goal ≤ {GOAL} bits/dim: {verdict} ({bb:.4f}). "
-                  f"Goal ≥ {SPEED_GOAL} img/s each way on one thread: {'met' if slowest >= SPEED_GOAL else 'NOT met'} "
-                  f"by CPU time ({slowest:.0f}); wall-clock {min(bbr['encode_img_s'], bbr['decode_img_s']):.0f}."]  # fmt: skip
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(_results.save(stem, summary, markdown))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,9 @@ whose bound is comparable: both posteriors scored by one float64 formula in the 
 Run (niced; the CPU is shared):
     nice -n 10 python benchmarks/cavi_gmm.py             # writes benchmarks/results/cavi_gmm.{json,md}
     nice -n 10 python benchmarks/cavi_gmm.py --quick     # 20k points, one seed: smoke test
+    python benchmarks/cavi_gmm.py --report               # rewrite the markdown from the JSON
     OMP_NUM_THREADS=1 nice -n 10 taskset -c 0 python benchmarks/cavi_gmm.py --defaults
-        # writes benchmarks/results/cavi_gmm_defaults.{json,md}; --render rewrites the .md from the .json
+        # writes benchmarks/results/cavi_gmm_defaults.{json,md}; --defaults --report rewrites the .md from the .json
 
 Never imported by the package.
 """
@@ -31,12 +32,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
-import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -46,7 +43,9 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture as SkBGM
 
-RESULTS = Path(__file__).resolve().parent / "results"
+import _results
+
+RESULTS = _results.RESULTS
 D, K_TRUE, K = 5, 8, 10
 
 
@@ -117,18 +116,20 @@ def run(n: int, seeds: list[int], tol: float, max_iter: int, repeats: int) -> di
                 progress=False,
             ).fit(x)
         # interleaved repeats, minimum time kept: the machine is shared, other jobs only ever add time
-        best, models = {}, {}
+        best, models, runs = {}, {}, {}
         for _ in range(repeats):
             for name, fit in fits.items():
                 t = time.perf_counter()
                 models[name] = fit()
-                best[name] = min(best.get(name, math.inf), time.perf_counter() - t)
+                runs.setdefault(name, []).append(time.perf_counter() - t)
+                best[name] = min(runs[name])
         sk = models["sklearn"]
         sk_bound = sklearn_posterior_into(scorer, sk).bound(x)
         row = {
             "seed": seed,
             "sklearn": {
                 "time_s": best["sklearn"],
+                "times_s": runs["sklearn"],
                 "n_iter": int(sk.n_iter_),
                 "converged": bool(sk.converged_),
                 "elbo_per_point": sk_bound,
@@ -146,6 +147,7 @@ def run(n: int, seeds: list[int], tol: float, max_iter: int, repeats: int) -> di
                 "elbo_per_point": bound,
                 "ari": adjusted_rand_score(labels, ours.predict(x).numpy()),
                 "speedup_vs_sklearn": best["sklearn"] / our_time,
+                "times_s": runs[name],  # every repeat (without the k-means start); time_s = the minimum
                 "elbo_minus_sklearn": bound - sk_bound,
             }
         rows.append(row)
@@ -174,9 +176,14 @@ class AsSklearn:
 VARIANTS = tuple(v[0] for v in VARIANT_SPECS)
 
 
-def markdown(res: dict, cfg: dict) -> str:
+def markdown(payload: dict) -> str:
+    if payload.get("mode") == "defaults":  # cavi_gmm_defaults.json (--defaults)
+        return markdown_defaults(payload)
+    cfg = payload["config"]
     lines = [
         "# Bayesian GMM by CAVI: varinf vs scikit-learn",
+        "",
+        *_results.provenance_lines(payload["meta"]),
         "",
         f"{cfg['n']:,} points x {D} features, {K_TRUE} true clusters, K = {K} components, tol = {cfg['tol']:g} "
         f"nats/point (scikit-learn: tol x N on its total bound), max_iter = {cfg['max_iter']}, finite Dirichlet "
@@ -189,8 +196,7 @@ def markdown(res: dict, cfg: dict) -> str:
         "| seed | fit | time (s) | iters | converged | ELBO/point | ELBO − sklearn | ARI | speed-up |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    speed = {v: [] for v in VARIANTS}
-    for r in res["rows"]:
+    for r in payload["rows"]:
         for name in ("sklearn", *VARIANTS):
             f = r[name]
             extra = (
@@ -198,25 +204,25 @@ def markdown(res: dict, cfg: dict) -> str:
                 if name != "sklearn"
                 else f"— | {f['ari']:.4f} | 1x"
             )
-            if name != "sklearn":
-                speed[name].append(f["speedup_vs_sklearn"])
             lines.append(
                 f"| {r['seed']} | {name} | {f['time_s']:.2f} | {f['n_iter']} | {f['converged']} | "
                 f"{f['elbo_per_point']:.6f} | {extra} |"
             )
     lines += [""]
-    for name, v in speed.items():
+    for name, v in speedups(payload).items():
         lines.append(f"- {name}: median speed-up {np.median(v):.2f}x (min {min(v):.2f}x, max {max(v):.2f}x)")
-    runs = [r[v] for r in res["rows"] for v in VARIANTS]
+    runs = [r[v] for r in payload["rows"] for v in VARIANTS]
     met = sum(f["speedup_vs_sklearn"] >= 2 and f["elbo_minus_sklearn"] >= -1e-4 for f in runs)
     lines += [
         f"- goal (>= 2x faster to an ELBO within 1e-4 nats/point of scikit-learn's): met in {met} of {len(runs)} fits.",
         "",
-        f"Command: `{cfg['command']}`",
-        f"Machine: {cfg['machine']}",
-        "",
     ]
     return "\n".join(lines)
+
+
+def speedups(payload: dict) -> dict[str, list[float]]:
+    """Per varinf variant, its speed-up over scikit-learn on each seed (README figures read these)."""
+    return {v: [r[v]["speedup_vs_sklearn"] for r in payload["rows"]] for v in VARIANTS}
 
 
 # ------------------------------------------------------------------------------------ --defaults
@@ -341,9 +347,10 @@ def _median(rows: list[dict], fit: str, key: str) -> float:
 
 
 def markdown_defaults(res: dict) -> str:
-    cfg = res["config"]
     lines = [
         "# Bayesian GMM with every default: components found and bound, varinf vs scikit-learn",
+        "",
+        *_results.provenance_lines(res["meta"]),
         "",
         "Each fit uses its library's defaults except `n_components` (an upper bound, given below) and the seed. "
         "*varinf*: `BayesianGaussianMixture(K, random_state=seed)` (stopping rule: relative bound change "
@@ -394,51 +401,22 @@ def markdown_defaults(res: dict) -> str:
         f"bound at least as high on every seed): met on {len(met)} of {len(goals)} data sets"
         + (f"; missed on {', '.join(g[0] for g in goals if g not in met)}." if len(met) < len(goals) else "."),
         "",
-        f"Command: `{cfg['command']}`  ",
-        f"Commit: {cfg['commit']}  ",
-        f"Versions: {cfg['versions']}  ",
-        f"Machine: {cfg['machine']}; load average {cfg['load']:.2f} at the start",
-        "",
     ]
     return "\n".join(lines)
 
 
-def _versions() -> str:
-    import sklearn
-
-    return (
-        f"varinf {__import__('varinf').__version__}, torch {torch.__version__}, scikit-learn {sklearn.__version__}, "
-        f"numpy {np.__version__}, Python {platform.python_version()}"
-    )
-
-
 def main_defaults(a) -> None:
-    from provenance import git_commit
+    from threadpoolctl import threadpool_limits
 
-    out = Path(a.out if a.out != str(RESULTS / "cavi_gmm") else RESULTS / "cavi_gmm_defaults")
-    if a.render:
-        res = json.loads(out.with_suffix(".json").read_text())
-    else:
-        cfg = {
-            "command": f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '')} nice -n {os.nice(0)} taskset -c "
-            + ",".join(map(str, sorted(os.sched_getaffinity(0))))
-            + " python benchmarks/cavi_gmm.py "
-            + " ".join(sys.argv[1:]),
-            "commit": git_commit(),
-            "versions": _versions(),
-            "threads": 1,
-            "load": os.getloadavg()[0],
-            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
-        }
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1):
-            res = run_defaults(a.seeds)
-        res["config"] = cfg
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.with_suffix(".json").write_text(json.dumps(res, indent=2, default=float))
-    out.with_suffix(".md").write_text(markdown_defaults(res))
-    print(markdown_defaults(res))
+    stem = RESULTS / "cavi_gmm_defaults" if a.out == str(RESULTS / "cavi_gmm") else _results.stem_of(a.out)
+    if a.report:
+        print(_results.report(stem, markdown))
+        return
+    torch.set_num_threads(1)
+    meta = _results.provenance(__file__, seeds=a.seeds)
+    with threadpool_limits(limits=1):
+        res = run_defaults(a.seeds)
+    print(_results.save(stem, {"meta": _results.finish(meta), "mode": "defaults", **res}, markdown))
 
 
 def main() -> None:
@@ -450,34 +428,31 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2, help="interleaved repeats; the minimum time is kept")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--defaults", action="store_true", help="components found with every default (see the docstring)")
-    p.add_argument("--render", action="store_true", help="--defaults: rewrite the markdown from the JSON only")
     p.add_argument("--out", default=str(RESULTS / "cavi_gmm"))
+    p.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON; run nothing")
     a = p.parse_args()
     if a.defaults:
         if a.seeds == [0, 1, 2]:
             a.seeds = list(range(10))
         main_defaults(a)
         return
+    if a.report:
+        print(_results.report(a.out, markdown))
+        return
     if a.quick:
         a.n, a.seeds, a.repeats = 20_000, [0], 1
-    cfg = {
-        "n": a.n,
-        "tol": a.tol,
-        "max_iter": a.max_iter,
-        "command": "nice -n 10 python benchmarks/cavi_gmm.py" + (" --quick" if a.quick else ""),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), "
-        f"torch {torch.__version__}, Python {platform.python_version()}",
-    }
     from threadpoolctl import threadpool_limits
 
+    torch.set_num_threads(1)
+    meta = _results.provenance(__file__)
     with threadpool_limits(limits=1):
         res = run(a.n, a.seeds, a.tol, a.max_iter, a.repeats)
-    res["config"] = cfg
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(res, indent=2, default=float))
-    out.with_suffix(".md").write_text(markdown(res, cfg))
-    print(markdown(res, cfg))
+    payload = {
+        "meta": _results.finish(meta),
+        "config": {"n": a.n, "tol": a.tol, "max_iter": a.max_iter, "seeds": a.seeds, "repeats": a.repeats},
+        **res,
+    }
+    print(_results.save(a.out, payload, markdown))
 
 
 if __name__ == "__main__":

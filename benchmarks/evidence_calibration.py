@@ -26,19 +26,15 @@ shift      the PSIS mean-shift warning on held-out-style regressions: linear (ex
 
 Run (one thread; the CPU is shared):
   OMP_NUM_THREADS=1 nice -n 10 python benchmarks/evidence_calibration.py
-  ... --parts conjugate --seeds 2 --flow-seeds 1     (a quick subset)    --report-only (markdown from the JSON)
+  ... --parts conjugate --seeds 2 --flow-seeds 1     (a quick subset)    --report (markdown from the JSON)
 Never imported by the package.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import statistics
-import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -46,16 +42,15 @@ from pathlib import Path
 
 import torch
 
+import _results
 import varinf
-from provenance import git_commit
 from varinf.diagnostics import DiagnosticWarning
 from varinf.diagnostics.diagnosis import Diagnostics
 from varinf.diagnostics.hmc import Target, adapt_step_size, gaussian_metric, hmc_step, trajectory_step
 from varinf.models import GPRegression, LinearRegression, LogisticRegression, NormalGamma, NormalNormal
 from varinf.optim import ConvergenceWarning
-from varinf.utils import atomic_write_bytes
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = _results.RESULTS
 TARGET_NATS, TARGET_SD = 0.1, 0.1
 FLOW = {"passes": 2, "transforms": 2, "hidden": (32, 32)}
 
@@ -307,21 +302,36 @@ def method_table(rows: list[Fit]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, label in METHOD_LABELS.items():
-        have = [r for r in rows if key in r.methods and math.isfinite(r.methods[key].estimate)]
-        rel = [r for r in have if r.methods[key].reliable]
-        within2 = sum(abs(_z(r, key)) <= 2 for r in rel)
-        beyond3 = sum(abs(_z(r, key)) > 3 for r in rel)
-        near = sum(abs(_err(r, key)) <= TARGET_NATS for r in have)
-        near_rel = sum(abs(_err(r, key)) <= TARGET_NATS for r in rel)
-        cov = f"{within2}/{len(rel)} ({100 * within2 / len(rel):.1f}%)" if rel else "—"
+        m = method_stats(rows, key)
+        cov = f"{m['within2']}/{m['reliable']} ({100 * m['within2'] / m['reliable']:.1f}%)" if m["reliable"] else "—"
         out.append(
-            f"| {label} | {len(rows)} | {len(have)} | {len(rel)} | {cov} | {beyond3} | {near}/{len(have)} "
-            f"| {near_rel}/{len(rel)} | {_f(_median(abs(_err(r, key)) for r in have), '.4f')} "
-            f"| {_f(max((abs(_err(r, key)) for r in rel), default=math.nan), '.4f')} "
-            f"| {_f(_median(r.methods[key].grad_evals for r in have), '.0f')} "
-            f"| {_f(_median(r.methods[key].seconds for r in have), '.2f')} |"
+            f"| {label} | {len(rows)} | {m['run']} | {m['reliable']} | {cov} | {m['reliable_beyond3']} "
+            f"| {m['near']}/{m['run']} | {m['near_reliable']}/{m['reliable']} | {_f(m['median_abs_err'], '.4f')} "
+            f"| {_f(m['max_abs_err_reliable'], '.4f')} | {_f(m['median_grad_evals'], '.0f')} "
+            f"| {_f(m['median_seconds'], '.2f')} |"
         )
     return out
+
+
+def method_stats(rows: list[Fit], key: str) -> dict:
+    """How evidence method ``key`` did on fits with an exact value (the per-method table; README figures read it)."""
+    have = [r for r in rows if key in r.methods and math.isfinite(r.methods[key].estimate)]
+    rel = [r for r in have if r.methods[key].reliable]
+    return {
+        "run": len(have),
+        "reliable": len(rel),
+        "within2": sum(abs(_z(r, key)) <= 2 for r in rel),
+        "reliable_beyond3": sum(abs(_z(r, key)) > 3 for r in rel),
+        "beyond3": sum(abs(_z(r, key)) > 3 for r in have),
+        "near": sum(abs(_err(r, key)) <= TARGET_NATS for r in have),
+        "near_reliable": sum(abs(_err(r, key)) <= TARGET_NATS for r in rel),
+        "median_abs_err": _median(abs(_err(r, key)) for r in have),
+        "max_abs_err": max((abs(_err(r, key)) for r in have), default=math.nan),
+        "max_abs_err_reliable": max((abs(_err(r, key)) for r in rel), default=math.nan),
+        "max_grad_evals": max((r.methods[key].grad_evals for r in have), default=0),
+        "median_grad_evals": _median(r.methods[key].grad_evals for r in have),
+        "median_seconds": _median(r.methods[key].seconds for r in have),
+    }
 
 
 def by_cell_table(rows: list[Fit]) -> list[str]:
@@ -355,10 +365,25 @@ def by_cell_table(rows: list[Fit]) -> list[str]:
     return out
 
 
-def warning_lines(rows: list[Fit], title: str) -> list[str]:
+def warning_stats(rows: list[Fit]) -> dict:
+    """Which fits had q's mean off by more than 0.1 posterior sd, and which warnings fired (README figures read it)."""
     bad = [r for r in rows if r.mean_error > TARGET_SD]
-    silent = [r for r in bad if not (r.warned or r.convergence_warned)]
     fine = [r for r in rows if r.mean_error < 0.05]
+    legacy_missed = [r for r in bad if not (r.legacy_warned or r.convergence_warned)]
+    return {
+        "fits": len(rows),
+        "bad": bad,
+        "silent": [r for r in bad if not (r.warned or r.convergence_warned)],
+        "shift_warned": sum(r.shift_warned for r in bad),
+        "legacy_missed": legacy_missed,
+        "fine": fine,
+        "fine_shift_warned": sum(r.shift_warned for r in fine),
+    }
+
+
+def warning_lines(rows: list[Fit], title: str) -> list[str]:
+    st = warning_stats(rows)
+    bad, silent, fine = st["bad"], st["silent"], st["fine"]
     out = [
         f"- {title}: {len(rows)} fits; {len(bad)} with q's mean off by > {TARGET_SD} posterior sd, of which "
         f"{len(bad) - len(silent)} warned (DiagnosticWarning {sum(r.warned for r in bad)}, of them the mean-shift "
@@ -377,6 +402,13 @@ def warning_lines(rows: list[Fit], title: str) -> list[str]:
     return out
 
 
+def pairwise_gaps(r: Fit) -> tuple[list[Estimate], list[float]]:
+    """The reliable IS / bridge / AIS estimates of a fit, and each pair's gap in combined standard errors."""
+    rel = [e for k in ("is", "bridge", "ais") if (e := r.methods.get(k)) is not None and math.isfinite(e.estimate)
+           and e.reliable]  # fmt: skip
+    return rel, [abs(a.estimate - b.estimate) / math.hypot(a.se, b.se) for i, a in enumerate(rel) for b in rel[i + 1 :]]
+
+
 def posteriordb_table(rows: list[Fit]) -> list[str]:
     out = [
         "| posterior | d | k̂ (full-rank) | IS | bridge | AIS (start) | largest pairwise gap / combined se "
@@ -384,16 +416,14 @@ def posteriordb_table(rows: list[Fit]) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cells, rel = [], []
+        cells = []
         for key in ("is", "bridge", "ais"):
             e = r.methods.get(key)
             if e is None or not math.isfinite(e.estimate):
                 cells.append("failed" if e is None else f"failed ({e.note[:60]})")
                 continue
             cells.append(f"{e.estimate:.3f} ± {e.se:.3f}" if e.reliable else f"{e.estimate:.3f} (unreliable)")
-            if e.reliable:
-                rel.append(e)
-        gaps = [abs(a.estimate - b.estimate) / math.hypot(a.se, b.se) for i, a in enumerate(rel) for b in rel[i + 1 :]]
+        rel, gaps = pairwise_gaps(r)
         worst = max(gaps, default=math.nan)
         agree = "—" if len(rel) < 2 else ("yes" if worst <= 3 else "NO")
         start = r.methods["ais"].start if "ais" in r.methods else ""
@@ -405,20 +435,22 @@ def posteriordb_table(rows: list[Fit]) -> list[str]:
     return out
 
 
-def markdown(rows: list[Fit], meta: dict) -> str:
+def markdown(payload: dict) -> str:
+    rows = fits(payload)
     conj = [r for r in rows if r.part == "conjugate"]
     pdb = [r for r in rows if r.part == "posteriordb"]
     shift = [r for r in rows if r.part == "shift"]
+    tot = payload["totals"]
     lines = [
         "# Evidence calibration: honest log p(x) error bars, bridge sampling, AIS, and the mean-shift warning",
         "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; torch {meta['torch']}; varinf at commit {meta['commit']}; one thread, shared "
-        f"CPU; total {meta.get('seconds', math.nan) / 60:.1f} min wall"
-        + (f", {meta['cpu_seconds'] / 60:.1f} min CPU" if "cpu_seconds" in meta else "")
+        *_results.provenance_lines(payload["meta"]),
+        "",
+        f"One thread, shared CPU; all runs together {tot['seconds'] / 60:.1f} min wall"
+        + (f", {tot['cpu_seconds'] / 60:.1f} min CPU" if "cpu_seconds" in tot else "")
         + ".  ",
-        *([f"{meta['note']}  "] if meta.get("note") else []),
-        f"Bridge sampling and AIS get {meta['budget']} model gradient evaluations each. An estimate counts as "
+        *([f"{payload['note']}  "] if payload.get("note") else []),
+        f"Bridge sampling and AIS get {payload['budget']} model gradient evaluations each. An estimate counts as "
         "*within 2 se* when |estimate − exact| ≤ 2 × its reported se; *reliable* is the method's own label.",
         "",
     ]
@@ -480,20 +512,12 @@ def markdown(rows: list[Fit], meta: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- main
-def _load(path: Path) -> list[Fit]:
-    if not path.is_file():
-        return []
+def fits(payload: dict) -> list[Fit]:
+    """The rows of a results payload as records."""
     rows = []
-    for r in json.loads(path.read_text())["rows"]:
-        r["methods"] = {k: Estimate(**v) for k, v in r["methods"].items()}
-        rows.append(Fit(**r))
+    for r in payload["rows"]:
+        rows.append(Fit(**{**r, "methods": {k: Estimate(**v) for k, v in r["methods"].items()}}))
     return rows
-
-
-def _save(rows: list[Fit], meta: dict, out: Path) -> None:
-    payload = {"meta": meta, "rows": [asdict(r) for r in rows]}
-    atomic_write_bytes(out / "evidence_calibration.json", json.dumps(payload, indent=1).encode())
-    atomic_write_bytes(out / "evidence_calibration.md", markdown(rows, meta).encode())
 
 
 def main(argv=None) -> int:
@@ -510,30 +534,31 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=int, default=20_000, help="gradient evaluations for bridge sampling and AIS")
     ap.add_argument("--posteriors", nargs="*", default=list(REFERENCE_POSTERIORS))
     ap.add_argument("--resume", action="store_true", help="keep finished rows of an earlier run")
-    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON; run nothing")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    stem = args.out / "evidence_calibration"
+    if args.report:
+        print(_results.report(stem, markdown))
+        return 0
     torch.set_num_threads(1)
     warnings.simplefilter("ignore", DiagnosticWarning)
     warnings.simplefilter("ignore", ConvergenceWarning)
-    path = args.out / "evidence_calibration.json"
-    rows = _load(path) if (args.resume or args.report_only) else []
-    meta = {
-        "command": "OMP_NUM_THREADS=1 nice -n 10 python benchmarks/evidence_calibration.py "
-        + " ".join(a for a in sys.argv[1:] if a != "--resume"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__,
-        "commit": git_commit(),
+    old = _results.load(stem) if args.resume and stem.with_suffix(".json").is_file() else None
+    rows = fits(old) if old else []
+    meta = _results.provenance(__file__, budget=args.budget)
+    if old:
+        meta = _results.with_rerun(old["meta"], meta, "--resume: the rows not yet in the JSON")
+    totals = dict(old["totals"]) if old else {"seconds": 0.0, "cpu_seconds": 0.0}
+    base = dict(totals)
+    payload = {
+        "meta": meta,
         "budget": args.budget,
+        "totals": totals,
+        **({"note": old["note"]} if old and "note" in old else {}),
     }
-    if args.report_only:
-        meta = json.loads(path.read_text())["meta"]
-        _save(rows, meta, args.out)
-        return 0
     done = {(r.part, r.model, r.family, r.seed, r.steps_cap) for r in rows}
-    old_meta = json.loads(path.read_text())["meta"] if rows else {}
-    t_start = time.perf_counter() - old_meta.get("seconds", 0)
-    cpu_start = time.process_time() - old_meta.get("cpu_seconds", 0)
+    t_start, cpu_start = time.perf_counter(), time.process_time()
     jobs = []
     if "conjugate" in args.parts:
         for seed in range(max(args.seeds, args.short_seeds, args.flow_seeds)):
@@ -559,12 +584,14 @@ def main(argv=None) -> int:
         for r in new:
             r.cpu_seconds = (time.process_time() - c0) / len(new)
         rows += new
-        meta["seconds"] = time.perf_counter() - t_start
-        meta["cpu_seconds"] = time.process_time() - cpu_start
-        _save(rows, meta, args.out)
+        totals["seconds"] = base["seconds"] + time.perf_counter() - t_start
+        totals["cpu_seconds"] = base.get("cpu_seconds", 0.0) + time.process_time() - cpu_start
+        _results.save(stem, {**payload, "rows": [asdict(r) for r in rows]}, markdown)
         r = new[0]
         print(f"[{i + 1}/{len(jobs)}] {r.part} {r.model} {r.family} seed {r.seed}: "
-              f"{meta['seconds'] / 60:.1f} min", flush=True)  # fmt: skip
+              f"{totals['seconds'] / 60:.1f} min", flush=True)  # fmt: skip
+    _results.finish(meta)
+    _results.save(stem, {**payload, "rows": [asdict(r) for r in rows]}, markdown)
     return 0
 
 

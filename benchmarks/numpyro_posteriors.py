@@ -1,9 +1,11 @@
 """NumPyro versions of all 16 posteriordb posteriors with reference draws, for side-by-side benchmarks.
 
 ``numpyro_model(post, model)`` returns a no-argument NumPyro model whose sample sites carry varinf's latent names
-(so ``model.reference_quantities`` maps their constrained draws to the reference quantities). Five come from
-``numpyro_svi.py``; the others are written here from the Stan programs, reading the data varinf's model already
-prepared (design matrices as the Stan ``transformed data`` blocks build them). Never imported by the package.
+(so ``model.reference_quantities`` maps their constrained draws to the reference quantities). All are written here
+from the Stan programs: five read posteriordb's data dictionary, the others the data varinf's model already
+prepared (design matrices as the Stan ``transformed data`` blocks build them). Precision follows JAX's x64 setting
+(the caller's choice). ``tests/benchmarks/test_numpyro_ports.py`` checks that each port's log joint equals the
+varinf model's up to a constant. Never imported by the package.
 """
 
 from __future__ import annotations
@@ -14,9 +16,75 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from numpyro_svi import FLAT_POS, MODELS
+__all__ = ["numpyro_model", "ported"]
 
-__all__ = ["numpyro_model"]
+FLAT_REAL = dist.ImproperUniform(dist.constraints.real, (), ())
+FLAT_POS = dist.ImproperUniform(dist.constraints.positive, (), ())
+
+
+def eight_schools_noncentered(data):
+    y, sigma = jnp.array(data["y"], float), jnp.array(data["sigma"], float)
+    theta_trans = numpyro.sample("theta_trans", dist.Normal(0, 1).expand([data["J"]]).to_event(1))
+    mu = numpyro.sample("mu", dist.Normal(0, 5))
+    tau = numpyro.sample("tau", dist.HalfCauchy(5))
+    theta = numpyro.deterministic("theta", mu + tau * theta_trans)
+    numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
+
+
+def ark(data):
+    y, K = jnp.array(data["y"], float), data["K"]
+    alpha = numpyro.sample("alpha", dist.Normal(0, 10))
+    beta = numpyro.sample("beta", dist.Normal(0, 10).expand([K]).to_event(1))
+    sigma = numpyro.sample("sigma", dist.HalfCauchy(2.5))
+    lags = jnp.stack([y[K - k : len(y) - k] for k in range(1, K + 1)], axis=1)
+    numpyro.sample("y", dist.Normal(alpha + lags @ beta, sigma), obs=y[K:])
+
+
+def garch11(data):
+    y = jnp.array(data["y"], float)
+    mu = numpyro.sample("mu", FLAT_REAL)
+    alpha0 = numpyro.sample("alpha0", FLAT_POS)
+    alpha1 = numpyro.sample("alpha1", dist.Uniform(0, 1))
+    beta1_unit = numpyro.sample("beta1_unit", dist.Uniform(0, 1))
+    beta1 = numpyro.deterministic("beta1", (1 - alpha1) * beta1_unit)
+    numpyro.factor("jacobian", jnp.log1p(-alpha1))  # flat density on (alpha1, beta1), as in varinf's model
+
+    def step(var_prev, y_prev):
+        var = alpha0 + alpha1 * (y_prev - mu) ** 2 + beta1 * var_prev
+        return var, var
+
+    _, var = jax.lax.scan(step, data["sigma1"] ** 2, y[:-1])
+    var = jnp.concatenate([jnp.array([data["sigma1"] ** 2]), var])
+    numpyro.sample("y", dist.Normal(mu, jnp.sqrt(var)), obs=y)
+
+
+def gp_regr(data):
+    x, y = jnp.array(data["x"], float), jnp.array(data["y"], float)
+    rho = numpyro.sample("rho", dist.Gamma(25, 4))
+    alpha = numpyro.sample("alpha", dist.HalfNormal(2))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(1))
+    K = alpha**2 * jnp.exp(-((x[:, None] - x[None, :]) ** 2) / (2 * rho**2)) + sigma * jnp.eye(len(x))
+    numpyro.sample("y", dist.MultivariateNormal(jnp.zeros(len(x)), covariance_matrix=K), obs=y)
+
+
+def low_dim_gauss_mix(data):
+    y = jnp.array(data["y"], float)
+    mu = numpyro.sample("mu", dist.ImproperUniform(dist.constraints.ordered_vector, (), (2,)))
+    numpyro.factor("mu_prior", dist.Normal(0, 2).log_prob(mu).sum() + jnp.log(2.0))  # normalized on the ordered set
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2).expand([2]).to_event(1))
+    theta = numpyro.sample("theta", dist.Beta(5, 5))
+    a = jnp.log(theta) + dist.Normal(mu[0], sigma[0]).log_prob(y)
+    b = jnp.log1p(-theta) + dist.Normal(mu[1], sigma[1]).log_prob(y)
+    numpyro.factor("y", jnp.logaddexp(a, b).sum())
+
+
+_BY_POSTERIOR = {  # written from the data dictionary (the first five ports, from numpyro_svi.py)
+    "eight_schools-eight_schools_noncentered": eight_schools_noncentered,
+    "arK-arK": ark,
+    "garch-garch11": garch11,
+    "gp_pois_regr-gp_regr": gp_regr,
+    "low_dim_gauss_mix-low_dim_gauss_mix": low_dim_gauss_mix,
+}
 
 
 def _a(t) -> jnp.ndarray:
@@ -141,8 +209,17 @@ _BY_MODEL = {
 
 
 def numpyro_model(post, model):
-    """A no-argument NumPyro model for posteriordb posterior ``post`` (varinf's ``model`` supplies the data)."""
-    if post.name in MODELS:
-        fn = MODELS[post.name]
+    """A no-argument NumPyro model for posteriordb posterior ``post`` (varinf's ``model`` supplies the data).
+
+    Raises ``KeyError`` when the posterior has no port."""
+    if post.name in _BY_POSTERIOR:
+        fn = _BY_POSTERIOR[post.name]
         return lambda: fn(post.data)
+    if post.model_name not in _BY_MODEL:
+        raise KeyError(f"no NumPyro port of {post.name!r} (posteriordb model {post.model_name!r})")
     return _BY_MODEL[post.model_name](model)
+
+
+def ported(post) -> bool:
+    """Whether :func:`numpyro_model` has a port of ``post`` (a posteriordb ``Posterior``)."""
+    return post.name in _BY_POSTERIOR or post.model_name in _BY_MODEL

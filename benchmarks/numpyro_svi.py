@@ -19,117 +19,41 @@ a distribution over the same space). Time: varinf ``FitResult.wall_time`` (engin
 loop (``svi.init`` + ``steps`` ``svi.update`` in one jitted ``fori_loop``, as ``svi.run`` does), with its
 tracing/compilation timed separately from running it.
 
-Run:  OMP_NUM_THREADS=1 nice -n 10 python benchmarks/numpyro_svi.py [--steps 5000] [--lr 0.01]
-Writes benchmarks/results/numpyro_svi.{json,md}. Needs the ``bench`` extra (numpyro, jax). Never imported by
+Run:  OMP_NUM_THREADS=1 nice -n 10 python benchmarks/numpyro_svi.py [--steps 5000] [--lr 0.01]   (--report: the
+markdown from the JSON). Writes benchmarks/results/numpyro_svi.{json,md}. Needs the ``bench`` extra (numpyro, jax). Never imported by
 the package.
 """
 
 from __future__ import annotations
 
-import os
-
-# one CPU thread for XLA too (set before jax is imported)
-os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-
 import argparse
-import json
 import math
-import platform
+import os
 import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
 import torch
-from numpyro.infer import SVI, Predictive, Trace_ELBO
-from numpyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
-from numpyro.infer.initialization import init_to_uniform
 from torch.distributions import Independent, MultivariateNormal, Normal
 
+import _results
 import varinf
-from provenance import git_commit
 from varinf.diagnostics import diagnose_q
 from varinf.objectives import ELBO
 from varinf.posteriordb import compare_to_reference, load_posterior
 
-numpyro.enable_x64()
-RESULTS = Path(__file__).resolve().parent / "results"
-FLAT_REAL = dist.ImproperUniform(dist.constraints.real, (), ())
-FLAT_POS = dist.ImproperUniform(dist.constraints.positive, (), ())
-
-
-# ---------------------------------------------------------------- NumPyro versions of the Stan programs
-def eight_schools_noncentered(data):
-    y, sigma = jnp.array(data["y"], float), jnp.array(data["sigma"], float)
-    theta_trans = numpyro.sample("theta_trans", dist.Normal(0, 1).expand([data["J"]]).to_event(1))
-    mu = numpyro.sample("mu", dist.Normal(0, 5))
-    tau = numpyro.sample("tau", dist.HalfCauchy(5))
-    theta = numpyro.deterministic("theta", mu + tau * theta_trans)
-    numpyro.sample("y", dist.Normal(theta, sigma), obs=y)
-
-
-def ark(data):
-    y, K = jnp.array(data["y"], float), data["K"]
-    alpha = numpyro.sample("alpha", dist.Normal(0, 10))
-    beta = numpyro.sample("beta", dist.Normal(0, 10).expand([K]).to_event(1))
-    sigma = numpyro.sample("sigma", dist.HalfCauchy(2.5))
-    lags = jnp.stack([y[K - k : len(y) - k] for k in range(1, K + 1)], axis=1)
-    numpyro.sample("y", dist.Normal(alpha + lags @ beta, sigma), obs=y[K:])
-
-
-def garch11(data):
-    y = jnp.array(data["y"], float)
-    mu = numpyro.sample("mu", FLAT_REAL)
-    alpha0 = numpyro.sample("alpha0", FLAT_POS)
-    alpha1 = numpyro.sample("alpha1", dist.Uniform(0, 1))
-    beta1_unit = numpyro.sample("beta1_unit", dist.Uniform(0, 1))
-    beta1 = numpyro.deterministic("beta1", (1 - alpha1) * beta1_unit)
-    numpyro.factor("jacobian", jnp.log1p(-alpha1))  # flat density on (alpha1, beta1), as in varinf's model
-
-    def step(var_prev, y_prev):
-        var = alpha0 + alpha1 * (y_prev - mu) ** 2 + beta1 * var_prev
-        return var, var
-
-    _, var = jax.lax.scan(step, data["sigma1"] ** 2, y[:-1])
-    var = jnp.concatenate([jnp.array([data["sigma1"] ** 2]), var])
-    numpyro.sample("y", dist.Normal(mu, jnp.sqrt(var)), obs=y)
-
-
-def gp_regr(data):
-    x, y = jnp.array(data["x"], float), jnp.array(data["y"], float)
-    rho = numpyro.sample("rho", dist.Gamma(25, 4))
-    alpha = numpyro.sample("alpha", dist.HalfNormal(2))
-    sigma = numpyro.sample("sigma", dist.HalfNormal(1))
-    K = alpha**2 * jnp.exp(-((x[:, None] - x[None, :]) ** 2) / (2 * rho**2)) + sigma * jnp.eye(len(x))
-    numpyro.sample("y", dist.MultivariateNormal(jnp.zeros(len(x)), covariance_matrix=K), obs=y)
-
-
-def low_dim_gauss_mix(data):
-    y = jnp.array(data["y"], float)
-    mu = numpyro.sample("mu", dist.ImproperUniform(dist.constraints.ordered_vector, (), (2,)))
-    numpyro.factor("mu_prior", dist.Normal(0, 2).log_prob(mu).sum() + jnp.log(2.0))  # normalized on the ordered set
-    sigma = numpyro.sample("sigma", dist.HalfNormal(2).expand([2]).to_event(1))
-    theta = numpyro.sample("theta", dist.Beta(5, 5))
-    a = jnp.log(theta) + dist.Normal(mu[0], sigma[0]).log_prob(y)
-    b = jnp.log1p(-theta) + dist.Normal(mu[1], sigma[1]).log_prob(y)
-    numpyro.factor("y", jnp.logaddexp(a, b).sum())
-
-
-MODELS = {
-    "eight_schools-eight_schools_noncentered": eight_schools_noncentered,
-    "arK-arK": ark,
-    "garch-garch11": garch11,
-    "gp_pois_regr-gp_regr": gp_regr,
-    "low_dim_gauss_mix-low_dim_gauss_mix": low_dim_gauss_mix,
-}
-PAIRS = (("meanfield", AutoNormal), ("fullrank", AutoMultivariateNormal))
+RESULTS = _results.RESULTS
+POSTERIORS = (  # the five posteriors first ported for this comparison (numpyro_posteriors.py has all 16)
+    "eight_schools-eight_schools_noncentered",
+    "arK-arK",
+    "garch-garch11",
+    "gp_pois_regr-gp_regr",
+    "low_dim_gauss_mix-low_dim_gauss_mix",
+)
+PAIRS = (("meanfield", "AutoNormal"), ("fullrank", "AutoMultivariateNormal"))
 
 
 @dataclass
@@ -176,10 +100,10 @@ def run_varinf(model, post, family, steps, lr, default: bool):
     )
 
 
-def _numpyro_q(guide_cls, params, model):
+def _numpyro_q(guide_name, params, model):
     """The NumPyro guide as a torch distribution over varinf's unconstrained space (same layout)."""
     t = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float64)
-    if guide_cls is AutoMultivariateNormal:
+    if guide_name == "AutoMultivariateNormal":
         return MultivariateNormal(t(params["auto_loc"]), scale_tril=t(params["auto_scale_tril"]))
     names = [lat.name for lat in model.latents]
     loc = torch.cat([t(params[f"{n}_auto_loc"]).reshape(-1) for n in names])
@@ -187,15 +111,25 @@ def _numpyro_q(guide_cls, params, model):
     return Independent(Normal(loc, scale), 1)
 
 
-def run_numpyro(np_model, guide_cls, model, post, steps, lr):
+def run_numpyro(guide_name, model, post, steps, lr):
+    import jax
+    import numpyro
+    from numpyro.infer import SVI, Predictive, Trace_ELBO
+    from numpyro.infer.autoguide import AutoMultivariateNormal, AutoNormal
+    from numpyro.infer.initialization import init_to_uniform
+
+    from numpyro_posteriors import numpyro_model
+
+    np_model = numpyro_model(post, model)
+    guide_cls = {"AutoNormal": AutoNormal, "AutoMultivariateNormal": AutoMultivariateNormal}[guide_name]
     guide = guide_cls(np_model, init_loc_fn=init_to_uniform(radius=0.0), init_scale=0.1)
     svi = SVI(np_model, guide, numpyro.optim.Adam(lr), Trace_ELBO())
     key = jax.random.PRNGKey(0)
-    jax.block_until_ready(svi.run(key, 1, post.data, progress_bar=False).params)  # warm-up: JAX start-up
+    jax.block_until_ready(svi.run(key, 1, progress_bar=False).params)  # warm-up: JAX start-up
     # svi.run's loop (init, then `steps` svi.update in a fori_loop), with compilation timed apart from running
     t0 = time.perf_counter()
-    state = svi.init(key, post.data)
-    loop = jax.jit(lambda s: jax.lax.fori_loop(0, steps, lambda i, s: svi.update(s, post.data)[0], s))
+    state = svi.init(key)
+    loop = jax.jit(lambda s: jax.lax.fori_loop(0, steps, lambda i, s: svi.update(s)[0], s))
     compiled = loop.lower(state).compile()
     compile_time = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -204,23 +138,28 @@ def run_numpyro(np_model, guide_cls, model, post, steps, lr):
     params = svi.get_params(final)
     sites = sorted({n.split("[")[0] for n in model.reference_names} | {lat.name for lat in model.latents})
     draws = Predictive(np_model, guide=guide, params=params, num_samples=4000, return_sites=sites)(
-        jax.random.PRNGKey(1), post.data
+        jax.random.PRNGKey(1)
     )
     z = {k: torch.as_tensor(np.array(v), dtype=torch.float64) for k, v in draws.items()}
     c = _compare(model, post, {lat.name: z[lat.name] for lat in model.latents})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        d = diagnose_q(model, _numpyro_q(guide_cls, params, model), num_draws=4000, warn=False)
+        d = diagnose_q(model, _numpyro_q(guide_name, params, model), num_draws=4000, warn=False)
     return Side(c.max_mean_error, c.mean_mean_error, c.min_sd_ratio, c.max_sd_ratio, d.khat, wall, steps, compile_time)
 
 
-def markdown(rows, meta) -> str:
+def rows_of(payload: dict) -> list[Row]:
+    return [Row(**{**r, **{k: Side(**r[k]) for k in ("varinf", "varinf_default", "numpyro")}}) for r in payload["rows"]]
+
+
+def markdown(payload) -> str:
+    rows = rows_of(payload)
     lines = [
         "# varinf vs NumPyro SVI (same family, same step budget)",
         "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; torch {meta['torch']}, jax {meta['jax']}, numpyro {meta['numpyro']}; varinf at "
-        f"commit {meta['commit']}; one thread each, shared CPU (times are noisy).",
+        *_results.provenance_lines(payload["meta"]),
+        "",
+        "One thread each, shared CPU (times are noisy). Both in float64 (JAX x64 on).",
         "",
         "*same start* = varinf with NumPyro's settings: Adam(lr), 1 reparameterized particle, fixed steps, start at "
         "0 (unconstrained), initial scale 0.1, float64 (varinf also averages the last 25% of iterates). *default* "
@@ -267,43 +206,36 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=5000)
     ap.add_argument("--lr", type=float, default=0.01)
-    ap.add_argument("--posteriors", nargs="*", default=list(MODELS))
+    ap.add_argument("--posteriors", nargs="*", default=list(POSTERIORS))
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from the JSON; no fits")
+    ap.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON; run nothing")
     args = ap.parse_args(argv)
-    if args.report_only:
-        payload = json.loads((args.out / "numpyro_svi.json").read_text())
-        rows = [
-            Row(**{**r, **{k: Side(**r[k]) for k in ("varinf", "varinf_default", "numpyro")}}) for r in payload["rows"]
-        ]
-        (args.out / "numpyro_svi.md").write_text(markdown(rows, payload["meta"]))
+    stem = args.out / "numpyro_svi"
+    if args.report:
+        print(_results.report(stem, markdown))
         return 0
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import numpyro
+
+    numpyro.enable_x64()
     torch.set_num_threads(1)
-    meta = {
-        "command": "OMP_NUM_THREADS=1 nice -n 10 python benchmarks/numpyro_svi.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__,
-        "jax": jax.__version__,
-        "numpyro": numpyro.__version__,
-        "commit": git_commit(),
-    }
+    meta = _results.provenance(__file__, steps=args.steps, lr=args.lr)
     rows = []
     for name in args.posteriors:
         post = load_posterior(name)
         model = post.model()
-        for family, guide_cls in PAIRS:
+        for family, guide_name in PAIRS:
             v = run_varinf(model, post, family, args.steps, args.lr, default=False)
             vd = run_varinf(model, post, family, args.steps, args.lr, default=True)
-            n = run_numpyro(MODELS[name], guide_cls, model, post, args.steps, args.lr)
+            n = run_numpyro(guide_name, model, post, args.steps, args.lr)
             rows.append(Row(name, family, args.steps, args.lr, v, vd, n))
             print(f"{name:45s} {family:9s} varinf err {v.max_err:.3f} k {v.khat:.2f} {v.wall_time:.1f}s | "
                   f"default err {vd.max_err:.3f} k {vd.khat:.2f} {vd.wall_time:.1f}s | "
                   f"numpyro err {n.max_err:.3f} k {n.khat:.2f} {n.wall_time:.1f}s", flush=True)  # fmt: skip
-            args.out.mkdir(parents=True, exist_ok=True)
-            (args.out / "numpyro_svi.json").write_text(
-                json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1)
-            )
-            (args.out / "numpyro_svi.md").write_text(markdown(rows, meta))
+            _results.save(stem, {"meta": meta, "rows": [asdict(r) for r in rows]}, markdown)
+    _results.finish(meta)
+    _results.save(stem, {"meta": meta, "rows": [asdict(r) for r in rows]}, markdown)
     return 0
 
 

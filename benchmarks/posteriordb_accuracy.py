@@ -17,7 +17,7 @@ Run (CPU is shared: one thread, niced, in the background):
   OMP_NUM_THREADS=1 nice -n 10 python benchmarks/posteriordb_accuracy.py --plots
   ... --posteriors garch-garch11 arK-arK --families fullrank    (a subset)
   ... --resume (skip finished rows)   --redo --posteriors X (recompute X, keep the other rows)
-  ... --report-only (rewrite the markdown from the JSON)
+  ... --report (rewrite the markdown from the JSON; runs nothing)
 Writes benchmarks/results/posteriordb.{json,md} (rewritten after every fit) and, with --plots,
 benchmarks/results/posteriordb_plots/<posterior>.png (marginals of the full-rank q vs reference draws).
 Never imported by the package.
@@ -26,10 +26,7 @@ Never imported by the package.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import platform
 import sys
 import time
 import traceback
@@ -39,12 +36,11 @@ from pathlib import Path
 
 import torch
 
+import _results
 import varinf
-from provenance import git_commit
 from varinf.posteriordb import REFERENCE_POSTERIORS, compare_to_reference, load_posterior
-from varinf.utils import atomic_write_text
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = _results.RESULTS
 FAMILIES = ("meanfield", "fullrank", "flow")
 TARGET_ERR, KHAT_MAX = 0.1, 0.7
 
@@ -143,18 +139,35 @@ def _fmt(x: float, spec: str = ".3f") -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def markdown(rows: list[Row], meta: dict) -> str:
+def rows_of(payload: dict) -> list[Row]:
+    return [Row(**{k: v for k, v in r.items() if k != "goal"}) for r in payload["rows"]]
+
+
+def goal_groups(rows: list[Row]):
+    """Posteriors by the goal on their Gaussian (mean-field / full-rank) fits: (trusted: one accurate with k̂ < 0.7;
+    flagged: all flagged by k̂, one inaccurate; false alarms: all flagged though accurate; short: one with k̂ < 0.7
+    and error > 0.1), and the fits that fell short per posterior."""
+    by_post: dict[str, list[Row]] = {}
+    for r in rows:
+        if r.family != "flow":
+            by_post.setdefault(r.posterior, []).append(r)
+    missed = {p: [r for r in rs if r.khat < KHAT_MAX and r.max_err > TARGET_ERR] for p, rs in by_post.items()}
+    trusted = [p for p, rs in by_post.items() if not missed[p] and any(r.goal == "ok" for r in rs)]
+    rest = [p for p in by_post if not missed[p] and p not in trusted]
+    alarm = [p for p in rest if all(r.max_err <= TARGET_ERR for r in by_post[p])]
+    flagged = [p for p in rest if p not in alarm]
+    short = [p for p in by_post if missed[p]]
+    return trusted, flagged, alarm, short, missed
+
+
+def markdown(payload: dict) -> str:
+    rows = rows_of(payload)
     lines = [
         "# posteriordb accuracy: varinf.fit vs reference posteriors",
         "",
-        f"Command: `{meta['command']}`  ",
-        f"Machine: {meta['machine']}; torch {meta['torch']}; varinf at commit {meta.get('commit', '?')}; 1 thread, "
-        "niced, shared CPU (times are noisy).  ",
-        *[
-            f"Rows of {', '.join(r['posteriors'])} ({', '.join(r['families'])}) recomputed with `{r['command']}` "
-            f"at commit {r['commit']}.  "
-            for r in meta.get("reruns", [])
-        ],
+        *_results.provenance_lines(payload["meta"]),
+        "",
+        "1 thread, niced, shared CPU (times are noisy).  ",
         "Errors are |mean_q − mean_ref| / sd_ref over the reference quantities (constrained, incl. transformed "
         "parameters); PSIS = after Pareto-smoothed importance reweighting of the same 4000 draws; sd ratio = "
         "sd_q / sd_ref (min / mean / max); shift = largest PSIS correction of q's means of the latents (in PSIS-estimated posterior sds). "
@@ -164,7 +177,7 @@ def markdown(rows: list[Row], meta: dict) -> str:
         "warning at all.  ",
         "Every fit is `varinf.fit(model, family)` with its defaults (Laplace init, whitened family, lr='auto', "
         "step-size decay, convergence stop; max_steps 10000), float64, seed 0; flow = NSF with passes=2, capped at "
-        f"{meta.get('flow_steps', '?')} steps.",
+        f"{payload['flow_steps']} steps.",
         "",
         "| posterior | d | family | max err | mean err | PSIS max err | sd ratio | k̂ | shift | grad evals | steps "
         "| time (s) | goal |",
@@ -185,16 +198,7 @@ def markdown(rows: list[Row], meta: dict) -> str:
         "## Goal per posterior (mean-field / full-rank)",
         "",
     ]
-    by_post: dict[str, list[Row]] = {}
-    for r in rows:
-        if r.family != "flow":
-            by_post.setdefault(r.posterior, []).append(r)
-    missed = {p: [r for r in rs if r.khat < KHAT_MAX and r.max_err > TARGET_ERR] for p, rs in by_post.items()}
-    trusted = [p for p, rs in by_post.items() if not missed[p] and any(r.goal == "ok" for r in rs)]
-    rest = [p for p in by_post if not missed[p] and p not in trusted]
-    alarm = [p for p in rest if all(r.max_err <= TARGET_ERR for r in by_post[p])]
-    flagged = [p for p in rest if p not in alarm]
-    short = [p for p in by_post if missed[p]]
+    trusted, flagged, alarm, short, missed = goal_groups(rows)
     lines += [
         f"- goal met, a Gaussian fit accurate (≤ {TARGET_ERR}) with k̂ < {KHAT_MAX}: {len(trusted)} — {', '.join(trusted)}",
         f"- goal met, every Gaussian fit flagged by k̂ ≥ {KHAT_MAX} and at least one inaccurate: {len(flagged)} — "
@@ -229,34 +233,29 @@ def main(argv=None) -> int:
     ap.add_argument("--plots", action="store_true")
     ap.add_argument("--flow-steps", type=int, default=2000, help="step cap for the flow fits")
     ap.add_argument("--out", type=Path, default=RESULTS)
-    ap.add_argument("--report-only", action="store_true", help="rewrite the markdown from the JSON; no fits")
+    ap.add_argument("--report", action="store_true", help="rewrite the markdown from the JSON; run nothing")
     args = ap.parse_args(argv)
+    stem = args.out / "posteriordb"
+    if args.report:
+        print(_results.report(stem, markdown))
+        return 0
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = args.out / "posteriordb.json", args.out / "posteriordb.md"
-    rows: list[Row] = []
-    if (args.resume or args.redo or args.report_only) and json_path.is_file():
-        rows = [Row(**{k: v for k, v in r.items() if k != "goal"}) for r in json.loads(json_path.read_text())["rows"]]
+    old = _results.load(stem) if (args.resume or args.redo) and stem.with_suffix(".json").is_file() else None
+    if args.redo and set(args.posteriors) >= set(REFERENCE_POSTERIORS) and set(args.families) >= set(FAMILIES):
+        old = None  # everything is recomputed: a fresh record
+    rows: list[Row] = rows_of(old) if old else []
     done = set() if args.redo else {(r.posterior, r.family) for r in rows}
-    meta = {
-        "command": "OMP_NUM_THREADS=1 nice -n 10 python benchmarks/posteriordb_accuracy.py " + " ".join(sys.argv[1:]),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-        "torch": torch.__version__,
-        "varinf": varinf.__version__,
-        "commit": git_commit(),
-        "flow_steps": args.flow_steps,
-    }
-    redo_all = args.redo and set(args.posteriors) >= set(REFERENCE_POSTERIORS) and set(args.families) >= set(FAMILIES)
-    if (args.resume or args.redo) and json_path.is_file() and not redo_all:  # keep the first header; record this
-        first = json.loads(json_path.read_text())["meta"]
-        rerun = {k: meta[k] for k in ("command", "commit")} | {"posteriors": args.posteriors, "families": args.families}
-        meta = first | {"reruns": [*first.get("reruns", []), rerun]}
-    if args.report_only:  # the goal labels are recomputed (a derived field)
-        meta = json.loads(json_path.read_text())["meta"]
-        atomic_write_text(json_path, json.dumps({"meta": meta, "rows": [asdict(r) | {"goal": r.goal} for r in rows]},
-                                            indent=1, allow_nan=True))  # fmt: skip
-        atomic_write_text(md_path, markdown(rows, meta))
-        return 0
+    meta = _results.provenance(__file__, flow_steps=args.flow_steps)
+    if old:  # keep the first header; record this run and what it recomputed
+        meta = _results.with_rerun(old["meta"], meta, f"rows of {', '.join(args.posteriors)} ({', '.join(args.families)})")
+        if old["flow_steps"] != args.flow_steps:
+            raise SystemExit(f"--flow-steps {args.flow_steps} differs from the JSON's {old['flow_steps']}: rerun all")
+
+    def save():
+        payload = {"meta": meta, "flow_steps": args.flow_steps, "rows": [asdict(r) | {"goal": r.goal} for r in rows]}
+        _results.save(stem, payload, markdown)
+
     plots = args.out / "posteriordb_plots" if args.plots else None
     # Gaussian fits of every posterior first (the goal is checked on them), then the slow flows
     jobs = [(n, f) for f in ("meanfield", "fullrank") if f in args.families for n in args.posteriors]
@@ -272,9 +271,9 @@ def main(argv=None) -> int:
             f"steps {row.steps:5d} {row.wall_time:7.1f}s {row.goal} {row.error}",
             flush=True,
         )
-        payload = {"meta": meta, "rows": [asdict(r) | {"goal": r.goal} for r in rows]}
-        atomic_write_text(json_path, json.dumps(payload, indent=1, allow_nan=True))
-        atomic_write_text(md_path, markdown(rows, meta))
+        save()
+    _results.finish(meta)
+    save()
     return 0
 
 

@@ -235,7 +235,7 @@ def compare(args) -> None:
     out = Path(args.out)
     runs = {k: json.loads(Path(p).read_text()) for k, p in (("reference", args.reference), ("candidate", args.candidate),
                                                              ("noise", args.noise)) if p}  # fmt: skip
-    meta = {"command": " ".join(sys.argv), "reference": args.reference, "candidate": args.candidate,
+    meta = {"script": "benchmarks/same_seed_fits.py", "command": " ".join(sys.argv), "reference": args.reference, "candidate": args.candidate,
             "noise": args.noise, "runs": {k: {f: r.get(f) for f in ("commit", "torch", "python", "load", "command")}
                                           for k, r in runs.items()}}  # fmt: skip
     out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
@@ -249,6 +249,18 @@ def _fmt(x, f="{:.3g}"):
     if isinstance(x, tuple | list):
         return " → ".join(_fmt(v, f) for v in x)
     return f.format(x) if isinstance(x, float) else str(x)
+
+
+def markdown(payload: dict) -> str:
+    """The results markdown, from the JSON that ``compare`` wrote alone."""
+    return _markdown(payload["meta"], payload["rows"])
+
+
+def report(args) -> None:
+    out = Path(args.out)
+    text = markdown(json.loads(out.with_suffix(".json").read_text()))
+    out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 def _markdown(meta: dict, rows: list[dict]) -> str:
@@ -293,6 +305,9 @@ def main() -> None:
     c.add_argument("--noise", default=None)
     c.add_argument("--out", required=True)
     c.set_defaults(func=compare)
+    w = sub.add_parser("report")  # rewrite <out>.md from <out>.json; run nothing
+    w.add_argument("--out", default="benchmarks/results/same_seed_fits")
+    w.set_defaults(func=report)
     args = p.parse_args()
     args.func(args)
 

@@ -11,6 +11,7 @@ steps), and at each milestone the test NLL is estimated with k=5000 importance s
 rerunning the command continues where it stopped; raising ``--budget-h`` continues training.
 
     nice -n 10 python benchmarks/vae_mnist.py --budget-h 3 > runs/bench_mnist.log 2>&1 &
+    python benchmarks/vae_mnist.py --report      # the markdown and PNG from the JSON; runs nothing
 
 Writes benchmarks/results/vae_mnist.{json,md,png}.
 """
@@ -18,20 +19,18 @@ Writes benchmarks/results/vae_mnist.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 import time
 from pathlib import Path
 
 import torch
 
+import _results
 from varinf.data import fixed_binarize, load_mnist
-from varinf.utils import atomic_write_text
 from varinf.vae import TrainConfig, VAEConfig, evaluate, load_vae, train
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+REPO = _results.REPO
+RESULTS = _results.RESULTS
 LITERATURE = {"vae": 86.76, "iwae": 84.78}  # Burda et al. 2016, table 1, k=1 / k=50, one stochastic layer
 MODELS = {
     "vae": TrainConfig(objective="elbo", k=1, valid_every=10),
@@ -45,17 +44,18 @@ def milestones(budget_h: float) -> list[float]:
     return [h * 3600 for h in marks if h < budget_h] + [budget_h * 3600]
 
 
-def load_results(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {"models": {}}
-
-
 def write_report(res: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(RESULTS / "vae_mnist.json", json.dumps(res, indent=2) + "\n")
+    _results.save(RESULTS / "vae_mnist", res, markdown)
+    plot(res)
+
+
+def markdown(res: dict) -> str:
     lines = [
         "# VAE vs IWAE(k=50) on dynamically binarized MNIST",
         "",
-        f"Machine: {res.get('machine', '?')}; training time = process CPU time of training steps (wall h: their wall time on the shared machine).",
+        *_results.provenance_lines(res["meta"]),
+        "",
+        f"Budget {res['budget_cpu_h_per_model']:g} CPU h per model. Training time = process CPU time of training steps (wall h: their wall time on the shared machine).",
         "Test NLL = -IWAE bound with k=5000 (nats, lower is better), ± standard error over test images; intermediate",
         "milestones use the first 500 test images (the same images for both models, so their *difference* is far more",
         "precise than the ± suggests), the last milestone all 10,000.",
@@ -87,8 +87,7 @@ def write_report(res: dict) -> None:
                 f"This run was stopped at {pi['cpu_s'] / 3600:.2f} CPU h per model, before a full-test-set milestone: "
                 "every row uses the first 500 test images."
             )
-    atomic_write_text(RESULTS / "vae_mnist.md", "\n".join(lines) + "\n")
-    plot(res)
+    return "\n".join(lines) + "\n"
 
 
 def plot(res: dict) -> None:
@@ -132,18 +131,19 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--models", default="vae,iwae")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--report-only", action="store_true", help="re-render the markdown and PNG from the JSON")
+    ap.add_argument("--report", action="store_true", help="re-render the markdown and PNG from the JSON; run nothing")
     args = ap.parse_args()
-    if args.report_only:
-        write_report(load_results(RESULTS / "vae_mnist.json"))
+    stem = RESULTS / "vae_mnist"
+    if args.report:
+        print(_results.report(stem, markdown))
+        plot(_results.load(stem))
         return
     torch.set_num_threads(args.threads)
     mnist = load_mnist(args.data)
     test_x = fixed_binarize(mnist.test.images, seed=0)
-    res = load_results(RESULTS / "vae_mnist.json")
-    res["machine"] = (
-        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s)"
-    )
+    res = _results.load(stem) if stem.with_suffix(".json").is_file() else {"models": {}}
+    meta = _results.provenance(__file__, budget_h=args.budget_h, k=args.k, subset=args.subset)
+    res["meta"] = _results.with_rerun(res["meta"], meta, "continued training") if "meta" in res else meta
     res["budget_cpu_h_per_model"] = args.budget_h
     names = args.models.split(",")
     marks = milestones(args.budget_h)
@@ -183,6 +183,8 @@ def main() -> None:
             entry["points"].append(point)
             print(f"== {name} @ {result.cpu_s / 3600:.2f} CPU h, {result.epochs} epochs: {ev.summary()}", flush=True)
             write_report(res)
+    _results.finish(res["meta"])
+    write_report(res)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ reverse; β = 1 is the ELBO (Alemi et al. 2018, arXiv:1711.00464). A VAE with 2 
 Runs are checkpointed under runs/bench_rd (rerunning skips finished models).
 
     nice -n 10 python benchmarks/vae_rate_distortion.py [--pictures-from runs/bench_mnist/iwae]
+    python benchmarks/vae_rate_distortion.py --report     # the markdown and the curve from the JSON; runs nothing
 
 Writes benchmarks/results/vae_rate_distortion.{json,md,png}, vae_latent_map.png and, with
 ``--pictures-from``, vae_samples.png and vae_reconstructions.png of that run's model.
@@ -20,13 +21,14 @@ from pathlib import Path
 
 import torch
 
+import _results
 from varinf.data import fixed_binarize, load_mnist
-from varinf.utils import atomic_write_text
 from varinf.vae import TrainConfig, VAEConfig, evaluate, load_vae, train
 from varinf.vae.plots import plot_latent_map, plot_rate_distortion, plot_reconstructions, plot_samples
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+REPO = _results.REPO
+RESULTS = _results.RESULTS
+STEM = RESULTS / "vae_rate_distortion"
 
 
 def trained(run: Path, vae_config: VAEConfig, config: TrainConfig, mnist):
@@ -36,6 +38,38 @@ def trained(run: Path, vae_config: VAEConfig, config: TrainConfig, mnist):
         return load_vae(run)
     resume = (run / "checkpoint.safetensors").is_file()
     return train(run, vae_config, config, mnist.train.images, mnist.valid.images, mode="resume" if resume else "new", progress=False).vae
+
+
+def markdown(payload: dict) -> str:
+    cfg, rows = payload["settings"], payload["rows"]
+    lines = [
+        "# Rate-distortion across β (binarized MNIST, 784-200-200-50 MLP VAE)",
+        "",
+        *_results.provenance_lines(payload["meta"]),
+        "",
+        f"{cfg['epochs']} epochs per β, batch 100, Adam 1e-3 cosine; first {cfg['test']} test images, "
+        f"NLL = -IWAE bound with k={cfg['k']}. Nats per image.",
+        "",
+        "| β | rate | distortion | -ELBO = rate + distortion | test NLL | NLL bits/dim |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['beta']:g} | {r['rate']:.2f} | {r['distortion']:.2f} | {r['rate'] + r['distortion']:.2f} | "
+        f"{r['nll']:.2f} | {r['nll_bpd']:.4f} |"
+        for r in rows
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(payload: dict) -> None:
+    rows = payload["rows"]
+    plot_rate_distortion(
+        [r["beta"] for r in rows],
+        [r["rate"] for r in rows],
+        [r["distortion"] for r in rows],
+        RESULTS / "vae_rate_distortion.png",
+        title=f"β-VAE, binarized MNIST, {payload['settings']['epochs']} epochs each",
+    )
 
 
 def main() -> None:
@@ -48,8 +82,14 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=500, help="importance samples for the NLL column")
     ap.add_argument("--pictures-from", default=None, help="a run folder whose model draws samples/reconstructions")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--report", action="store_true", help="the markdown and the curve from the JSON; run nothing")
     args = ap.parse_args()
+    if args.report:
+        print(_results.report(STEM, markdown))
+        plot(_results.load(STEM))
+        return
     torch.set_num_threads(args.threads)
+    meta = _results.provenance(__file__)
     mnist = load_mnist(args.data)
     test_x = fixed_binarize(mnist.test.images[: args.test], seed=0)
     runs = Path(args.runs)
@@ -64,29 +104,10 @@ def main() -> None:
         ev = evaluate(vae, test_x, k=args.k, progress=False)
         rows.append({"beta": beta, **ev.to_dict()})
         print(f"beta {beta:g}: rate {ev.rate:.2f} distortion {ev.distortion:.2f} NLL {ev.nll:.2f}", flush=True)
-    plot_rate_distortion(
-        [r["beta"] for r in rows],
-        [r["rate"] for r in rows],
-        [r["distortion"] for r in rows],
-        RESULTS / "vae_rate_distortion.png",
-        title=f"β-VAE, binarized MNIST, {args.epochs} epochs each",
-    )
-    lines = [
-        "# Rate-distortion across β (binarized MNIST, 784-200-200-50 MLP VAE)",
-        "",
-        f"{args.epochs} epochs per β, batch 100, Adam 1e-3 cosine; first {args.test} test images, "
-        f"NLL = -IWAE bound with k={args.k}. Nats per image.",
-        "",
-        "| β | rate | distortion | -ELBO = rate + distortion | test NLL | NLL bits/dim |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [
-        f"| {r['beta']:g} | {r['rate']:.2f} | {r['distortion']:.2f} | {r['rate'] + r['distortion']:.2f} | "
-        f"{r['nll']:.2f} | {r['nll_bpd']:.4f} |"
-        for r in rows
-    ]
-    atomic_write_text(RESULTS / "vae_rate_distortion.md", "\n".join(lines) + "\n")
-    atomic_write_text(RESULTS / "vae_rate_distortion.json", json.dumps(rows, indent=2) + "\n")
+    settings = {"epochs": args.epochs, "test": args.test, "k": args.k, "betas": args.betas}
+    payload = {"meta": _results.finish(meta), "settings": settings, "rows": rows}
+    print(_results.save(STEM, payload, markdown))
+    plot(payload)
 
     two = trained(runs / "latent2", VAEConfig.preset("iwae1", latents=(2,)), TrainConfig(**base), mnist)
     plot_latent_map(two, mnist.test.images, mnist.test.labels, RESULTS / "vae_latent_map.png")

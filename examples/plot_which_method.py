@@ -3,7 +3,7 @@ Which method when: auto, Batch-and-Match, Pathfinder and ADVI on one posterior
 ==============================================================================
 
 Four ways to fit the same full-rank Gaussian to the same posterior, timed on this machine and scored
-against reference draws from long NUTS runs (posteriordb). The measured trade-offs over 16 posteriors
+against reference draws from long NUTS runs (posteriordb). The measured trade-offs over posteriordb's posteriors
 are on :doc:`/guide/choosing`; this example reproduces one row of that table.
 
 * ``method="auto"`` (default): Pathfinder's best Gaussian along an L-BFGS path, then Batch-and-Match;
@@ -113,5 +113,5 @@ fig.tight_layout()
 # (``auto``) is the fastest route to an accurate Gaussian and reports PSIS-corrected estimates.
 # ``pathfinder`` is cheapest but least accurate away from Gaussian shapes; ``bam`` alone is a good
 # Gaussian in few gradients; ``advi`` is slower here but the only method for minibatches, flows and
-# chosen objectives. Measured over 16 posteriors: :doc:`/guide/choosing`.
+# chosen objectives. Measured over posteriordb's posteriors: :doc:`/guide/choosing`.
 plt.show()

@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 import math
 import statistics
+import sys
 from pathlib import Path
 
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
-RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+RESULTS = BENCHMARKS / "results"
 
 
 def load(name: str) -> dict:
@@ -41,23 +43,38 @@ def table(header: list[str], rows: list[list[str]], caption: str = "") -> list[s
 
 
 def source(name: str, meta: dict | None = None) -> list[str]:
+    """Where a table's numbers come from: the file, and the command and commit when the JSON records them
+    (``meta`` as ``benchmarks/_results.py`` writes it; results from before that convention carry ``meta["legacy"]``
+    with what was recorded then)."""
     meta = meta or {}
+    recorded = meta.get("legacy", {}).get("recorded", {})
     bits = [f"Source: ``benchmarks/results/{name}.json``"]
     if meta.get("command"):
         bits.append(f"written by ``{meta['command'].strip()}``")
-    if meta.get("commit"):
-        bits.append(f"at commit ``{meta['commit']}``")
-    if meta.get("machine"):
-        machine = meta["machine"] if isinstance(meta["machine"], str) else meta["machine"].get("platform", "")
-        bits.append(f"on {machine}")
+    commit = meta.get("commit") or recorded.get("commit")
+    if commit:
+        bits.append(f"at commit ``{commit}``")
+    machine = meta.get("cpu", {}).get("platform") or meta.get("machine") or recorded.get("machine")
+    if isinstance(machine, str) and machine.startswith("{"):
+        machine = json.loads(machine)
+    if machine:
+        bits.append(f"on {machine if isinstance(machine, str) else machine.get('platform', '')}")
+    reruns = meta.get("reruns", [])
+    if reruns:
+        bits.append(f"partly rerun {len(reruns)} time(s), last by ``{reruns[-1].get('command', '?')}`` at commit "
+                    f"``{reruns[-1].get('commit', '?')}``")
+    if "legacy" in meta:
+        bits.append("recorded before the results convention (not recorded: "
+                    f"{', '.join(meta['legacy'].get('not_recorded', []))})")
     return [", ".join(bits) + ".", ""]
 
 
-# -- posterior VI: methods -----------------------------------------------------------------------------
+# -- posterior VI: methods (posterior_speed.json: time to equal accuracy) --------------------------------
+# The benchmark's own reading of its JSON (benchmarks/posterior_speed.py: median_ratio, time_to_goal, ...), so that
+# these pages and its markdown report agree.
 
 METHOD_ORDER = ["auto/auto", "auto/meanfield", "auto/lowrank", "auto/flow", "bam/fullrank", "bam/lowrank",
-                "pathfinder/fullrank", "advi/fullrank", "advi/meanfield",
-                "numpyro/AutoNormal", "numpyro/AutoMultivariateNormal", "blackjax/pathfinder"]
+                "pathfinder/fullrank", "advi/fullrank", "advi/meanfield"]
 METHOD_CALL = {
     "auto/auto": '``varinf.fit(model)`` (the default)',
     "auto/meanfield": '``fit(model, "meanfield")``',
@@ -68,9 +85,6 @@ METHOD_CALL = {
     "pathfinder/fullrank": '``fit(model, method="pathfinder")``',
     "advi/fullrank": '``fit(model, "fullrank", method="advi")``',
     "advi/meanfield": '``fit(model, "meanfield", method="advi")``',
-    "numpyro/AutoNormal": "NumPyro SVI, ``AutoNormal`` (peer)",
-    "numpyro/AutoMultivariateNormal": "NumPyro SVI, ``AutoMultivariateNormal`` (peer)",
-    "blackjax/pathfinder": "Blackjax Pathfinder (peer)",
 }
 
 
@@ -79,33 +93,50 @@ def _median(xs):
     return statistics.median(xs) if xs else None
 
 
-def posterior_speed_rows():
-    data = load("posterior_speed")
+def _speed():
+    """posterior_speed.json and the benchmark's module (its functions read the JSON)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    import posterior_speed
+
+    return load("posterior_speed"), posterior_speed
+
+
+def _varinf_fits(data: dict) -> dict[str, list[dict]]:
+    """Each varinf call's settings over the posteriors (failed fits left out), in METHOD_ORDER."""
     by_fit: dict[str, list[dict]] = {}
-    for row in data["rows"]:
-        by_fit.setdefault(row["fit"], []).append(row)
-    return data, by_fit
+    for run in data["runs"].values():
+        for s in run.get("varinf", {}).get("settings", []):
+            if not s["error"] and s["checkpoints"]:
+                by_fit.setdefault(s["name"], []).append(s)
+    order = [f for f in METHOD_ORDER if f in by_fit] + sorted(set(by_fit) - set(METHOD_ORDER))
+    return {f: by_fit[f] for f in order}
+
+
+def _fit_stats(ps, settings: list[dict]) -> dict:
+    last = [s["checkpoints"][-1] for s in settings]
+    verdicts = [ps._verdict(c, s["info"]["warned"]) for s, c in zip(settings, last)]
+    return {
+        "grad": _median([s["info"]["grad_evals"] for s in settings]),
+        "cpu": _median([c["cpu"] for c in last]),
+        "err": _median([c["max_err"] for c in last]),
+        "met": sum(v == "ok" for v in verdicts),
+        "warned": sum(bool(s["info"]["warned"]) for s in settings),
+        "silent": sum(v == "SILENT FAILURE" for v in verdicts),
+    }
 
 
 def methods_table() -> list[str]:
-    data, by_fit = posterior_speed_rows()
-    n_post = len({r["posterior"] for r in data["rows"]})
-    header = ["call", "gradient evals (median)", "wall s (median)", "error, sd (median)",
-              f"within 0.1 sd (of {n_post})", "k̂ < 0.7", "warned", "silent failures"]
+    data, ps = _speed()
+    n_post = len(data["runs"])
+    header = ["call", "gradient evals (median)", "CPU s (median)", "error, sd (median)", f"goal met (of {n_post})",
+              "warned", "silent failures"]
     rows = []
-    for fit in [f for f in METHOD_ORDER if f in by_fit] + sorted(set(by_fit) - set(METHOD_ORDER)):
-        rs = [r for r in by_fit[fit] if not r.get("error")]
-        peer = fit.split("/")[0] in ("numpyro", "blackjax")
-        within = sum(1 for r in rs if r["max_err"] <= 0.1)
-        warned = sum(1 for r in rs if r.get("warned"))
-        silent = sum(1 for r in rs if r["max_err"] > 0.1 and not r.get("warned"))
-        ok_khat = sum(1 for r in rs if r.get("khat") is not None and math.isfinite(r["khat"]) and r["khat"] < 0.7)
-        rows.append([METHOD_CALL.get(fit, fit), fmt(round(_median([r["grad_evals"] for r in rs]))),
-                     fmt(_median([r["wall"] for r in rs]), 2), fmt(_median([r["max_err"] for r in rs]), 3),
-                     str(within), str(ok_khat), "–" if peer else str(warned),
-                     "– (no diagnostics)" if peer else str(silent)])
-    lines = table(header, rows)
-    return lines + source("posterior_speed", data.get("meta"))
+    for fit, settings in _varinf_fits(data).items():
+        st = _fit_stats(ps, settings)
+        rows.append([METHOD_CALL.get(fit, fit), fmt(round(st["grad"])), fmt(st["cpu"], 2), fmt(st["err"], 3),
+                     str(st["met"]), str(st["warned"]), str(st["silent"])])
+    return table(header, rows) + source("posterior_speed", data.get("meta"))
 
 
 DECISIONS = [
@@ -123,72 +154,98 @@ DECISIONS = [
 
 def methods_decision() -> list[str]:
     """The decision table: situations are words, every measured cell comes from the JSON."""
-    data, by_fit = posterior_speed_rows()
-    n_post = len({r["posterior"] for r in data["rows"]})
-    base = by_fit["auto/auto"]
-    base_wall = _median([r["wall"] for r in base])
+    data, ps = _speed()
+    n_post = len(data["runs"])
+    fits = _varinf_fits(data)
+    if "auto/auto" not in fits:
+        return ["The results file holds no default fit yet.", "", *source("posterior_speed", data.get("meta"))]
+    base = _fit_stats(ps, fits["auto/auto"])["cpu"]
     rows = []
     for situation, fit in DECISIONS:
-        if fit not in by_fit:
+        if fit not in fits:
             continue
-        rs = [r for r in by_fit[fit] if not r.get("error")]
-        wall = _median([r["wall"] for r in rs])
-        rows.append([situation, METHOD_CALL[fit], fmt(round(_median([r["grad_evals"] for r in rs]))),
-                     f"{fmt(wall, 2)} ({wall / base_wall:.1f}× the default)",
-                     fmt(_median([r["max_err"] for r in rs]), 3),
-                     f"{sum(1 for r in rs if r['max_err'] <= 0.1)} of {n_post}",
-                     str(sum(1 for r in rs if r["max_err"] > 0.1 and not r.get("warned")))])
-    header = ["your situation", "call", "gradient evals (median)", "wall s (median)", "error, sd (median)",
-              "within 0.1 sd", "silent failures"]
+        st = _fit_stats(ps, fits[fit])
+        rows.append([situation, METHOD_CALL[fit], fmt(round(st["grad"])),
+                     f"{fmt(st['cpu'], 2)} ({st['cpu'] / base:.1f}× the default)", fmt(st["err"], 3),
+                     f"{st['met']} of {n_post}", str(st["silent"])])
+    header = ["your situation", "call", "gradient evals (median)", "CPU s (median)", "error, sd (median)",
+              "goal met", "silent failures"]
     return table(header, rows) + source("posterior_speed", data.get("meta"))
 
 
-PER_POSTERIOR_FITS = ["auto/auto", "bam/fullrank", "pathfinder/fullrank", "advi/fullrank", "advi/meanfield",
-                      "numpyro/AutoMultivariateNormal"]
+PER_POSTERIOR_FITS = ["auto/auto", "bam/fullrank", "pathfinder/fullrank", "advi/fullrank", "advi/meanfield"]
 
 
 def methods_per_posterior() -> list[str]:
-    data, by_fit = posterior_speed_rows()
-    fits = [f for f in PER_POSTERIOR_FITS if f in by_fit]
-    posteriors = sorted({r["posterior"] for r in data["rows"]})
-    index = {(r["posterior"], r["fit"]): r for r in data["rows"]}
+    data, _ = _speed()
+    fits = [f for f in PER_POSTERIOR_FITS if f in _varinf_fits(data)]
     header = ["posterior", "d", *[f.replace("/", " / ") for f in fits]]
     rows = []
-    for p in posteriors:
+    for name, run in data["runs"].items():
+        by_name = {s["name"]: s for s in run.get("varinf", {}).get("settings", [])}
         cells = []
         for f in fits:
-            r = index.get((p, f))
-            if r is None or r.get("error"):
+            s = by_name.get(f)
+            if s is None or s["error"] or not s["checkpoints"]:
                 cells.append("–")
                 continue
-            flag = " ⚠" if r.get("warned") else ""
-            cells.append(f"{r['max_err']:.2f} sd, {r['wall']:.1f} s{flag}")
-        dim = next((r["dim"] for (pp, _), r in index.items() if pp == p), "")
-        rows.append([p, str(dim), *cells])
-    lines = ["Each cell: largest error of a posterior mean, in reference sds, and wall seconds; ⚠ = the fit "
-             "warned (k̂, mean shift or convergence).", "", *table(header, rows)]
+            c = s["checkpoints"][-1]
+            cells.append(f"{c['max_err']:.2f} sd, {c['cpu']:.1f} s" + (" ⚠" if s["info"]["warned"] else ""))
+        rows.append([name, str(run.get("varinf", {}).get("dim", "")), *cells])
+    lines = ["Each cell: largest error of a posterior mean (the summary's estimates), in reference sds, and CPU "
+             "seconds; ⚠ = the fit warned (k̂, mean shift or convergence).", "", *table(header, rows)]
     return lines + source("posterior_speed", data.get("meta"))
+
+
+def speed_summary() -> list[str]:
+    """Median ratios of varinf's default fit to each peer, time to the goal (the benchmark's own summary lines)."""
+    data, ps = _speed()
+    lines = [ps._ratio_line(data, p, label) for p, label in (
+        ("nuts", "NumPyro NUTS"), ("svi", "best-tuned NumPyro SVI (either guide, best learning rate)"),
+        ("pathfinder", "Blackjax multi-path Pathfinder"))]
+    return [*lines, "", *source("posterior_speed", data.get("meta"))]
+
+
+def time_to_goal() -> list[str]:
+    data, ps = _speed()
+    systems = [f"varinf {ps.DEFAULT_FIT}", *ps.PEERS]
+    header = ["posterior", "d", "varinf default fit", *ps.PEERS.values()]
+    rows = []
+    for name, run in data["runs"].items():
+        dim = next((r["dim"] for r in run.values() if isinstance(r, dict) and "dim" in r), "")
+        rows.append([name, str(dim), *[ps._cell(run, s) for s in systems]])
+    lines = ["CPU seconds to the goal (the peer's best setting in parentheses); *never (B)*: not within B CPU s.", "",
+             *table(header, rows)]
+    return lines + source("posterior_speed", data.get("meta"))
+
+
+def _not_in(what: str, key: str) -> list[str]:
+    return [f"Not in the current results file ({what}: ``posterior_speed.json`` has no ``{key}`` yet; "
+            "``python benchmarks/posterior_speed.py --resume`` measures it once every posterior is done).", ""]
 
 
 def logreg_step() -> list[str]:
     data = load("posterior_speed")
+    if not data.get("logreg"):
+        return _not_in("the logistic-regression step", "logreg") + source("posterior_speed", data.get("meta"))
     rows = []
-    for r in data.get("extra", {}).get("logreg", []):
-        ms = r["ms_per_step"]
-        fused = next((v for k, v in ms.items() if "fused" in k), None)
-        generic = next((v for k, v in ms.items() if "generic" in k), None)
-        rows.append([f"{r['n']:,} × {r['d']}", fmt(ms.get("numpyro"), 3), fmt(generic, 3), fmt(fused, 3),
-                     fmt(fused / ms["numpyro"], 2) + "×" if fused and ms.get("numpyro") else "–"])
-    header = ["rows × features", "NumPyro warm step (ms)", "varinf autograd step (ms)", "varinf fused step (ms)",
-              "fused / NumPyro"]
+    for r in data["logreg"]:
+        ms = r["ms_per_step_cpu"]
+        fused, generic = ms["varinf fused (after)"], ms["varinf generic (before)"]
+        rows.append([f"{r['n']:,} × {r['d']}", fmt(ms["numpyro"], 3), fmt(generic, 3), fmt(fused, 3),
+                     fmt(fused / ms["numpyro"], 2) + "×"])
+    header = ["rows × features", "NumPyro warm step (CPU ms)", "varinf autograd step (CPU ms)",
+              "varinf fused step (CPU ms)", "fused / NumPyro"]
     return table(header, rows) + source("posterior_speed", data.get("meta"))
 
 
 def eight_schools_cli() -> list[str]:
     data = load("posterior_speed")
-    cli = data.get("extra", {}).get("eight_schools_cli", {})
-    rows = [["``varinf fit eight_schools`` (whole process)", fmt(cli.get("wall_median"), 2),
-             fmt(cli.get("cpu_median"), 2), fmt(cli.get("max_err"), 3)]]
+    cli = data.get("eight_schools_cli")
+    if not cli:
+        return _not_in("the whole-process timing", "eight_schools_cli") + source("posterior_speed", data.get("meta"))
+    rows = [["``varinf fit eight_schools`` (whole process)", fmt(cli["wall_median"], 2), fmt(cli["cpu_median"], 2),
+             fmt(cli["max_err"], 3)]]
     return table(["command", "wall s (median)", "CPU s (median)", "largest error (reference sds)"], rows) + \
         source("posterior_speed", data.get("meta"))
 
@@ -207,8 +264,7 @@ def big_data() -> list[str]:
                      f"{fmt(sd[0], 3)}–{fmt(sd[1], 3)}", fmt(mb.get("khat"), 2)])
     header = ["rows × features", "fit CPU s", "fit + diagnostics CPU s", "steps", "epochs",
               "mean error (Laplace sds)", "sd ratio vs Laplace", "k̂"]
-    meta = {"commit": data.get("commit"), "machine": data.get("machine"), "command": "python benchmarks/big_data.py"}
-    return table(header, rows) + source("big_data", meta)
+    return table(header, rows) + source("big_data", data.get("meta"))
 
 
 def evidence() -> list[str]:
@@ -246,7 +302,7 @@ def cavi_gmm() -> list[str]:
     n, d = data["x_shape"]
     header = ["varinf", "speed-up vs scikit-learn (median)", "varinf s", "scikit-learn s", "ELBO difference per point (absolute)"]
     return [f"{n:,} points × {d} dimensions, K = 10, {len(data['rows'])} seeds.", "",
-            *table(header, rows), *source("cavi_gmm", data.get("config"))]
+            *table(header, rows), *source("cavi_gmm", data.get("meta"))]
 
 
 def cavi_lda() -> list[str]:
@@ -261,7 +317,7 @@ def cavi_lda() -> list[str]:
                      fmt(_median([r["perplexity_ratio"] for r in rs]), 3)])
     header = ["learning method", "corpora", "speed-up vs scikit-learn (median)", "range",
               "held-out perplexity ratio (median)"]
-    return table(header, rows) + source("cavi_lda", data.get("config"))
+    return table(header, rows) + source("cavi_lda", data.get("meta"))
 
 
 def vae_mnist() -> list[str]:
@@ -274,16 +330,15 @@ def vae_mnist() -> list[str]:
                          fmt(p["distortion"], 2)])
     header = ["model", "training CPU h", "epochs", "test images", "test NLL (nats, k = 5000)", "−ELBO", "rate",
               "distortion"]
-    return table(header, rows) + source("vae_mnist", {"machine": data.get("machine"),
-                                                      "command": "python benchmarks/vae_mnist.py"})
+    return table(header, rows) + source("vae_mnist", data.get("meta"))
 
 
 def vae_rd() -> list[str]:
     data = load("vae_rate_distortion")
     rows = [[fmt(p["beta"], 2), fmt(p["rate"], 1), fmt(p["distortion"], 1), f"{p['nll']:.1f} ± {p['nll_stderr']:.1f}"]
-            for p in data]
+            for p in data["rows"]]
     return table(["β", "rate (nats)", "distortion (nats)", "test NLL (nats)"], rows) + \
-        source("vae_rate_distortion", {"command": "python benchmarks/vae_rate_distortion.py"})
+        source("vae_rate_distortion", data.get("meta"))
 
 
 def bitsback() -> list[str]:
@@ -293,7 +348,7 @@ def bitsback() -> list[str]:
     lines = [f"{data['images']:,} binarized MNIST test images; the model's −ELBO is "
              f"{data['neg_elbo_bits_per_dim']:.4f} bits/dim, net code length / −ELBO = {data['net_over_neg_elbo']:.4f}.", ""]
     return lines + table(["codec", "layout", "bits/dim"], rows) + \
-        source("bitsback_mnist", {"machine": data.get("machine"), "command": "python benchmarks/bitsback_mnist.py"})
+        source("bitsback_mnist", data.get("meta"))
 
 
 def codec_rd() -> list[str]:
@@ -352,6 +407,8 @@ TABLES = {
     "methods": methods_table,
     "methods-decision": methods_decision,
     "methods-per-posterior": methods_per_posterior,
+    "speed-summary": speed_summary,
+    "time-to-goal": time_to_goal,
     "logreg-step": logreg_step,
     "eight-schools-cli": eight_schools_cli,
     "big-data": big_data,
