@@ -40,7 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from provenance import git_commit
+import _results
+from _results import git_commit
 
 ROOT = Path(__file__).resolve().parent
 DATA = ROOT.parent.parent / "shared" / "data" / "posteriordb"
@@ -246,7 +247,8 @@ def main() -> None:
     ap.add_argument("--part", choices=("synthetic", "posteriors", "all"), default="all")
     ap.add_argument("--cases", nargs="*", help="keys (synthetic/L1/D1000/default, reference/NAME/pbam) or prefixes")
     ap.add_argument("--redo", action="store_true", help="rerun cases already in the JSON")
-    ap.add_argument("--report-only", action="store_true")
+    ap.add_argument("--report", "--report-only", dest="report", action="store_true",
+                    help="rewrite the markdown from the JSON; run nothing")  # fmt: skip
     args = ap.parse_args()
     if args.worker:
         try:
@@ -255,28 +257,35 @@ def main() -> None:
             traceback.print_exc()
             sys.exit(1)
         return
+    if args.report:
+        _results.report(OUT_JSON, markdown)
+        return
     data = json.loads(OUT_JSON.read_text()) if OUT_JSON.exists() else {"runs": {}, "machines": []}
-    if not args.report_only:
-        data["machines"].append({**machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                                 "load_at_start": os.getloadavg()})  # fmt: skip
-        if args.part in ("posteriors", "all") and not _bridge():
-            print("posteriors skipped: varinf.StanModel is not available (the Stan bridge is not merged)", flush=True)
-            args.part = "synthetic" if args.part == "all" else "none"
-        for spec in cases(args.part):
-            k = key(spec)
-            if args.cases and not any(k.startswith(c) for c in args.cases):
-                continue
-            if k in data["runs"] and "error" not in data["runs"][k] and not args.redo:
-                continue
-            print(f"{k} ... (load {os.getloadavg()[0]:.1f})", flush=True)
-            rec = run_case(spec)
-            rec["load_after"] = os.getloadavg()
-            rec["commit"] = data["machines"][-1]["commit"]
-            data["runs"][k] = rec
-            print(f"  {_line(rec)}", flush=True)
-            OUT_JSON.write_text(json.dumps(data, indent=1))
-            write_report(data)
-    write_report(data)
+    run_meta = _results.provenance(__file__, part=args.part, cases=args.cases, redo=args.redo)
+    old = data.get("meta")
+    data["meta"] = run_meta if old is None else _results.with_rerun(old, run_meta, f"part {args.part}")
+    data["machines"].append({**machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                             "load_at_start": os.getloadavg()})  # fmt: skip
+    if args.part in ("posteriors", "all") and not _bridge():
+        print("posteriors skipped: varinf.StanModel is not available (the Stan bridge is not merged)", flush=True)
+        args.part = "synthetic" if args.part == "all" else "none"
+    for spec in cases(args.part):
+        k = key(spec)
+        if args.cases and not any(k.startswith(c) for c in args.cases):
+            continue
+        if k in data["runs"] and "error" not in data["runs"][k] and not args.redo:
+            continue
+        print(f"{k} ... (load {os.getloadavg()[0]:.1f})", flush=True)
+        rec = run_case(spec)
+        rec["load_after"] = os.getloadavg()
+        rec["commit"] = data["machines"][-1]["commit"]
+        data["runs"][k] = rec
+        print(f"  {_line(rec)}", flush=True)
+        data["references_state"] = _references_state()
+        _results.save(OUT_JSON, data, markdown)
+    data["references_state"] = _references_state()
+    _results.finish(data["meta"])
+    _results.save(OUT_JSON, data, markdown)
 
 
 def _bridge() -> bool:
@@ -303,7 +312,8 @@ def _slope(xs, ys) -> float:
     return float(np.polyfit(x, y, 1)[0]) if len(x) >= 2 else math.nan
 
 
-def write_report(data: dict) -> None:
+def markdown(data: dict) -> str:
+    """high_dim.md from the JSON alone (``references_state``: the reference folder as the run found it)."""
     runs = data["runs"]
     lines = ["# High-dimensional posteriors: time, memory and accuracy as D grows", ""]
     lines.append("Written by `benchmarks/high_dim.py` from `benchmarks/results/high_dim.json`. Every fit ran in a fresh "
@@ -356,7 +366,7 @@ def write_report(data: dict) -> None:
     lines += ["", "## Posteriors with hundreds to thousands of latents (Stan NUTS references)", ""]
     ref_runs = {k: r for k, r in runs.items() if k.startswith("reference/")}
     if not ref_runs:
-        lines += _references_state()
+        lines += data.get("references_state", [])
     else:
         lines.append("Errors in reference sds over every scalar of the Stan `parameters` block (constrained; scalars fixed "
                      "by a constraint skipped); the reference's own Monte Carlo error (MCSE/sd) is up to the value in the last "
@@ -377,7 +387,8 @@ def write_report(data: dict) -> None:
                 f"{r['cpu_s'] / nuts['cpu_s']:.3f} | {r['wall_s'] / nuts['cpu_s']:.3f} | {r['reference_mcse_over_sd_max']:.3f} |"
             )
         lines += _goals_posteriors(ref_runs)
-    OUT_MD.write_text("\n".join(lines) + "\n")
+    lines += ["", "## Provenance", "", *_results.provenance_lines(data["meta"])]
+    return "\n".join(lines) + "\n"
 
 
 def _references_state() -> list[str]:

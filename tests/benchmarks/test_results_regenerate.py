@@ -34,7 +34,9 @@ ARCHIVED = {
 }
 # Scripts that write no results of their own: the shared helpers, the NumPyro ports, posterior_speed.py's worker,
 # the README figures table.
-HELPERS = {"_results", "provenance", "numpyro_posteriors", "posterior_speed_worker", "readme_figures"}
+# high_dim_references.py writes reference summaries (results/high_dim_references/*.json.gz) that high_dim.py
+# reads and reports in high_dim.md; it has no markdown of its own.
+HELPERS = {"_results", "provenance", "numpyro_posteriors", "posterior_speed_worker", "readme_figures", "high_dim_references"}
 # A second parameter of ``markdown`` some scripts take, rebuilt here from the JSON (see ``render``).
 EXTRA_ARGS = {"codec_rd": "stem", "fuzz_vif": "tallies"}
 
