@@ -49,7 +49,7 @@ import torch
 import varinf
 from provenance import git_commit
 from varinf.diagnostics import DiagnosticWarning
-from varinf.diagnostics.diagnose import Diagnostics
+from varinf.diagnostics.diagnosis import Diagnostics
 from varinf.diagnostics.hmc import Target, adapt_step_size, gaussian_metric, hmc_step, trajectory_step
 from varinf.models import GPRegression, LinearRegression, LogisticRegression, NormalGamma, NormalNormal
 from varinf.optim import ConvergenceWarning

@@ -291,10 +291,9 @@ def logreg(n: int, d: int, steps: int = 1000, repeats: int = 5) -> dict:
     import varinf.optim.gaussian_step as gs
     from varinf.families import MeanField
     from varinf.models import LogisticRegression
-    from varinf.models.model import Model
+    from varinf.models.model import Model, distribution_validation
     from varinf.objectives import ELBO
     from varinf.optim import LeanAdam, step
-    from varinf.optim.start import distribution_validation
 
     torch.set_default_dtype(torch.float32)
     m = LogisticRegression.synthetic(n=n, d=d)

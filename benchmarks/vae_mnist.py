@@ -166,7 +166,7 @@ def main() -> None:
                 config,
                 mnist.train.images,
                 mnist.valid.images,
-                resume=resume,
+                mode="resume" if resume else "new",
                 progress=False,
             )
             t0 = time.time()

@@ -35,7 +35,7 @@ def trained(run: Path, vae_config: VAEConfig, config: TrainConfig, mnist):
     ] >= config.epochs:
         return load_vae(run)
     resume = (run / "checkpoint.safetensors").is_file()
-    return train(run, vae_config, config, mnist.train.images, mnist.valid.images, resume=resume, progress=False).vae
+    return train(run, vae_config, config, mnist.train.images, mnist.valid.images, mode="resume" if resume else "new", progress=False).vae
 
 
 def main() -> None:

@@ -56,7 +56,7 @@ config = vae.VAEConfig(data_shape=shape, latents=(2,), hidden=((200, 200),))
 train_config = vae.TrainConfig(batch_size=100, lr=1e-3, lr_schedule="constant", epochs=None, cpu_budget_s=30,
                                valid_every=1000, checkpoint_every_s=None, seed=0)
 with tempfile.TemporaryDirectory() as run_dir:
-    result = vae.train(run_dir, config, train_config, train_x, progress=False, log=None)
+    result = vae.train(run_dir, config, train_config, train_x, progress=False)
 model = result.vae.eval()
 print(f"{result.steps} steps, {result.epochs} epochs, {result.cpu_s:.0f} CPU s")
 

@@ -9,10 +9,11 @@ from . import distributed
 from .api import fit, load
 from .bridges import from_numpyro, from_pymc
 from .diagnostics import evidence
+from .errors import ConvergenceWarning, FitError, OptionError
 from .families import AmortizedNormal, Flow, FullRank, LowRank, MeanField
 from .models import Latent, Model, ModelError, load_example
 from .objectives import ELBO, IWAE, Renyi
-from .optim import ConvergenceWarning, FitError, FitResult, step
+from .optim import FitResult, step
 
 __version__ = "0.1.0"
 
@@ -30,6 +31,7 @@ __all__ = [
     "MeanField",
     "Model",
     "ModelError",
+    "OptionError",
     "Renyi",
     "StanModel",
     "distributed",

@@ -3,10 +3,11 @@
 ::
 
     varinf.fit(model, family="auto", objective=None, method="auto", **options)
-      = varinf.optim.optimize(...)              # fit q with the chosen method (auto: Pathfinder -> BaM -> ...)
-        -> varinf.diagnostics.diagnose(result)  # PSIS k-hat, log p(x), warnings
-        -> result.diagnostics                   # shown by result.summary(), PSIS-corrected when k-hat allows
-           result.diagnostics_time              # its seconds (not in wall_time)
+      = varinf.optim.run_method(...)            # fit q with the chosen method (auto: Pathfinder -> BaM -> ...)
+        -> varinf.diagnostics.diagnose(run)     # PSIS k-hat, log p(x), warnings
+        -> varinf.optim.build_result(run, d)    # the FitResult, built once: result.diagnostics shown by
+                                                # result.summary() (PSIS-corrected when k-hat allows),
+                                                # result.diagnostics_time its seconds (not in wall_time)
 
 ``diagnose=False`` skips the diagnostics (for loops that fit many times).
 """
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import time
 import warnings
+from dataclasses import dataclass
 
 from .diagnostics import diagnose as _diagnose
-from .diagnostics.evidence_result import METHOD_NAMES
-from .optim import FitConfig, FitResult, optimize
-from .optim.persist import load_result
+from .diagnostics.evidence_policy import EvidencePolicy
+from .optim import FitConfig, FitResult, build_result, run_method
+from .optim.restore import load_result
 
 __all__ = ["fit", "load"]
 
@@ -46,15 +48,21 @@ def fit(
             ``"mf"``), or a family module over ``model.dim`` unconstrained dimensions.
         objective: :class:`~varinf.objectives.ELBO` (ADVI's default, one reparameterized particle), ``IWAE``,
             ``Renyi``. Giving one means ADVI (the only method that optimizes a chosen bound).
-        method: a key of :data:`varinf.optim.METHODS`: ``"auto"`` (default: a Pathfinder start, then
+        method: a key of :data:`varinf.optim.METHODS` (or a method's options value, e.g.
+            ``varinf.optim.BaMOptions(num_draws=32)``): ``"auto"`` (default: a Pathfinder start, then
             Batch-and-Match and the family's own polish, stopped when q stops moving relative to its Monte
             Carlo noise; plain ADVI when ADVI-only settings such as ``lr``, ``objective`` or ``batch_size`` are
             given: minibatches need stochastic gradients, and ``"bam"`` / ``"pathfinder"`` refuse them),
             ``"advi"``, ``"bam"``, ``"pathfinder"``. With ``auto`` and ``pathfinder`` the summary reports
             PSIS-corrected estimates whenever k-hat allows.
-        config: a :class:`~varinf.optim.FitConfig` with every setting of the fit. Keyword ``options`` that
-            name its fields (``max_steps``, ``lr``, ``tol_rel_obj``, ``init``, ``seed``, ``dtype``, ``device``,
-            ``progress``, ...) override it; other keywords go to the family (e.g. ``rank=3``).
+        config: a :class:`~varinf.optim.FitConfig`, the settings every method shares (``init``, ``seed``,
+            ``dtype``, ``device``, ``progress``, ``threads``, ``check``); keyword ``options`` override it.
+        options: each keyword goes where it is declared: ``FitConfig``; the method's options (``ADVIOptions``:
+            ``max_steps``, ``lr``, ``tol_rel_obj``, ``batch_size``, ...; ``BaMOptions``: ``num_draws``, ``lambda0``;
+            ``PathfinderOptions``: ``num_paths``, ``history``, ``elbo_draws``, ``max_iter``; ``AutoOptions``:
+            ``max_steps``, ``tol_param`` and, meaning ADVI, any ADVI option); or the family's (``rank=3`` for
+            ``"lowrank"``). Anything else raises :class:`~varinf.errors.OptionError` naming the option and who
+            takes it, before the model is evaluated.
         diagnose: draw ``diagnose_draws`` points from q after the fit and attach a
             :class:`~varinf.diagnostics.Diagnostics` to ``result.diagnostics``: PSIS :math:`\hat k` with its
             thresholds explained, PSIS effective sample size, importance-sampled :math:`\log p(x)` with its
@@ -89,7 +97,9 @@ def fit(
         >>> res.diagnostics.verdict, res.method, res.route
         ('good', 'auto', ('pathfinder', 'bam'))
     """
-    evidence_opts = _evidence_options(evidence, evidence_budget)
+    policy = EvidencePolicy(evidence, 20_000 if evidence in ("bridge", "ais") and evidence_budget is None
+                            else evidence_budget)  # (checked before the fit runs)  # fmt: skip
+    check = _Check(diagnose, diagnose_draws, policy, options.get("seed", config.seed if config is not None else 0))
     if diagnose and (isinstance(diagnose_draws, bool) or not isinstance(diagnose_draws, int) or diagnose_draws < 100):
         # checked before the fit, not after it: the diagnostics' Pareto-tail fit needs 100 draws at least
         raise ValueError(f"diagnose_draws must be an integer >= 100 (or diagnose=False), got {diagnose_draws!r}")
@@ -98,31 +108,28 @@ def fit(
         options["progress"] = False
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options, evidence_opts)
-    return _fit(model, family, objective, method, config, diagnose, diagnose_draws, options, evidence_opts)
+            return _fit(model, family, objective, method, config, check, options)
+    return _fit(model, family, objective, method, config, check, options)
 
 
-def _fit(model, family, objective, method, config, diagnose, diagnose_draws, options, evidence_opts) -> FitResult:
-    result = optimize(model, family, objective, method=method, config=config, **options)
-    if diagnose:
-        t0 = time.perf_counter()
-        seed = options.get("seed", config.seed if config is not None else 0)
-        result.diagnostics = _diagnose(
-            result, diagnose_draws, seed=seed, corrected=result.report == "psis", **evidence_opts
-        )
-        result.diagnostics_time = time.perf_counter() - t0
-    return result
+@dataclass(frozen=True)
+class _Check:
+    """What to do after the fit: diagnose or not, with how many draws, which evidence policy, which seed."""
+
+    diagnose: bool
+    draws: int
+    policy: EvidencePolicy
+    seed: int | None
 
 
-def _evidence_options(evidence: str, budget: int | None) -> dict:
-    """The evidence policy for :func:`~varinf.diagnostics.diagnose`, checked before the fit runs."""
-    if evidence not in ("auto", *METHOD_NAMES):
-        raise ValueError(f"evidence must be 'auto', 'is', 'bridge' or 'ais', got {evidence!r}")
-    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < 0):
-        raise ValueError(f"evidence_budget must be an integer >= 0, got {budget!r}")
-    if evidence in ("bridge", "ais") and budget is None:
-        budget = 20_000
-    return {"evidence": evidence, "evidence_budget": budget}
+def _fit(model, family, objective, method, config, check: _Check, options) -> FitResult:
+    run = run_method(model, family, objective, method=method, config=config, **options)
+    if not check.diagnose:
+        return build_result(run)
+    t0 = time.perf_counter()
+    d = _diagnose(run, check.draws, seed=check.seed, evidence=check.policy.method,
+                  evidence_budget=check.policy.budget)  # fmt: skip
+    return build_result(run, d, time.perf_counter() - t0)
 
 
 def load(path, model=None, *, family=None, diagnose: bool = False, diagnose_draws: int = 4000) -> FitResult:
@@ -147,9 +154,9 @@ def load(path, model=None, *, family=None, diagnose: bool = False, diagnose_draw
         >>> bool((back.posterior().mean == res.posterior().mean).all())
         True
     """
-    result = load_result(path, model, family)
-    if diagnose:
-        t0 = time.perf_counter()
-        result.diagnostics = _diagnose(result, diagnose_draws, corrected=result.report == "psis")
-        result.diagnostics_time = time.perf_counter() - t0
-    return result
+    run = load_result(path, model, family)
+    if not diagnose:
+        return build_result(run)
+    t0 = time.perf_counter()
+    d = _diagnose(run, diagnose_draws)
+    return build_result(run, d, time.perf_counter() - t0)

@@ -13,14 +13,10 @@ import torch
 
 from varinf.compression import FormatError, compress_image, decompress_image, save_codec
 from varinf.compression.coding.ans import AnsStack
-from varinf.compression.lossy.checkerboard import (
-    CONTEXT_TAPS,
-    anchor_mask,
-    checkerboard_from_mean_scale,
-    gather_taps,
-)
+from varinf.compression.lossy.checkerboard import CONTEXT_TAPS, anchor_mask, gather_taps
 from varinf.compression.lossy.image_file import _to_tensor
 from varinf.compression.lossy.integer_net import ACTIVATION_BITS
+from varinf.compression.lossy.warm_starts import checkerboard_from_mean_scale
 
 from .conftest import make_tiny_codec
 

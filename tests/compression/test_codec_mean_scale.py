@@ -17,7 +17,7 @@ from varinf.compression import ImageCodec, compress_image, decompress_image, loa
 from varinf.compression.coding.ans import AnsStack
 from varinf.compression.lossy.image_file import _to_tensor
 from varinf.compression.lossy.integer_net import ACTIVATION_BITS, IntegerConv, IntegerNetwork
-from varinf.compression.lossy.mean_scale import mean_scale_from_hyperprior
+from varinf.compression.lossy.warm_starts import mean_scale_from_hyperprior
 
 from .conftest import make_tiny_codec
 

@@ -101,7 +101,7 @@ def test_training_files_and_snapshots_are_recorded(tmp_path, picture):
 
 def test_entropy_only_training_moves_the_entropy_model_alone(tmp_path, picture):
     """entropy_only: the transforms and gains keep their weights, the latent codec learns and its rate falls."""
-    from varinf.compression.lossy.checkerboard import checkerboard_from_mean_scale
+    from varinf.compression.lossy.warm_starts import checkerboard_from_mean_scale
 
     init = checkerboard_from_mean_scale(make_tiny_codec("mean-scale", seed=2))
     train = TrainConfig(steps=30, batch_size=2, patch_size=64, lr=3e-3, entropy_only=True, log_every=10)

@@ -35,7 +35,7 @@ def large_fit():
         base = LinearRegression.correlated(n=ROWS, d=3, rho=0.9, seed=0).double()
         m = RecordingRegression(base.data["X"], base.data["y"])
         res = varinf.fit(m, "meanfield", seed=0, dtype=torch.float64, max_steps=300, progress=False, batch_size=2000)
-        assert isinstance(res.model_for_draws(), EstimatedModel)
+        assert isinstance(res.draws_model, EstimatedModel)
         yield m, res, base.exact_log_evidence()
 
 
@@ -43,7 +43,7 @@ def large_fit():
 def test_auto_spends_no_full_data_gradients_and_states_the_subsample_error(large_fit):
     _, res, exact = large_fit
     d = res.diagnostics
-    est = res.model_for_draws().estimator
+    est = res.draws_model.estimator
     assert d.evidence is d.log_evidence and d.evidence.method == "is" and d.evidence.grad_evals == 0
     assert "subsample error" in d.log_evidence.note and d.log_evidence.se >= est.max_se > 0
     if d.log_evidence.reliable:

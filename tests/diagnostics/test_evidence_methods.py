@@ -11,7 +11,7 @@ from torch.distributions import Independent, MultivariateNormal, Normal
 
 import varinf
 from varinf.diagnostics import ais, bridge, evidence, importance_log_evidence
-from varinf.diagnostics.bridge import meng_wong, split_rhat
+from varinf.diagnostics.bridge_sampling import meng_wong, split_rhat
 from varinf.models import GPRegression, LinearRegression, NormalGamma, NormalNormal
 
 

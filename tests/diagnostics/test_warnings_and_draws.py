@@ -11,7 +11,7 @@ from torch.distributions import MultivariateNormal
 
 import varinf
 from varinf.diagnostics import DiagnosticWarning, diagnose_q
-from varinf.diagnostics.diagnose import shift_suspect
+from varinf.diagnostics.diagnosis import shift_suspect
 from varinf.models import LinearRegression, NormalNormal
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import types
 import warnings
 
 import pytest
@@ -14,13 +13,14 @@ import varinf
 from varinf.families import DiagPlusLowRankNormal, EqualMixture, FullRank, LowRank, MeanField, Preconditioned
 from varinf.families.preconditioned import TrilAffine
 from varinf.models import Latent, LinearRegression, Model, NormalNormal
-from varinf.optim import FitConfig, optimize
-from varinf.optim.auto import advi_reason
-from varinf.optim.bam import BaMState, bam_step
-from varinf.optim.bam_lowrank import LowRankState, run_bam_lowrank
-from varinf.optim.laplace import lbfgs_path
-from varinf.optim.pathfinder import approximate, inverse_hessian_factors, path_factors
-from varinf.optim.stationarity import ParameterStationarity, scores
+from varinf.optim import AutoOptions, optimize
+from varinf.optim.lbfgs import lbfgs_path
+from varinf.optim.methods import bam, bam_lowrank
+from varinf.optim.methods.auto import advi_reason
+from varinf.optim.methods.bam import BaMState
+from varinf.optim.methods.bam_lowrank import LowRankState
+from varinf.optim.methods.pathfinder import approximate, inverse_hessian_factors, path_factors
+from varinf.optim.stationarity import ParameterStationarity, Schedule, scores
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -46,7 +46,7 @@ def test_bam_reaches_the_exact_gaussian_posterior_within_30_iterations(make):
     score_fn = scores(model.log_density)
     errors = []
     for t in range(1, 31):
-        state, _ = bam_step(state, score_fn, B=256, lam=D * 256 / t)
+        state, _ = bam.step(state, score_fn, 256, D * 256 / t)
         errors.append(max((state.loc - mean).abs().max().item(), (state.cov - cov).abs().max().item()))
         if errors[-1] < 1e-3:
             break
@@ -73,7 +73,7 @@ def test_lowrank_bam_recovers_a_lowrank_plus_diagonal_gaussian():
     target = MultivariateNormal(mean, covariance_matrix=torch.diag(psi) + lam @ lam.T)
     model = Model([Latent("x", (D,))], lambda x: target.log_prob(x), name="lowrank_gaussian")
     state = LowRankState(torch.zeros(D), torch.ones(D), 0.1 * torch.randn(D, k, generator=g))
-    state, reason, converged = run_bam_lowrank(state, scores(model.log_density), B=64, max_iter=30, em_steps=50)
+    state, reason, converged = bam_lowrank.iterate(state, scores(model.log_density), 64, Schedule(30), em_steps=50)
     assert converged, reason
     torch.testing.assert_close(state.loc, mean, atol=1e-3, rtol=0)
     torch.testing.assert_close(torch.diag(state.psi) + state.lam @ state.lam.T, target.covariance_matrix,
@@ -215,9 +215,8 @@ def test_auto_routes_to_advi_for_advi_settings_and_minibatches():
     res = optimize(m, max_steps=200, lr=0.05, progress=False)
     assert res.route == ("advi",) and "lr=0.05" in res.route_reason and res.family_name == "meanfield"
     assert isinstance(res.family.base if isinstance(res.family, Preconditioned) else res.family, MeanField)
-    minibatch = types.SimpleNamespace(**{**vars(FitConfig()), "batch_size": 128})
-    assert "minibatch" in advi_reason("fullrank", None, minibatch)
-    assert advi_reason("fullrank", None, FitConfig()) == ""
+    assert "minibatch" in advi_reason("fullrank", None, AutoOptions().updated(batch_size=128))
+    assert advi_reason("fullrank", None, AutoOptions()) == ""
 
 
 def test_auto_summary_reports_psis_corrected_estimates():

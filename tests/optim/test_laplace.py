@@ -67,7 +67,7 @@ def test_extra_starts_find_the_higher_of_two_modes(float64):
 def test_lbfgs_path_takes_torch_lbfgs_iterates():
     # laplace._LBFGS transcribes torch.optim.LBFGS (strong Wolfe, one iteration per step) without building an
     # Optimizer (which imports torch._dynamo); the recorded path must be torch's, iterate for iterate
-    from varinf.optim.laplace import lbfgs_path
+    from varinf.optim.lbfgs import lbfgs_path
 
     A = torch.tensor([[3.0, 1.0, 0.0], [1.0, 2.0, 0.5], [0.0, 0.5, 1.0]], dtype=torch.float64)
 

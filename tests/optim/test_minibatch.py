@@ -10,8 +10,8 @@ import torch
 import varinf
 from varinf.models import LogisticRegression, NormalNormal
 from varinf.optim import FitConfig
+from varinf.optim.initialization import start
 from varinf.optim.minibatch import MinibatchLogDensity, laplace_start
-from varinf.optim.start import start
 
 pytestmark = pytest.mark.usefixtures("float64")
 

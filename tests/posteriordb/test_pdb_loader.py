@@ -12,7 +12,6 @@ import torch
 from varinf.posteriordb import (
     MODELS,
     ReferenceDraws,
-    build_model,
     compare_to_reference,
     list_posteriors,
     load_posterior,
@@ -130,4 +129,4 @@ def test_build_model_rejects_unknown_and_models_are_float64():
     assert model.y.dtype == torch.float64 and model.dim == 5
     assert model.reference_names == ["theta[1]", "theta[2]", "theta[3]", "mu", "tau"]
     with pytest.raises(FileNotFoundError, match="not a directory"):
-        build_model("no-such-posterior", "/nonexistent/posteriordb")
+        load_posterior("no-such-posterior", "/nonexistent/posteriordb").model()

@@ -231,7 +231,7 @@ def test_log_joint_matches_scipy_at_reference_draw(shared_data, name):
 
 @pytest.mark.parametrize("name", REFERENCE_POSTERIORS)
 def test_dimensions_batching_and_gradients(shared_data, name):
-    model = build_model(name, shared_data / "posteriordb")
+    model = load_posterior(name, shared_data / "posteriordb").model()
     ref = load_posterior(name, shared_data / "posteriordb").reference
     u = 0.1 * torch.randn(3, 2, model.dim, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     u.requires_grad_(True)
@@ -252,4 +252,4 @@ def test_list_posteriors_finds_exactly_the_implemented_references(shared_data):
     assert all((root / name / "reference_draws.npz").is_file() for name in with_reference)
     assert len(list_posteriors(root)) > len(REFERENCE_POSTERIORS)
     with pytest.raises(KeyError, match="not implemented"):
-        build_model("radon_mn-radon_pooled", root)
+        load_posterior("radon_mn-radon_pooled", root).model()

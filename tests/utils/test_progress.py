@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import varinf.utils.progress as progress_module
+import varinf.utils.progress_bars as progress_module
 from varinf.cli.main import main
-from varinf.utils.progress import is_enabled, progress, progress_scope, track
+from varinf.utils.progress_bars import is_enabled, progress, progress_scope, track
 
-# progress.py loaded on its own (stdlib + tqdm), so the subprocess starts in a fraction of a second
+# progress_bars.py loaded on its own (stdlib + tqdm), so the subprocess starts in a fraction of a second
 PHASES = f"""
 import importlib.util, time
 spec = importlib.util.spec_from_file_location("progress", {str(Path(progress_module.__file__))!r})

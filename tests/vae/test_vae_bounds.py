@@ -18,7 +18,7 @@ def trained(tmp_path_factory):
     cfg = VAEConfig(data_shape=(1, 4, 4), latents=(2,), hidden=((16,),))
     tc = TrainConfig(epochs=4, batch_size=16, lr_schedule="constant", lr=3e-3, valid_k=10, checkpoint_every_s=None)
     run = tmp_path_factory.mktemp("bounds")
-    result = train(run, cfg, tc, tiny_images(512), tiny_images(64, seed=1), progress=False, log=None)
+    result = train(run, cfg, tc, tiny_images(512), tiny_images(64, seed=1), progress=False)
     assert result.history[-1].elbo > result.history[0].elbo  # it learned something
     return result.vae
 

@@ -18,7 +18,7 @@ IMAGES, VALID = tiny_images(48), tiny_images(16, seed=1)
 
 
 def _run(path, config, resume=False, vae_config=CFG):
-    return train(path, vae_config, config, IMAGES, VALID, resume=resume, progress=False, log=None)
+    return train(path, vae_config, config, IMAGES, VALID, mode="resume" if resume else "new", progress=False)
 
 
 def _same(a, b):

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..models.errors import ModelError
+from ..errors import ModelError
 from ..models.foreign import AbstractEngine, ForeignModel, Variable
 
 __all__ = ["PyMCEngine", "from_pymc"]

@@ -4,15 +4,15 @@ Importing this package registers the Wishart and Normal-Wishart KL divergences w
 ``torch.distributions.kl_divergence``.
 """
 
+from .clustering import kmeans, kmeans_plus_plus
 from .counts import DocTermCounts
 from .expfam import AbstractConjugate, ConjugateDirichlet, ConjugateNormalWishart, NormalWishartStats
 from .gaussian_data import GaussianData
 from .gmm import BayesianGaussianMixture
-from .kl import expected_logdet, kl_normal_wishart, kl_wishart, mvdigamma
-from .kmeans import kmeans, kmeans_plus_plus
+from .kl import kl_normal_wishart, kl_wishart
 from .lda import LatentDirichletAllocation
 from .lda_estep import LDALocalResult, lda_e_step
-from .normal_wishart import NormalWishart, bartlett_sample, pack, unpack
+from .normal_wishart import NormalWishart, bartlett_sample, expected_logdet, mvdigamma, pack, unpack
 from .schedule import RobbinsMonro
 
 __all__ = [

@@ -169,22 +169,12 @@ class DocTermCounts:
         order, indptr = self._word_major
         return self._csr(indptr, self.doc[order], values[order], (self.n_words, self.n_docs)) @ right
 
-    def sampled_dot(self, left: Tensor, right_t: Tensor) -> Tensor:
-        """:math:`(L R)_{dw}` at the nonzeros only (``(nnz,)``); ``L`` ``(n_docs, K)``, ``R`` ``(K, n_words)``."""
-        pattern = self._csr(self.indptr, self.word, left.new_zeros(self.nnz), (self.n_docs, self.n_words))
-        return torch.sparse.sampled_addmm(pattern, left, right_t).values()
-
     @cached_property
     def _word_major(self) -> tuple[Tensor, Tensor]:
         order = torch.argsort(self.word, stable=True)
         indptr = torch.zeros(self.n_words + 1, dtype=torch.int64, device=self.word.device)
         indptr[1:] = torch.cumsum(torch.bincount(self.word, minlength=self.n_words), 0)
         return order, indptr
-
-    def doc_lengths(self) -> Tensor:
-        """``(n_docs,)`` tokens per document."""
-        out = torch.zeros(self.n_docs, dtype=self.count.dtype, device=self.count.device)
-        return out.index_add_(0, self.doc, self.count)
 
 
 def _triplets(x, name: str) -> tuple[Tensor, Tensor, Tensor, tuple[int, ...]]:

@@ -61,11 +61,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..optim import ConvergenceWarning
-from ..utils.progress import progress
+from ..errors import ConvergenceWarning
+from ..utils.progress_bars import progress
+from .clustering import kmeans, kmeans_plus_plus
 from .expfam import ConjugateDirichlet, ConjugateNormalWishart
 from .gaussian_data import GaussianData
-from .kmeans import kmeans, kmeans_plus_plus
 from .validation import as_data_matrix, check_positive, seed_generator
 
 __all__ = ["BayesianGaussianMixture"]

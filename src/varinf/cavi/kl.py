@@ -24,32 +24,14 @@ Example::
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 from torch.distributions import Wishart
 from torch.distributions.kl import register_kl
 
-from .normal_wishart import NormalWishart, broadcast_shapes
+from .normal_wishart import NormalWishart, broadcast_shapes, logdet_tril, mvdigamma
 
-__all__ = ["expected_logdet", "kl_normal_wishart", "kl_wishart", "mvdigamma"]
-
-
-def mvdigamma(a: Tensor, d: int) -> Tensor:
-    r"""Multivariate digamma :math:`\psi_D(a) = \sum_{i=0}^{D-1}\psi(a - i/2)` (derivative of ``torch.mvlgamma``)."""
-    offsets = torch.arange(d, dtype=a.dtype, device=a.device) / 2
-    return torch.digamma(a[..., None] - offsets).sum(-1)
-
-
-def _logdet_tril(scale_tril: Tensor) -> Tensor:
-    return 2 * scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
-
-
-def expected_logdet(df: Tensor, scale_tril: Tensor) -> Tensor:
-    r""":math:`\mathbb E_{\mathcal W(\Lambda|W,\nu)}\log|\Lambda| = \psi_D(\nu/2) + D\log 2 + \log|W|` (Bishop 10.65)."""
-    d = scale_tril.shape[-1]
-    return mvdigamma(df / 2, d) + d * math.log(2.0) + _logdet_tril(scale_tril)
+__all__ = ["kl_normal_wishart", "kl_wishart"]
 
 
 def kl_wishart(df_p: Tensor, tril_p: Tensor, df_q: Tensor, tril_q: Tensor) -> Tensor:
@@ -63,7 +45,7 @@ def kl_wishart(df_p: Tensor, tril_p: Tensor, df_q: Tensor, tril_q: Tensor) -> Te
         0.5 * (df_p - df_q) * mvdigamma(df_p / 2, d)
         - torch.mvlgamma(df_p / 2, d)
         + torch.mvlgamma(df_q / 2, d)
-        + 0.5 * df_q * (_logdet_tril(tril_q) - _logdet_tril(tril_p))
+        + 0.5 * df_q * (logdet_tril(tril_q) - logdet_tril(tril_p))
         + 0.5 * df_p * (trace - d)
     )
 

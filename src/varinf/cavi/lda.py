@@ -41,8 +41,9 @@ import warnings
 import torch
 from torch import Tensor
 
-from ..optim import ConvergenceWarning
-from ..utils.progress import progress
+from ..errors import ConvergenceWarning
+from ..utils.progress_bars import progress
+from ..utils.torch_private import standard_gamma
 from .counts import DocTermCounts
 from .expfam import ConjugateDirichlet
 from .lda_estep import SOLVERS, LDALocalResult, lda_e_step
@@ -163,7 +164,7 @@ class LatentDirichletAllocation:
         self.doc_topic_prior_ = float(self.doc_topic_prior if self.doc_topic_prior is not None else 1.0 / k)
         self.topic_word_prior_ = float(self.topic_word_prior if self.topic_word_prior is not None else 1.0 / k)
         # lambda ~ Gamma(100, 1/100) (Hoffman et al. 2010); torch's private sampler is the one taking a generator
-        lam = torch._standard_gamma(torch.full((k, v), 100.0, dtype=torch.float64), generator=gen) / 100.0
+        lam = standard_gamma(torch.full((k, v), 100.0, dtype=torch.float64), generator=gen) / 100.0
         self.components_ = lam.to(device=device, dtype=dtype)
         self.n_features_in_ = v
         self.n_batch_iter_ = 0

@@ -33,7 +33,9 @@ import torch
 from torch import Tensor
 from torch.distributions import Chi2, Distribution, MultivariateNormal, Wishart, constraints
 
-__all__ = ["NormalWishart", "bartlett_sample", "pack", "unpack"]
+from ..utils.torch_private import validates
+
+__all__ = ["NormalWishart", "bartlett_sample", "expected_logdet", "logdet_tril", "mvdigamma", "pack", "unpack"]
 
 
 def broadcast_shapes(*shapes) -> torch.Size:
@@ -69,6 +71,24 @@ def unpack(value: Tensor) -> tuple[Tensor, Tensor]:
     return value[..., 0, :], value[..., 1:, :]
 
 
+def mvdigamma(a: Tensor, d: int) -> Tensor:
+    r"""Multivariate digamma :math:`\psi_D(a) = \sum_{i=0}^{D-1}\psi(a - i/2)` (derivative of ``torch.mvlgamma``)."""
+    offsets = torch.arange(d, dtype=a.dtype, device=a.device) / 2
+    return torch.digamma(a[..., None] - offsets).sum(-1)
+
+
+def logdet_tril(scale_tril: Tensor) -> Tensor:
+    """:math:`\\log|LL^\top|` from the Cholesky factor ``L`` ``(..., D, D)``."""
+    return 2 * scale_tril.diagonal(dim1=-2, dim2=-1).log().sum(-1)
+
+
+def expected_logdet(df: Tensor, scale_tril: Tensor) -> Tensor:
+    r""":math:`\mathbb E_{\mathcal W(\Lambda|W,\nu)}\log|\Lambda| = \psi_D(\nu/2) + D\log 2 + \log|W|` (Bishop 10.65)."""
+    d = scale_tril.shape[-1]
+    return mvdigamma(df / 2, d) + d * math.log(2.0) + logdet_tril(scale_tril)
+
+
+
 class NormalWishart(Distribution):
     r"""Normal-Wishart :math:`\mathcal N(\mu \mid m, (\beta\Lambda)^{-1})\,\mathcal W(\Lambda \mid W, \nu)`.
 
@@ -98,7 +118,7 @@ class NormalWishart(Distribution):
         self.df = df.expand(batch)
         self.scale_tril = scale_tril.expand(*batch, d, d)
         super().__init__(batch_shape=batch, event_shape=torch.Size((d + 1, d)), validate_args=validate_args)
-        if self._validate_args and bool((self.df <= d - 1).any()):
+        if validates(self) and bool((self.df <= d - 1).any()):
             raise ValueError(f"df must exceed D - 1 = {d - 1}")
 
     @property
@@ -146,8 +166,6 @@ class NormalWishart(Distribution):
 
     def entropy(self) -> Tensor:
         # H = H[W] + E_W[H[N(m, (beta Lambda)^-1)]], with E log|Lambda| from the Wishart.
-        from .kl import expected_logdet
-
         d = self.dim
         e_logdet = expected_logdet(self.df, self.scale_tril)
         h_gauss = 0.5 * d * (1.0 + math.log(2 * math.pi)) - 0.5 * d * self.mean_precision.log() - 0.5 * e_logdet

@@ -29,7 +29,7 @@ LOSSLESS_IMAGES = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".qo
 
 
 def _progress(args: argparse.Namespace, what: str):
-    from ..utils.progress import progress
+    from ..utils.progress_bars import progress
 
     return progress(f"{args.prog}: {what}", unit="images", enabled=progress_of(args))
 
@@ -165,8 +165,7 @@ def _initial_codec(directory: str, prior: str, lambdas: tuple[float, ...] | None
     ``prior`` is ``mean-scale``, a mean-scale one an equivalent checkerboard model (with ``lambdas``' quality
     levels) when ``prior`` is ``checkerboard``."""
     from ..compression import load_codec
-    from ..compression.lossy.checkerboard import checkerboard_from_mean_scale
-    from ..compression.lossy.mean_scale import mean_scale_from_hyperprior
+    from ..compression.lossy.warm_starts import checkerboard_from_mean_scale, mean_scale_from_hyperprior
 
     codec = load_codec(input_folder(directory))
     if prior == "mean-scale" and codec.config.prior == "hyperprior":
@@ -238,35 +237,43 @@ def register(sub) -> None:
 
     p = sub.add_parser("codec", help="train or evaluate the learned image codec")
     csub = p.add_subparsers(dest="codec_command", metavar="ACTION", required=True)
+    from ..compression.lossy.model import CodecConfig
+    from ..compression.lossy.train import TrainConfig
+
+    cdef, tdef = CodecConfig(), TrainConfig()  # the defaults are the configs' own (threads: one, for the CLI)
     t = csub.add_parser("train", help="train a codec on random patches (resumes from the output folder's checkpoint)")
     add_output(t, "output folder (checkpoint, log, model); an unfinished run there is resumed", required=True)
     t.add_argument("--images", default=None, help="folder of training images (default: bundled sample pictures)")
     t.add_argument("--photos", action="store_true",
                    help="bundled pictures plus the registry photo sets of varinf.compression.lossy.photos")  # fmt: skip
-    t.add_argument("--prior", default="hyperprior", choices=["hyperprior", "mean-scale", "checkerboard", "factorized"],
-                   help="entropy model of the latents (default hyperprior)")  # fmt: skip
+    t.add_argument("--prior", default=cdef.prior, choices=["hyperprior", "mean-scale", "checkerboard", "factorized"],
+                   help=f"entropy model of the latents (default {cdef.prior})")  # fmt: skip
     t.add_argument("--init", default=None,
                    help="start a new run from this saved codec (its architecture; a scale hyperprior is "
                         "turned into an equivalent mean-scale model with --prior mean-scale, a mean-scale one "
                         "into an equivalent checkerboard model with --prior checkerboard)")  # fmt: skip
-    t.add_argument("--channels", type=integer(1), default=64, help="N, hidden channels")
-    t.add_argument("--latent-channels", type=integer(1), default=128, help="M, latent channels")
-    t.add_argument("--hyper-channels", type=integer(1), default=64, help="hyperprior channels (default 64)")
+    t.add_argument("--channels", type=integer(1), default=cdef.channels, help=f"N, hidden channels (default {cdef.channels})")
+    t.add_argument("--latent-channels", type=integer(1), default=cdef.latent_channels,
+                   help=f"M, latent channels (default {cdef.latent_channels})")  # fmt: skip
+    t.add_argument("--hyper-channels", type=integer(1), default=cdef.hyper_channels,
+                   help=f"hyperprior channels (default {cdef.hyper_channels})")  # fmt: skip
     t.add_argument("--lambdas", type=number(0, lo_open=True), nargs="+", default=None,
-                   help="one rate-distortion trade-off per quality level (default 0.0018 0.0035 0.0067 0.013 0.025 "
-                        "0.0483; with --init --prior checkerboard: new levels start from extrapolated gains)")  # fmt: skip
-    t.add_argument("--name", default="varinf-codec", help="name recorded in model.json (default varinf-codec)")
-    t.add_argument("--steps", type=integer(1), default=20_000, help="Adam steps in total (default 20000)")
-    t.add_argument("--batch-size", type=integer(1), default=8, help="patches per step (default 8)")
-    t.add_argument("--patch-size", type=integer(16), default=128, help="side of the square patches, pixels (default 128)")
-    t.add_argument("--lr", type=number(0, lo_open=True), default=3e-4, help="Adam step size (default 3e-4)")
+                   help=f"one rate-distortion trade-off per quality level (default {' '.join(f'{x:g}' for x in cdef.lambdas)}; "
+                        "with --init --prior checkerboard: new levels start from extrapolated gains)")  # fmt: skip
+    t.add_argument("--name", default=cdef.name, help=f"name recorded in model.json (default {cdef.name})")
+    t.add_argument("--steps", type=integer(1), default=tdef.steps, help=f"Adam steps in total (default {tdef.steps})")
+    t.add_argument("--batch-size", type=integer(1), default=tdef.batch_size,
+                   help=f"patches per step (default {tdef.batch_size})")  # fmt: skip
+    t.add_argument("--patch-size", type=integer(16), default=tdef.patch_size,
+                   help=f"side of the square patches, pixels (default {tdef.patch_size})")  # fmt: skip
+    t.add_argument("--lr", type=number(0, lo_open=True), default=tdef.lr, help=f"Adam step size (default {tdef.lr:g})")
     t.add_argument("--late-patch-size", type=integer(16), default=None,
                    help="patch size during the lr decay (batch cut to keep the pixels per step)")  # fmt: skip
     t.add_argument("--hours", type=number(0, lo_open=True), default=None,
                    help="training-time budget: the total steps (at most --steps) are re-planned from the measured "
                         "pace until the lr decay starts, so that the run ends within it")  # fmt: skip
-    t.add_argument("--warmup-steps", type=integer(0), default=0, help="linear lr warm-up steps")
-    t.add_argument("--decay-fraction", type=number(0, 1, hi_open=True), default=0.25,
+    t.add_argument("--warmup-steps", type=integer(0), default=tdef.warmup_steps, help="linear lr warm-up steps")
+    t.add_argument("--decay-fraction", type=number(0, 1, hi_open=True), default=tdef.decay_fraction,
                    help="final share of steps with a cosine lr decay")  # fmt: skip
     t.add_argument("--threads", type=integer(1), default=1, help="torch CPU threads (default 1)")
     t.add_argument("--entropy-only", action="store_true",

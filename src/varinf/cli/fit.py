@@ -7,11 +7,13 @@
     varinf fit my_model.py --json > result.json
     varinf fit model.stan --data data.json -o out/       # a Stan program, compiled once (cached)
 
-``-o DIR`` writes ``draws.nc`` (ArviZ netCDF: the ``--draws`` draws of q the diagnostics used and their log
-importance weights) when ArviZ is installed, else ``draws.safetensors`` (``posterior/<latent>`` and
-``sample_stats/<name>`` tensors), plus ``summary.txt`` (what is printed) and ``summary.json`` (what ``--json``
-prints). Draws are stored in float32 unless ``--dtype float64``; the pointwise groups (``log_likelihood``,
-``posterior_predictive``, ``observed_data``: draws x data rows each) only with ``--log-likelihood``.
+``-o DIR`` writes ``draws.nc`` (ArviZ netCDF: the ``--draws`` draws the diagnostics used and their log importance
+weights; the draws the summary's estimates come from: PSIS-resampled when it reports PSIS-corrected ones, else
+q's own) when ArviZ is installed, else ``draws.safetensors`` (``posterior/<latent>`` and ``sample_stats/<name>``
+tensors), plus ``summary.txt`` (what is printed) and ``summary.json`` (what ``--json`` prints). Draws are stored
+in float32 unless ``--dtype float64``; the pointwise groups (``log_likelihood``, ``posterior_predictive``,
+``observed_data``: draws x data rows each) only with ``--log-likelihood``. Every option of every method has a flag
+(``--num-draws``, ``--num-paths``, ``--rank``, ...; :mod:`.method_flags`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from pathlib import Path
 from ..diagnostics.evidence_result import METHOD_NAMES
 from ..families import FAMILIES, FAMILY_ALIASES, canonical_family
 from ..objectives import GRADIENTS
-from ..optim import METHODS
+from ..optim import METHODS, ADVIOptions
+from .method_flags import add_method_options, method_options
 from .options import (
     add_dtype,
     add_output,
@@ -42,6 +45,7 @@ from .options import (
 from .paths import check_output_folder, input_file, writing
 
 EVIDENCE = ("auto", *METHOD_NAMES)  # --evidence: the policy of varinf.fit(evidence=...)
+_ADVI = ADVIOptions()  # the defaults the help shows are ADVI's own
 MIN_DRAWS = 100  # varinf.diagnostics.diagnose_q refuses fewer (its Pareto-tail fit); --draws is checked up front
 
 __all__ = ["add_fit_options", "fit_options", "fit_record", "load_model", "register", "run_fit"]
@@ -199,14 +203,15 @@ def _draws_name() -> str:
 
 
 def _write_draws(result, tmp: Path, n: int, seed: int, *, dtype: str, pointwise: bool) -> None:
-    """``n`` draws of q with their log importance weights, to ``tmp``: netCDF with ArviZ, else safetensors.
+    """``n`` draws with their log importance weights, to ``tmp`` (netCDF with ArviZ, else safetensors): the draws
+    the summary's estimates come from (PSIS-resampled when it reports PSIS-corrected ones, else q's own).
 
     The draws are stored in ``dtype`` (float32 halves them; their precision stays far finer than their Monte
     Carlo error), the log weights in float64 (PSIS exponentiates them); ``pointwise`` adds the draws x rows
     groups (``--log-likelihood``)."""
     import numpy as np
 
-    from ..diagnostics import diagnose, to_inference_data
+    from ..diagnostics.export import export_draws, to_inference_data
 
     if _draws_name().endswith(".nc"):
 
@@ -223,14 +228,12 @@ def _write_draws(result, tmp: Path, n: int, seed: int, *, dtype: str, pointwise:
 
     from ..utils import write_safetensors
 
-    d = result.diagnostics
-    if d is None or d.num_draws != n:
-        d = diagnose(result, n, seed=seed, warn=False)
-    tensors = {
-        f"posterior/{k}": v.to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in d.draws.items()
-    }
-    tensors |= {"sample_stats/log_weight": d.psis.log_weights, "sample_stats/log_q": d.log_q}
-    meta = {"model": getattr(result.model, "name", "model"), "family": result.family_label, "khat": d.khat}
+    d, index, corrected = export_draws(result, n, seed)
+    tensors = {f"posterior/{k}": (v.to(getattr(torch, dtype)) if v.is_floating_point() else v)[index.to(v.device)]
+               for k, v in d.draws.items()}  # fmt: skip
+    tensors |= {"sample_stats/log_weight": d.psis.log_weights[index], "sample_stats/log_q": d.log_q[index]}
+    meta = {"model": getattr(result.model, "name", "model"), "family": result.family_label, "khat": d.khat,
+            "draws": "PSIS-resampled draws of q" if corrected else "draws of q"}  # fmt: skip
     write_safetensors(tmp, tensors, meta, format="varinf.draws/1")
 
 
@@ -269,8 +272,7 @@ def run_fit(args: argparse.Namespace) -> int:
     model = load_model(args.target, args.data, progress_of(args))
     # warnings (ConvergenceWarning, DiagnosticWarning, ...) reach stderr through main(), also under --quiet
     # --draws sets the diagnostics' draws too, so the k-hat, the PSIS-corrected table and -o all use them
-    result = fit(model, objective=objective, batch_size=args.batch_size, diagnose_draws=args.draws,
-                 **fit_options(args))  # fmt: skip
+    result = fit(model, objective=objective, diagnose_draws=args.draws, **fit_options(args))
     if getattr(model, "distributed", False) and not model.plate.world.is_main:
         return 0  # under torchrun: rank 0 reports and writes
     summary = result.summary(n=args.draws, seed=args.seed)
@@ -298,11 +300,16 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    metavar="|".join(["auto", *FAMILIES]),
                    help="variational family (auto: full rank up to 300 dims, low rank above; mean-field under "
                         "ADVI; aliases: " + ", ".join(sorted(FAMILY_ALIASES)) + ")")  # fmt: skip
-    p.add_argument("--max-steps", type=integer(1), default=10_000, help="cap on optimizer steps")
-    p.add_argument("--lr", type=choice("auto", also=number(0, lo_open=True)), default="auto",
-                   help="Adam step size (> 0) or 'auto'")  # fmt: skip
-    p.add_argument("--tol", type=number(0, lo_open=True), default=1e-3, help="relative ELBO change for convergence")
-    p.add_argument("--fixed", action="store_true", help="run exactly --max-steps (no convergence check)")
+    p.add_argument("--max-steps", type=integer(1), default=None,
+                   help=f"cap on iterations (every method; Pathfinder: L-BFGS iterations per path; default {_ADVI.max_steps})")  # fmt: skip
+    p.add_argument("--lr", type=choice("auto", also=number(0, lo_open=True)), default=None,
+                   help=f"ADVI: Adam step size (> 0) or 'auto' (default {_ADVI.lr}; a number makes --method auto run "
+                        "ADVI)")  # fmt: skip
+    p.add_argument("--tol", type=number(0, lo_open=True), default=None,
+                   help=f"ADVI: relative ELBO change for convergence (default {_ADVI.tol_rel_obj:g})")  # fmt: skip
+    p.add_argument("--fixed", action="store_true", help="ADVI: run exactly --max-steps (no convergence check)")
+    p.add_argument("--batch-size", type=integer(1), default=None,
+                   help="fit on minibatches of this many data rows (models with data; minibatch ADVI)")  # fmt: skip
     p.add_argument("--evidence", choices=EVIDENCE, default="auto",
                    help="log p(x) by importance sampling, upgraded to bridge sampling when that is unreliable (auto), "
                         "or always by is, bridge or ais (default auto)")  # fmt: skip
@@ -310,21 +317,31 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="model gradient evaluations the evidence may spend (default: the fit's own, at most 20000)")  # fmt: skip
     add_seed(p)
     add_dtype(p, None, note="the fit's arithmetic; varinf fit -o stores draws in float32 unless float64")
+    add_method_options(p)
 
 
 def fit_options(args: argparse.Namespace) -> dict:
-    """:func:`varinf.fit` keyword arguments from :func:`add_fit_options`' options."""
+    """:func:`varinf.fit` keyword arguments from :func:`add_fit_options`' options: the method's options only when
+    given (each method keeps its own defaults; one it does not take is refused with its name)."""
+    given = {
+        "max_steps": args.max_steps,
+        "lr": args.lr if args.lr in (None, "auto") else float(args.lr),
+        "tol_rel_obj": args.tol,
+        "batch_size": args.batch_size,
+    }
+    options = {k: v for k, v in given.items() if v is not None}
+    if args.fixed:
+        options["tol_rel_obj"] = None
     return {
         "family": "auto" if args.family == "auto" else canonical_family(args.family),
         "method": args.method,
-        "max_steps": args.max_steps,
-        "lr": args.lr if args.lr == "auto" else float(args.lr),
-        "tol_rel_obj": None if args.fixed else args.tol,
         "seed": args.seed,
         "dtype": dtype_of(args),
         "progress": progress_of(args),
         "evidence": args.evidence,
         "evidence_budget": args.evidence_budget,
+        **options,
+        **method_options(args),
     }
 
 
@@ -349,8 +366,6 @@ def register(sub) -> None:
     p.add_argument("--log-likelihood", action="store_true",
                    help="-o: also store the pointwise groups (log_likelihood for az.loo/az.waic, posterior_predictive, "
                         "observed_data): draws x data rows values each, e.g. 4000 x 2000 rows = 32 MB in float32")  # fmt: skip
-    p.add_argument("--batch-size", type=integer(1), default=None,
-                   help="fit on minibatches of this many data rows (models with data; minibatch ADVI)")  # fmt: skip
     add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ; float32 unless --dtype float64), "
                   "summary.txt, summary.json and fit.safetensors (varinf.load)")  # fmt: skip
     add_reporting(p)

@@ -113,7 +113,7 @@ def _warnings_on_stderr(prog: str):
     """Every Python warning a run raises (ConvergenceWarning, DiagnosticWarning, a library's or the user's
     model's), once per distinct text, as one line on stderr, above any progress bar; ``--quiet`` and
     ``--json`` never hide them."""
-    from ..utils.progress import write
+    from ..utils.progress_bars import write
 
     seen: set[tuple[type, str]] = set()
 
@@ -143,7 +143,7 @@ def _chatter(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ..utils.progress import progress_scope
+    from ..utils.progress_bars import progress_scope
 
     parser = build_parser()
     args = parser.parse_args(argv)

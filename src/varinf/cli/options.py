@@ -152,9 +152,9 @@ def dtype_of(args: argparse.Namespace):
 
 def progress_of(args: argparse.Namespace) -> bool:
     """``progress=`` for library calls: a bar only on a terminal (stderr), and never with ``--quiet``
-    (:mod:`varinf.utils.progress`; phases that take no flag follow the same rule through the command's
+    (:mod:`varinf.utils.progress_bars`; phases that take no flag follow the same rule through the command's
     ``progress_scope``)."""
-    from ..utils.progress import is_enabled
+    from ..utils.progress_bars import is_enabled
 
     return not args.quiet and is_enabled(None)
 

@@ -20,10 +20,13 @@ from ..objectives import GRADIENTS
 from ..vae.likelihoods import LIKELIHOODS
 from ..vae.networks import ACTIVATIONS
 from ..vae.schedule import SCHEDULES
+from ..vae.train_config import TrainConfig
 from .options import add_output, add_reporting, add_seed, emit, integer, number, progress_of
 from .paths import check_output_folder, input_folder
 
 __all__ = ["register"]
+
+_T = TrainConfig()  # the defaults of ``varinf vae train`` are the training config's own
 
 PLOTS = ("samples.png", "reconstructions.png", "latent_map.png", "history.png")
 
@@ -105,7 +108,7 @@ def _check_run_folder(args: argparse.Namespace) -> Path:
 
 @_with_threads
 def run_train(args: argparse.Namespace) -> int:
-    from ..vae import TrainConfig, VAEConfig
+    from ..vae import VAEConfig
     from ..vae.runs import train_run
 
     run = _check_run_folder(args)
@@ -141,7 +144,7 @@ def run_train(args: argparse.Namespace) -> int:
             batch_size=args.batch_size,
             lr=args.lr,
             lr_schedule=args.schedule,
-            epochs=10 if no_stop else args.epochs,
+            epochs=_T.epochs if no_stop else args.epochs,
             max_steps=args.max_steps,
             cpu_budget_s=args.cpu_budget,
             seed=args.seed,
@@ -220,27 +223,30 @@ def register(sub) -> None:
     t.add_argument("--prior", default=None, help="normal | vamp | flow")
     t.add_argument("--activation", default=None, choices=sorted(ACTIVATIONS),
                    help="hidden-layer nonlinearity (default: the preset's)")  # fmt: skip
-    t.add_argument("--objective", default="elbo", choices=["elbo", "iwae"], help="training bound (default elbo)")
-    t.add_argument("--k", type=integer(1), default=1, help="ELBO particles / IWAE samples")
-    t.add_argument("--gradient", default="reparam", choices=GRADIENTS,
-                   help="gradient estimator (default reparam; dreg needs --objective iwae)")  # fmt: skip
-    t.add_argument("--beta", type=number(0, lo_open=True), default=1.0, help="β-VAE weight on the rate")
-    t.add_argument("--kl-warmup", type=integer(0), default=0, help="steps of linear KL annealing")
-    t.add_argument("--free-bits", type=number(0), default=0.0, help="minimum nats per latent dimension")
-    t.add_argument("--batch-size", type=integer(1), default=20, help="images per step (default 20, as Burda et al.)")
-    t.add_argument("--lr", type=number(0, lo_open=True), default=1e-3, help="Adam step size (default 1e-3)")
-    t.add_argument("--schedule", default="burda", choices=SCHEDULES,
+    t.add_argument("--objective", default=_T.objective, choices=["elbo", "iwae"],
+                   help=f"training bound (default {_T.objective})")  # fmt: skip
+    t.add_argument("--k", type=integer(1), default=_T.k, help="ELBO particles / IWAE samples")
+    t.add_argument("--gradient", default=_T.gradient, choices=GRADIENTS,
+                   help=f"gradient estimator (default {_T.gradient}; dreg needs --objective iwae)")  # fmt: skip
+    t.add_argument("--beta", type=number(0, lo_open=True), default=_T.beta, help="β-VAE weight on the rate")
+    t.add_argument("--kl-warmup", type=integer(0), default=_T.kl_warmup_steps, help="steps of linear KL annealing")
+    t.add_argument("--free-bits", type=number(0), default=_T.free_bits, help="minimum nats per latent dimension")
+    t.add_argument("--batch-size", type=integer(1), default=_T.batch_size,
+                   help=f"images per step (default {_T.batch_size}, as Burda et al.)")  # fmt: skip
+    t.add_argument("--lr", type=number(0, lo_open=True), default=_T.lr, help=f"Adam step size (default {_T.lr:g})")
+    t.add_argument("--schedule", default=_T.lr_schedule, choices=SCHEDULES,
                    help="learning-rate schedule: burda (lr x 10^(-i/7) after 3^i more epochs), cosine (decay to 1%% "
-                        "over --epochs), constant (default burda)")  # fmt: skip
-    t.add_argument("--epochs", type=integer(1), default=None, help="stop after this many epochs (default 10)")
+                        f"over --epochs), constant (default {_T.lr_schedule})")  # fmt: skip
+    t.add_argument("--epochs", type=integer(1), default=None, help=f"stop after this many epochs (default {_T.epochs})")
     t.add_argument("--max-steps", type=integer(1), default=None, help="stop after this many steps in total")
     t.add_argument("--cpu-budget", type=_seconds, default=None,
                    help="stop after this much training CPU time (900, 15m, 3h)")  # fmt: skip
-    t.add_argument("--valid-every", type=integer(1), default=1, help="epochs between validations")
-    t.add_argument("--valid-k", type=integer(1), default=100,
-                   help="importance samples of the validation NLL bound (default 100)")  # fmt: skip
-    t.add_argument("--valid-size", type=integer(1), default=1000, help="validation images used (default 1000)")
-    t.add_argument("--checkpoint-every", type=number(0, lo_open=True), default=600.0,
+    t.add_argument("--valid-every", type=integer(1), default=_T.valid_every, help="epochs between validations")
+    t.add_argument("--valid-k", type=integer(1), default=_T.valid_k,
+                   help=f"importance samples of the validation NLL bound (default {_T.valid_k})")  # fmt: skip
+    t.add_argument("--valid-size", type=integer(1), default=_T.valid_size,
+                   help=f"validation images used (default {_T.valid_size})")  # fmt: skip
+    t.add_argument("--checkpoint-every", type=number(0, lo_open=True), default=_T.checkpoint_every_s,
                    help="seconds between mid-epoch checkpoints")  # fmt: skip
     t.add_argument("--resume", action="store_true", help="continue the run in the output folder (only stopping criteria may change)")
     add_seed(t)

@@ -3,15 +3,16 @@
 ArviZ (optional, ``pip install 'varinf[arviz]'``) is imported only in :mod:`.arviz_adapter`.
 """
 
-from .ais import ais
-from .bridge import bridge
-from .diagnose import Diagnostics, DiagnosticWarning, diagnose, diagnose_q
-from .evidence import evidence
+from ..errors import DiagnosticWarning
+from .annealed_importance import ais
+from .bridge_sampling import bridge
+from .diagnosis import Diagnostics, diagnose, diagnose_q
+from .evidence_policy import evidence
 from .evidence_result import LogEvidence
 from .export import from_inference_data, to_inference_data
 from .importance import ImportanceDraws, importance_draws, importance_log_evidence, log_evidence
 from .plots import flatten_draws, plot_elbo_trace, plot_marginals, save_figure
-from .psis import KHAT_GOOD, KHAT_MAX, PSISResult, khat_threshold, khat_verdict, psis
+from .psis_weights import KHAT_GOOD, KHAT_MAX, PSISResult, khat_threshold, khat_verdict, psis
 
 __all__ = [
     "KHAT_GOOD",

@@ -76,30 +76,24 @@ def _numpy(v: Tensor) -> np.ndarray:
 def inference_data_from_draws(
     draws: Mapping[str, Tensor],
     *,
-    log_weights: Tensor | None = None,
-    psis_log_weights: Tensor | None = None,
-    extra_stats: Mapping[str, Tensor] | None = None,
+    sample_stats: Mapping[str, Tensor] | None = None,
     attrs: Mapping[str, object] | None = None,
     chains: int = 1,
-    log_likelihood: Mapping[str, Tensor] | None = None,
-    posterior_predictive: Mapping[str, Tensor] | None = None,
-    observed_data: Mapping[str, Tensor] | None = None,
+    pointwise: Mapping[str, Mapping[str, Tensor] | None] | None = None,
     dims: Mapping[str, list[str]] | None = None,
     coords: Mapping[str, list] | None = None,
 ):
-    """Build an ``arviz.InferenceData`` from named constrained draws.
+    r"""Build an ``arviz.InferenceData`` from named constrained draws.
 
     Args:
         draws: ``{name: (S, *shape)}`` tensors (latents and any derived quantities).
-        log_weights: ``(S,)`` raw :math:`\\log p(x,z) - \\log q(z)` -> ``sample_stats.log_weight``.
-        psis_log_weights: ``(S,)`` Pareto-smoothed normalized log weights -> ``sample_stats.psis_log_weight``.
-        extra_stats: more ``(S,)`` per-draw statistics for ``sample_stats`` (e.g. ``log_q``).
+        sample_stats: ``{name: (S,)}`` per-draw statistics (``log_weight``: raw :math:`\log p(x,z) - \log q(z)`;
+            ``psis_log_weight``: Pareto-smoothed normalized log weights; ``log_q``).
         attrs: attributes stored on the posterior group (k-hat, family, model name, ...).
         chains: split the ``S`` draws (independent) into this many chains of ``S / chains`` (must divide ``S``).
-        log_likelihood: ``{name: (S, N)}`` pointwise log likelihood (``az.loo``, ``az.waic``).
-        posterior_predictive: ``{name: (S, N, ...)}`` replicated data.
-        observed_data: ``{name: (N, ...)}`` the data the replicated quantities replicate.
-
+        pointwise: the groups of a model with data: ``log_likelihood`` ``{name: (S, N)}`` (``az.loo``,
+            ``az.waic``), ``posterior_predictive`` ``{name: (S, N, ...)}`` (replicated data) and
+            ``observed_data`` ``{name: (N, ...)}`` (what they replicate); missing or None groups are left out.
         dims, coords: ArviZ's ``dims={name: [dimension, ...]}`` and ``coords={dimension: labels}`` (a model's
             :attr:`~varinf.models.Model.dims` and ``coords``).
 
@@ -118,14 +112,13 @@ def inference_data_from_draws(
     def per_chain(group):
         return {k: _numpy(v).reshape(chains, S // chains, *v.shape[1:]) for k, v in (group or {}).items()}
 
-    stats = {k: v for k, v in (("log_weight", log_weights), ("psis_log_weight", psis_log_weights)) if v is not None}
-    stats.update(extra_stats or {})
+    pointwise = pointwise or {}
     groups = {
         "posterior": per_chain(draws),
-        "sample_stats": per_chain(stats) or None,
-        "log_likelihood": per_chain(log_likelihood) or None,
-        "posterior_predictive": per_chain(posterior_predictive) or None,
-        "observed_data": {k: _numpy(v) for k, v in (observed_data or {}).items()} or None,
+        "sample_stats": per_chain(sample_stats) or None,
+        "log_likelihood": per_chain(pointwise.get("log_likelihood")) or None,
+        "posterior_predictive": per_chain(pointwise.get("posterior_predictive")) or None,
+        "observed_data": {k: _numpy(v) for k, v in (pointwise.get("observed_data") or {}).items()} or None,
     }
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "more chains than draws" does not apply to VI draws

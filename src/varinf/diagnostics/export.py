@@ -2,13 +2,15 @@
 
 Groups::
 
-    posterior             S draws of q, constrained and named as the model's latents, plus the model's
-                          derived quantities (eight schools' theta) and any ``quantities``; split into 4
-                          chains of independent draws (r-hat ~ 1, ESS ~ S by construction: ArviZ's
-                          convergence statistics are defined, and say nothing about q; k-hat does);
-                          attrs: k-hat, verdict, log evidence, ELBO, family, model, steps, converged
-    sample_stats          log_weight (raw log p(x,z) - log q(z), nats), psis_log_weight (smoothed,
-                          normalized), log_q
+    posterior             S draws, constrained and named as the model's latents, plus the model's derived
+                          quantities (eight schools' theta) and any ``quantities``: the fit's own draws of q, or,
+                          when the fit reports PSIS-corrected estimates (``result.psis_corrected``), those draws
+                          importance-resampled by their smoothed weights, so that ``az.summary`` agrees with
+                          ``result.summary()``; split into 4 chains of independent draws (r-hat ~ 1, ESS ~ S by
+                          construction: ArviZ's convergence statistics are defined, and say nothing about q;
+                          k-hat does); attrs: which draws, k-hat, verdict, log evidence, ELBO, family, model, steps
+    sample_stats          log_weight (raw log p(x,z) - log q(z), nats) and log_q of each draw; for q's own draws
+                          also psis_log_weight (smoothed, normalized: reweight any quantity with them)
     log_likelihood        models with data: log p(x_i | z_s), (chain, draw, N)  -> az.loo, az.waic
     posterior_predictive  models with ``simulate``: replicated data, (chain, draw, N, ...) -> az.plot_ppc
     observed_data         the data those replicate, (N, ...)
@@ -16,10 +18,9 @@ Groups::
 Foreign models (Stan, NumPyro, PyMC) carry their own ``dims`` and ``coords``; a Stan generated quantity named
 ``log_lik`` is also exported as the ``log_likelihood`` group (az.loo).
 
-The draws are the ones the diagnostics were computed on, so ``az.summary(idata)`` summarizes q and the
-weights let a user reweight (PSIS) any quantity. The pointwise groups hold ``S × N`` numbers; with
-``pointwise="auto"`` they are left out (with a warning) when that exceeds the model's ``max_memory``
-(pass fewer ``num_draws``). ``az.loo`` then treats q's draws as posterior draws: trust it when k-hat is good.
+The pointwise groups hold ``S × N`` numbers; with ``pointwise="auto"`` they are left out (with a warning) when
+that exceeds the model's ``max_memory`` (pass fewer ``num_draws``). ``az.loo`` treats the draws as posterior
+draws: trust it when k-hat is good.
 """
 
 from __future__ import annotations
@@ -27,14 +28,29 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 
+import torch
 from torch import Tensor
 
 from ..models.foreign import LOG_LIK
 from ..utils import seeded
 from .arviz_adapter import draws_from_inference_data, inference_data_from_draws
-from .diagnose import Diagnostics, diagnose
+from .diagnosis import Diagnostics, diagnose
 
-__all__ = ["from_inference_data", "to_inference_data"]
+__all__ = ["export_draws", "from_inference_data", "to_inference_data"]
+
+
+def export_draws(result, num_draws: int | None = None, seed: int | None = 0, corrected: bool | None = None):
+    """``(diagnostics, index, corrected)``: the diagnostics whose draws are exported (the fit's own when
+    ``num_draws`` is None or equal, else a fresh diagnosis), and the ``(S,)`` indices of the exported draws among
+    them: all of them in order (q's own), or a PSIS resample with replacement (``corrected``; default:
+    ``result.psis_corrected``)."""
+    d = result.diagnostics
+    if not isinstance(d, Diagnostics) or (num_draws is not None and num_draws != d.num_draws):
+        d = diagnose(result, num_draws or 4000, seed=seed, warn=False)
+    if corrected is None:
+        corrected = bool(result.report == "psis" and d.reliable)
+    index = d.resample_index(d.num_draws, seed) if corrected else torch.arange(d.num_draws)
+    return d, index, corrected
 
 
 def to_inference_data(
@@ -44,6 +60,7 @@ def to_inference_data(
     seed: int | None = 0,
     chains: int = 4,
     pointwise: bool | str = "auto",
+    corrected: bool | None = None,
 ):
     """Export a :class:`~varinf.optim.FitResult` as an ``arviz.InferenceData`` (needs ArviZ).
 
@@ -52,10 +69,12 @@ def to_inference_data(
         num_draws: draws of q (default: the diagnostics' draws, else 4000).
         quantities: optional ``f({latent: (S, *shape)}) -> {name: (S, *shape)}`` of derived quantities to
             add to the posterior group (Stan's transformed parameters).
-        seed: for fresh draws and the replicated data's noise.
+        seed: for fresh draws, the resampling and the replicated data's noise.
         chains: split the draws into this many chains (1 when it does not divide the number of draws).
         pointwise: add the ``log_likelihood``, ``posterior_predictive`` and ``observed_data`` groups (models
             with data): True, False, or ``"auto"`` (when ``S × N`` values fit in the model's ``max_memory``).
+        corrected: export PSIS-resampled draws (True) or q's own (False); default: what the summary reports
+            (``result.psis_corrected``).
 
     Example:
         >>> import torch, varinf, arviz as az
@@ -67,11 +86,9 @@ def to_inference_data(
         >>> sorted(idata.groups())
         ['log_likelihood', 'observed_data', 'posterior', 'posterior_predictive', 'sample_stats']
     """
-    d = result.diagnostics
-    if not isinstance(d, Diagnostics) or (num_draws is not None and num_draws != d.num_draws):
-        d = diagnose(result, num_draws or 4000, seed=seed, warn=False)
+    d, index, corrected = export_draws(result, num_draws, seed, corrected)
     model = result.model
-    latents = {lat.name: d.draws[lat.name] for lat in model.latents}
+    latents = {lat.name: d.draws[lat.name][index.to(d.draws[lat.name].device)] for lat in model.latents}
     draws = {**latents, **model.derived_quantities(latents)}
     if quantities is not None:
         extra = quantities(dict(draws))
@@ -79,39 +96,46 @@ def to_inference_data(
         if clash:
             raise ValueError(f"derived quantities {clash} have the same names as latents")
         draws.update(extra)
-    S = d.num_draws
+    stats = {"log_weight": d.psis.log_weights[index], "log_q": d.log_q[index.to(d.log_q.device)]}
+    if not corrected:
+        stats["psis_log_weight"] = d.psis.smoothed_log_weights
+    S = int(index.numel())
     groups = _pointwise(model, latents, S, pointwise, seed)
     if pointwise and LOG_LIK in draws and getattr(model, "engine", None) is not None:  # Stan's log_lik convention
         groups = {"log_likelihood": {LOG_LIK: draws[LOG_LIK].reshape(S, -1)}}
-    attrs = {
+    dims, coords = _labels(model, draws)
+    return inference_data_from_draws(
+        draws, sample_stats=stats, attrs=_attrs(result, d, corrected), pointwise=groups, dims=dims, coords=coords,
+        chains=chains if chains >= 1 and S % chains == 0 else 1,
+    )  # fmt: skip
+
+
+def _labels(model, draws: dict) -> tuple[dict | None, dict | None]:
+    """ArviZ's ``dims`` and ``coords`` of the exported quantities, from the model's own (foreign models)."""
+    dims = {k: list(v) for k, v in getattr(model, "dims", {}).items() if k in draws}
+    used = {name for v in dims.values() for name in v}
+    coords = {k: v for k, v in getattr(model, "coords", {}).items() if k in used}
+    return dims or None, coords or None
+
+
+def _attrs(result, d: Diagnostics, corrected: bool) -> dict:
+    ev = d.evidence
+    return {
         "model": getattr(result.model, "name", "model"),
         "family": result.family_label,
+        "draws": "PSIS-resampled draws of q" if corrected else "draws of q",
         "khat": d.khat,
         "khat_threshold": d.psis.threshold,
         "verdict": d.verdict,
         "psis_ess": d.ess,
-        "log_evidence": (d.evidence or d.log_evidence).estimate,
-        "log_evidence_se": (d.evidence or d.log_evidence).se,
-        "log_evidence_method": (d.evidence or d.log_evidence).method,
-        "log_evidence_reliable": bool((d.evidence or d.log_evidence).reliable),
+        "log_evidence": ev.estimate,
+        "log_evidence_se": ev.se,
+        "log_evidence_method": ev.method,
+        "log_evidence_reliable": bool(ev.reliable),
         "elbo": d.elbo,
         "num_steps": result.num_steps,
         "converged": bool(result.converged),
     }
-    dims = {k: list(v) for k, v in getattr(model, "dims", {}).items() if k in draws}
-    used = {name for v in dims.values() for name in v}
-    coords = {k: v for k, v in getattr(model, "coords", {}).items() if k in used}
-    return inference_data_from_draws(
-        draws,
-        dims=dims or None,
-        coords=coords or None,
-        log_weights=d.psis.log_weights,
-        psis_log_weights=d.psis.smoothed_log_weights,
-        extra_stats={"log_q": d.log_q},
-        attrs=attrs,
-        chains=chains if chains >= 1 and S % chains == 0 else 1,
-        **groups,
-    )
 
 
 def _pointwise(model, z: dict[str, Tensor], S: int, pointwise, seed) -> dict:

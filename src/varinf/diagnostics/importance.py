@@ -38,7 +38,7 @@ from torch.distributions import Distribution
 
 from ..utils import seeded
 from .evidence_result import LogEvidence
-from .psis import psis
+from .psis_weights import psis
 
 __all__ = ["KHAT_SE", "ImportanceDraws", "importance_draws", "importance_log_evidence", "log_evidence"]
 

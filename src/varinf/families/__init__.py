@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+
 from .amortized import AmortizedNormal
 from .base import AbstractFamily
 from .diag_normal import DiagNormal
-from .flow import Flow
-from .gaussian import FullRank, LowRank, MeanField
+from .flow import Flow, flow_option_names
+from .gaussian import DEFAULT_RANK, FullRank, LowRank, MeanField
 from .lowrank_update import DiagPlusLowRank, DiagPlusLowRankNormal
 from .mixture import EqualMixture, MixtureFamily
 from .preconditioned import Preconditioned
 
 __all__ = [
+    "DEFAULT_RANK",
     "FAMILIES",
     "FAMILY_ALIASES",
     "AbstractFamily",
@@ -27,7 +30,9 @@ __all__ = [
     "MixtureFamily",
     "Preconditioned",
     "canonical_family",
+    "check_family_options",
     "family_label",
+    "family_option_names",
     "make_family",
 ]
 
@@ -75,3 +80,32 @@ def make_family(name: str, dim: int, **kwargs) -> AbstractFamily:
     if name.lower() in ("nsf", "maf"):
         kwargs.setdefault("kind", name.lower())
     return FAMILIES[key](dim, **kwargs)
+
+
+def family_option_names(name: str) -> frozenset[str]:
+    """The keyword options a family built by name accepts (``rank`` for ``"lowrank"``; for ``"flow"`` also the
+    options zuko's flows pass on, such as ``passes`` or ``bins``): its constructor's parameters except ``dim``
+    and ``loc``, which the fitting method sets (and ``seed``, ``context`` and ``hidden_features``: the fit's seed,
+    no conditioning, ``hidden``)."""
+    key = canonical_family(name)
+    names = _parameters(FAMILIES[key].__init__)
+    if key == "flow":
+        names |= flow_option_names()
+    return frozenset(names - {"dim", "loc", "seed", "context", "hidden_features"})
+
+
+def _parameters(fn) -> set[str]:
+    return {p.name for p in inspect.signature(fn).parameters.values()
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name != "self"}  # fmt: skip
+
+
+def check_family_options(name: str, dim: int, options: dict) -> None:
+    """One-line errors for family option values that cannot work, before any model evaluation: a low-rank
+    ``rank`` outside ``[1, dim]``, an unknown flow ``kind``."""
+    key = canonical_family(name)
+    rank = options.get("rank")
+    if key == "lowrank" and rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)
+                                                  or not 1 <= rank <= dim):  # fmt: skip
+        raise ValueError(f"rank must be an integer between 1 and dim={dim}, got {rank!r}")
+    if key == "flow" and options.get("kind", "nsf") not in ("nsf", "maf"):
+        raise ValueError(f"unknown flow kind {options['kind']!r}; use 'nsf' or 'maf'")

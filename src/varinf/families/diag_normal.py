@@ -71,9 +71,6 @@ class DiagNormal(Distribution):
     def entropy(self) -> Tensor:
         return self.log_scale.sum(-1) + self.loc.shape[-1] * (0.5 + _HALF_LOG_2PI)
 
-    def to_independent(self) -> Independent:
-        return Independent(Normal(self.loc, self.scale), 1)
-
 
 def _kl_diag(m1, l1, m2, l2) -> Tensor:
     # KL(N(m1, s1^2) || N(m2, s2^2)) summed over the event dim, with l = log s

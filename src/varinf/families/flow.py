@@ -13,7 +13,7 @@ from torch.distributions import AffineTransform, Distribution, TransformedDistri
 
 from .base import AbstractFamily
 
-__all__ = ["Flow"]
+__all__ = ["Flow", "flow_option_names"]
 
 
 def _zuko():
@@ -22,6 +22,21 @@ def _zuko():
     except ImportError as e:  # pragma: no cover - exercised only without the extra
         raise ImportError("the flow family needs zuko: pip install 'varinf[flows]'") from e
     return zuko
+
+
+def flow_option_names() -> set[str]:
+    """The keyword options zuko's NSF/MAF flows take beyond :class:`Flow`'s own (``bins``, ``passes``,
+    ``randperm``, ``activation``, ...), read from their signatures."""
+    import inspect
+
+    zuko = _zuko()
+    names: set[str] = set()
+    for fn in (zuko.flows.NSF.__init__, zuko.flows.MAF.__init__, zuko.flows.MaskedAutoregressiveTransform.__init__,
+               zuko.nn.MLP.__init__):  # fmt: skip
+        names |= {p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}  # fmt: skip
+    return names - {"self", "features", "in_features", "out_features", "context", "univariate", "shapes", "order",
+                    "adjacency"}  # fmt: skip
 
 
 class Flow(AbstractFamily):

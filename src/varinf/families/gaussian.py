@@ -13,12 +13,13 @@ import torch
 from torch import Tensor, nn
 from torch.distributions import Distribution, LowRankMultivariateNormal, MultivariateNormal
 
+from ..utils.torch_private import scale_tril_of, set_scale_tril
 from .base import AbstractFamily
 from .diag_normal import DiagNormal
 
 __all__ = ["DEFAULT_RANK", "FullRank", "LowRank", "MeanField", "TrilNormal"]
 
-DEFAULT_RANK = 2  # LowRank's rank when none is given (capped at the dimension)
+DEFAULT_RANK = 5  # rank of a low-rank Gaussian when none is asked for (capped at the dimension)
 
 
 def _init_loc(dim: int, loc: Tensor | None) -> Tensor:
@@ -57,15 +58,15 @@ class TrilNormal(MultivariateNormal):
 
     def __init__(self, loc: Tensor, scale_tril: Tensor, log_diag: Tensor):
         self.loc = loc
-        self._unbroadcasted_scale_tril = scale_tril
+        set_scale_tril(self, scale_tril)
         self.log_diag = log_diag
         Distribution.__init__(self, torch.Size(), loc.shape[-1:], validate_args=False)
 
     def rsample(self, sample_shape=torch.Size()) -> Tensor:
         eps = torch.randn((*sample_shape, self.loc.shape[-1]), dtype=self.loc.dtype, device=self.loc.device)
         if eps.dim() == 2:
-            return torch.addmm(self.loc, eps, self._unbroadcasted_scale_tril.mT)
-        return self.loc + eps @ self._unbroadcasted_scale_tril.mT
+            return torch.addmm(self.loc, eps, scale_tril_of(self).mT)
+        return self.loc + eps @ scale_tril_of(self).mT
 
     def entropy(self) -> Tensor:
         return self.log_diag.sum(-1) + self.loc.shape[-1] * (0.5 + 0.5 * math.log(2 * math.pi))
@@ -93,15 +94,15 @@ class LowRank(AbstractFamily):
     r""":math:`q(z) = N(z; m, WW^\top + \mathrm{diag}(d))`, :math:`W \in \mathbb{R}^{D\times r}`.
 
     Between mean-field (:math:`r=0`) and full-rank in cost: :math:`O(Dr)` parameters and
-    :math:`O(Dr^2)` per log density. ``rank`` defaults to :data:`DEFAULT_RANK` (at most ``dim``).
+    :math:`O(Dr^2)` per log density. ``rank`` defaults to ``min(DEFAULT_RANK, dim)`` (the one default of every
+    method that fits a low-rank Gaussian).
     """
 
     def __init__(self, dim: int, rank: int | None = None, loc: Tensor | None = None, init_scale: float = 0.1,
                  seed: int = 0):  # fmt: skip
         super().__init__()
-        if rank is None:  # the default: 2, or fewer when the space has fewer dimensions
-            rank = min(DEFAULT_RANK, dim)
-        if not 1 <= rank <= dim:
+        rank = min(DEFAULT_RANK, dim) if rank is None else rank
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 1 <= rank <= dim:
             raise ValueError(f"rank must be between 1 and dim={dim}, got {rank}")
         self.dim, self.rank = int(dim), int(rank)
         g = torch.Generator().manual_seed(seed)

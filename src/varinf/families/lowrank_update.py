@@ -24,7 +24,7 @@ import math
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, MultivariateNormal, constraints
+from torch.distributions import Distribution, constraints
 
 from .base import AbstractFamily
 
@@ -88,9 +88,6 @@ class DiagPlusLowRankNormal(Distribution):
 
     def log_det(self) -> Tensor:
         return self.alpha.log().sum() + 2 * self.L.diagonal().log().sum()
-
-    def to_dense(self) -> MultivariateNormal:
-        return MultivariateNormal(self.loc, covariance_matrix=self.covariance_matrix, validate_args=False)
 
     # ------------------------------------------------------------------ draws and densities
     def _scale(self, u: Tensor) -> Tensor:

@@ -25,6 +25,7 @@ from torch.distributions import (
     constraints,
 )
 
+from ..utils.torch_private import scale_tril_of
 from .base import AbstractFamily
 from .diag_normal import DiagNormal
 from .gaussian import TrilNormal
@@ -71,7 +72,7 @@ class Preconditioned(AbstractFamily):
                 return MultivariateNormal(s + A * q.loc, scale_tril=A[:, None] * q.scale_tril, validate_args=False)
             return AffinePushforward(q, AffineTransform(s, A, event_dim=1), self.log_scale_sum)
         if isinstance(q, TrilNormal):  # the triangular product keeps log-diagonals additive
-            return TrilNormal(torch.addmv(s, A, q.loc), A @ q._unbroadcasted_scale_tril, q.log_diag + self.log_scale)
+            return TrilNormal(torch.addmv(s, A, q.loc), A @ scale_tril_of(q), q.log_diag + self.log_scale)
         if isinstance(q, MultivariateNormal):
             return MultivariateNormal(s + q.loc @ A.T, scale_tril=A @ q.scale_tril, validate_args=False)
         return AffinePushforward(q, TrilAffine(s, A), self.log_scale_sum)

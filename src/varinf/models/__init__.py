@@ -1,7 +1,7 @@
 """Explicit models: named latents with supports, and a log joint (see README.md here)."""
 
+from ..errors import ModelError
 from .constraints import OrderedTransform, as_constraint, ordered_vector, positive_ordered_vector
-from .errors import ModelError
 from .examples import (
     EXAMPLES,
     EightSchools,

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .errors import ModelError
+from ..errors import ModelError
 from .latent import Latent
 from .model import Model
 

@@ -25,8 +25,10 @@ from torch.distributions import biject_to
 from torch.distributions.transforms import AffineTransform, ComposeTransform, IndependentTransform, Transform
 
 from ..distributed import World
+from ..errors import ModelError
+from ..utils.torch_private import default_validate_args, tree_map
+from .check import check_model, likelihood_shape_message
 from .chunking import DEFAULT_MAX_MEMORY, reduced_sum, rows_per_chunk
-from .errors import ModelError
 from .latent import Latent
 from .plate import Plate
 
@@ -110,7 +112,7 @@ def distribution_validation(enabled: bool):
     validation of every Distribution built inside a user's log density costs more ops than the arithmetic
     (eight schools: about 340 tensor ops per step with it). Code mapped over draws by ``torch.func.vmap``
     must run with it off (validation branches on tensor values, which vmap cannot batch)."""
-    old = torch.distributions.Distribution._validate_args
+    old = default_validate_args()
     torch.distributions.Distribution.set_default_validate_args(enabled)
     try:
         yield
@@ -297,7 +299,7 @@ class Model(nn.Module):
                 )
             else:
                 out = torch.func.vmap(lambda d: fn(**d), randomness=randomness)(flat)
-        return torch.utils._pytree.tree_map(lambda o: o.reshape((*S, *o.shape[1:])), out)
+        return tree_map(lambda o: o.reshape((*S, *o.shape[1:])), out)
 
     # ------------------------------------------------------------------ sums over the plate
     def likelihood_sum(
@@ -323,7 +325,7 @@ class Model(nn.Module):
             ll = self.log_likelihood(chunk, **dict(zip(names, values)))
             b = int(next(iter(chunk.values())).shape[0])
             if tuple(ll.shape) != (*S, b):
-                raise ModelError(_lik_shape_message(self.name, tuple(ll.shape), tuple(S), b, self._vectorized))
+                raise ModelError(likelihood_shape_message(self.name, tuple(ll.shape), tuple(S), b, self._vectorized))
             return ll.sum(-1)
 
         world = self.plate.world if across_processes else World()
@@ -451,142 +453,8 @@ class Model(nn.Module):
     def check(self, u: Tensor | None = None) -> None:
         """Evaluate the model at ``u`` (default: zeros, plus a second random point) and raise a
         :class:`ModelError` naming the latent, function or data row when a value is not finite or a function
-        returns the wrong shape."""
-        p = self._float()
-        dtype = p.dtype if p is not None else torch.get_default_dtype()
-        if u is None:
-            g = torch.Generator().manual_seed(0)
-            u = torch.stack([torch.zeros(self.dim), torch.rand(self.dim, generator=g) * 2 - 1]).to(dtype)
-        u = u.detach().reshape(-1, self.dim).clone().requires_grad_(True)
-        z, ladj = self.constrain(u)
-        for zv in z.values():
-            zv.retain_grad()
-        if self.has_plate:
-            self._check_plate({k: v.detach() for k, v in z.items()}, u.shape[0])
-        what = "log_prior + log_likelihood" if self.has_plate else "log_joint"
-        try:
-            lj = self.log_joint(**z)
-        except ModelError:
-            raise
-        except Exception as e:  # the user's code failed: say where, keep the original traceback
-            shapes = {k: tuple(v.shape) for k, v in z.items()}
-            raise ModelError(
-                f"{self.name}: {what} raised {type(e).__name__}: {e}\n  called with latents of shapes "
-                f"{shapes} (a leading sample dimension of {u.shape[0]} draws, then each latent's shape)"
-            ) from e
-        if not isinstance(lj, Tensor):
-            raise ModelError(f"{self.name}: log_joint must return a torch.Tensor, got {type(lj).__name__}")
-        if not lj.is_floating_point():  # int64 cannot carry a gradient; complex is not a log density
-            raise ModelError(
-                f"{self.name}: log_joint returned a {lj.dtype} tensor; it must be real floating point "
-                f"(the latents' dtype, {u.dtype}): compute it with float operations"
-                + (", and return its real part" if lj.is_complex() else "")
-            )
-        if lj.shape != u.shape[:-1]:
-            hint = (
-                " It looks like it sums over the sample dimension too: reduce only the data and latent dimensions."
-                if lj.dim() == 0
-                else " Sum over the data dimension(s) so each draw gives one number."
-            )
-            raise ModelError(
-                f"{self.name}: log_joint returned shape {tuple(lj.shape)} for a batch of {u.shape[0]} draws; "
-                f"expected {tuple(u.shape[:-1])}.{hint} (Or pass vectorized=False.)"
-            )
-        total = lj + ladj
-        if torch.isfinite(total).all():
-            return
-        bad_row = int((~torch.isfinite(total)).nonzero()[0, 0])
-        if self.has_plate:
-            self._explain_non_finite({k: v[bad_row : bad_row + 1].detach() for k, v in z.items()})
-        total[bad_row].backward() if total[bad_row].requires_grad and torch.isnan(total[bad_row]) else None
-        culprits = []
-        for b in self._blocks:
-            v = z[b.latent.name]
-            grad = v.grad
-            if grad is not None and not torch.isfinite(grad[bad_row]).all():
-                culprits.append(b.latent)
-        values = {k: v[bad_row].detach() for k, v in z.items()}
-
-        def fmt(lat):
-            return f"{lat.name!r} (support {lat.support!r}, value {_short(values[lat.name])})"
-
-        where = (
-            "the gradient is not finite with respect to " + ", ".join(fmt(c) for c in culprits)
-            if culprits
-            else "latent values: " + ", ".join(fmt(b.latent) for b in self._blocks)
-        )
-        raise ModelError(
-            f"{self.name}: log joint is {total[bad_row].item()} at an initial point; {where}. Check that each "
-            "latent's declared support matches how the log joint uses it (e.g. a scale needs support='positive'), "
-            "and that the data have no NaN."
-        )
-
-    def _check_plate(self, z: dict[str, Tensor], S: int) -> None:
-        """Shapes of ``log_prior`` and ``log_likelihood`` on the first rows, with errors naming the function."""
-        shapes = {k: tuple(v.shape[1:]) for k, v in z.items()}
-        try:
-            lp = self.log_prior(**z)
-        except Exception as e:
-            raise ModelError(f"{self.name}: log_prior raised {type(e).__name__}: {e} (latents of shapes {shapes}"
-                             f"{'' if self._vectorized else ', one draw at a time'})") from e  # fmt: skip
-        if not isinstance(lp, Tensor) or tuple(lp.shape) != (S,):
-            got = tuple(lp.shape) if isinstance(lp, Tensor) else type(lp).__name__
-            per = (
-                f"shape {got[1:]} per draw" if self._vectorized is False and isinstance(got, tuple) else f"shape {got}"
-            )
-            raise ModelError(
-                f"{self.name}: log_prior returned {per} for {S} draws; expected one number per draw "
-                f"({'a scalar from one-draw code' if not self._vectorized else f'shape ({S},)'}): sum over the "
-                "latents' own dimensions"
-            )
-        b = min(self.plate.size, 4)
-        rows = self.plate.rows(slice(0, b))
-        row_shapes = {k: tuple(v.shape) for k, v in rows.items()}
-        if not self._vectorized and self._lik_fn is not None:
-            one = {k: v[0] for k, v in z.items()}
-            try:
-                ll = self._lik_fn(**one, data=rows)
-            except Exception as e:
-                raise ModelError(
-                    f"{self.name}: log_likelihood raised {type(e).__name__}: {e} (called for one draw, latents of "
-                    f"shapes {shapes}, with data rows {row_shapes})"
-                ) from e
-            if not isinstance(ll, Tensor) or tuple(ll.shape) != (b,):
-                got = tuple(ll.shape) if isinstance(ll, Tensor) else type(ll).__name__
-                raise ModelError(_lik_shape_message(self.name, got, (), b, False))
-        try:
-            ll = self.log_likelihood(rows, **z)
-        except Exception as e:
-            raise ModelError(f"{self.name}: log_likelihood raised {type(e).__name__}: {e} (latents of shapes "
-                             f"{ {k: tuple(v.shape) for k, v in z.items()} }, data rows {row_shapes})") from e  # fmt: skip
-        if not isinstance(ll, Tensor) or tuple(ll.shape) != (S, b):
-            got = tuple(ll.shape) if isinstance(ll, Tensor) else type(ll).__name__
-            raise ModelError(_lik_shape_message(self.name, got, (S,), b, self._vectorized))
-
-    def _explain_non_finite(self, z: dict[str, Tensor]) -> None:
-        """For one non-finite draw: blame the prior, or the first data row whose likelihood is not finite."""
-        with torch.no_grad():
-            lp = self.log_prior(**z)
-            if not torch.isfinite(lp).all():
-                raise ModelError(
-                    f"{self.name}: log_prior is {lp.item()} at an initial point ("
-                    + ", ".join(f"{k}={_short(v[0])}" for k, v in z.items())
-                    + "); check that each latent's declared support matches how the prior uses it"
-                )
-            per = rows_per_chunk(1, 8, self.max_memory)
-            for start in range(0, self.plate.size, per):
-                rows = self.plate.rows(slice(start, start + per))
-                ll = self.log_likelihood(rows, **z)[0]
-                bad = (~torch.isfinite(ll)).nonzero()
-                if len(bad):
-                    i = int(bad[0, 0])
-                    shown = ", ".join(f"{k}={_short(v[i])}" for k, v in rows.items())
-                    raise ModelError(
-                        f"{self.name}: log_likelihood is {ll[i].item()} at data row {self.plate.offset + start + i} "
-                        f"({shown}) at an initial point ("
-                        + ", ".join(f"{k}={_short(v[0])}" for k, v in z.items())
-                        + "); check the data against the likelihood's support and the latents' supports"
-                    )
+        returns the wrong shape (:func:`.check.check_model`)."""
+        check_model(self, u)
 
     def converted(self, device=None, dtype=None) -> Model:
         """The model on ``device`` with floating buffers (the data) in ``dtype``: ``self`` when nothing needs
@@ -625,23 +493,3 @@ def _tree_copy(module: nn.Module) -> nn.Module:
 
 def _overrides(model: Model, method: str) -> bool:
     return getattr(type(model), method) is not getattr(Model, method)
-
-
-def _lik_shape_message(name: str, got, S: tuple, b: int, vectorized: bool) -> str:
-    want = (*S, b)
-    how = f"{'(*S, B)' if vectorized else '(B,) for one draw'}"
-    hint = (
-        " It sums over the observations: return one value per row instead (varinf sums, scales and subsamples)."
-        if got in ((), S)
-        else ""
-    )
-    return (
-        f"{name}: log_likelihood returned shape {got} for {f'{S[0]} draws and ' if S else ''}a batch of {b} rows; "
-        f"expected {want}, i.e. {how}.{hint}"
-    )
-
-
-def _short(v: Tensor) -> str:
-    flat = v.flatten()
-    s = ", ".join(f"{x:.3g}" for x in flat[:4].tolist())
-    return f"[{s}{', ...' if flat.numel() > 4 else ''}]" if v.dim() else f"{v.item():.3g}"

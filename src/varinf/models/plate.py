@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..distributed import World, all_reduce_sum, world
-from .errors import ModelError
+from ..errors import ModelError
 
 __all__ = ["Plate"]
 

@@ -30,7 +30,8 @@ from torch import Tensor
 from ..distributed import all_reduce_sum
 from .chunking import rows_per_chunk
 
-__all__ = ["EXACT_ROWS", "MAX_DIM", "SUBSAMPLE_ROWS", "EstimatedModel", "SubsampledLogDensity", "for_draws"]
+__all__ = ["EXACT_ROWS", "MAX_DIM", "SUBSAMPLE_ROWS", "EstimatedModel", "SubsampledLogDensity", "for_draws",
+           "is_estimated"]  # fmt: skip
 
 EXACT_ROWS = 50_000  # at most this many rows: evaluate exactly
 SUBSAMPLE_ROWS = 20_000
@@ -157,12 +158,16 @@ class EstimatedModel:
         )
 
 
+def is_estimated(model, rows: int = SUBSAMPLE_ROWS) -> bool:
+    """Whether :func:`for_draws` estimates ``model``'s log density from a subsample: a model with more than
+    ``EXACT_ROWS`` data rows and at most ``MAX_DIM`` unconstrained dimensions."""
+    return getattr(model, "has_plate", False) and model.num_rows > max(EXACT_ROWS, rows) and model.dim <= MAX_DIM
+
+
 def for_draws(model, anchor: Tensor | None, rows: int = SUBSAMPLE_ROWS):
     """``model`` itself when its log density is cheap enough to evaluate exactly for thousands of draws
     (no data, at most ``EXACT_ROWS`` rows, or more than ``MAX_DIM`` unconstrained dimensions), else an
     :class:`EstimatedModel` around ``anchor`` (q's mean in unconstrained space)."""
-    if anchor is None or not getattr(model, "has_plate", False):
-        return model
-    if model.num_rows <= max(EXACT_ROWS, rows) or model.dim > MAX_DIM:
+    if anchor is None or not is_estimated(model, rows):
         return model
     return EstimatedModel(model, SubsampledLogDensity(model, anchor, rows))

@@ -2,7 +2,8 @@
 
 from .baselines import EMABaseline, leave_one_out
 from .bounds import ELBO, IWAE, Renyi
+from .control_variate import ControlVariateELBO
 from .draws import GRADIENTS, draw
 from .estimate import BoundEstimate
 
-__all__ = ["ELBO", "GRADIENTS", "IWAE", "BoundEstimate", "EMABaseline", "Renyi", "draw", "leave_one_out"]
+__all__ = ["ELBO", "GRADIENTS", "IWAE", "BoundEstimate", "ControlVariateELBO", "EMABaseline", "Renyi", "draw", "leave_one_out"]

@@ -13,6 +13,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..utils.torch_private import (
+    HAVE_FUSED_ADAM,
+    foreach_add_,
+    foreach_addcdiv_,
+    foreach_addcmul_,
+    foreach_div,
+    foreach_lerp_,
+    foreach_mul_,
+    foreach_sqrt,
+    fused_adam_,
+)
+
 __all__ = ["LeanAdam"]
 
 
@@ -32,7 +44,7 @@ class LeanAdam:
         self._counts = list(counts.values())
         self._one = self._counts[0].new_ones(()) if len(self._counts) == 1 else None
         self.t = 0
-        self._fused = hasattr(torch, "_fused_adam_") and all(
+        self._fused = HAVE_FUSED_ADAM and all(
             p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in self.params
         )
 
@@ -52,8 +64,8 @@ class LeanAdam:
             if self._one is not None:
                 self._counts[0].add_(self._one)
             else:
-                torch._foreach_add_(self._counts, 1)
-            torch._fused_adam_(
+                foreach_add_(self._counts, 1)
+            fused_adam_(
                 params, grads, self.exp_avgs, self.exp_avg_sqs, [], self.steps,
                 lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
                 amsgrad=False, maximize=False, grad_scale=None, found_inf=None,
@@ -66,7 +78,7 @@ class LeanAdam:
         if not idx:
             return
         self.t += 1
-        torch._foreach_add_(self._counts, 1)  # (one count for all parameters: the fused path reads it)
+        foreach_add_(self._counts, 1)  # (one count for all parameters: the fused path reads it)
         self._update(
             [self.params[i] for i in idx],
             [self.params[i].grad for i in idx],
@@ -76,10 +88,10 @@ class LeanAdam:
 
     def _update(self, params, grads, m, v) -> None:
         b1, b2 = self.betas
-        torch._foreach_lerp_(m, grads, 1 - b1)
-        torch._foreach_mul_(v, b2)
-        torch._foreach_addcmul_(v, grads, grads, 1 - b2)
+        foreach_lerp_(m, grads, 1 - b1)
+        foreach_mul_(v, b2)
+        foreach_addcmul_(v, grads, grads, 1 - b2)
         bc1, bc2 = 1 - b1**self.t, 1 - b2**self.t
-        denom = torch._foreach_sqrt(torch._foreach_div(v, bc2))
-        torch._foreach_add_(denom, self.eps)
-        torch._foreach_addcdiv_(params, m, denom, -self.lr / bc1)
+        denom = foreach_sqrt(foreach_div(v, bc2))
+        foreach_add_(denom, self.eps)
+        foreach_addcdiv_(params, m, denom, -self.lr / bc1)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..utils.torch_private import foreach_lerp_
+
 __all__ = ["IterateAverage"]
 
 
@@ -24,7 +26,7 @@ class IterateAverage:
     @torch.no_grad()
     def update(self) -> None:
         self.count += 1
-        torch._foreach_lerp_(self.avg, [p.detach() for p in self.params], 1.0 / self.count)
+        foreach_lerp_(self.avg, [p.detach() for p in self.params], 1.0 / self.count)
 
     @torch.no_grad()
     def apply(self) -> None:

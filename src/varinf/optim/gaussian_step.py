@@ -12,9 +12,9 @@ reparameterization gradient of :math:`\mathcal L = E[\log p(z)] + H[q]` needs on
 and with ``gradient="stl"`` (sticking the landing, Roeder et al. 2017) :math:`A^\top g` is replaced by
 :math:`A^\top g - \nabla_w \log q_w(w)` and the entropy's own gradient is dropped. So autograd runs through
 the model only: no Distribution objects, no graph through the family, no ELBO assembly — about half the
-tensor operations of the generic :func:`~varinf.optim.step.step` per step (counted with ``torch.profiler`` in
+tensor operations of the generic :func:`~varinf.optim.gradient_step.step` per step (counted with ``torch.profiler`` in
 ``benchmarks/posterior_speed.py``). :func:`fused_step` returns ``None`` when it does not apply (other families,
-objectives, a prior or a context), and ``step`` falls back to the generic path. Same values, same gradients
+objectives, a prior or a context), and ADVI takes the generic step (:mod:`.gradient_step`). Same values, same gradients
 (tested against autograd), same seeded draws.
 
 When ``log_p`` is ``model.log_density`` of a model whose score is known in closed form
@@ -31,8 +31,8 @@ from torch import Tensor, nn
 
 from ..families import FullRank, MeanField, Preconditioned
 from ..objectives import ELBO
+from .gradient_step import StepInfo
 from .stationarity import closed_form
-from .step import StepInfo
 
 __all__ = ["fused_step"]
 
@@ -71,69 +71,91 @@ def fused_step(log_p, family: nn.Module, objective, optimizer) -> StepInfo | Non
     """
     if not _applies(family, objective):
         return None
-    pre = family if type(family) is Preconditioned else None
-    base = pre.base if pre is not None else family
-    S, stl = objective.num_particles, objective.gradient == "stl"
-    full = type(base) is FullRank
-    single = S == 1 and not full  # one mean-field draw: vectors (D,), no reductions over draws
-    with torch.no_grad():
-        loc = base.loc
-        D = loc.shape[0]
-        log_diag = base.log_diag if full else base.log_scale
-        eps = torch.randn((D,) if single else (S, D), dtype=loc.dtype, device=loc.device)
-        if full:
-            L = torch.tril(base.off_diag, -1) + torch.diag_embed(log_diag.exp())
-            w = torch.addmm(loc, eps, L.T)
-        else:
-            sigma = log_diag.exp()
-            es = eps * sigma
-            w = loc + es
-        if pre is None:
-            z = w
-        elif pre.diagonal:
-            z = torch.addcmul(pre.shift, pre.scale, w)
-        else:
-            z = torch.addmv(pre.shift, pre.scale, w) if single else torch.addmm(pre.shift, w, pre.scale.T)
+    d = _draw(family, objective.num_particles)
     closed = closed_form(log_p)
-    value_and_score = closed(z) if closed is not None else None
+    value_and_score = closed(d.z) if closed is not None else None
     if value_and_score is None:
-        x = z.requires_grad_(True)
+        x = d.z.requires_grad_(True)
         with torch.enable_grad():
             lp = log_p(x)
             (g,) = torch.autograd.grad(lp.sum(), x)
     else:
         lp, g = value_and_score
+    stl = objective.gradient == "stl"
     with torch.no_grad():
-        # the bound's value in Python floats: a float in a tensor op costs a scalar-tensor conversion each
-        log_det = log_diag.sum().item() + (pre.log_scale_sum if pre is not None else 0.0)
-        if stl:
-            mc = (lp + 0.5 * eps.square().sum(-1)).mean().item() + log_det + D * _HALF_LOG_2PI
-        else:
-            mc = (lp.item() if single else lp.mean().item()) + log_det + D * _HALF_LOG_2PI_E
+        mc = _bound(d, lp, stl)
         if not math.isfinite(mc):
             bound = torch.scalar_tensor(mc, dtype=torch.float64)
             return StepInfo(loss=-bound, bound=bound, finite=False)
-        gw = g if pre is None else (g * pre.scale if pre.diagonal else g @ pre.scale)
-        if stl:  # minus grad_w log q_w(w) = L^-T eps
-            gw = gw + (torch.linalg.solve_triangular(L.T, eps.T, upper=True).T if full else eps / sigma)
-        # gradients of the loss (= -bound), which the optimizer minimizes
         optimizer.zero_grad(set_to_none=True)
-        if single:
-            loc.grad = gw.neg()
-            # d(-bound)/d log sigma = -gw * eps * sigma, minus the entropy's 1 unless STL
-            log_diag.grad = torch.mul(gw, es).neg_() if stl else torch.addcmul(_one(es), gw, es).neg_()
-        else:
-            loc.grad = gw.mean(0).neg()
-            if full:
-                G = gw.T @ eps
-                base.off_diag.grad = torch.tril(G, -1).div_(-S)
-                d = G.diagonal().mul(log_diag.exp()).div_(-S)
-            else:
-                d = (gw * eps).mean(0).mul_(sigma).neg_()
-            log_diag.grad = d if stl else d.sub_(1.0)
+        _set_gradients(d, g, stl)
     optimizer.step()
     return StepInfo(
         loss=torch.scalar_tensor(-mc, dtype=torch.float64),
         bound=torch.scalar_tensor(mc, dtype=torch.float64),
         finite=True,
     )
+
+
+class _Draws:
+    """The reparameterized draws of one step: ``z = shift + A w``, ``w = loc + L eps`` (module docstring)."""
+
+    __slots__ = ("L", "S", "base", "eps", "es", "full", "log_diag", "pre", "sigma", "single", "z")
+
+
+@torch.no_grad()
+def _draw(family: nn.Module, S: int) -> _Draws:
+    d = _Draws()
+    d.pre = family if type(family) is Preconditioned else None
+    d.base = d.pre.base if d.pre is not None else family
+    d.S, d.full = S, type(d.base) is FullRank
+    d.single = S == 1 and not d.full  # one mean-field draw: vectors (D,), no reductions over draws
+    loc = d.base.loc
+    D = loc.shape[0]
+    d.log_diag = d.base.log_diag if d.full else d.base.log_scale
+    d.eps = torch.randn((D,) if d.single else (S, D), dtype=loc.dtype, device=loc.device)
+    if d.full:
+        d.L = torch.tril(d.base.off_diag, -1) + torch.diag_embed(d.log_diag.exp())
+        w = torch.addmm(loc, d.eps, d.L.T)
+    else:
+        d.sigma = d.log_diag.exp()
+        d.es = d.eps * d.sigma
+        w = loc + d.es
+    pre = d.pre
+    if pre is None:
+        d.z = w
+    elif pre.diagonal:
+        d.z = torch.addcmul(pre.shift, pre.scale, w)
+    else:
+        d.z = torch.addmv(pre.shift, pre.scale, w) if d.single else torch.addmm(pre.shift, w, pre.scale.T)
+    return d
+
+
+def _bound(d: _Draws, lp: Tensor, stl: bool) -> float:
+    """The bound's value in Python floats: a float in a tensor op costs a scalar-tensor conversion each."""
+    D = d.base.loc.shape[0]
+    log_det = d.log_diag.sum().item() + (d.pre.log_scale_sum if d.pre is not None else 0.0)
+    if stl:
+        return (lp + 0.5 * d.eps.square().sum(-1)).mean().item() + log_det + D * _HALF_LOG_2PI
+    return (lp.item() if d.single else lp.mean().item()) + log_det + D * _HALF_LOG_2PI_E
+
+
+def _set_gradients(d: _Draws, g: Tensor, stl: bool) -> None:
+    """Gradients of the loss (= -bound), which the optimizer minimizes, from the score ``g`` at the draws."""
+    pre, base, eps = d.pre, d.base, d.eps
+    gw = g if pre is None else (g * pre.scale if pre.diagonal else g @ pre.scale)
+    if stl:  # minus grad_w log q_w(w) = L^-T eps
+        gw = gw + (torch.linalg.solve_triangular(d.L.T, eps.T, upper=True).T if d.full else eps / d.sigma)
+    if d.single:
+        base.loc.grad = gw.neg()
+        # d(-bound)/d log sigma = -gw * eps * sigma, minus the entropy's 1 unless STL
+        d.log_diag.grad = torch.mul(gw, d.es).neg_() if stl else torch.addcmul(_one(d.es), gw, d.es).neg_()
+        return
+    base.loc.grad = gw.mean(0).neg()
+    if d.full:
+        G = gw.T @ eps
+        base.off_diag.grad = torch.tril(G, -1).div_(-d.S)
+        grad = G.diagonal().mul(d.log_diag.exp()).div_(-d.S)
+    else:
+        grad = (gw * eps).mean(0).mul_(d.sigma).neg_()
+    d.log_diag.grad = grad if stl else grad.sub_(1.0)

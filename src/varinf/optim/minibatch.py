@@ -34,7 +34,6 @@ import torch
 from torch import Tensor
 
 from ..models import Model, ModelError
-from .config import FitConfig
 from .laplace import LaplaceInit, laplace_init
 
 __all__ = ["LAPLACE_ROWS", "MinibatchLogDensity", "check_batch_size", "laplace_start", "log_density_for"]
@@ -55,11 +54,11 @@ def check_batch_size(model: Model, batch_size: int | None) -> None:
         raise ValueError(f"batch_size {batch_size} is larger than the {model.num_rows} rows of {model.name}'s data")
 
 
-def log_density_for(model: Model, config: FitConfig, anchor: Tensor):
-    """What a method optimizes: ``model.log_density``, or its minibatch estimate when ``config.batch_size``."""
-    if config.batch_size is None:
+def log_density_for(model: Model, batch_size: int | None, seed: int | None, anchor: Tensor):
+    """What ADVI optimizes: ``model.log_density``, or its minibatch estimate of ``batch_size`` rows."""
+    if batch_size is None:
         return model.log_density
-    return MinibatchLogDensity(model, config.batch_size, anchor, seed=config.seed)
+    return MinibatchLogDensity(model, batch_size, anchor, seed=seed)
 
 
 class MinibatchLogDensity:

@@ -13,7 +13,8 @@ One file (``.safetensors``; the suffix is added when missing), written atomicall
 checks that ``model`` is the one that was fitted by its *fingerprint* — the latents (names, shapes,
 supports) and, for a model with data, the data's row count, names, row shapes and float64 sums
 (:meth:`varinf.models.Plate.fingerprint`) — and raises a one-line error naming what differs. A built-in
-example on its default data loads without the model: ``varinf.load(path)``. A family given as a module of
+example on its default data loads without the model: ``varinf.load(path)`` (the reading side:
+:mod:`.restore`). A family given as a module of
 another class than the built-in ones must be passed too (``family=``), freshly constructed.
 """
 
@@ -24,25 +25,23 @@ import math
 import os
 from pathlib import Path
 
-import torch
-
-from ..families import FAMILIES, DiagPlusLowRank, MixtureFamily, Preconditioned, make_family
-from ..models import EXAMPLES, Model, load_example
+from ..families import DiagPlusLowRank, MixtureFamily, Preconditioned
+from ..models import Model
 from ..models.foreign import ForeignModel
 from ..objectives import ELBO, IWAE, Renyi
-from ..utils import SafetensorsError as CheckpointError
-from ..utils import read_safetensors, write_safetensors
+from ..utils import write_safetensors
 
-__all__ = ["FORMAT", "load_result", "model_fingerprint", "save_result"]
+__all__ = ["ADVI_SCALARS", "FORMAT", "OBJECTIVES", "SCALARS", "fingerprint_differences", "model_fingerprint", "resolve_path",
+           "save_result"]  # fmt: skip
 
 FORMAT = "varinf.fit/1"
-_SCALARS = ("converged", "convergence_reason", "num_steps", "grad_evals", "wall_time", "lr", "averaged_steps",
-            "recoveries", "skipped_steps", "method", "family_name", "batch_size", "route", "route_reason",
-            "density_evals", "report")  # fmt: skip
-_OBJECTIVES = {"ELBO": ELBO, "IWAE": IWAE, "Renyi": Renyi}
+SCALARS = ("converged", "convergence_reason", "num_steps", "grad_evals", "wall_time", "method", "family_name",
+           "batch_size", "route", "route_reason", "density_evals", "report")  # fmt: skip
+ADVI_SCALARS = ("lr", "averaged_steps", "recoveries", "skipped_steps")
+OBJECTIVES = {"ELBO": ELBO, "IWAE": IWAE, "Renyi": Renyi}
 
 
-def _path(path: str | os.PathLike) -> Path:
+def resolve_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     return path if path.suffix == ".safetensors" else path.with_name(path.name + ".safetensors")
 
@@ -57,7 +56,7 @@ def model_fingerprint(model: Model) -> dict:
     return out
 
 
-def _differences(saved: dict, now: dict) -> list[str]:
+def fingerprint_differences(saved: dict, now: dict) -> list[str]:
     out = []
     if saved["latents"] != now["latents"]:
         out.append(f"latents {saved['latents']} != {now['latents']}")
@@ -92,7 +91,7 @@ def save_result(result, path: str | os.PathLike, *, add_suffix: bool = True) -> 
     base = family.base if isinstance(family, Preconditioned) else family
     objective = result.objective
     obj = None
-    if dataclasses.is_dataclass(objective) and type(objective).__name__ in _OBJECTIVES:
+    if dataclasses.is_dataclass(objective) and type(objective).__name__ in OBJECTIVES:
         obj = {"class": type(objective).__name__,
                "fields": {f.name: getattr(objective, f.name) for f in dataclasses.fields(objective) if f.name != "baseline"}}  # fmt: skip
     d = result.diagnostics
@@ -104,27 +103,27 @@ def save_result(result, path: str | os.PathLike, *, add_suffix: bool = True) -> 
             "dim": int(result.model.dim),
             "preconditioner": None if not isinstance(family, Preconditioned) else list(family.scale.shape),
             "kwargs": {
-                k: v for k, v in (result.family_kwargs or {}).items() if isinstance(v, int | float | str | bool)
+                k: v for k, v in (result.family_options or {}).items() if isinstance(v, int | float | str | bool)
             },
             "dtype": str(next(iter(family.state_dict().values())).dtype).replace("torch.", ""),
             "parts": _mixture_parts(family),
         },
         "objective": obj,
-        "fit": {k: getattr(result, k) for k in _SCALARS},
+        "fit": {k: getattr(result, k) for k in (*SCALARS, *ADVI_SCALARS)},
         "window_means": list(result.window_means),
         "diagnostics": None
-        if d is None or not hasattr(d, "khat")
+        if d is None
         else {
             "khat": d.khat,
             "verdict": d.verdict,
             "num_draws": d.num_draws,
             "elbo": d.elbo,
-            "log_evidence": d.log_evidence.estimate,
-            "log_evidence_se": d.log_evidence.se,
+            "log_evidence": d.evidence.estimate,
+            "log_evidence_se": d.evidence.se,
         },
         "varinf": _version(),
     }
-    path = _path(path) if add_suffix else Path(path)
+    path = resolve_path(path) if add_suffix else Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot save to {path}: no folder {path.parent}")
     return write_safetensors(path, state, meta, format=FORMAT)
@@ -141,66 +140,3 @@ def _mixture_parts(family) -> list | None:
     if isinstance(family, MixtureFamily) and all(isinstance(p, DiagPlusLowRank) for p in family.parts):
         return [list(p.Q.shape) for p in family.parts]
     return None
-
-
-def _family(meta: dict, given):
-    spec = meta["family"]
-    if given is not None:
-        return given
-    if spec["class"] == "MixtureFamily" and spec.get("parts"):  # Pathfinder: shapes here, values in the state
-        return MixtureFamily([DiagPlusLowRank(torch.zeros(D), torch.ones(D), torch.zeros(D, k), torch.eye(k))
-                              for D, k in spec["parts"]])  # fmt: skip
-    name = spec["name"]
-    if name not in FAMILIES or spec["class"] != FAMILIES[name].__name__:
-        raise CheckpointError(
-            f"the fit used a family of class {spec['class']!r}; pass a fresh one: varinf.load(path, model, family=...)"
-        )
-    base = make_family(name, spec["dim"], **spec["kwargs"])
-    pre = spec["preconditioner"]
-    if pre is None:
-        return base
-    scale = torch.ones(pre) if len(pre) == 1 else torch.eye(pre[0])  # placeholders: the state holds A
-    return Preconditioned(base, torch.zeros(spec["dim"]), scale)
-
-
-def load_result(path: str | os.PathLike, model: Model | None = None, family=None):
-    """Read a fit written by :func:`save_result`. ``model``: the fitted model (checked by fingerprint); may
-    be omitted for a built-in example on its default data. Returns a :class:`~varinf.optim.FitResult`
-    without diagnostics (``varinf.load(..., diagnose=True)`` recomputes them)."""
-    from .result import FitResult
-
-    path = _path(path)
-    tensors, meta = read_safetensors(path, format=FORMAT, what="fit")
-    saved = meta["model"]
-    if model is None:
-        name = saved["name"]
-        if name not in EXAMPLES:
-            raise CheckpointError(f"{path}: a fit of model {name!r}; pass the model: varinf.load(path, model)")
-        model = load_example(name)
-    diff = _differences(saved, model_fingerprint(model))
-    if diff:
-        raise CheckpointError(f"{path}: fitted to another model than {model.name!r}: " + "; ".join(diff))
-    q = _family(meta, family)
-    state = {k[len("family.") :]: v for k, v in tensors.items() if k.startswith("family.")}
-    try:
-        q.load_state_dict(state)
-    except RuntimeError as e:
-        raise CheckpointError(
-            f"{path}: the saved family does not fit {type(q).__name__}: {str(e).splitlines()[0]}"
-        ) from None
-    ref = next((b for b in model.buffers() if b.is_floating_point()), None)
-    q = q.to(dtype=getattr(torch, meta["family"]["dtype"]), device=ref.device if ref is not None else "cpu")
-    obj = meta.get("objective")
-    objective = _OBJECTIVES[obj["class"]](**obj["fields"]) if obj else None
-    fit = dict(meta["fit"])
-    if "route" in fit:
-        fit["route"] = tuple(fit["route"])
-    return FitResult(
-        model=model,
-        family=q,
-        objective=objective,
-        elbo_trace=tensors["elbo_trace"],
-        window_means=list(meta["window_means"]),
-        family_kwargs=dict(meta["family"]["kwargs"]),
-        **fit,
-    )

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-__all__ = ["ParameterStationarity", "closed_form", "scores"]
+__all__ = ["ParameterStationarity", "Schedule", "closed_form", "scores"]
 
 
 def closed_form(log_p):
@@ -133,3 +134,19 @@ class ParameterStationarity:
         """The average of each parameter over the window."""
         window = self.params[-self.window :]
         return tuple(torch.stack(ps).mean(0) for ps in zip(*window))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a stationarity-stopped iteration (BaM, low-rank BaM) runs: at most ``max_iter`` iterations,
+    stationary within ``tol`` sds after at least ``2 min_iter`` iterations with an average known to ``noise``
+    (default ``tol/2``); ``lambda0`` scales BaM's step size."""
+
+    max_iter: int
+    lambda0: float = 1.0
+    tol: float = 0.05
+    min_iter: int = 3
+    noise: float | None = None
+
+    def monitor(self) -> ParameterStationarity:
+        return ParameterStationarity(tol=self.tol, min_window=self.min_iter, noise=self.noise)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from .step import step
+from .gradient_step import StepInfo
 
 __all__ = ["CANDIDATE_LRS", "adapt_lr"]
 
@@ -23,10 +23,12 @@ def adapt_lr(
     family: nn.Module,
     objective,
     make_optimizer: Callable[[list, float], torch.optim.Optimizer],
+    update: Callable[..., StepInfo],
     candidates: tuple[float, ...] = CANDIDATE_LRS,
     steps: int = 50,
 ) -> tuple[float, int]:
-    """Return ``(best_lr, steps_taken)``. The family's parameters are restored afterwards."""
+    """Return ``(best_lr, steps_taken)``; ``update(log_p, family, objective, optimizer) -> StepInfo`` takes one
+    step (ADVI's). The family's parameters are restored afterwards."""
     state0 = copy.deepcopy(family.state_dict())
     scores = []
     for lr in candidates:
@@ -34,7 +36,7 @@ def adapt_lr(
         opt = make_optimizer(list(family.parameters()), lr)
         tail = []
         for i in range(steps):
-            info = step(log_p, family, objective, opt)
+            info = update(log_p, family, objective, opt)
             if not info.finite:
                 break
             if i >= steps // 2:

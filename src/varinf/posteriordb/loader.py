@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from .registry import build_model
+
 __all__ = ["Posterior", "ReferenceDraws", "default_root", "list_posteriors", "load_posterior"]
 
 
@@ -75,8 +77,6 @@ class Posterior:
 
     def model(self):
         """The varinf model for this posterior (see :func:`varinf.posteriordb.build_model`)."""
-        from .registry import build_model
-
         return build_model(self)
 
 

@@ -7,14 +7,18 @@ set posteriordb pairs with that model (``blr`` serves ``sblrc-blr`` and ``sblri-
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import PosteriordbModel
 from .eight_schools import EightSchoolsCentered, EightSchoolsNoncentered
 from .gp import GPPoisRegr, GPRegr
 from .hmm import HMMDrive0, HMMExample
-from .loader import Posterior, load_posterior
 from .mixture import LowDimGaussMix
 from .regression import Blr, Diamonds, KidscoreInteraction, KidscoreInteractionZ, LogearnInteraction, Nes
 from .timeseries import ArK, Garch11
+
+if TYPE_CHECKING:
+    from .loader import Posterior
 
 __all__ = ["MODELS", "REFERENCE_POSTERIORS", "build_model"]
 
@@ -60,13 +64,12 @@ REFERENCE_POSTERIORS = (
 )
 
 
-def build_model(posterior: Posterior | str, root=None) -> PosteriordbModel:
-    """The varinf model of a posterior (a :class:`~varinf.posteriordb.loader.Posterior` or its name).
+def build_model(posterior: Posterior) -> PosteriordbModel:
+    """The varinf model of a :class:`~varinf.posteriordb.loader.Posterior` (``load_posterior(name).model()``
+    is the same from a name).
 
     Raises ``KeyError`` naming the implemented models when posteriordb's model has no implementation.
     """
-    if isinstance(posterior, str):
-        posterior = load_posterior(posterior, root)
     cls = MODELS.get(posterior.model_name)
     if cls is None:
         raise KeyError(

@@ -6,7 +6,7 @@
   :func:`read_safetensors`, :class:`SafetensorsError`);
 - :mod:`.threads`: torch's and numpy's BLAS thread counts for a block (:func:`num_threads`, :func:`blas_threads`);
 - :mod:`.random`: a seeded block that leaves torch's global RNG untouched (:func:`seeded`);
-- :mod:`.progress`: progress bars for long phases, only on a terminal (``from varinf.utils.progress import
+- :mod:`.progress_bars`: progress bars for long phases, only on a terminal (``from varinf.utils.progress_bars import
   progress, track``).
 """
 

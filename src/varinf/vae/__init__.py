@@ -8,13 +8,13 @@ from .checkpoint import CheckpointError, load_vae, save_vae
 from .config import VAEConfig
 from .discretized_logistic import DiscretizedLogistic
 from .distributed import Shard, World, init_distributed
-from .evaluate import Evaluation, evaluate
+from .evaluation import Evaluation, evaluate
 from .hierarchy import GaussianChain, TwoLayerEncoder, TwoLayerPrior
 from .likelihoods import BernoulliLikelihood, DiscretizedLogisticLikelihood, GaussianLikelihood, make_likelihood
 from .model import VAE
 from .objectives import FreeBits, make_objective
 from .priors import FlowPrior, StandardNormalPrior, VampPrior
-from .train import TrainConfig, TrainResult, ValidationRecord, train
+from .training import TrainConfig, TrainResult, ValidationRecord, train
 
 __all__ = [
     "VAE",

@@ -26,6 +26,8 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 from torch.distributions.utils import broadcast_all
 
+from ..utils.torch_private import validates
+
 __all__ = ["DiscretizedLogistic"]
 
 _NO_SAMPLE = torch.Size()
@@ -61,7 +63,7 @@ class DiscretizedLogistic(Distribution):
         return 2.0 * k / (self.bins - 1) - 1.0
 
     def log_prob(self, value: Tensor) -> Tensor:
-        if self._validate_args:
+        if validates(self):
             self._validate_sample(value)
         half = 1.0 / (self.bins - 1)
         centered = self._centers(value) - self.loc

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
 
-from ..utils import atomic_write_bytes
+from ..utils import atomic_write_bytes, seeded
 from .model import VAE
 
 __all__ = [
@@ -69,15 +69,13 @@ def save_image_grid(images: Tensor, path: str | os.PathLike, nrow: int | None = 
 
 def plot_samples(vae: VAE, path: str | os.PathLike, n: int = 64, seed: int = 0) -> Path:
     """Grid of ``n`` samples: the mean of :math:`p(x\\mid z)` at prior draws :math:`z\\sim p(z)`."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):
         return save_image_grid(vae.sample(n), path)
 
 
 def plot_reconstructions(vae: VAE, images: Tensor, path: str | os.PathLike, n: int = 16, seed: int = 0) -> Path:
     """Top row: the data as the model sees it (e.g. binarized); bottom row: reconstructions."""
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):
         x = vae.likelihood.prepare(images[:n], torch.Generator().manual_seed(seed))
         both = torch.cat([vae.likelihood.to_image(x), vae.reconstruct(x)])
     return save_image_grid(both, path, nrow=2)

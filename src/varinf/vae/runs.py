@@ -20,11 +20,11 @@ from ..utils import atomic_write_text
 from .checkpoint import load_vae
 from .config import VAEConfig
 from .datasets import DataSpec
-from .evaluate import Evaluation, evaluate
+from .evaluation import Evaluation, evaluate
 from .model import VAE
 from .plots import plot_history, plot_latent_map, plot_reconstructions, plot_samples
-from .train import train
 from .train_config import TrainConfig, TrainResult, ValidationRecord
+from .training import train
 
 __all__ = ["Run", "evaluate_run", "load_run", "plot_run", "train_run"]
 
@@ -136,8 +136,7 @@ def train_run(
         config,
         splits.train.images,
         splits.valid.images,
-        resume=resume,
-        force=force,
+        mode="resume" if resume else "overwrite" if force else "new",
         data_spec=data.to_dict(),
         progress=progress,
     )

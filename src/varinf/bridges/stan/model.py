@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ...models.errors import ModelError
+from ...errors import ModelError
 from ...models.foreign import AbstractEngine, ForeignModel, Variable
 from .build import compile_program
 from .data import data_fingerprint, data_json, read_data

@@ -26,7 +26,7 @@ The decoded anchors enter ``C`` in fixed point (:math:`\\hat y \\cdot 2^{12}`, a
 Training (rates in bits) follows :mod:`~varinf.compression.lossy.mean_scale`: noisy residuals for the rate,
 rounded residuals plus means (straight-through to :math:`y`) for the synthesis and for the context.
 
-:func:`checkerboard_from_mean_scale` turns a trained mean-scale codec into a checkerboard codec computing the same
+:func:`~varinf.compression.lossy.warm_starts.checkerboard_from_mean_scale` turns a trained mean-scale codec into a checkerboard codec computing the same
 function (``E``'s last layer starts at zero), optionally with more quality levels (new gains extrapolated
 linearly in :math:`\\log\\lambda`), so training continues from the shipped model.
 
@@ -59,7 +59,7 @@ from .integer_net import ACTIVATION_BITS, ACTIVATION_MAX, WEIGHT_BITS
 from .latents import FactorizedLatent, LatentOutput, LatentTables, _bits, _quantize, hyperprior_tables
 from .mean_scale import _hyper_analysis, _hyper_synthesis
 
-__all__ = ["CONTEXT_TAPS", "CheckerboardLatent", "IntegerContext", "anchor_mask", "checkerboard_from_mean_scale"]
+__all__ = ["CONTEXT_TAPS", "CheckerboardLatent", "IntegerContext", "anchor_mask"]
 
 KERNEL = 5
 # offsets (di, dj) of a 5x5 window that land on anchors when centred on a non-anchor: di + dj odd
@@ -267,48 +267,3 @@ def gather_taps(y_fp: np.ndarray, ii: np.ndarray, jj: np.ndarray) -> np.ndarray:
         inside = (i >= 0) & (i < h) & (j >= 0) & (j < w)
         cols[:, inside, t, :] = y_fp[:, :, i[inside], j[inside]].transpose(0, 2, 1)
     return cols.reshape(b * len(ii), len(CONTEXT_TAPS) * m)
-
-
-def _extend_gains(log_gain: torch.Tensor, old: np.ndarray, new: np.ndarray) -> torch.Tensor:
-    """Per-channel log-gains at the ``new`` lambdas: copied where a lambda was trained, otherwise linear in
-    ``log lambda`` through the two nearest trained levels (extrapolated beyond the ends)."""
-    x_old, out = np.log(old), []
-    for lam in np.log(new):
-        hit = np.flatnonzero(np.isclose(x_old, lam, rtol=0, atol=1e-9))
-        if hit.size:
-            out.append(log_gain[hit[0]])
-            continue
-        i, j = np.argsort(np.abs(x_old - lam))[:2]
-        t = float((lam - x_old[i]) / (x_old[j] - x_old[i]))
-        out.append(log_gain[i] + t * (log_gain[j] - log_gain[i]))
-    return torch.stack(out)
-
-
-@torch.no_grad()
-def checkerboard_from_mean_scale(codec, lambdas: tuple[float, ...] | None = None, name: str | None = None,
-                                 context_channels: int = 128, hidden: int = 192):  # fmt: skip
-    """A checkerboard :class:`~varinf.compression.lossy.model.ImageCodec` computing the same function as the
-    mean-scale ``codec`` at its trained qualities: same transforms, hyperprior and :math:`z` prior; ``E``'s last
-    layer is zero, so the context changes nothing until trained. ``lambdas`` (default: the codec's) may add
-    quality levels; their gains start on the line through the two nearest trained levels (in log lambda)."""
-    from .model import ImageCodec
-
-    if codec.config.prior != "mean-scale":
-        raise ValueError(f"expected a mean-scale codec (got prior={codec.config.prior!r})")
-    lambdas = tuple(codec.config.lambdas if lambdas is None else lambdas)
-    extra = {**codec.config.extra, "context_channels": int(context_channels), "context_hidden": int(hidden)}
-    config = replace(codec.config, prior="checkerboard", lambdas=lambdas, extra=extra,
-                     name=name or codec.config.name.replace("-mean-scale", "") + "-checkerboard")  # fmt: skip
-    out = ImageCodec(config)
-    state = out.state_dict()
-    for key, value in codec.state_dict().items():
-        if key.startswith("gains."):
-            old, new = np.asarray(codec.config.lambdas), np.asarray(lambdas)
-            state[key] = _extend_gains(value, old, new)
-        else:
-            state[key] = value.clone()
-    last = out.latent.entropy_parameters[-1]
-    state["latent.entropy_parameters.4.weight"] = torch.zeros_like(last.weight)
-    state["latent.entropy_parameters.4.bias"] = torch.zeros_like(last.bias)
-    out.load_state_dict(state)
-    return out.train(codec.training)

@@ -19,7 +19,7 @@ head has no ReLU: negative outputs select the lowest level, as the float model's
 Training (rates in bits): the rate uses the noisy residual :math:`y + u - \\mu` with :math:`u \\sim U(-\\tfrac12,
 \\tfrac12)`; the synthesis gets :math:`[y - \\mu] + \\mu` with a straight-through gradient to :math:`y`.
 
-:func:`mean_scale_from_hyperprior` turns a trained scale hyperprior into a mean-scale model computing the
+:func:`~varinf.compression.lossy.warm_starts.mean_scale_from_hyperprior` turns a trained scale hyperprior into a mean-scale model computing the
 same function (new input weights of :math:`h_a` and the mean head of :math:`h_s` start at zero), so training
 can continue from the shipped model instead of from scratch.
 
@@ -47,7 +47,7 @@ from .integer_net import ACTIVATION_BITS
 from .latents import FactorizedLatent, LatentOutput, LatentTables, _bits, _quantize, hyperprior_tables
 from .transforms import _conv, _deconv
 
-__all__ = ["MeanScaleLatent", "mean_scale_from_hyperprior"]
+__all__ = ["MeanScaleLatent"]
 
 
 def _hyper_analysis(n: int, m: int) -> nn.Sequential:
@@ -120,26 +120,3 @@ class MeanScaleLatent(nn.Module):
         if index.shape != tuple(shape):
             raise ValueError(f"latent shape {tuple(shape)} does not match the hyperprior output {index.shape}")
         return torch.from_numpy(stack.pop(index, tables.y_table) + mean).float()
-
-
-@torch.no_grad()
-def mean_scale_from_hyperprior(codec):
-    """A mean-scale :class:`~varinf.compression.lossy.model.ImageCodec` computing the same function as ``codec``
-    (a trained ``prior="hyperprior"`` codec): same transforms, gains and :math:`z` prior; the :math:`y`
-    inputs of :math:`h_a` and the mean head of :math:`h_s` are zero, so :math:`\\mu = 0` until trained."""
-    from dataclasses import replace
-
-    from .model import ImageCodec
-
-    if codec.config.prior != "hyperprior":
-        raise ValueError(f"expected a scale-hyperprior codec (got prior={codec.config.prior!r})")
-    out = ImageCodec(replace(codec.config, prior="mean-scale", name=codec.config.name + "-mean-scale"))
-    state = {k: v.clone() for k, v in codec.state_dict().items()}
-    m = codec.config.latent_channels
-    w = state["latent.h_a.0.weight"]  # (N_h, M, 3, 3) -> (N_h, 2M, 3, 3): zero weights on y
-    state["latent.h_a.0.weight"] = torch.cat([w, torch.zeros_like(w)], dim=1)
-    w, b = state["latent.h_s.4.weight"], state["latent.h_s.4.bias"]  # (M, N_h, 3, 3) -> (2M, ...): zero means
-    state["latent.h_s.4.weight"] = torch.cat([w, torch.zeros_like(w)], dim=0)
-    state["latent.h_s.4.bias"] = torch.cat([b, torch.zeros(m)], dim=0)
-    out.load_state_dict(state)
-    return out.train(codec.training)

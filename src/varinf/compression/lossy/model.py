@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from ...utils import blas_threads, num_threads
+from ...utils.torch_private import tensor_version
 from ..coding.ans import AnsStack, CodingError
 from .checkerboard import CheckerboardLatent
 from .fast_synthesis import decoding_synthesis
@@ -266,7 +267,7 @@ class ImageCodec(nn.Module):
     # ------------------------------------------------------------------ coding state derived from weights
     def _weights_key(self) -> tuple:
         # tensors count in-place updates (optimizer steps, load_state_dict) in their version counter
-        return tuple((p.data_ptr(), p._version) for p in self.parameters())
+        return tuple((p.data_ptr(), tensor_version(p)) for p in self.parameters())
 
     def tables(self) -> LatentTables:
         """Integer tables derived from the current weights (recomputed only after the weights change)."""

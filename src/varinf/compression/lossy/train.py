@@ -8,7 +8,7 @@ half-written checkpoint. The learning rate is constant and then decays with a ha
 ``decay_fraction`` of the steps; ``steps`` may be changed when resuming (the schedule follows the new value).
 With a time budget the total is planned from the measured pace instead (see :attr:`TrainConfig.time_budget_h`).
 ``init`` starts a new run from another codec's weights (e.g. a mean-scale model made from the shipped
-scale hyperprior by :func:`~varinf.compression.lossy.mean_scale.mean_scale_from_hyperprior`).
+scale hyperprior by :func:`~varinf.compression.lossy.warm_starts.mean_scale_from_hyperprior`).
 
 Output folder layout: ``checkpoint.safetensors`` (+ ``checkpoint.json``, the same metadata for people),
 ``train.log`` (one JSON line per ``log_every`` steps) and, at the end, ``model.safetensors`` + ``model.json``
@@ -35,14 +35,14 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ...utils import num_threads
+from ...utils import num_threads, seeded
 from .checkpoint import load_training_state, read_training_meta, save_training_state
 from .model import CodecConfig, ImageCodec, RDLoss, rd_loss
 from .patches import PatchSampler
@@ -154,7 +154,9 @@ def train_codec(
     checkpoint resumes from it instead.
     """
     train = train or TrainConfig()
-    with num_threads(train.threads or None):  # the caller's thread count is restored afterwards
+    # the caller's thread count and torch's global RNG are restored afterwards (initial weights: seed; the
+    # quantization noise of each step: a stream reseeded per step, so a resumed run draws the same noise)
+    with num_threads(train.threads or None), seeded(train.seed):
         return _train(config, images, Path(out_dir), train, progress, until, init, training_files)
 
 
@@ -169,102 +171,146 @@ def _train(
     training_files: list[dict] | None,
 ) -> TrainResult:
     out.mkdir(parents=True, exist_ok=True)
-    samplers = {p: PatchSampler(images, p) for p in {train.patch_size, train.late_patch_size or train.patch_size}}
-    torch.manual_seed(train.seed)  # initial weights
-    codec = ImageCodec(config)
-    if init is not None:
-        if init.config.to_json() != config.to_json():
-            raise ValueError("init codec has another configuration than the one to train")
-        codec.load_state_dict(init.state_dict())
-    if train.channels_last:
-        codec.to(memory_format=torch.channels_last)
-    trained = codec.latent.parameters() if train.entropy_only else codec.parameters()
-    optimizer = torch.optim.Adam(trained, lr=train.lr)
-    step = 0
-    ckpt = out / CHECKPOINT
-    if (out / "checkpoint.pt").is_file() and not ckpt.is_file():
-        raise ValueError(f"{out} holds an old pickle checkpoint (checkpoint.pt); resume it with an older varinf")
-    total, trained_s = train.steps, 0.0  # planned total steps, training seconds so far (all resumptions)
-    files = training_files or []
-    if ckpt.is_file():
-        meta = read_training_meta(ckpt)["meta"]
-        files = training_files or meta.get("training_files", [])
-        if meta.get("config") != config.to_json():
-            raise ValueError(f"{ckpt} was trained with another configuration; use a new output folder")
-        step = load_training_state(ckpt, codec, optimizer).step
-        trained_s = meta.get("train_seconds", 0.0)
-        if train.time_budget_h:  # keep the plan made so far (frozen once the decay started); without a budget
-            total = min(meta.get("planned_steps", train.steps), train.steps)  # ``steps`` rules, as given
-    sched = replace(train, steps=total)  # the lr and patch schedules follow the planned total
-    lambdas = torch.tensor(config.lambdas)
-    codec.train()
+    run = _Run.open(config, images, out, train, init, training_files)
     show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=train.steps, initial=step, disable=not show, desc="codec")
+    bar = tqdm(total=train.steps, initial=run.step, disable=not show, desc="codec")
     t0, last = time.time(), {"bpp": float("nan"), "psnr": float("nan")}
-    window: list[tuple[float, float, float]] = []
-    marks = [(t0, step)]  # (time, step) at this process's checkpoints: the pace
-    skipped = 0  # updates skipped for a non-finite gradient, in this process
+    run.marks = [(t0, run.step)]  # (time, step) at this process's checkpoints: the pace
     with open(out / "train.log", "a") as log:
-        stop = total if until is None else min(until, total)
-        while step < stop:
-            rng = np.random.default_rng([train.seed, step])
-            torch.manual_seed(train.seed * 1_000_003 + step)  # quantization noise
-            batch_size, patch_size = sched.batch_at(step)
-            x = samplers[patch_size].sample(batch_size, rng)
-            if train.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            quality = torch.from_numpy(rng.integers(0, len(lambdas), batch_size)).float()
-            for group in optimizer.param_groups:
-                group["lr"] = sched.lr_at(step)
-            if train.entropy_only:
-                result = _rate_loss(codec, x, quality)
-            else:
-                result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
-            optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]],
-                                                  train.clip_norm)  # fmt: skip
-            if torch.isfinite(norm):  # a non-finite loss or gradient skips the update instead of poisoning Adam
-                optimizer.step()
-            else:
-                skipped += 1
-            step += 1
+        stop = run.total if until is None else min(until, run.total)
+        while run.step < stop:
+            _step(run)
             bar.update(1)
-            window.append((result.loss.item(), result.bpp.mean().item(), result.mse.mean().item()))
-            if step % train.log_every == 0 or step == stop:
-                loss, bpp, mse = (float(v) for v in np.mean(window, axis=0))
-                last = {"bpp": bpp, "psnr": float(10 * np.log10(1.0 / max(mse, 1e-12)))}
-                record = {"step": step, "loss": loss, **last, "lr": sched.lr_at(step - 1),
-                          "elapsed_s": round(time.time() - t0, 1), "planned_steps": total,
-                          "skipped": skipped}  # fmt: skip
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{last['psnr']:.2f}")
-                window.clear()
-            if step % train.checkpoint_every == 0 or step == stop:
-                now = time.time()
-                trained_s += now - marks[-1][0]
-                marks.append((now, step))
-                if train.time_budget_h and step < (1.0 - train.decay_fraction) * total and len(marks) > 2:
-                    (t_a, s_a), (t_b, s_b) = marks[max(1, len(marks) - 5)], marks[-1]  # last <= 1000 steps
-                    total = planned_steps(
-                        train, step, (t_b - t_a) / (s_b - s_a), train.time_budget_h * 3600 - trained_s
-                    )
-                    sched = replace(train, steps=total)
-                    stop = total if until is None else min(until, total)
-                _save_checkpoint(ckpt, codec, optimizer, step, train, planned_steps=total, train_seconds=trained_s,
-                                 training_files=files)  # fmt: skip
-            if train.keep_every and step % train.keep_every == 0:
-                snapshot = copy.deepcopy(codec).eval()  # save_codec(half=True) rounds the weights it saves
-                save_codec(snapshot, out / "snapshots" / f"step-{step:06d}", half=True,
-                           info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s),
-                                 "training_files": files})  # fmt: skip
-                codec.train()
+            if run.step % train.log_every == 0 or run.step == stop:
+                last = _log(run, log, bar, t0)
+            if run.step % train.checkpoint_every == 0 or run.step == stop:
+                stop = _checkpoint(run, until)
+            if train.keep_every and run.step % train.keep_every == 0:
+                _snapshot(run, out)
     bar.close()
-    codec.eval()
-    save_codec(codec, out, info={"train": asdict(train), "steps": step, "train_seconds": round(trained_s),
-                                 "training_files": files})  # fmt: skip
-    return TrainResult(step, time.time() - t0, last["bpp"], last["psnr"], out)
+    run.codec.eval()
+    save_codec(run.codec, out, info=_info(run))
+    return TrainResult(run.step, time.time() - t0, last["bpp"], last["psnr"], out)
+
+
+@dataclass
+class _Run:
+    """One training run: the codec, Adam, the patch samplers, where it is, the planned total and the pace."""
+
+    codec: ImageCodec
+    optimizer: torch.optim.Optimizer
+    samplers: dict
+    train: TrainConfig
+    ckpt: Path
+    files: list = field(default_factory=list)  # the training files' names and SHA-256 (provenance)
+    step: int = 0
+    total: int = 0  # planned total steps (re-planned under a time budget)
+    trained_s: float = 0.0  # training seconds so far, all resumptions
+    sched: TrainConfig | None = None  # the lr and patch schedules follow the planned total
+    window: list = field(default_factory=list)  # (loss, bpp, mse) since the last log line
+    marks: list = field(default_factory=list)
+    skipped: int = 0  # updates skipped for a non-finite gradient, in this process
+
+    @classmethod
+    def open(cls, config: CodecConfig, images, out: Path, train: TrainConfig, init: ImageCodec | None,
+             training_files: list[dict] | None) -> _Run:  # fmt: skip
+        """Fresh weights (from the seeded stream, or ``init``), or the checkpoint's state when there is one."""
+        samplers = {p: PatchSampler(images, p) for p in {train.patch_size, train.late_patch_size or train.patch_size}}
+        codec = ImageCodec(config)  # initial weights from the seeded stream
+        if init is not None:
+            if init.config.to_json() != config.to_json():
+                raise ValueError("init codec has another configuration than the one to train")
+            codec.load_state_dict(init.state_dict())
+        if train.channels_last:
+            codec.to(memory_format=torch.channels_last)
+        trained = codec.latent.parameters() if train.entropy_only else codec.parameters()
+        run = cls(codec, torch.optim.Adam(trained, lr=train.lr), samplers, train, out / CHECKPOINT,
+                  files=training_files or [], total=train.steps)  # fmt: skip
+        if (out / "checkpoint.pt").is_file() and not run.ckpt.is_file():
+            raise ValueError(f"{out} holds an old pickle checkpoint (checkpoint.pt); resume it with an older varinf")
+        if run.ckpt.is_file():
+            meta = read_training_meta(run.ckpt)["meta"]
+            run.files = training_files or meta.get("training_files", [])
+            if meta.get("config") != config.to_json():
+                raise ValueError(f"{run.ckpt} was trained with another configuration; use a new output folder")
+            run.step = load_training_state(run.ckpt, codec, run.optimizer).step
+            run.trained_s = meta.get("train_seconds", 0.0)
+            if train.time_budget_h:  # keep the plan made so far (frozen once the decay started); without a budget
+                run.total = min(meta.get("planned_steps", train.steps), train.steps)  # ``steps`` rules, as given
+        run.sched = replace(train, steps=run.total)
+        codec.train()
+        return run
+
+
+def _step(run: _Run) -> None:
+    """One step on a batch of patches; a non-finite loss or gradient skips the update instead of poisoning Adam."""
+    train, sched, codec = run.train, run.sched, run.codec
+    lambdas = torch.tensor(codec.config.lambdas)
+    rng = np.random.default_rng([train.seed, run.step])
+    torch.manual_seed(train.seed * 1_000_003 + run.step)  # quantization noise (the private stream of seeded())
+    batch_size, patch_size = sched.batch_at(run.step)
+    x = run.samplers[patch_size].sample(batch_size, rng)
+    if train.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    quality = torch.from_numpy(rng.integers(0, len(lambdas), batch_size)).float()
+    for group in run.optimizer.param_groups:
+        group["lr"] = sched.lr_at(run.step)
+    if train.entropy_only:
+        result = _rate_loss(codec, x, quality)
+    else:
+        result = rd_loss(codec(x, quality), x, lambdas[quality.long()])
+    run.optimizer.zero_grad(set_to_none=True)
+    result.loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_([p for g in run.optimizer.param_groups for p in g["params"]],
+                                          train.clip_norm)  # fmt: skip
+    if torch.isfinite(norm):
+        run.optimizer.step()
+    else:
+        run.skipped += 1
+    run.step += 1
+    run.window.append((result.loss.item(), result.bpp.mean().item(), result.mse.mean().item()))
+
+
+def _log(run: _Run, log, bar, t0: float) -> dict:
+    """One line of ``train.log`` (means since the last line); the last patches' bpp and PSNR."""
+    loss, bpp, mse = (float(v) for v in np.mean(run.window, axis=0))
+    last = {"bpp": bpp, "psnr": float(10 * np.log10(1.0 / max(mse, 1e-12)))}
+    record = {"step": run.step, "loss": loss, **last, "lr": run.sched.lr_at(run.step - 1),
+              "elapsed_s": round(time.time() - t0, 1), "planned_steps": run.total, "skipped": run.skipped}  # fmt: skip
+    log.write(json.dumps(record) + "\n")
+    log.flush()
+    bar.set_postfix(loss=f"{loss:.3f}", bpp=f"{bpp:.3f}", psnr=f"{last['psnr']:.2f}")
+    run.window.clear()
+    return last
+
+
+def _checkpoint(run: _Run, until: int | None) -> int:
+    """Save the state; under a time budget, re-plan the total from the pace of the last <= 1000 steps. Returns
+    where this call stops now."""
+    train = run.train
+    now = time.time()
+    run.trained_s += now - run.marks[-1][0]
+    run.marks.append((now, run.step))
+    if train.time_budget_h and run.step < (1.0 - train.decay_fraction) * run.total and len(run.marks) > 2:
+        (t_a, s_a), (t_b, s_b) = run.marks[max(1, len(run.marks) - 5)], run.marks[-1]
+        run.total = planned_steps(train, run.step, (t_b - t_a) / (s_b - s_a), train.time_budget_h * 3600 - run.trained_s)
+        run.sched = replace(train, steps=run.total)
+    _save_checkpoint(run.ckpt, run.codec, run.optimizer, run.step, train, planned_steps=run.total,
+                     train_seconds=run.trained_s, training_files=run.files)  # fmt: skip
+    return run.total if until is None else min(until, run.total)
+
+
+def _info(run: _Run) -> dict:
+    """What a saved model records about its training."""
+    return {"train": asdict(run.train), "steps": run.step, "train_seconds": round(run.trained_s),
+            "training_files": run.files}  # fmt: skip
+
+
+def _snapshot(run: _Run, out: Path) -> None:
+    """The weights now, as a float16 model folder ``snapshots/step-N`` (for selection on a validation set)."""
+    snapshot = copy.deepcopy(run.codec).eval()  # save_codec(half=True) rounds the weights it saves
+    save_codec(snapshot, out / "snapshots" / f"step-{run.step:06d}", half=True, info=_info(run))
+    run.codec.train()
 
 
 def _rate_loss(codec: ImageCodec, x: torch.Tensor, quality: torch.Tensor) -> RDLoss:

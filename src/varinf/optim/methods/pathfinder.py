@@ -3,7 +3,7 @@ along an L-BFGS path, the one with the highest ELBO kept; several paths combined
 
 ::
 
-    L-BFGS on -log p from u0 (optim/laplace.py: lbfgs_path)        -> iterates x_0..x_L, gradients g_l
+    L-BFGS on -log p from u0 (optim/lbfgs.py: lbfgs_path)        -> iterates x_0..x_L, gradients g_l
       -> at each x_l: inverse-Hessian estimate H_l = diag(alpha_l) + beta_l gamma_l beta_l^T  (last J pairs)
          q_l = N(x_l + H_l g_l, H_l)                                  (a Newton step from x_l)
       -> ELBO_l from K draws of q_l (all L·K draws in one batched density call, no gradients)
@@ -16,6 +16,13 @@ The diagonal :math:`\alpha_l` follows Zhang et al.'s Algorithm 3 (updated only b
 (1994) built from the last J accepted pairs :math:`s = x_{l} - x_{l-1}`, :math:`z = \nabla f_{l} - \nabla f_{l-1}`
 (:math:`f = -\log p`). :math:`H_l` is never formed densely: q_l is a :class:`~varinf.families.DiagPlusLowRankNormal`.
 
+::
+
+    init(u0) -> PathsState                                the starts: u0, then U(-2, 2) points (a fixed generator)
+    step(state, log_density, options) -> (state, PathInfo)  one L-BFGS path and its best Gaussian
+    run_paths(log_density, u0, options, prune)           every path (pruned: later paths stop in the first's basin)
+    run(model, family, objective, options, config, ...)  the method -> MethodRun (q: the paths' equal mixture)
+
 Shapes: positions and gradients ``(L+1, D)``; :math:`\beta` ``(D, 2J)``, :math:`\gamma` ``(2J, 2J)``.
 Cost: per path, L-BFGS's gradient evaluations (about 1.1 per iteration) plus :math:`O(L D J^2)` linear algebra
 and ``L·K`` density evaluations without gradients (one batched call); I paths cost I times that.
@@ -25,23 +32,61 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ..families import DiagPlusLowRank, DiagPlusLowRankNormal, MixtureFamily, canonical_family, family_label
-from ..models import Model
-from .config import FitConfig
-from .laplace import LBFGSPath, lbfgs_path
-from .result import FitResult, direct_result
-from .start import start
+from ...families import DiagPlusLowRank, DiagPlusLowRankNormal, MixtureFamily
+from ..config import FitConfig, check_int
+from ..initialization import start
+from ..lbfgs import LBFGSPath, lbfgs_path
+from ..result import MethodRun
+from ..routing import MethodOptions, gaussian_family
 
-__all__ = ["PathfinderState", "approximate", "inverse_hessian_factors", "path_factors", "pathfinder", "run_paths"]
+__all__ = ["Options", "PathInfo", "PathfinderOptions", "PathfinderState", "PathsState", "approximate", "family_options",
+           "init", "inverse_hessian_factors", "path_factors", "run", "run_paths", "step"]  # fmt: skip
 
 HISTORY = 6  # J, pairs kept (the paper's default)
 ELBO_DRAWS = 16  # K, draws per ELBO estimate along the path (the paper: 5)
 NUM_PATHS = 4  # I
+
+
+@dataclass(frozen=True)
+class PathfinderOptions(MethodOptions):
+    """Pathfinder's settings.
+
+    Attributes:
+        num_paths: L-BFGS paths, :math:`I` (1 = single-path Pathfinder).
+        history: pairs kept for the inverse-Hessian estimate, :math:`J`.
+        elbo_draws: draws per ELBO estimate along a path, :math:`K`.
+        max_steps: cap on the L-BFGS iterations of each path (a path usually stops well before, at the mode).
+    """
+
+    method: ClassVar[str] = "pathfinder"
+    num_paths: int = NUM_PATHS
+    history: int = HISTORY
+    elbo_draws: int = ELBO_DRAWS
+    max_steps: int = 10_000
+
+    def __post_init__(self):
+        for name in ("num_paths", "history", "elbo_draws", "max_steps"):
+            check_int(name, getattr(self, name), 1)
+
+
+Options = PathfinderOptions
+
+
+def family_options(family: str | None) -> frozenset[str]:
+    """None: Pathfinder's q is its own mixture of diagonal-plus-rank-2J Gaussians."""
+    return frozenset()
+
+
+def resolve_family(family, dim: int, options: dict, objective):
+    """The Gaussian the user wants (``"fullrank"`` or ``"lowrank"``; Pathfinder's own is always diagonal plus
+    rank at most 2·``history``): a label for the summary."""
+    return gaussian_family(family, "pathfinder", dim)
 
 
 @dataclass
@@ -157,39 +202,72 @@ def _family_for(state: PathfinderState) -> DiagPlusLowRank:
     return DiagPlusLowRank(q.loc, q.alpha, q.Q, q.L)
 
 
-def run_paths(log_density, u0: Tensor, num_paths: int = NUM_PATHS, history: int = HISTORY,
-              num_draws: int = ELBO_DRAWS, max_iter: int = 300, prune: bool = False):  # fmt: skip
-    r"""L-BFGS from ``u0`` and ``num_paths - 1`` U(-2, 2) starts (the fixed generator of
-    :func:`~varinf.optim.laplace.find_modes`), :func:`approximate` on each.
+@dataclass
+class PathsState:
+    """The paths so far: the starts' generator, the density evaluations counted (``count[0]``), each path's best
+    Gaussian (``states``, usable ones, in path order), every path and how many were stopped early."""
+
+    u0: Tensor
+    generator: torch.Generator
+    count: list[int] = field(default_factory=lambda: [0])
+    states: list[PathfinderState] = field(default_factory=list)
+    paths: list[LBFGSPath] = field(default_factory=list)
+    pruned: int = 0
+    started: int = 0
+
+
+@dataclass(frozen=True)
+class PathInfo:
+    """One path: its L-BFGS iterations (-1 when L-BFGS failed), whether it stopped in the first path's basin,
+    and whether it gave a usable Gaussian."""
+
+    iterations: int
+    pruned: bool
+    usable: bool
+
+
+def init(u0: Tensor) -> PathsState:
+    """No path yet; starts: ``u0``, then U(-2, 2) points from the fixed generator of
+    :func:`~varinf.optim.laplace.find_modes` (seeded fits stay reproducible)."""
+    return PathsState(u0, torch.Generator().manual_seed(0))
+
+
+def step(state: PathsState, log_density, options: PathfinderOptions, prune: bool = False) -> tuple[PathsState, PathInfo]:
+    r"""One more path: L-BFGS from the next start, then :func:`approximate` on it.
 
     With ``prune``, a later path stops as soon as it enters the typical set of the first path's Gaussian
     (Mahalanobis :math:`d^2 < D + 4\sqrt{2D}`): it is climbing into the same basin, so finishing it would only
     repeat the first path (it is not approximated). Paths that end elsewhere run to the end, so a higher mode
-    is still found. Returns ``(states, paths, grad_evals, pruned)``: the usable states (best ELBO first), all
-    paths, the gradient evaluations spent and how many paths were stopped early."""
-    count = [0]
-    D = u0.numel()
-    gen = torch.Generator().manual_seed(0)
-    states, paths, pruned = [], [], 0
-    for i in range(num_paths):
-        start = u0 if i == 0 else (torch.rand(D, generator=gen) * 4 - 2).to(u0)
-        stop = _same_basin(states[0].q, D) if prune and states else None
-        hit = [False]
-        rule = None if stop is None else (lambda x, lp, stop=stop, hit=hit: hit.__setitem__(0, stop(x)) or hit[0])
-        try:
-            p = lbfgs_path(log_density, start, max_iter, count=count, stop=rule)
-        except (RuntimeError, ValueError):  # a NaN inside the line search, or the model refusing a point
-            continue
-        paths.append(p)
-        if hit[0]:
-            pruned += 1
-            continue
-        try:
-            states.append(approximate(log_density, p, history, num_draws))
-        except ValueError:
-            continue
-    states.sort(key=lambda st: -st.elbo)
-    return states, paths, count[0], pruned
+    is still found."""
+    D = state.u0.numel()
+    first = state.started == 0
+    begin = state.u0 if first else (torch.rand(D, generator=state.generator) * 4 - 2).to(state.u0)
+    state.started += 1
+    stop = _same_basin(state.states[0].q, D) if prune and state.states else None
+    hit = [False]
+    rule = None if stop is None else (lambda x, lp, stop=stop, hit=hit: hit.__setitem__(0, stop(x)) or hit[0])
+    try:
+        p = lbfgs_path(log_density, begin, options.max_steps, restarts=0, count=state.count, stop=rule)
+    except (RuntimeError, ValueError):  # a NaN inside the line search, or the model refusing a point
+        return state, PathInfo(-1, False, False)
+    state.paths.append(p)
+    if hit[0]:
+        state.pruned += 1
+        return state, PathInfo(len(p) - 1, True, False)
+    try:
+        state.states.append(approximate(log_density, p, options.history, options.elbo_draws))
+    except ValueError:
+        return state, PathInfo(len(p) - 1, False, False)
+    return state, PathInfo(len(p) - 1, False, True)
+
+
+def run_paths(log_density, u0: Tensor, options: PathfinderOptions, prune: bool = False) -> PathsState:
+    """``options.num_paths`` paths (:func:`step`); the usable states sorted best ELBO first."""
+    state = init(u0)
+    for _ in range(options.num_paths):
+        state, _ = step(state, log_density, options, prune)
+    state.states.sort(key=lambda st: -st.elbo)
+    return state
 
 
 def _same_basin(q: DiagPlusLowRankNormal, D: int):
@@ -198,48 +276,24 @@ def _same_basin(q: DiagPlusLowRankNormal, D: int):
     return lambda x: bool(-2 * (q.log_prob(x) - ref) < thresh)
 
 
-def pathfinder(model: Model, family, objective, config: FitConfig, family_kwargs: dict) -> FitResult:
-    """Multi-path Pathfinder (``num_paths`` from ``family_kwargs``, default 4; 1 = single-path).
-
-    ``family`` names the Gaussian the user wants (``"fullrank"`` or ``"lowrank"``); Pathfinder's own is always
-    diagonal plus rank ≤ 2·``history``. ``objective`` is not used (Pathfinder maximizes the ELBO by search).
-    The estimates ``varinf.fit`` reports are importance-resampled (PSIS) when k-hat allows."""
+def run(model, family, objective, options: PathfinderOptions, config: FitConfig, family_options: dict) -> MethodRun:
+    """Multi-path Pathfinder (``num_paths``; 1 = single-path). ``family`` only labels the Gaussian the user wants;
+    ``objective`` is not used (Pathfinder maximizes the ELBO by search). The estimates ``varinf.fit`` reports are
+    importance-resampled (PSIS) when k-hat allows."""
     t0 = time.perf_counter()
-    label = _gaussian_label(family, "pathfinder")  # a family it cannot fit is the first thing to say
-    kw = dict(family_kwargs)
-    num_paths, history = int(kw.pop("num_paths", NUM_PATHS)), int(kw.pop("history", HISTORY))
-    num_draws = int(kw.pop("elbo_draws", ELBO_DRAWS))
-    kw.pop("rank", None)
-    if kw:
-        raise TypeError(f"unexpected keyword arguments for pathfinder: {sorted(kw)}")
-    if num_paths < 1 or history < 1 or num_draws < 1:
-        raise ValueError("num_paths, history and elbo_draws must be >= 1")
     s = start(model, config, laplace=False)
     model = s.model
-    states, paths, grad_evals, _ = run_paths(model.log_density, s.u0, num_paths, history, num_draws,
-                                             max(config.max_steps // 4, 10))  # fmt: skip
-    if not states:
+    paths = run_paths(model.log_density, s.u0, options)
+    if not paths.states:
         raise ValueError(f"{model.name}: Pathfinder found no usable Gaussian approximation on any path")
-    density_evals = sum(st.density_evaluations for st in states)
-    fam = MixtureFamily([_family_for(st) for st in states])
-    lengths = ", ".join(str(len(p) - 1) for p in paths)
-    elbos = [st.elbo for st in states]
-    return direct_result(
-        model, fam.to(device=s.device, dtype=s.dtype), objective, elbos, window_means=elbos, converged=True,
-        reason=f"{len(states)} path(s) of {lengths} L-BFGS iterations; best ELBO {states[0].elbo:.3f}",
-        num_steps=sum(len(p) - 1 for p in paths), grad_evals=grad_evals, t0=t0, method="pathfinder",
-        family_name=label, density_evals=density_evals, report="psis",
-    )
-
-
-def _gaussian_label(family, method: str) -> str:
-    label = family_label(family)
-    if isinstance(family, str) and canonical_family(family) in ("fullrank", "lowrank"):
-        return label
-    if not isinstance(family, str):
-        raise ValueError(f"{method} builds its own Gaussian: name it, family='fullrank' or 'lowrank', instead of "
-                         f"passing a {type(family).__name__} module (method='advi' fits a given module)")  # fmt: skip
-    raise ValueError(
-        f"{method} fits a Gaussian with a full or low-rank covariance: use family='fullrank' or 'lowrank' "
-        f"(got {label!r}; method='auto' handles the other families)"
-    )
+    fam = MixtureFamily([_family_for(st) for st in paths.states])
+    lengths = ", ".join(str(len(p) - 1) for p in paths.paths)
+    elbos = [st.elbo for st in paths.states]
+    return MethodRun(
+        model=model, family=fam.to(device=s.device, dtype=s.dtype), objective=objective,
+        elbo_trace=torch.tensor(elbos, dtype=torch.float64), converged=True,
+        convergence_reason=f"{len(paths.states)} path(s) of {lengths} L-BFGS iterations; best ELBO {elbos[0]:.3f}",
+        num_steps=sum(len(p) - 1 for p in paths.paths), grad_evals=paths.count[0], wall_time=time.perf_counter() - t0,
+        method="pathfinder", family_name=family, density_evals=sum(st.density_evaluations for st in paths.states),
+        report="psis", options=options,
+    )  # fmt: skip

@@ -2,10 +2,10 @@ r"""``diagnose``: did the variational fit work? PSIS :math:`\hat k`, ESS, log ev
 
 From ``S`` fresh draws :math:`u_s \sim q` (unconstrained space) and :math:`\log w_s = \log p_U(x, u_s) - \log q(u_s)`:
 
-- PSIS :math:`\hat k` and the smoothed weights (:mod:`.psis`), with the verdict and its explanation;
+- PSIS :math:`\hat k` and the smoothed weights (:mod:`.psis_weights`), with the verdict and its explanation;
 - :math:`\log p(x)` by importance sampling with q as proposal (:mod:`.importance`), with a standard error
   only where :math:`\hat k < 0.25` says the weights' variance is finite and estimable; otherwise stated as a lower bound,
-  and, under the ``"auto"`` policy and a large enough budget, replaced by bridge sampling (:mod:`.evidence`);
+  and, under the ``"auto"`` policy and a large enough budget, replaced by bridge sampling (:mod:`.evidence_policy`);
 - the ELBO :math:`\frac1S\sum_s \log w_s` and :math:`\mathrm{KL}(q\,\|\,p(\cdot\mid x)) \approx \log\hat Z - \mathrm{ELBO}`;
 - PSIS-corrected posterior expectations and draws (:meth:`Diagnostics.expectation`, :meth:`Diagnostics.resample`);
 - the PSIS mean shift, in **posterior** sds: :math:`|E_{\rm PSIS}[z_i] - E_q[z_i]| / \mathrm{sd}_{\rm PSIS}(z_i)` estimates
@@ -21,21 +21,23 @@ sampling, when the policy runs it, costs its budget in gradients (reported).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
+from ..errors import DiagnosticWarning
+from ..errors import warn as warn_user
 from ..utils import seeded
-from .evidence import policy_evidence, with_subsample_error
+from ..utils.weighted import weighted_mean_sd
+from .evidence_policy import EvidencePolicy, policy_evidence, with_subsample_error
 from .evidence_result import LogEvidence
 from .importance import importance_draws, log_evidence
-from .psis import KHAT_GOOD, PSISResult, psis
+from .psis_weights import KHAT_GOOD, PSISResult, psis
 
-__all__ = ["SHIFT_TOL", "SHIFT_Z", "DiagnosticWarning", "Diagnostics", "diagnose", "diagnose_q", "shift_suspect"]
+__all__ = ["SHIFT_TOL", "SHIFT_Z", "Diagnostics", "MeanShift", "diagnose", "diagnose_q", "psis_mean_shift", "shift_suspect"]
 
 # posterior sds: warn when PSIS moves a mean by more than this (and more than SHIFT_Z times its noise);
 # half of the 0.1 sd error the warning must catch (calibrated on many seeds: benchmarks/evidence_calibration.py)
@@ -51,52 +53,59 @@ _MEANING = {
     "with more draws or a richer family",
     "bad": "q misses parts of the posterior; means and especially variances from q are unreliable",
     "very bad": "q misses parts of the posterior badly (ratios without a finite mean); do not use q's estimates",
-    "unknown": "k-hat not computed (ArviZ is not installed: pip install 'varinf[arviz]')",
+    "unknown": "k-hat could not be estimated (the largest importance ratios are degenerate); do not rely on q",
 }
 
 
-class DiagnosticWarning(UserWarning):
-    """PSIS says the fitted q is an unreliable approximation of the posterior (or the check failed)."""
-
-
-@dataclass
-class Diagnostics:
-    r"""What :func:`diagnose` found about a fitted q.
+@dataclass(frozen=True)
+class MeanShift:
+    r"""How far PSIS moves q's means and sds, in (estimated) posterior sds, over the scalars of the latents.
 
     Attributes:
-        psis: :class:`~varinf.diagnostics.psis.PSISResult` (:math:`\hat k`, raw and smoothed log weights, ESS).
+        shift: largest :math:`|E_{\mathrm{PSIS}}[z_i] - E_q[z_i]| / \mathrm{sd}_{\mathrm{PSIS}}(z_i)`: how far q's
+            mean is from the posterior's (the scalar flagged by :func:`shift_suspect` first, else the largest).
+        at: where, e.g. ``"beta[2]"`` (0-based).
+        noise: Monte Carlo sd of that shift (same units).
+        widen, widen_at: largest PSIS sd / q sd, and where (q too narrow).
+    """
+
+    shift: float = math.nan
+    at: str = ""
+    noise: float = math.nan
+    widen: float = math.nan
+    widen_at: str = ""
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    r"""What :func:`diagnose` found about a fitted q (built complete, once).
+
+    Attributes:
+        psis: :class:`~varinf.diagnostics.psis_weights.PSISResult` (:math:`\hat k`, raw and smoothed log weights, ESS).
         log_evidence: importance-sampling :class:`~varinf.diagnostics.evidence_result.LogEvidence` with q as
             proposal (nats), ``reliable`` only when :math:`\hat k < 0.25`.
+        evidence: the best :math:`\log p(x)` estimate the policy produced (``log_evidence`` itself, or bridge
+            sampling when IS was unreliable and the budget allowed; ``evidence.method`` names it).
         elbo, elbo_se: ELBO estimate from the same draws and its standard error (nats).
         draws: ``{latent: (S, *shape)}`` constrained draws of q the weights belong to.
         unconstrained: ``(S, D)`` the same draws in unconstrained space.
         log_q: ``(S,)`` :math:`\log q(u_s)` (float64).
+        shift: :class:`MeanShift`, how far PSIS moves q's means and sds.
         num_failed: draws where the model's log density was NaN (given weight 0).
-        psis_shift: largest :math:`|E_{\mathrm{PSIS}}[z_i] - E_q[z_i]| / \mathrm{sd}_{\mathrm{PSIS}}(z_i)` over the
-            scalars of the constrained latents: how far PSIS moves q's means, in (estimated) posterior sds.
-        psis_shift_at: the scalar where that happens, e.g. ``"beta[2]"`` (0-based).
-        psis_widen, psis_widen_at: largest PSIS sd / q sd over the same scalars, and where (q too narrow).
-        psis_shift_noise: Monte Carlo sd of that scalar's shift (same units).
-        evidence: the best :math:`\log p(x)` estimate the policy produced (``log_evidence`` itself, or bridge
-            sampling when IS was unreliable and the budget allowed; ``evidence.method`` names it).
         messages: the warnings raised (also in :meth:`summary_lines`).
     """
 
     psis: PSISResult
     log_evidence: LogEvidence
+    evidence: LogEvidence
     elbo: float
     elbo_se: float
     draws: dict[str, Tensor]
     unconstrained: Tensor
     log_q: Tensor
+    shift: MeanShift
     num_failed: int = 0
-    psis_shift: float = math.nan
-    psis_shift_at: str = ""
-    psis_widen: float = math.nan
-    psis_widen_at: str = ""
-    psis_shift_noise: float = math.nan
-    evidence: LogEvidence | None = None
-    messages: list[str] = field(default_factory=list)
+    messages: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ headline numbers
     @property
@@ -114,24 +123,46 @@ class Diagnostics:
 
     @property
     def verdict(self) -> str:
-        """``"good"`` / ``"ok"`` / ``"bad"`` / ``"very bad"`` / ``"unknown"`` (see :mod:`.psis`)."""
+        """``"good"`` / ``"ok"`` / ``"bad"`` / ``"very bad"`` / ``"unknown"`` (see :mod:`.psis_weights`)."""
         return self.psis.verdict
 
     @property
     def reliable(self) -> bool:
-        """:math:`\\hat k` at most the sample-size threshold (``False`` when unknown)."""
+        """:math:`\\hat k` at most the sample-size threshold: PSIS-corrected estimates can be trusted."""
         return self.verdict in ("good", "ok")
+
+    @property
+    def psis_shift(self) -> float:
+        """Largest PSIS shift of q's means, in posterior sds (:attr:`MeanShift.shift`)."""
+        return self.shift.shift
+
+    @property
+    def psis_shift_at(self) -> str:
+        return self.shift.at
 
     @property
     def shift_noise(self) -> float:
         """Monte Carlo sd of :attr:`psis_shift` at the scalar where it is largest (posterior sds)."""
-        return self.psis_shift_noise
+        return self.shift.noise
+
+    @property
+    def psis_widen(self) -> float:
+        return self.shift.widen
+
+    @property
+    def psis_widen_at(self) -> str:
+        return self.shift.widen_at
+
+    @property
+    def q_draws_suspect(self) -> bool:
+        """Whether q's own draws may be off by 0.1 posterior sd or more (:func:`shift_suspect` of the PSIS shift)."""
+        return shift_suspect(self.psis_shift, self.shift_noise)
 
     @property
     def kl(self) -> float:
         r""":math:`\mathrm{KL}(q\,\|\,p(\cdot\mid x)) \approx \log\hat Z - \mathrm{ELBO}` with the best evidence
         estimate (nats; meaningful when that estimate is reliable)."""
-        return (self.evidence or self.log_evidence).estimate - self.elbo
+        return self.evidence.estimate - self.elbo
 
     # ------------------------------------------------------------------ PSIS-corrected estimates
     def expectation(self, f: Callable[[dict[str, Tensor]], Tensor]) -> Tensor:
@@ -145,32 +176,39 @@ class Diagnostics:
         w = self.psis.weights.to(v.device)
         return torch.tensordot(w, v, dims=([0], [0]))
 
+    def _moments(self) -> dict[str, tuple[Tensor, Tensor]]:
+        w = self.psis.weights
+        out = {}
+        for k, v in self.draws.items():
+            mean, sd = weighted_mean_sd(v.double().reshape(v.shape[0], -1), w)
+            out[k] = (mean.reshape(v.shape[1:]), sd.reshape(v.shape[1:]))
+        return out
+
     def mean(self) -> dict[str, Tensor]:
         """PSIS-corrected posterior mean of every latent (constrained space)."""
-        return {k: self.expectation(lambda z, k=k: z[k]) for k in self.draws}
+        return {k: m for k, (m, _) in self._moments().items()}
 
     def sd(self) -> dict[str, Tensor]:
         """PSIS-corrected posterior standard deviation of every latent."""
-        out = {}
-        for k, m in self.mean().items():
-            m2 = self.expectation(lambda z, k=k: z[k].double() ** 2)
-            out[k] = (m2 - m**2).clamp_min(0).sqrt()
-        return out
+        return {k: s for k, (_, s) in self._moments().items()}
 
     def resample(self, n: int = 1000, seed: int | None = None) -> dict[str, Tensor]:
         """``n`` draws resampled with replacement by the smoothed weights (sampling-importance-resampling):
         approximately posterior draws when :math:`\\hat k` is small. ``{latent: (n, *shape)}``; fresh randomness
         unless ``seed`` is given."""
+        return {k: v[idx] for k, v in self.draws.items() for idx in [self.resample_index(n, seed).to(v.device)]}
+
+    def resample_index(self, n: int, seed: int | None = None) -> Tensor:
+        """``(n,)`` indices into the draws, drawn with replacement in proportion to the smoothed weights."""
         g = torch.Generator().manual_seed(seed) if seed is not None else None
-        idx = torch.multinomial(self.psis.weights.float(), n, replacement=True, generator=g)
-        return {k: v[idx.to(v.device)] for k, v in self.draws.items()}
+        return torch.multinomial(self.psis.weights.float(), n, replacement=True, generator=g)
 
     # ------------------------------------------------------------------ reporting
     def summary_lines(self) -> list[str]:
         """Lines appended to ``FitResult.summary()``."""
         p = self.psis
         k = "n/a" if math.isnan(p.khat) else f"{p.khat:.2f}"
-        ev = self.evidence or self.log_evidence
+        ev = self.evidence
         lines = [
             f"PSIS k-hat = {k} over {p.num_draws} draws of q -> {self.verdict}: {_MEANING[self.verdict]}",
             f"  k-hat < {KHAT_GOOD} good; {KHAT_GOOD}-{p.threshold:.2f} ok (PSIS-corrected estimates converge); "
@@ -197,7 +235,7 @@ class Diagnostics:
         return "\n".join(self.summary_lines())
 
     def __repr__(self) -> str:
-        ev = self.evidence or self.log_evidence
+        ev = self.evidence
         val = f"{ev.estimate:.4f}±{ev.se:.2g}" if ev.reliable else f"{ev.estimate:.4f}(unreliable)"
         return (
             f"Diagnostics(khat={self.khat:.3g}, verdict={self.verdict!r}, ess={self.ess:.0f}, "
@@ -214,23 +252,25 @@ def shift_suspect(shift: float, noise: float) -> bool:
     )
 
 
-def _psis_shift(draws: dict[str, Tensor], weights: Tensor, label=None) -> tuple[float, str, float]:
-    r"""Largest PSIS shift of q's means in posterior sds, where, and its Monte Carlo sd.
+def psis_mean_shift(draws: dict[str, Tensor], weights: Tensor, label=None) -> MeanShift:
+    r"""Largest PSIS shift of q's means in posterior sds (where, its Monte Carlo sd), and the largest widening.
 
     Per scalar :math:`x`: :math:`\Delta = \sum_s (\tilde w_s - 1/S)\,x_s` (PSIS mean minus q's sample mean
     on the same draws), scaled by the PSIS sd (the posterior-sd estimate; q's sd where that is zero). Its noise
     is :math:`\sqrt{\sum_s (\tilde w_s - 1/S)^2 (x_s - \bar x_{\rm PSIS})^2}` on the same scale. Reported: the
-    scalar with the largest shift among those :func:`shift_suspect` flags, else the largest shift overall.
+    scalar with the largest shift among those :func:`shift_suspect` flags, else the largest shift overall; and
+    the largest ratio PSIS sd / q sd.
     """
     best = (False, -math.inf, "", 0.0)  # (flagged, shift, where, noise)
+    widen, widen_at = 0.0, ""
     w = weights.double()
     for name, v in draws.items():
         x = v.double().reshape(v.shape[0], -1)
         wx = w.to(x.device)
         dw = (wx - 1.0 / x.shape[0])[:, None]
-        mean_p = wx @ x
-        sd_p = (wx @ (x - mean_p).square()).sqrt()
-        sd = torch.where(sd_p > 0, sd_p, x.std(0)).clamp_min(1e-300)
+        mean_p, sd_p = weighted_mean_sd(x, wx)
+        sd_q = x.std(0)
+        sd = torch.where(sd_p > 0, sd_p, sd_q).clamp_min(1e-300)
         shift = ((dw * x).sum(0).abs() / sd).tolist()
         noise = (((dw * (x - mean_p)).square().sum(0)).sqrt() / sd).tolist()
         fixed = _constant(x).tolist()
@@ -239,26 +279,12 @@ def _psis_shift(draws: dict[str, Tensor], weights: Tensor, label=None) -> tuple[
                 continue
             cand = (shift_suspect(sj, nj), sj)
             if cand > best[:2]:
-                where = _where(name, v, j, label)
-                best = (cand[0], sj, where, nj)
-    return best[1], best[2], best[3]
-
-
-def _psis_widen(draws: dict[str, Tensor], weights: Tensor, label=None) -> tuple[float, str]:
-    """Largest PSIS sd / q sd over the scalars of the latents, and where: how much too narrow q is."""
-    best, where = 0.0, ""
-    w = weights.double()
-    for name, v in draws.items():
-        x = v.double().reshape(v.shape[0], -1)
-        sd = x.std(0).clamp_min(1e-300)
-        m = w.to(x.device) @ x
-        ratio = (w.to(x.device) @ (x - m).square()).sqrt() / sd
-        ratio = torch.where(_constant(x), torch.zeros_like(ratio), ratio)
+                best = (cand[0], sj, _where(name, v, j, label), nj)
+        ratio = torch.where(_constant(x), torch.zeros_like(sd_p), sd_p / sd_q.clamp_min(1e-300))
         j = int(ratio.argmax())
-        if ratio[j].item() > best:
-            best = ratio[j].item()
-            where = _where(name, v, j, label)
-    return best, where
+        if ratio[j].item() > widen:
+            widen, widen_at = ratio[j].item(), _where(name, v, j, label)
+    return MeanShift(best[1], best[2], best[3], widen, widen_at)
 
 
 def _constant(x: Tensor) -> Tensor:
@@ -269,59 +295,53 @@ def _constant(x: Tensor) -> Tensor:
 
 def _where(name: str, v: Tensor, j: int, label) -> str:
     """The name of scalar ``j`` of draws ``v`` ``(S, *shape)``: ``label(name, shape)[j]`` (the model's
-    :meth:`~varinf.models.Model.element_names`) when given, else 0-based indices."""
+    :meth:`~varinf.models.Model.element_names`) when given, else 0-based indices: ``"beta[1,0]"``."""
     if v.dim() == 1:
         return name
     if label is not None:
         return label(name, tuple(v.shape[1:]))[j]
-    return f"{name}[{','.join(map(str, _unravel(j, v.shape[1:])))}]"
-
-
-def _unravel(j: int, shape: tuple[int, ...]) -> list[int]:
-    idx = []
+    idx, shape = [], v.shape[1:]
     for s in reversed(shape):
         idx.append(j % s)
         j //= s
-    return idx[::-1]
+    return f"{name}[{','.join(map(str, idx[::-1]))}]"
 
 
-def _messages(d: Diagnostics, family: str, corrected: bool = False) -> list[str]:
+def _messages(p: PSISResult, s: MeanShift, num_failed: int, family: str, corrected: bool) -> tuple[str, ...]:
     msgs = []
-    p = d.psis
-    if d.verdict in ("bad", "very bad"):
+    verdict = p.verdict
+    if verdict in ("bad", "very bad"):
         msgs.append(
             f"k-hat = {p.khat:.2f} > {p.threshold:.2f}: the {family} approximation is unreliable (VI typically "
-            "underestimates posterior variance). Try a richer family (family='fullrank' or 'flow'), a "
-            "reparameterization (e.g. non-centered hierarchical models), or more optimization steps."
+            "underestimates posterior variance), and so are its draws and PSIS-corrected ones. Try a richer family "
+            "(family='fullrank' or 'flow'), a reparameterization (e.g. non-centered hierarchical models), or more "
+            "optimization steps."
         )
-    elif corrected and d.verdict == "ok" and (
-        d.psis_shift > max(2 * SHIFT_TOL, SHIFT_Z * d.shift_noise) or d.psis_widen > WIDEN_TOL
-    ):
+    elif corrected and verdict == "ok" and (s.shift > max(2 * SHIFT_TOL, SHIFT_Z * s.noise) or s.widen > WIDEN_TOL):
         # the fit reports PSIS-corrected estimates; between 0.5 and the threshold they converge slowly, so a large
         # correction (a mean moved, or q far too narrow somewhere) means they rest on a few heavy draws
         msgs.append(
             f"k-hat = {p.khat:.2f} (between {KHAT_GOOD} and {p.threshold:.2f}): the estimates shown are PSIS-corrected, "
-            f"moving q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} posterior sds and widening its sd of "
-            f"{d.psis_widen_at} "
-            f"{d.psis_widen:.2f}-fold, from an effective sample size of {d.ess:.0f}: at this k-hat they converge "
+            f"moving q's mean of {s.at} by {s.shift:.2f} posterior sds and widening its sd of {s.widen_at} "
+            f"{s.widen:.2f}-fold, from an effective sample size of {p.ess:.0f}: at this k-hat they converge "
             "slowly. Check with more draws (diagnose_draws) or a richer family."
         )
-    elif d.verdict in ("good", "ok") and not corrected and shift_suspect(d.psis_shift, d.shift_noise):
+    elif verdict in ("good", "ok") and not corrected and shift_suspect(s.shift, s.noise):
         # k-hat says PSIS is trustworthy, and PSIS disagrees with q: q's own point estimates are biased
         msgs.append(
-            f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {d.psis_shift_at} by {d.psis_shift:.2f} "
-            f"± {d.shift_noise:.2f} posterior sds: q's means may be off by about that much (an early stop, too large a step size, or the "
-            "family's own bias). Use the PSIS-corrected estimates (diagnostics.mean(), .resample()), fit longer or "
-            "use a richer family."
+            f"k-hat = {p.khat:.2f} is acceptable, but PSIS moves q's mean of {s.at} by {s.shift:.2f} "
+            f"± {s.noise:.2f} posterior sds: q's means and draws may be off by about that much (an early stop, too "
+            "large a step size, or the family's own bias). Use the PSIS-corrected estimates (diagnostics.mean(), "
+            "res.draws(corrected=True)), fit longer or use a richer family."
         )
-    elif d.verdict == "unknown":
-        msgs.append("PSIS k-hat not computed: install ArviZ (pip install 'varinf[arviz]') to check the fit")
-    if d.num_failed:
+    elif verdict == "unknown":
+        msgs.append(f"PSIS k-hat could not be estimated: {_MEANING['unknown']}")
+    if num_failed:
         msgs.append(
-            f"the model's log density was NaN at {d.num_failed} of {p.num_draws} draws of q (given weight 0); "
+            f"the model's log density was NaN at {num_failed} of {p.num_draws} draws of q (given weight 0); "
             "the estimates above are biased; check the model's numerics where q puts mass"
         )
-    return msgs
+    return tuple(msgs)
 
 
 @torch.no_grad()
@@ -333,45 +353,39 @@ def diagnose_q(
     warn: bool = True,
     label: str = "q",
     corrected: bool = False,
-    evidence: str = "auto",
-    evidence_budget: int = 0,
+    evidence: str | EvidencePolicy = "auto",
 ) -> Diagnostics:
     """Diagnose any distribution ``q`` over ``model``'s unconstrained space (event shape ``(model.dim,)``).
 
-    ``evidence``: ``"auto"`` (importance sampling, upgraded to bridge sampling with ``evidence_budget``
-    gradients when it is unreliable; see :mod:`.evidence`), ``"is"``, ``"bridge"`` or ``"ais"`` (forced,
-    with ``evidence_budget``)."""
+    ``evidence``: an :class:`~.evidence_policy.EvidencePolicy`, or its method name with no gradient budget:
+    ``"auto"`` (importance sampling, upgraded to bridge sampling when it is unreliable and the budget allows;
+    see :mod:`.evidence_policy`), ``"is"``, ``"bridge"`` or ``"ais"``.
+    ``corrected``: the fit reports PSIS-corrected estimates (and draws), so q's own mean shift is not warned
+    about when k-hat allows the correction."""
     if num_draws < 100:
         raise ValueError(f"num_draws must be at least 100 for a Pareto-tail fit, got {num_draws}")
+    policy = evidence if isinstance(evidence, EvidencePolicy) else EvidencePolicy(evidence, 0)
     imp = importance_draws(model, q, num_draws, seed)
     lw = imp.log_weights
     if not torch.isfinite(lw).any():
         raise ValueError(f"{model.name}: the model's log density is -inf or NaN at every draw of q")
     finite = lw[torch.isfinite(lw)]
-    elbo = finite.mean().item()
     elbo_se = (finite.std() / math.sqrt(finite.numel())).item() if finite.numel() > 1 else math.inf
     with seeded(None if seed is None else seed + 1):  # random derived quantities (Stan's generated) repeat too
         z = model.constrained(imp.u)
+    draws = {k: v.detach() for k, v in z.items()}
     ps = psis(lw)
-    d = Diagnostics(
-        psis=ps,
-        log_evidence=with_subsample_error(log_evidence(lw, label, khat=ps.khat), model),
-        elbo=elbo,
-        elbo_se=elbo_se,
-        draws={k: v.detach() for k, v in z.items()},
-        unconstrained=imp.u.detach(),
-        log_q=imp.log_q,
-        num_failed=imp.num_failed,
-    )
-    names = getattr(model, "element_names", None)
-    d.psis_shift, d.psis_shift_at, d.psis_shift_noise = _psis_shift(d.draws, d.psis.weights, names)
-    d.psis_widen, d.psis_widen_at = _psis_widen(d.draws, d.psis.weights, names)
-    d.evidence = policy_evidence(model, q, d.log_evidence, evidence, evidence_budget, seed)
-    d.messages = _messages(d, label, corrected)
+    shift = psis_mean_shift(draws, ps.weights, getattr(model, "element_names", None))
+    is_estimate = with_subsample_error(log_evidence(lw, label, khat=ps.khat), model)
+    messages = _messages(ps, shift, imp.num_failed, label, corrected)
     if warn:
-        for m in d.messages:
-            warnings.warn(f"{model.name}: {m}", DiagnosticWarning, stacklevel=3)
-    return d
+        for m in messages:
+            warn_user(f"{model.name}: {m}", DiagnosticWarning)
+    return Diagnostics(
+        psis=ps, log_evidence=is_estimate, evidence=policy_evidence(model, q, is_estimate, policy, seed),
+        elbo=finite.mean().item(), elbo_se=elbo_se, draws=draws, unconstrained=imp.u.detach(), log_q=imp.log_q,
+        shift=shift, num_failed=imp.num_failed, messages=messages,
+    )  # fmt: skip
 
 
 def diagnose(
@@ -379,16 +393,19 @@ def diagnose(
     num_draws: int = 4000,
     seed: int | None = 0,
     warn: bool = True,
-    corrected: bool = False,
+    corrected: bool | None = None,
     evidence: str = "auto",
     evidence_budget: int | None = None,
 ) -> Diagnostics:
-    """Diagnose a :class:`~varinf.optim.FitResult` (its q = ``result.family()``) with ``num_draws`` fresh draws.
+    """Diagnose a fit (a :class:`~varinf.optim.FitResult` or a method's :class:`~varinf.optim.MethodRun`: its
+    q = ``result.family()``) with ``num_draws`` fresh draws.
 
-    ``corrected``: the result reports PSIS-corrected estimates when k-hat < 0.5 (``FitResult.report == "psis"``),
-    so the PSIS mean-shift warning is moot there and not raised.
+    ``corrected``: whether the fit reports PSIS-corrected estimates (default: what ``result.report`` asks for),
+    so the PSIS mean-shift warning is moot where k-hat allows the correction.
     ``evidence_budget`` (model gradient evaluations for bridge sampling under the ``"auto"`` policy) defaults
     to the fit's own ``grad_evals``, capped at 20,000: the diagnosis never spends more gradients than the fit.
+    Models with more than 50,000 data rows are evaluated through ``result.draws_model`` (a subsample estimate
+    of each draw's log density with a stated error, :mod:`varinf.models.subsample`).
 
     Example:
         >>> import torch, varinf
@@ -400,10 +417,9 @@ def diagnose(
     """
     with torch.no_grad():
         q = result.family()
-    model = result.model_for_draws() if hasattr(result, "model_for_draws") else result.model  # large data: subsample
     if evidence_budget is None:
         evidence_budget = min(int(result.grad_evals), 20_000)
-    return diagnose_q(
-        model, q, num_draws, seed, warn, label=result.family_label, corrected=corrected, evidence=evidence,
-        evidence_budget=evidence_budget,
-    )
+    if corrected is None:
+        corrected = result.report == "psis"
+    return diagnose_q(result.draws_model, q, num_draws, seed, warn, result.family_label, corrected,
+                      EvidencePolicy(evidence, evidence_budget))  # fmt: skip

@@ -55,15 +55,16 @@ class Start:
         return self.laplace.evaluations if self.laplace is not None else 0
 
 
-def start(model: Model, config: FitConfig, laplace: bool = True) -> Start:
-    """Move the model to ``config``'s dtype/device, check it, and find the starting point.
+def start(model: Model, config: FitConfig, laplace: bool = True, batch_size: int | None = None) -> Start:
+    """Move the model to ``config``'s dtype/device, check it (and a minibatch size against its rows), and find
+    the starting point.
 
     With ``init`` "auto"/"laplace" (and ``laplace=True``) L-BFGS looks for the posterior mode from zeros and
     three U(-2, 2) starts (a fixed generator keeps fits reproducible); the highest mode wins. A foreign model
     (Stan, NumPyro, PyMC) whose program rejects zero starts at the first of 100 U(-2, 2) points it accepts. Models with
     more than ``minibatch.LAPLACE_ROWS`` data rows: on a subsample, then refined on all rows."""
     init = config.init
-    check_batch_size(model, config.batch_size)
+    check_batch_size(model, batch_size)
     if config.dtype is not None or config.device is not None:  # a converted copy: the user's model stays as it is
         model = model.converted(device=config.device, dtype=config.dtype)
     ref = next((b for b in model.buffers() if b.is_floating_point()), None)

@@ -48,7 +48,7 @@ def khat_threshold(num_draws: int) -> float:
 
 
 def khat_verdict(khat: float, num_draws: int) -> str:
-    """One of ``"good"``, ``"ok"``, ``"bad"``, ``"very bad"`` or ``"unknown"`` (NaN: ArviZ missing)."""
+    """One of ``"good"``, ``"ok"``, ``"bad"``, ``"very bad"`` or ``"unknown"`` (NaN: the tail fit failed)."""
     if math.isnan(khat):
         return "unknown"
     if khat < KHAT_GOOD:
@@ -68,7 +68,6 @@ class PSISResult:
         smoothed_log_weights: ``(S,)`` smoothed, self-normalized: :math:`\sum_s e^{\cdot} = 1`.
         ess: effective sample size of the smoothed weights, :math:`1/\sum_s \tilde w_s^2`.
         threshold: :func:`khat_threshold` for ``S``.
-        smoothed: whether the tail was smoothed (kept for callers that built results without smoothing).
     """
 
     khat: float
@@ -76,7 +75,6 @@ class PSISResult:
     smoothed_log_weights: Tensor = field(repr=False)
     ess: float
     threshold: float
-    smoothed: bool = True
 
     @property
     def num_draws(self) -> int:
@@ -113,8 +111,7 @@ def psis(log_weights: Tensor) -> PSISResult:
     tol = min(1e-6, 1e-10 * max(1.0, float(finite.abs().max())))
     if finite.numel() == S and float(finite.max() - finite.min()) <= tol:
         # all ratios equal (the proposal is the posterior): no tail at all, every draw counts
-        return PSISResult(-math.inf, lw, torch.full_like(lw, -math.log(S)), float(S), khat_threshold(S), True)
+        return PSISResult(-math.inf, lw, torch.full_like(lw, -math.log(S)), float(S), khat_threshold(S))
     smoothed, khat = pareto_smooth(lw)
-    done = True
     ess = 1.0 / torch.exp(torch.logsumexp(2 * smoothed, 0)).item()
-    return PSISResult(khat, lw, smoothed, ess, khat_threshold(S), done)
+    return PSISResult(khat, lw, smoothed, ess, khat_threshold(S))

@@ -17,7 +17,7 @@ Rules every bar follows:
 
 Usage (a context manager, or :func:`track` around an iterable)::
 
-    >>> from varinf.utils.progress import progress, track
+    >>> from varinf.utils.progress_bars import progress, track
     >>> with progress("Pathfinder paths", total=4, unit="paths", enabled=False) as bar:
     ...     for _ in range(4):
     ...         bar.update(1)

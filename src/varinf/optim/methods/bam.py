@@ -21,6 +21,13 @@ BaM's fixed point by the batch's Monte Carlo noise; the run stops when q no long
 noise (:class:`~varinf.optim.stationarity.ParameterStationarity`) and returns the average of the stationary
 iterates. Low-rank-plus-diagonal covariances for high dimensions: :mod:`.bam_lowrank`.
 
+::
+
+    init(loc, cov) -> BaMState                           q = N(loc, cov), float64
+    step(state, score_fn, num_draws, lam) -> (state, BaMInfo)   one batch, match
+    iterate(state, score_fn, num_draws, schedule)        steps until stationary (Schedule: max_iter, lambda0, tol)
+    run(model, family, objective, options, config, ...)  the method: Laplace start -> iterate -> MethodRun
+
 Shapes: :math:`\mu` ``(D,)``, :math:`\Sigma` ``(D, D)``, a batch ``(B, D)``. Cost per iteration: ``B`` gradient
 evaluations in one batched call, :math:`O(BD^2 + D^3)` linear algebra (float64).
 """
@@ -29,21 +36,62 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from ..families import FullRank
-from ..models import Model
-from .config import FitConfig
-from .errors import ConvergenceWarning
-from .result import FitResult, direct_result
-from .start import start
-from .stationarity import ParameterStationarity, scores
+from ...errors import ConvergenceWarning, warn
+from ...families import DEFAULT_RANK, FullRank, canonical_family
+from ..config import FitConfig, check_int, check_positive
+from ..initialization import start
+from ..result import MethodRun
+from ..routing import MethodOptions, gaussian_family
+from ..stationarity import Schedule, scores
+from . import bam_lowrank
 
-__all__ = ["BaMState", "bam", "bam_step", "batch_size", "run_bam"]
+__all__ = ["BaMInfo", "BaMOptions", "BaMState", "Options", "Schedule", "batch_size", "family_options",
+           "full_rank_module", "init", "iterate", "run", "step"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BaMOptions(MethodOptions):
+    """Batch-and-Match's settings (full rank and low rank alike).
+
+    Attributes:
+        max_steps: cap on BaM iterations.
+        num_draws: draws (score evaluations) per iteration, :math:`B`; default ``D + 2`` within [8, 64] (full
+            rank; the scores of a Gaussian target then determine it), ``2 rank + 2`` within [8, 64] (low rank).
+        lambda0: scale of the step size :math:`\\lambda_t = \\lambda_0 D B / t`.
+        tol_param: stationarity tolerance, in sds of q (:class:`ParameterStationarity`).
+    """
+
+    method: ClassVar[str] = "bam"
+    max_steps: int = 10_000
+    num_draws: int | None = None
+    lambda0: float = 1.0
+    tol_param: float = 0.05
+
+    def __post_init__(self):
+        check_int("max_steps", self.max_steps, 1)
+        if self.num_draws is not None:
+            check_int("num_draws", self.num_draws, 2)
+        check_positive("lambda0", self.lambda0)
+        check_positive("tol_param", self.tol_param)
+
+
+Options = BaMOptions
+
+
+def family_options(family: str | None) -> frozenset[str]:
+    """Full rank takes none; low rank its ``rank``."""
+    return frozenset({"rank"}) if family == "lowrank" else frozenset()
+
+
+def resolve_family(family, dim: int, options: dict, objective):
+    """BaM fits a Gaussian with a full or low-rank covariance (``"auto"``: full rank up to 300 dimensions)."""
+    return gaussian_family(family, "bam", dim)
 
 
 @dataclass
@@ -58,9 +106,22 @@ class BaMState:
     trace: list[float] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class BaMInfo:
+    """One iteration: the batch's log densities ``(B,)`` and how many draws had a finite density and score."""
+
+    log_density: Tensor
+    used: int
+
+
 def batch_size(dim: int) -> int:
     """Draws per iteration: D + 2 (the scores of a Gaussian target then determine it), between 8 and 64."""
     return max(8, min(dim + 2, 64))
+
+
+def init(loc: Tensor, cov: Tensor) -> BaMState:
+    """The state q = N(loc, cov), in float64."""
+    return BaMState(loc.double(), cov.double())
 
 
 def _match(loc, cov, z, g, lam) -> tuple[Tensor, Tensor]:
@@ -82,46 +143,43 @@ def _match(loc, cov, z, g, lam) -> tuple[Tensor, Tensor]:
     return new_loc, 0.5 * (new_cov + new_cov.T)
 
 
-def bam_step(state: BaMState, score_fn, B: int, lam: float) -> tuple[BaMState, Tensor]:
-    """One BaM iteration with ``B`` draws and step ``lam``; ``score_fn(z) -> (log p, grad log p)`` for ``(B, D)``.
-
-    Draws with a non-finite density or score are dropped (if fewer than 2 remain, q shrinks towards its mean
-    by half instead). Returns the new state and the batch's log densities."""
+def step(state: BaMState, score_fn, num_draws: int, lam: float) -> tuple[BaMState, BaMInfo]:
+    """One BaM iteration with ``num_draws`` draws and step ``lam``; ``score_fn(z) -> (log p, grad log p)`` for
+    ``(B, D)``. Draws with a non-finite density or score are dropped (if fewer than 2 remain, q shrinks towards
+    its mean by half instead)."""
     L = torch.linalg.cholesky(state.cov)
-    eps = torch.randn(B, L.shape[0], dtype=L.dtype, device=L.device)
+    eps = torch.randn(num_draws, L.shape[0], dtype=L.dtype, device=L.device)
     z = state.loc + eps @ L.T
     lp, g = score_fn(z)
     ok = torch.isfinite(lp) & torch.isfinite(g).all(-1)
-    t = state.t + 1
-    D = L.shape[0]
+    t, D, used = state.t + 1, L.shape[0], int(ok.sum())
     elbo = (lp.mean() + L.diagonal().log().sum() + 0.5 * D * (1 + math.log(2 * math.pi))).item()
     trace = [*state.trace, elbo]
-    if int(ok.sum()) < 2:
-        return BaMState(state.loc, 0.25 * state.cov, t, state.grad_evals + B, trace), lp
+    if used < 2:
+        return BaMState(state.loc, 0.25 * state.cov, t, state.grad_evals + num_draws, trace), BaMInfo(lp, used)
     loc, cov = _match(state.loc, state.cov, z[ok], g[ok], lam)
-    return BaMState(loc, cov, t, state.grad_evals + B, trace), lp
+    return BaMState(loc, cov, t, state.grad_evals + num_draws, trace), BaMInfo(lp, used)
 
 
-def run_bam(state: BaMState, score_fn, B: int, max_iter: int, lambda0: float = 1.0, tol: float = 0.05,
-            min_iter: int = 3, noise: float | None = None) -> tuple[BaMState, str, bool]:  # fmt: skip
-    """Iterate :func:`bam_step` until q is stationary (see the module docstring) or ``max_iter`` iterations.
+def iterate(state: BaMState, score_fn, num_draws: int, schedule: Schedule) -> tuple[BaMState, str, bool]:
+    """:func:`step` until q is stationary (see the module docstring) or ``schedule.max_iter`` iterations.
 
     Returns the final state (the average of the stationary window's iterates), the reason and whether it
     converged."""
     D = state.loc.shape[0]
-    mon = ParameterStationarity(tol=tol, min_window=min_iter, noise=noise)
-    for _ in range(max_iter):
-        lam = lambda0 * D * B / (state.t + 1)
+    lambda0 = schedule.lambda0
+    mon = schedule.monitor()
+    for _ in range(schedule.max_iter):
+        lam = lambda0 * D * num_draws / (state.t + 1)
         try:
-            state, _ = bam_step(state, score_fn, B, lam)
+            state, _ = step(state, score_fn, num_draws, lam)
         except torch.linalg.LinAlgError:  # numerically indefinite update: keep q, shrink the step
-            state = BaMState(state.loc, state.cov, state.t + 1, state.grad_evals + B, state.trace)
+            state = BaMState(state.loc, state.cov, state.t + 1, state.grad_evals + num_draws, state.trace)
             lambda0 *= 0.5
             continue
         if not (torch.isfinite(state.loc).all() and torch.isfinite(state.cov).all()):
             raise FloatingPointError("BaM produced a non-finite mean or covariance")
-        mean, sd = state.loc, state.cov.diagonal().sqrt()
-        if mon.update(state.loc, state.cov, mean, sd):
+        if mon.update(state.loc, state.cov, state.loc, state.cov.diagonal().sqrt()):
             loc, cov = mon.average()
             return BaMState(loc, cov, state.t, state.grad_evals, state.trace), mon.reason, True
     loc, cov = mon.average() if mon.ready else (state.loc, state.cov)
@@ -129,44 +187,31 @@ def run_bam(state: BaMState, score_fn, B: int, max_iter: int, lambda0: float = 1
     return BaMState(loc, cov, state.t, state.grad_evals, state.trace), reason, False
 
 
-def bam(model: Model, family, objective, config: FitConfig, family_kwargs: dict) -> FitResult:
+def run(model, family, objective, options: BaMOptions, config: FitConfig, family_options: dict) -> MethodRun:
     """Batch-and-Match for a full-rank Gaussian (``family="fullrank"``; ``"lowrank"``: :mod:`.bam_lowrank`).
 
     Starts at the Laplace approximation when there is one (else at ``init`` with identity covariance) and runs
-    at most ``max_steps`` iterations of ``batch_size`` draws (``family_kwargs``: ``batch_size``, ``lambda0``)."""
-    from .bam_lowrank import bam_lowrank
-    from .pathfinder import _gaussian_label
-
-    label = _gaussian_label(family, "bam")
-    if label == "lowrank":
-        return bam_lowrank(model, family, objective, config, family_kwargs)
+    at most ``max_steps`` iterations of ``num_draws`` draws."""
+    if canonical_family(family) == "lowrank":
+        return bam_lowrank.run(model, options, config, family_options.get("rank") or min(DEFAULT_RANK, model.dim))
     t0 = time.perf_counter()
-    kw = dict(family_kwargs)
     s = start(model, config, laplace=True)
     model = s.model
-    B = int(kw.pop("batch_size", batch_size(model.dim)))
-    lambda0 = float(kw.pop("lambda0", 1.0))
-    if kw:
-        raise TypeError(f"unexpected keyword arguments for bam: {sorted(kw)}")
     if s.laplace is not None and s.laplace.ok:
         loc, cov = s.laplace.mode, torch.cholesky_inverse(torch.linalg.cholesky(s.laplace.precision))
     else:
         loc, cov = s.u0, torch.eye(model.dim, dtype=s.u0.dtype, device=s.u0.device)
-    state = BaMState(loc.double(), cov.double())
-    state, reason, converged = run_bam(state, scores(model.log_density, s.dtype), B, config.max_steps, lambda0,
-                                       config.tol_param)  # fmt: skip
+    B = options.num_draws or batch_size(model.dim)
+    schedule = Schedule(options.max_steps, options.lambda0, options.tol_param)
+    state, reason, converged = iterate(init(loc, cov), scores(model.log_density, s.dtype), B, schedule)
     if not converged:
-        warnings.warn(f"{model.name}: BaM not converged ({reason})", ConvergenceWarning, stacklevel=4)
-    return gaussian_result(model, s, state, objective, reason, converged, "bam", label, t0,
-                           s.evaluations + state.grad_evals)
-
-
-def gaussian_result(model, s, state: BaMState, objective, reason: str, converged: bool, method: str, label: str,
-                    t0: float, grad_evals: int) -> FitResult:  # fmt: skip
-    """A :class:`FitResult` holding q = N(state.loc, state.cov) as a :class:`~varinf.families.FullRank` module."""
+        warn(f"{model.name}: BaM not converged ({reason})", ConvergenceWarning)
     fam = full_rank_module(state.loc, state.cov).to(device=s.device, dtype=s.dtype)
-    return direct_result(model, fam, objective, state.trace, converged=converged, reason=reason, num_steps=state.t,
-                         grad_evals=grad_evals, t0=t0, method=method, family_name=label)  # fmt: skip
+    return MethodRun(
+        model=model, family=fam, objective=objective, elbo_trace=torch.tensor(state.trace, dtype=torch.float64),
+        converged=converged, convergence_reason=reason, num_steps=state.t, grad_evals=s.evaluations + state.grad_evals,
+        wall_time=time.perf_counter() - t0, method="bam", family_name="fullrank", options=options,
+    )  # fmt: skip
 
 
 def full_rank_module(loc: Tensor, cov: Tensor) -> FullRank:
@@ -178,4 +223,3 @@ def full_rank_module(loc: Tensor, cov: Tensor) -> FullRank:
         fam.log_diag.copy_(L.diagonal().log())
         fam.off_diag.copy_(torch.tril(L, -1))
     return fam
-

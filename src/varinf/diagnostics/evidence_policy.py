@@ -25,18 +25,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from dataclasses import dataclass
 
 from torch.distributions import Distribution
 
 from ..models.subsample import EstimatedModel
-from .ais import ais
-from .bridge import bridge
+from .annealed_importance import ais
+from .bridge_sampling import bridge
 from .evidence_result import METHOD_NAMES, LogEvidence
 from .importance import ImportanceDraws, importance_draws, importance_log_evidence, log_evidence
 
 __all__ = [
     "MAX_UPGRADE_DIM",
     "MIN_BUDGET",
+    "EvidencePolicy",
     "ImportanceDraws",
     "LogEvidence",
     "evidence",
@@ -47,6 +49,23 @@ __all__ = [
     "upgrade",
     "with_subsample_error",
 ]
+
+@dataclass(frozen=True)
+class EvidencePolicy:
+    r"""How the diagnostics estimate :math:`\log p(x)`: ``method`` ``"auto"`` (importance sampling, upgraded to
+    bridge sampling when that is unreliable and ``budget`` allows), ``"is"`` (never a gradient), ``"bridge"`` or
+    ``"ais"`` (always), spending at most ``budget`` model gradient evaluations (``None``: the caller's default)."""
+
+    method: str = "auto"
+    budget: int | None = 0
+
+    def __post_init__(self):
+        if self.method not in ("auto", *METHOD_NAMES):
+            raise ValueError(f"evidence must be 'auto', 'is', 'bridge' or 'ais', got {self.method!r}")
+        b = self.budget
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 0):
+            raise ValueError(f"evidence_budget must be an integer >= 0, got {b!r}")
+
 
 MIN_BUDGET = 2_000  # gradient evaluations below which bridge sampling is not attempted by "auto"
 MAX_UPGRADE_DIM = 100  # "auto" upgrades IS only for models this small (the curvature costs 2D gradients)
@@ -111,12 +130,13 @@ def upgrade(model, q: Distribution, is_estimate: LogEvidence, budget: int, seed:
     return bridge(model, q, budget, seed=seed, **options)
 
 
-def policy_evidence(model, q: Distribution, is_estimate: LogEvidence, method: str, budget: int, seed: int | None):
-    """What the diagnostics report for ``method``: ``is_estimate`` (``"is"``), :func:`upgrade` (``"auto"``), or
-    bridge sampling / AIS with ``budget`` gradients. ``model`` may be the large-data
+def policy_evidence(model, q: Distribution, is_estimate: LogEvidence, policy: EvidencePolicy, seed: int | None):
+    """What the diagnostics report under ``policy``: ``is_estimate`` (``"is"``), :func:`upgrade` (``"auto"``), or
+    bridge sampling / AIS with ``policy.budget`` gradients. ``model`` may be the large-data
     :class:`~varinf.models.subsample.EstimatedModel` the draws were evaluated with: then ``"auto"`` spends no
     gradients (each would be a pass over every row), and bridge/AIS run on the model itself, whose chunked
     log density keeps memory within its ``max_memory`` at any N."""
+    method, budget = policy.method, policy.budget or 0
     if method == "is":
         return is_estimate
     exact = model.model if isinstance(model, EstimatedModel) else model

@@ -1,6 +1,8 @@
-"""One optimization step: build q, estimate the bound, backpropagate, update.
+"""One stochastic-gradient step on a bound, by autograd: build q, estimate the bound, backpropagate, update.
 
-``fit`` is a thin loop over this function; call it directly for custom loops.
+``step`` works for any family, objective, conditioning input (amortized families) and prior; call it directly
+for custom loops. ADVI (:mod:`.methods.advi`) takes the closed-form Gaussian step of :mod:`.gaussian_step` where
+that applies (same values and gradients, about half the tensor operations) and this one otherwise.
 """
 
 from __future__ import annotations
@@ -36,15 +38,8 @@ def step(
     """Take one stochastic-gradient step on ``objective.loss(family(context), log_p, prior)``.
 
     A non-finite loss skips the update (the caller decides how to recover) and is reported in
-    ``StepInfo.finite``. Gaussian families with an ELBO take the fused path of :mod:`.gaussian_step` (same
-    values and gradients, about half the tensor operations).
+    ``StepInfo.finite``.
     """
-    if context is None and prior is None:
-        from .gaussian_step import fused_step  # (a local import: gaussian_step imports StepInfo from here)
-
-        info = fused_step(log_p, family, objective, optimizer)
-        if info is not None:
-            return info
     optimizer.zero_grad(set_to_none=True)
     est = objective.loss(family(context), log_p, prior)
     loss = est.loss

@@ -51,7 +51,7 @@ from .evidence_result import LogEvidence
 from .hmc import Target, _stable_cholesky, adapt_step_size, check_dtype, gaussian_metric, hmc_step, trajectory_step
 from .importance import check_event_shape
 
-__all__ = ["BridgeHalf", "bridge", "drift_z", "meng_wong", "split_rhat"]
+__all__ = ["BridgeHalf", "TrustLimits", "bridge", "drift_z", "meng_wong", "split_rhat"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,16 @@ def drift_z(x: Tensor) -> Tensor:
     return d.mean(0) / (d.std(0) / math.sqrt(d.shape[0])).clamp_min(1e-300)
 
 
+@dataclass(frozen=True)
+class TrustLimits:
+    r"""When bridge sampling's estimate is trusted: ``max_rhat``, the largest split-:math:`\hat R` of the kept
+    draws (short chains inflate it by about (autocorrelation time - 1) / chain length even when stationary,
+    hence 1.1); ``max_drift``, the largest |t| of :func:`drift_z` (first vs second half of the kept draws)."""
+
+    max_rhat: float = 1.1
+    max_drift: float = 4.0
+
+
 def bridge(
     model,
     q: Distribution,
@@ -121,8 +131,7 @@ def bridge(
     num_chains: int | None = None,
     num_leapfrog: int = 3,
     warmup: float = 0.4,
-    max_rhat: float = 1.1,
-    max_drift: float = 4.0,
+    trust: TrustLimits = TrustLimits(),
     seed: int | None = None,
 ) -> LogEvidence:
     r"""Bridge-sampling estimate of :math:`\log p(x)`, posterior draws by HMC started from q.
@@ -135,9 +144,7 @@ def bridge(
             ``budget // 300`` within [16, 64].
         num_leapfrog: leapfrog steps per HMC transition.
         warmup: share of the budget spent adapting (step size, metric) before draws are kept.
-        max_rhat: largest split-:math:`\hat R` of the kept draws for the estimate to be trusted (short chains
-            inflate it by about (autocorrelation time - 1) / chain length even when stationary, hence 1.1).
-        max_drift: largest ``|t|`` of :func:`drift_z` (first vs second half of the kept draws) to be trusted.
+        trust: :class:`TrustLimits`, the largest split-:math:`\hat R` and drift for which the estimate is trusted.
         seed: seeds the draws (the global RNG is left untouched); None: fresh randomness.
 
     Returns:
@@ -161,7 +168,7 @@ def bridge(
     if num_chains < 8 or num_chains % 2:
         raise ValueError(f"num_chains must be even and at least 8, got {num_chains}")
     with seeded(seed), torch.no_grad():
-        return _bridge(model, q, budget, num_chains, num_leapfrog, warmup, (max_rhat, max_drift))
+        return _bridge(model, q, budget, num_chains, num_leapfrog, warmup, (trust.max_rhat, trust.max_drift))
 
 
 def _bridge(model, q, budget, N, n_leap, warmup, limits) -> LogEvidence:

@@ -25,7 +25,8 @@ import torch
 from torch import Tensor
 
 from ..objectives import ELBO, IWAE
-from ..utils.progress import track
+from ..utils import seeded
+from ..utils.progress_bars import track
 from .model import VAE
 
 __all__ = ["Evaluation", "evaluate"]
@@ -58,10 +59,6 @@ class Evaluation:
     @property
     def distortion_bpd(self) -> float:
         return self._bpd(self.distortion)
-
-    @property
-    def negative_elbo_bpd(self) -> float:
-        return self._bpd(-self.elbo)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -110,7 +107,7 @@ def evaluate(
         elbo_particles: draws for the rate/distortion estimate.
         seed: the draws come from a forked RNG seeded with this (results are reproducible and the caller's
             random stream is untouched).
-        progress: a bar of batches done (default: only on a terminal; :mod:`varinf.utils.progress`).
+        progress: a bar of batches done (default: only on a terminal; :mod:`varinf.utils.progress_bars`).
     """
     if k < 1 or x.shape[0] < 1:
         raise ValueError(f"need k >= 1 and at least one example (k={k}, {x.shape[0]} examples)")
@@ -118,8 +115,7 @@ def evaluate(
     chunk = max(1, min(k, max_elements // (batch_size * vae.num_dims * vae.likelihood.num_params)))
     offset = vae.likelihood.nats_offset(vae.num_dims)
     nll, rate, dist = [], [], []
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
+    with seeded(seed):
         starts = range(0, x.shape[0], batch_size)
         for i in track(starts, f"NLL (k={k})", unit="batches", enabled=progress):
             xb = x[i : i + batch_size]
