@@ -126,39 +126,44 @@ def test_os_errors_are_one_line_naming_the_users_file(workdir, tmp_path, capsys,
 RECORDING_MODEL = 'from pathlib import Path\nPath(__file__).with_suffix(".ran").touch()\n' + GOOD_MODEL
 
 
-def _read_only_folder(root: Path) -> tuple[Path, str]:
-    if os.geteuid() == 0:
-        pytest.skip("root may write in a read-only folder (the other cases run as root too)")
+def _read_only_folder(root: Path, monkeypatch) -> tuple[Path, str]:
     (root / "locked").mkdir()
     (root / "locked").chmod(0o500)
+    if os.geteuid() == 0:  # root may write anyway: deny it as the OS denies any other user (the same check runs)
+        import varinf.cli.paths as paths
+
+        real = paths.os.access
+        locked = (root / "locked").resolve()
+        monkeypatch.setattr(paths.os, "access", lambda p, mode, **kw: False if Path(p).resolve() == locked and
+                            mode & os.W_OK else real(p, mode, **kw))  # fmt: skip
     return root / "locked" / "out", "cannot write in"
 
 
-def _file_as_folder(root: Path) -> tuple[Path, str]:
+def _file_as_folder(root: Path, monkeypatch) -> tuple[Path, str]:
     (root / "taken").write_text("the user's file")
     return root / "taken", "taken: exists and is not a directory"
 
 
-def _under_a_file(root: Path) -> tuple[Path, str]:
+def _under_a_file(root: Path, monkeypatch) -> tuple[Path, str]:
     (root / "notes.txt").write_text("the user's file")
     return root / "notes.txt" / "out", "is not a directory"
 
 
-def _folder_as_file(root: Path) -> tuple[Path, str]:
+def _folder_as_file(root: Path, monkeypatch) -> tuple[Path, str]:
     (root / "out" / "summary.json").mkdir(parents=True)
     return root / "out", "summary.json: is a directory (give a file name)"
 
 
 @pytest.mark.parametrize("case", [_read_only_folder, _file_as_folder, _under_a_file, _folder_as_file],
                          ids=["read-only-folder", "file-as-folder", "path-under-a-file", "folder-as-file"])  # fmt: skip
-def test_unwritable_output_is_refused_before_any_work(workdir, tmp_path, capsys, case):
-    """One line naming the path, before the model file runs; nothing of the user's changes. Only the
-    permission case needs a non-root user: the others fail for root as well."""
+def test_unwritable_output_is_refused_before_any_work(workdir, tmp_path, capsys, monkeypatch, case):
+    """One line naming the path, before the model file runs; nothing of the user's changes. As root (CI), the
+    read-only folder is denied by patching the access check the CLI makes, since root may write anywhere."""
     model = tmp_path / "recording.py"
     model.write_text(RECORDING_MODEL)
     target = tmp_path / "target"
     target.mkdir()
-    out, message = case(target)
+    out, message = case(target, monkeypatch)
     before = snapshot(target)
     try:
         code, _, err = run_cli(["fit", model, "-o", out, *FIT], capsys)
