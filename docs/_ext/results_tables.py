@@ -401,7 +401,66 @@ def numpyro_svi() -> list[str]:
             "compilation).", "", *table(header, rows), *source("numpyro_svi", data.get("meta"))]
 
 
+def _posteriordb_all_script():
+    """benchmarks/posteriordb_all.py as a module: its verdicts and goal figures are the ones its markdown shows."""
+    import importlib
+    import sys
+
+    bench = str(RESULTS.parent)
+    if bench not in sys.path:
+        sys.path.insert(0, bench)
+    return importlib.import_module("posteriordb_all")
+
+
+def posteriordb_all_goals() -> list[str]:
+    pa = _posteriordb_all_script()
+    data = load("posteriordb_all")
+    s = pa.summarize(data)
+    other = "; ".join(f"{k}: {len(v)}" for k, v in sorted(s["other_status"].items()))
+    rows = [
+        ["no silent failure (accurate or warns; summary and ``res.draws()``)",
+         f"{len(s['silent'])} silent failures of {s['reference_fitted']} fits"
+         + (f" ({', '.join(s['silent'])})" if s["silent"] else "")],
+        ["accurate on ≥ 80% of posteriors with k̂ < 0.7", f"{s['good_khat_accurate']} of {s['good_khat']}"],
+        ["median gradient evaluations / NUTS leapfrog steps (≤ 0.01)",
+         f"{fmt(s['median_grad_ratio'], 4)} (medians {fmt(s['median_grad_evals'], 0)} vs {fmt(s['median_leapfrog'], 0)})"],
+        ["median fit wall time / NUTS sampling time (≤ 0.1)",
+         f"{fmt(s['median_stan_ratio'], 3)} to Stan's own elapsed time; {fmt(s['median_wall_ratio'], 3)} to the wall "
+         f"time of pystan's calls; CPU {fmt(s['median_cpu_ratio'], 3)}"],
+        [f"the {s['other_total']} without reference: complete or fail with one line", other],
+    ]  # fmt: skip
+    return table(["goal (issue 19)", "measured"], rows) + source("posteriordb_all", data.get("meta"))
+
+
+def _pdb_err(c: dict | None) -> str:
+    if not c or "max_mean_err" not in c:
+        return "–"
+    return f"{fmt(c['max_mean_err'], 2)} / {fmt(c.get('sd_ratio_min'), 2)}–{fmt(c.get('sd_ratio_max'), 2)}"
+
+
+def posteriordb_all_rows() -> list[str]:
+    pa = _posteriordb_all_script()
+    data = load("posteriordb_all")
+    rows = []
+    for r in sorted(data["records"].values(), key=lambda r: r["name"]):
+        if r.get("group") != "reference":
+            continue
+        fit, nuts = r.get("fit", {}), r.get("nuts", {})
+        if fit.get("status") != "ok":
+            rows.append([r["name"], str(r.get("dim", "")), "–", "–", "–", "–", "–", "–", "–", pa.verdict(r)])
+            continue
+        stan_s = nuts.get("stan_warmup_s", 0) + nuts.get("stan_sampling_s", 0) if nuts.get("status") == "ok" else None
+        rows.append([r["name"], str(r.get("dim", "")), fmt(fit.get("grad_evals")), fmt(nuts.get("leapfrog")),
+                     fmt(fit.get("wall_s"), 2), fmt(stan_s, 2), fmt(fit.get("khat"), 2), _pdb_err(fit.get("summary")),
+                     _pdb_err(fit.get("draws")), pa.verdict(r)])  # fmt: skip
+    header = ["posterior", "D", "gradients", "NUTS leapfrogs", "fit wall s", "NUTS s (Stan's clock)", "k̂",
+              "summary: error / sd ratios", "draws: error / sd ratios", "verdict"]  # fmt: skip
+    return table(header, rows) + source("posteriordb_all", data.get("meta"))
+
+
 TABLES = {
+    "posteriordb-all-goals": posteriordb_all_goals,
+    "posteriordb-all": posteriordb_all_rows,
     "posteriordb-families": posteriordb_families,
     "numpyro-svi": numpyro_svi,
     "methods": methods_table,
