@@ -82,10 +82,10 @@ def test_stationarity_memory_is_bounded_and_still_detects_drift():
 
 
 @pytest.mark.parametrize("levels", [1, 2])
-def test_auto_fits_an_exact_gaussian_hierarchy_above_the_full_rank_threshold(levels):
+def test_pbam_fits_an_exact_gaussian_hierarchy_above_the_full_rank_threshold(levels):
     model = HierarchicalNormal.synthetic(400, levels=levels, seed=4).double()
-    res = optimize(model, progress=False, seed=0)
-    assert res.route == ("pathfinder", "pbam") and res.family_name == "lowrank" and res.converged
+    res = optimize(model, "lowrank", method="bam", progress=False, seed=0)
+    assert res.family_name == "lowrank" and res.converged  # method="bam" with low rank: patch-step BaM
     exact = model.exact_marginals()
     mean = torch.cat([exact[lat.name][0].reshape(-1) for lat in model.latents])
     sd = torch.cat([exact[lat.name][1].reshape(-1) for lat in model.latents])

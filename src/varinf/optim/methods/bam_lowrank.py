@@ -36,8 +36,8 @@ iteration), so the small constant steps cost no speed there.
     run(model, options, config, rank)                   the method (``method="bam", family="lowrank"``; options:
                                                         the frozen ``BaMOptions``, validated before any work)
                                                         -> MethodRun
-    ``method="auto"`` runs init -> iterate as its Gaussian stage for low rank above the full-rank threshold, up
-    to ``PBAM_MAX`` dimensions (methods/auto.py)
+    ``method="auto"`` can run init -> iterate as its Gaussian stage for low rank above the full-rank threshold
+    (``auto.PBAM_MAX``; off for now: see methods/auto.py)
 
 Shapes: mu, Psi ``(D,)``, Lambda ``(D, k)``, a batch ``(B, D)``. Cost per iteration: B gradient evaluations in
 one batched call, O(D (k+B)^2 + B^3) for the match and O(D k (k+B)) per EM step; memory O(D (k+B)).
