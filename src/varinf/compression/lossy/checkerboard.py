@@ -54,10 +54,10 @@ from torch import nn
 from ..coding.ans import AnsStack
 from ..coding.integer_net import exact_matmul, round_shift
 from .bottleneck import EntropyBottleneck
-from .gaussian import ScaleLevels, gaussian_likelihood
+from .gaussian import ScaleLevels
 from .integer_net import ACTIVATION_BITS, ACTIVATION_MAX, WEIGHT_BITS
 from .latents import FactorizedLatent, LatentOutput, LatentTables, _bits, _quantize, hyperprior_tables
-from .mean_scale import _hyper_analysis, _hyper_synthesis
+from .mean_scale import _hyper_analysis, _hyper_synthesis, _mean_scale_output
 
 __all__ = ["CONTEXT_TAPS", "CheckerboardLatent", "IntegerContext", "anchor_mask"]
 
@@ -122,13 +122,7 @@ class CheckerboardLatent(nn.Module):
         ctx = F.conv2d(y_anchor, self.context.weight * self.tap_mask, self.context.bias, padding=KERNEL // 2)
         params = hyper + self.entropy_parameters(torch.cat([hyper, ctx], dim=1)) * (1.0 - anchors)
         scale, mean = params.chunk(2, dim=1)
-        residual = y - mean
-        rounded = torch.round(residual)
-        y_hat = y + (rounded + mean - y).detach()
-        r_rate = residual + torch.empty_like(residual).uniform_(-0.5, 0.5) if self.training else rounded
-        y_bits = _bits(gaussian_likelihood(r_rate, scale))
-        z_bits = _bits(self.z_prior.likelihood(z_rate))
-        return LatentOutput(y_hat, y_bits, z_bits)
+        return _mean_scale_output(y, mean, scale, _bits(self.z_prior.likelihood(z_rate)), self.training)
 
     # ------------------------------------------------------------------ bitstream
     def tables(self) -> LatentTables:

@@ -60,6 +60,17 @@ def _hyper_synthesis(n: int, m: int) -> nn.Sequential:
     return nn.Sequential(_deconv(n, n), nn.ReLU(), _deconv(n, n), nn.ReLU(), _conv(n, 2 * m, 3, 1))
 
 
+
+def _mean_scale_output(y, mean, scale, z_bits, training: bool) -> LatentOutput:
+    """The y half of a mean-scale forward pass (shared with the checkerboard context model): y quantized around
+    its mean, ``[y - μ] + μ`` with the gradient straight through to y (none to μ through this path), and its
+    bits under N(μ, σ) with uniform noise in training."""
+    residual = y - mean
+    rounded = torch.round(residual)
+    y_hat = y + (rounded + mean - y).detach()
+    r_rate = residual + torch.empty_like(residual).uniform_(-0.5, 0.5) if training else rounded
+    return LatentOutput(y_hat, _bits(gaussian_likelihood(r_rate, scale)), z_bits)
+
 class MeanScaleLatent(nn.Module):
     """Mean-scale hyperprior with ``hyper_channels`` channels in :math:`z` (interface of
     :class:`~varinf.compression.lossy.latents.HyperpriorLatent`: ``forward``, ``push``, ``pop``, ``tables``)."""
@@ -83,14 +94,7 @@ class MeanScaleLatent(nn.Module):
         if self.training:  # h_s sees the noisy z, as in the scale hyperprior
             z_hat = z_rate
         scale, mean = self.h_s(z_hat).chunk(2, dim=1)
-        residual = y - mean
-        rounded = torch.round(residual)
-        # synthesis input [y - μ] + μ, gradient straight through to y (none to μ through this path)
-        y_hat = y + (rounded + mean - y).detach()
-        r_rate = residual + torch.empty_like(residual).uniform_(-0.5, 0.5) if self.training else rounded
-        y_bits = _bits(gaussian_likelihood(r_rate, scale))
-        z_bits = _bits(self.z_prior.likelihood(z_rate))
-        return LatentOutput(y_hat, y_bits, z_bits)
+        return _mean_scale_output(y, mean, scale, _bits(self.z_prior.likelihood(z_rate)), self.training)
 
     def tables(self) -> LatentTables:
         return hyperprior_tables(self)
