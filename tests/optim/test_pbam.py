@@ -115,3 +115,37 @@ def test_pbam_iterate_on_a_representable_gaussian_with_few_draws():
     assert ((st.loc - mean).abs() / sd).max() < 0.05
     assert (st.variance.sqrt() / sd - 1).abs().max() < 0.05
     assert math.isfinite(st.trace[-1])
+
+
+def test_unusable_names_what_breaks_a_low_rank_gaussian():
+    D = 50
+    zeros, ones = torch.zeros(D), torch.ones(D)
+    assert bam_lowrank.unusable(LowRankState(zeros, ones, torch.ones(D, 2))) == ""
+    assert bam_lowrank.unusable(LowRankState(zeros + float("nan"), ones, torch.ones(D, 2))) == "a non-finite mean"
+    assert bam_lowrank.unusable(LowRankState(zeros, 0 * ones, torch.ones(D, 2))) == "a diagonal that is not positive"
+    # a vanishing diagonal under collinear factors: I + Lambda^T Psi^-1 Lambda is not numerically positive definite
+    tiny = LowRankState(zeros, 1e-20 * ones, torch.ones(D, 2))
+    assert bam_lowrank.unusable(tiny) == "a covariance that is not positive definite"
+
+
+def test_pbam_steps_back_where_the_density_is_not_finite_and_stops_after_repeated_failures():
+    D = 20
+
+    def wall(z):  # a standard normal cut off beyond |z_1| > 3: the density is -inf there
+        lp = -0.5 * z.square().sum(-1)
+        out = z[:, 0].abs() > 3
+        return lp.masked_fill(out, -math.inf), torch.where(out[:, None], torch.nan, -z)
+
+    far = LowRankState(torch.full((D,), 10.0), torch.ones(D), 0.1 * torch.ones(D, 2))  # every draw beyond the wall
+    with pytest.raises(FloatingPointError, match="non-finite log density"):
+        bam_lowrank.step(far, wall, 8, lam_step=1.0)
+    st, reason, converged = bam_lowrank.iterate(far, wall, 8, Schedule(500))
+    assert not converged and "numerically unusable" in reason
+    assert st.t == bam_lowrank.MAX_FAILURES and bam_lowrank.unusable(st) == ""  # q kept as it was, not collapsed
+    torch.testing.assert_close(st.variance, far.variance)
+    # started inside, the same target converges: the steps that throw draws beyond the wall are taken back
+    inside = LowRankState(torch.zeros(D), torch.ones(D), 0.1 * torch.ones(D, 2))
+    st, reason, converged = bam_lowrank.iterate(inside, wall, 8, Schedule(5000))
+    assert converged, reason
+    assert bam_lowrank.unusable(st) == "" and (st.loc.abs() < 0.5).all()
+    assert (st.variance.sqrt() - 1).abs().max() < 0.2

@@ -166,6 +166,9 @@ class ParameterStationarity:
         se_drift = s / c.square().sum().sqrt() * (k - 1)
         se_avg = s / math.sqrt(k) * (z / 3.0)
         self.noisy = False
+        if not bool(torch.isfinite(drift).all() and torch.isfinite(se_avg).all()):
+            self.reason = "q's moments are not finite (a variance collapsed to zero or overflowed)"
+            return False
         if bool((drift > z * se_drift + self.tol / 4).any()):
             self.reason = f"q still drifting ({drift.max().item():.3f} sd over the last {n} iterations)"
             return False

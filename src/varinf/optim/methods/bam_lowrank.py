@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from ...errors import ConvergenceWarning, warn
+from ...errors import ConvergenceWarning, FitError, warn
 from ...families import LowRank
 from ...utils.progress_bars import track
 from ..config import FitConfig
@@ -68,7 +68,18 @@ from . import pathfinder
 if TYPE_CHECKING:
     from .bam import BaMOptions
 
-__all__ = ["PBAM_MAX", "LowRankState", "batch_size", "init", "iterate", "lowrank_module", "patch", "run", "step"]
+__all__ = [
+    "PBAM_MAX",
+    "LowRankState",
+    "batch_size",
+    "init",
+    "iterate",
+    "lowrank_module",
+    "patch",
+    "run",
+    "step",
+    "unusable",
+]
 
 PBAM_MAX = 5000  # dimensions up to which method="auto" fits a low-rank Gaussian by pBaM (above: an ADVI polish)
 
@@ -76,6 +87,8 @@ EM_STEPS = 10  # at most, per patch (warm-started: the EM continues from one ite
 EM_TOL = 1e-4  # relative change of Psi and Lambda that ends the EM
 PHASES = 2  # phases of constant, ten times smaller steps after BaM's schedule (see the module docstring)
 PHASE_STEP = 0.1  # the first constant step (at most)
+PSI_FLOOR = 1e-6  # Psi >= this share of each marginal variance: I + Lambda^T Psi^-1 Lambda stays well conditioned
+MAX_FAILURES = 20  # numerically unusable updates in a row (each halving the step) that end the run
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -167,21 +180,44 @@ def step(st: LowRankState, score_fn, num_draws: int, lam_step: float) -> tuple[L
     """One batch-match-patch iteration with ``num_draws`` draws and step ``lam_step``: the new state and how many
     draws had a finite density and score.
 
-    Draws with a non-finite density or score are dropped (fewer than 2 left: q shrinks towards its mean by
-    half). Raises ``torch.linalg.LinAlgError`` / ``FloatingPointError`` when the update is numerically unusable
-    (the caller retries with a smaller step)."""
+    Draws with a non-finite density or score are dropped. Raises ``FloatingPointError`` when fewer than 2 are
+    left (q has wandered where the density is not finite) and ``torch.linalg.LinAlgError`` /
+    ``FloatingPointError`` when the update is numerically unusable (the caller goes back one iteration and retries
+    with a smaller step)."""
     z = st.sample(num_draws)
     lp, g = score_fn(z)
     ok = torch.isfinite(lp) & torch.isfinite(g).all(-1)
     t, evals, used = st.t + 1, st.grad_evals + num_draws, int(ok.sum())
     if used < 2:
-        return LowRankState(st.loc, 0.25 * st.psi, 0.5 * st.lam, t, evals, st.trace), used
+        raise FloatingPointError(f"{num_draws - used} of {num_draws} draws had a non-finite log density or score")
     elbo = lp[ok].mean().item() + st.entropy()
     loc, cov_mv, diag = _match(st, z[ok], g[ok], lam_step)
     psi, lam = patch(cov_mv, diag, st.psi, st.lam)
-    if not (torch.isfinite(loc).all() and torch.isfinite(psi).all() and torch.isfinite(lam).all()):
-        raise FloatingPointError("low-rank BaM produced a non-finite mean or factor")
-    return LowRankState(loc, psi, lam, t, evals, [*st.trace, elbo]), used
+    new = LowRankState(loc, _floored(psi, lam), lam, t, evals, [*st.trace, elbo])
+    problem = unusable(new)
+    if problem:
+        raise FloatingPointError(f"low-rank BaM produced {problem}")
+    return new, used
+
+
+def _floored(psi: Tensor, lam: Tensor) -> Tensor:
+    return torch.maximum(psi, PSI_FLOOR * (psi + lam.square().sum(1)))
+
+
+def unusable(state: LowRankState) -> str:
+    r"""What makes ``state`` unusable as a Gaussian ("" when nothing): a non-finite mean, diagonal or factor, a
+    diagonal that is not positive, or a capacitance :math:`I + \Lambda^\top\Psi^{-1}\Lambda` that is not
+    numerically positive definite (the Cholesky factor torch's ``LowRankMultivariateNormal`` needs)."""
+    for what, x in (("mean", state.loc), ("diagonal", state.psi), ("factor", state.lam)):
+        if not bool(torch.isfinite(x).all()):
+            return f"a non-finite {what}"
+    if not bool((state.psi > 0).all()):
+        return "a diagonal that is not positive"
+    k = state.lam.shape[1]
+    cap = torch.eye(k, dtype=state.lam.dtype, device=state.lam.device) + (state.lam.T / state.psi) @ state.lam
+    if int(torch.linalg.cholesky_ex(cap).info) != 0:
+        return "a covariance that is not positive definite"
+    return ""
 
 
 def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule,
@@ -209,14 +245,22 @@ def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule,
         mon = ParameterStationarity(tol=loose * tol, min_window=window, noise=None if noise is None else loose * noise)
         start_t = state.t
         label = "low-rank BaM" + ("" if fixed is None else f", constant step {fixed:.2g}")
+        failures, before = 0, state
         for _ in track(range(max(0, max_iter - (state.t - t0))), label, unit="iterations", capped=True):
             lam_step = lambda0 * D * B / (state.t - start_t + 1) if fixed is None else fixed
             try:
-                state, _ = step(state, score_fn, B, lam_step)
-            except (torch.linalg.LinAlgError, FloatingPointError, RuntimeError):
-                state = LowRankState(state.loc, state.psi, state.lam, state.t + 1, state.grad_evals + B, state.trace)
-                lambda0 *= 0.5  # numerically unusable update: keep q, smaller steps from now on
+                new, _ = step(state, score_fn, B, lam_step)
+                before, state, failures = state, new, 0
+            except (torch.linalg.LinAlgError, FloatingPointError, RuntimeError) as e:
+                # numerically unusable update, or q's draws fell where the density is not finite: go back to the
+                # q before (the last step may have thrown it there), smaller steps from now on
+                state = LowRankState(before.loc, before.psi, before.lam, state.t + 1, state.grad_evals + B, state.trace)
+                lambda0 *= 0.5
                 fixed = None if fixed is None else 0.5 * fixed
+                failures += 1
+                if failures >= MAX_FAILURES:
+                    reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+                    return state, f"{failures} updates in a row were numerically unusable ({reason})", False
                 continue
             var = state.variance
             if mon.update(state.loc, var, state.lam, state.loc, var.sqrt()):
@@ -224,6 +268,8 @@ def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule,
         if not mon.ready:
             return state, f"{mon.reason or 'still moving'} after {state.t} iterations", False
         current = _average_lowrank(mon)
+        if unusable(_with(state, current)):  # averaging cannot break a Gaussian, but rounding can: keep the iterate
+            current = (state.loc, state.psi, state.lam)
         state = _with(state, current)
         if not mon.stationary:
             return state, f"{mon.reason or 'still moving'} after {state.t} iterations", False
@@ -298,10 +344,20 @@ def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
                          "may be non-finite almost everywhere)")  # fmt: skip
     B = options.num_draws or batch_size(rank)
     schedule = Schedule(options.max_steps, options.lambda0, options.tol_param)
-    state, reason, converged = iterate(init(paths.states[0].q, rank), scores(model.log_density, s.dtype), B, schedule)
+    first = init(paths.states[0].q, rank)
+    problem = unusable(first)
+    if problem:
+        raise FitError(f"{model.name}: low-rank BaM cannot start: Pathfinder's Gaussian patched into rank {rank} has "
+                       f"{problem}; try method='advi', family='lowrank'")  # fmt: skip
+    state, reason, converged = iterate(first, scores(model.log_density, s.dtype), B, schedule)
     if not converged:
         warn(f"{model.name}: low-rank BaM not converged ({reason})", ConvergenceWarning)
     fam = lowrank_module(state).to(device=s.device, dtype=s.dtype)
+    with torch.no_grad():
+        problem = unusable(LowRankState(fam.loc, (2 * fam.log_diag_scale).exp(), fam.cov_factor))
+    if problem:
+        raise FitError(f"{model.name}: low-rank BaM's q has {problem} in {s.dtype} (after {state.t} iterations); "
+                       "try method='advi', family='lowrank'")  # fmt: skip
     return MethodRun(
         model=model, family=fam, objective=None, elbo_trace=torch.tensor(state.trace, dtype=torch.float64),
         converged=converged, convergence_reason=reason, num_steps=state.t,
