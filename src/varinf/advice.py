@@ -42,6 +42,8 @@ class Advice:
 
 CATALOGUE: dict[str, Advice] = {
     "max_steps": Advice("max_steps", "--max-steps"),
+    "longer_advi": Advice("method='advi', max_steps={n}", "--method advi --max-steps {n}"),
+    "method_advi": Advice("method='advi', family='{name}'", "--method advi --family {name}"),
     "draws": Advice("diagnose_draws", "--draws"),
     "family": Advice("family='{name}'", "--family {name}"),
     "evidence_bridge": Advice("varinf.evidence(res, method='bridge')", "--evidence bridge"),

@@ -123,7 +123,9 @@ class NumPyroEngine(AbstractEngine):
             try:
                 info = initialize_model(jax.random.PRNGKey(0), model, model_args=self.args, model_kwargs=self.kwargs)
             except Exception as e:
-                raise ModelError(f"{self.name}: NumPyro could not initialize the model: {' '.join(str(e).split())}") from None
+                raise ModelError(
+                    f"{self.name}: NumPyro could not initialize the model: {' '.join(str(e).split())}"
+                ) from None
             flat0, unravel = ravel_pytree(info.param_info.z)
             potential, post = info.potential_fn, info.postprocess_fn
             args_, kwargs_ = self.args, self.kwargs
@@ -146,10 +148,15 @@ class NumPyroEngine(AbstractEngine):
         self.dim = int(flat0.size)
         self._latent = latent
         shape = lambda k: tuple(int(s) for s in np.shape(trace[k]["value"]))
-        self._parameters = tuple(Variable(k, shape(k), "parameter", support=str(trace[k]["fn"].support)) for k in latent)
+        self._parameters = tuple(
+            Variable(k, shape(k), "parameter", support=str(trace[k]["fn"].support)) for k in latent
+        )
         self.coords = {}
         self._generator(self.kwargs)
-        self.fingerprint = {"model": f"{getattr(model, '__module__', '')}.{self.name}", "data": _data_hash(args, kwargs)}
+        self.fingerprint = {
+            "model": f"{getattr(model, '__module__', '')}.{self.name}",
+            "data": _data_hash(args, kwargs),
+        }
 
     def _generator(self, kwargs: dict) -> None:
         """Deterministic sites and every sample site that is not a latent (the observed ones drawn afresh, as
@@ -162,7 +169,9 @@ class NumPyroEngine(AbstractEngine):
         def generate(params, key):
             fn = handlers.seed(handlers.condition(_ObservedAgain(model), params), key)
             tr = handlers.trace(fn).get_trace(*args_, **kwargs)
-            return {k: s["value"] for k, s in tr.items() if s["type"] in ("sample", "deterministic") and k not in latent}
+            return {
+                k: s["value"] for k, s in tr.items() if s["type"] in ("sample", "deterministic") and k not in latent
+            }
 
         with _x64():
             self._generate = jax.jit(jax.vmap(generate))
@@ -186,7 +195,9 @@ class NumPyroEngine(AbstractEngine):
                         "(remove subsample_size; for minibatches write a varinf Model with data and batch_size)"
                     )
             elif site["type"] == "param":
-                raise ModelError(f"{self.name}: param site {k!r}: varinf fits latent sample sites only (give it a prior)")
+                raise ModelError(
+                    f"{self.name}: param site {k!r}: varinf fits latent sample sites only (give it a prior)"
+                )
             elif site["type"] == "sample" and not site["is_observed"]:
                 fn = site["fn"]
                 if getattr(fn.support, "is_discrete", False) or site.get("infer", {}).get("enumerate"):
@@ -255,4 +266,3 @@ def from_numpyro(model, *args, **kwargs) -> ForeignModel:
         res.draws()["beta"].shape      # torch.Size([1000])
     """
     return ForeignModel(NumPyroEngine(model, args, kwargs))
-

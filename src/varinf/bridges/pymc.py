@@ -49,6 +49,7 @@ class PyMCEngine(AbstractEngine):
     def __init__(self, pm_model, name: str | None = None, data: Mapping | None = None):
         pm, pytensor = _imports()
         import pytensor.tensor as pt
+
         try:
             from pytensor.graph.traversal import ancestors
         except ImportError:  # PyTensor before 2.31
@@ -106,7 +107,10 @@ class PyMCEngine(AbstractEngine):
         constrained = m.replace_rvs_by_values(free + determ)
         self._post = pytensor.function([U], batched(constrained))
         self._free, self._determ = [v.name for v in free], [v.name for v in determ]
-        shape_of = {v.name: tuple(int(s) for s in np.shape(x)) for v, x in zip(free + determ, self._post(np.zeros((1, self.dim))))}
+        shape_of = {
+            v.name: tuple(int(s) for s in np.shape(x))
+            for v, x in zip(free + determ, self._post(np.zeros((1, self.dim))))
+        }
         shape_of = {k: s[1:] for k, s in shape_of.items()}
         self._compile["unconstrain"] = lambda: self._unconstrain_fn(pytensor, pt, graph_replace, vectorize_graph,
                                                                    givens, values, free)  # fmt: skip
@@ -221,7 +225,11 @@ class PyMCEngine(AbstractEngine):
     def constrain(self, u: Tensor, derived: bool = True, seed: int = 0) -> dict[str, Tensor]:
         outs = self._post(u.numpy())
         names = self._free + self._determ
-        out = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in zip(names, outs) if derived or k in self._free}
+        out = {
+            k: torch.from_numpy(np.asarray(v, dtype=np.float64))
+            for k, v in zip(names, outs)
+            if derived or k in self._free
+        }
         if derived and self._replicate is not None:
             reps = self._replicate(*self._seeded(seed), *[np.asarray(out[k]) for k in self._free])
             out.update({k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in zip(self._observed, reps)})

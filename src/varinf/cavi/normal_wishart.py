@@ -88,7 +88,6 @@ def expected_logdet(df: Tensor, scale_tril: Tensor) -> Tensor:
     return mvdigamma(df / 2, d) + d * math.log(2.0) + logdet_tril(scale_tril)
 
 
-
 class NormalWishart(Distribution):
     r"""Normal-Wishart :math:`\mathcal N(\mu \mid m, (\beta\Lambda)^{-1})\,\mathcal W(\Lambda \mid W, \nu)`.
 

@@ -147,7 +147,9 @@ def register(sub) -> None:
     lda.add_argument("--topics", type=integer(1), default=10, help="number of topics K (default 10)")
     lda.add_argument("--method", choices=["batch", "online"], default="batch",
                      help="batch CAVI or online stochastic VI over minibatches (default batch)")  # fmt: skip
-    lda.add_argument("--alpha", type=number(0, lo_open=True), default=None, help="document-topic prior (default 1/topics)")
+    lda.add_argument(
+        "--alpha", type=number(0, lo_open=True), default=None, help="document-topic prior (default 1/topics)"
+    )
     lda.add_argument("--eta", type=number(0, lo_open=True), default=None, help="topic-word prior (default 1/topics)")
     lda.add_argument("--max-iter", type=integer(1), default=100, help="passes over the corpus")
     lda.add_argument("--tol", type=number(0, lo_open=True), default=1e-6,

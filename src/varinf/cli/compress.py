@@ -55,7 +55,9 @@ def _image_extension(path: Path, allow_npy: bool, force: bool) -> None:
     if suffix == ".npy":
         raise ValueError(f"{path}: a lossy .vif decodes to an image; use .png (.npy is for lossless files)")
     if suffix not in Image.registered_extensions():
-        raise ValueError(f"{path}: unknown output extension {suffix or '(none)'!r} (use .png{' or .npy' if allow_npy else ''})")
+        raise ValueError(
+            f"{path}: unknown output extension {suffix or '(none)'!r} (use .png{' or .npy' if allow_npy else ''})"
+        )
     if not force:
         raise ValueError(f"{path}: {suffix} is a lossy format: saving would re-encode the decoded pixels and lose "
                          "detail again; write .png (exact), or pass --force to re-encode anyway")  # fmt: skip
@@ -252,7 +254,9 @@ def register(sub) -> None:
                    help="start a new run from this saved codec (its architecture; a scale hyperprior is "
                         "turned into an equivalent mean-scale model with --prior mean-scale, a mean-scale one "
                         "into an equivalent checkerboard model with --prior checkerboard)")  # fmt: skip
-    t.add_argument("--channels", type=integer(1), default=cdef.channels, help=f"N, hidden channels (default {cdef.channels})")
+    t.add_argument(
+        "--channels", type=integer(1), default=cdef.channels, help=f"N, hidden channels (default {cdef.channels})"
+    )
     t.add_argument("--latent-channels", type=integer(1), default=cdef.latent_channels,
                    help=f"M, latent channels (default {cdef.latent_channels})")  # fmt: skip
     t.add_argument("--hyper-channels", type=integer(1), default=cdef.hyper_channels,
@@ -276,8 +280,11 @@ def register(sub) -> None:
     t.add_argument("--decay-fraction", type=number(0, 1, hi_open=True), default=tdef.decay_fraction,
                    help="final share of steps with a cosine lr decay")  # fmt: skip
     t.add_argument("--threads", type=integer(1), default=1, help="torch CPU threads (default 1)")
-    t.add_argument("--entropy-only", action="store_true",
-                   help="train the entropy model alone (rate loss; transforms and gains frozen, ~4x cheaper steps)")
+    t.add_argument(
+        "--entropy-only",
+        action="store_true",
+        help="train the entropy model alone (rate loss; transforms and gains frozen, ~4x cheaper steps)",
+    )
     t.add_argument("--keep-every", type=integer(1), default=None,
                    help="also keep the weights every this many steps (snapshots/step-N, float16) for selection")  # fmt: skip
     add_seed(t)

@@ -31,13 +31,17 @@ def _default(cls_name: str, field: str):
 FLAGS = (
     ("--window", "window", integer(2), "ADVI: steps per convergence window", "advi"),
     ("--average", "average", number(0, 1, hi_open=True), "ADVI: fraction of each phase averaged", "advi"),
-    ("--decay", "decay", number(0, 1, lo_open=True, hi_open=True), "ADVI: step-size factor at each stationary phase",
-     "advi"),
+    (
+        "--decay",
+        "decay",
+        number(0, 1, lo_open=True, hi_open=True),
+        "ADVI: step-size factor at each stationary phase",
+        "advi",
+    ),
     ("--max-decays", "max_decays", integer(0), "ADVI: at most this many step-size reductions", "advi"),
     ("--max-recoveries", "max_recoveries", integer(0), "ADVI: step-backs after non-finite bounds", "advi"),
     ("--stop", "stop", choice("elbo", "parameters"), "ADVI: stopping rule (elbo | parameters)", "advi"),
-    ("--noise", "noise", number(0, lo_open=True), "ADVI --stop parameters: noise allowed in q's average (sds)",
-     "advi"),
+    ("--noise", "noise", number(0, lo_open=True), "ADVI --stop parameters: noise allowed in q's average (sds)", "advi"),
     ("--tol-param", "tol_param", number(0, lo_open=True), "auto/ADVI/BaM: stationarity tolerance in sds of q", "auto"),
     ("--num-draws", "num_draws", integer(2), "BaM: draws per iteration (default D+2 within [8, 64])", "bam"),
     ("--lambda0", "lambda0", number(0, lo_open=True), "BaM: step-size scale", "bam"),
@@ -81,6 +85,6 @@ def _key_value(text: str) -> tuple[str, object]:
 
 def method_options(args: argparse.Namespace) -> dict:
     """The options the user set, as :func:`varinf.fit` keywords."""
-    out = {k[len("opt_"):]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
+    out = {k[len("opt_") :]: v for k, v in vars(args).items() if k.startswith("opt_") and v is not None}
     out.update(dict(getattr(args, "family_option", []) or []))
     return out

@@ -31,7 +31,9 @@ def _root(args: argparse.Namespace):
         return default_root()
     except FileNotFoundError as e:  # say it with the CLI's words, not the Python API's (root=)
         tried = str(e).split(";")[0]
-        raise FileNotFoundError(f"{tried}; set $VARINF_POSTERIORDB to a posteriordb folder or pass --root DIR") from None
+        raise FileNotFoundError(
+            f"{tried}; set $VARINF_POSTERIORDB to a posteriordb folder or pass --root DIR"
+        ) from None
 
 
 ROOT_HELP = ("posteriordb folder (default: $VARINF_POSTERIORDB, else $VARINF_SHARED_DATA/posteriordb, else "

@@ -248,14 +248,22 @@ def register(sub) -> None:
                    help=f"validation images used (default {_T.valid_size})")  # fmt: skip
     t.add_argument("--checkpoint-every", type=number(0, lo_open=True), default=_T.checkpoint_every_s,
                    help="seconds between mid-epoch checkpoints")  # fmt: skip
-    t.add_argument("--resume", action="store_true", help="continue the run in the output folder (only stopping criteria may change)")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in the output folder (only stopping criteria may change)",
+    )
     add_seed(t)
     add_reporting(t)
     t.set_defaults(func=run_train)
 
-    e = vs.add_parser("eval", help="test NLL by importance sampling, with rate and distortion (also RUN/eval_SPLIT.json)")
+    e = vs.add_parser(
+        "eval", help="test NLL by importance sampling, with rate and distortion (also RUN/eval_SPLIT.json)"
+    )
     _common(e)
-    e.add_argument("--split", default="test", choices=["train", "valid", "test"], help="images evaluated (default test)")
+    e.add_argument(
+        "--split", default="test", choices=["train", "valid", "test"], help="images evaluated (default test)"
+    )
     e.add_argument("--k", type=integer(1), default=5000, help="importance samples per image")
     e.add_argument("--limit", type=integer(1), default=None, help="evaluate the first N images only")
     e.add_argument("--batch-size", type=integer(1), default=100, help="images per pass (default 100)")

@@ -50,6 +50,7 @@ __all__ = [
     "with_subsample_error",
 ]
 
+
 @dataclass(frozen=True)
 class EvidencePolicy:
     r"""How the diagnostics estimate :math:`\log p(x)`: ``method`` ``"auto"`` (importance sampling, upgraded to

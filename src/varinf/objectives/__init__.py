@@ -6,4 +6,14 @@ from .control_variate import ControlVariateELBO
 from .draws import GRADIENTS, draw
 from .estimate import BoundEstimate
 
-__all__ = ["ELBO", "GRADIENTS", "IWAE", "BoundEstimate", "ControlVariateELBO", "EMABaseline", "Renyi", "draw", "leave_one_out"]
+__all__ = [
+    "ELBO",
+    "GRADIENTS",
+    "IWAE",
+    "BoundEstimate",
+    "ControlVariateELBO",
+    "EMABaseline",
+    "Renyi",
+    "draw",
+    "leave_one_out",
+]

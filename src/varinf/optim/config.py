@@ -47,7 +47,9 @@ class FitConfig:
             raise ValueError(f"seed must be an int or None, got {self.seed!r}")
         if self.dtype is not None and self.dtype not in (torch.float32, torch.float64):
             # half precision: no Cholesky, eigh or L-BFGS in float16/bfloat16, and too few digits for an ELBO
-            raise ValueError(f"dtype must be torch.float32 or torch.float64 (or None: the model's own), got {self.dtype!r}")
+            raise ValueError(
+                f"dtype must be torch.float32 or torch.float64 (or None: the model's own), got {self.dtype!r}"
+            )
         if self.device is not None:
             _check_device(self.device)
         t = self.threads

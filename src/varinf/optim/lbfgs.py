@@ -118,6 +118,7 @@ class _LBFGS:
         self.d, self.t = d, t
         if gtd > 0.0:  # not a descent direction (tolerance_change = 0)
             return x
+
         def along(x0, t, d):  # a fresh gradient tensor, as torch's flattening of .grad gives
             f_t, g_t = evaluate(x0.add(d, alpha=t))
             return f_t, g_t.clone()

@@ -155,7 +155,12 @@ def progress(desc: str, total: int | None = None, *, unit: str = "iterations", e
 
 
 def track(
-    iterable: Iterable, desc: str, *, total: int | None = None, unit: str = "iterations", enabled: bool | None = None,
+    iterable: Iterable,
+    desc: str,
+    *,
+    total: int | None = None,
+    unit: str = "iterations",
+    enabled: bool | None = None,
     capped: bool = False,
 ) -> Iterator:
     """Yield from ``iterable`` with a bar counting its items (``total`` defaults to ``len(iterable)``).

@@ -181,7 +181,9 @@ class _Session:
     bar: object = None
 
     @classmethod
-    def open(cls, run: Path, vae_config: VAEConfig, config: TrainConfig, world: World, n: int, resume: bool) -> _Session:
+    def open(
+        cls, run: Path, vae_config: VAEConfig, config: TrainConfig, world: World, n: int, resume: bool
+    ) -> _Session:
         """A fresh model and optimizer (drawn from the seeded stream), or the resumed run's state."""
         vae = VAE.from_config(vae_config)
         opt = torch.optim.Adam(vae.parameters(), lr=config.lr, betas=(0.9, 0.999), eps=config.adam_eps)
@@ -249,7 +251,9 @@ def _step(s: _Session, train_images: Tensor) -> Tensor:
     else:  # skipped everywhere alike, since the averaged gradients agree
         prog.bad_steps += 1
         if prog.bad_steps >= 20:
-            raise RuntimeError(f"training diverged: 20 consecutive non-finite gradients at step {prog.step}; lower --lr")
+            raise RuntimeError(
+                f"training diverged: 20 consecutive non-finite gradients at step {prog.step}; lower --lr"
+            )
     prog.step += 1
     prog.pos += 1
     return est.loss.detach().double()

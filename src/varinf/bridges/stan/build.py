@@ -117,7 +117,9 @@ def _stanc(tc: Toolchain | StanFiles, args: list[str], filename: str, cwd: Path)
     return out
 
 
-def _include_paths(program: str, folder: Path | None, tc: Toolchain | StanFiles, filename: str) -> tuple[list[str], bytes]:
+def _include_paths(
+    program: str, folder: Path | None, tc: Toolchain | StanFiles, filename: str
+) -> tuple[list[str], bytes]:
     """stanc's ``--include-paths`` and the included files' contents (for the cache key), when the program
     has ``#include`` lines."""
     if folder is None or "#include" not in program:

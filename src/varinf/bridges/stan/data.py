@@ -33,7 +33,9 @@ def read_data(data: Mapping[str, Any] | str | os.PathLike | None) -> dict[str, A
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise ValueError(f"Stan data file {path} is not valid JSON ({e})") from None
         if not isinstance(loaded, dict):
-            raise ValueError(f"Stan data file {path} must hold a JSON object {{name: value}}, got {type(loaded).__name__}")
+            raise ValueError(
+                f"Stan data file {path} must hold a JSON object {{name: value}}, got {type(loaded).__name__}"
+            )
         return loaded
     if not isinstance(data, Mapping):
         raise TypeError(f"Stan data must be a dict or a JSON file path, got {type(data).__name__}")

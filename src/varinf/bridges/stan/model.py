@@ -212,6 +212,7 @@ class StanModel(ForeignModel):
                  seed: int = 0, name: str | None = None, progress: bool | None = None):  # fmt: skip
         text, filename, folder, default = _program(program)
         name = _display_name(name or default)
+
         def has_parameters(info: dict) -> None:
             if not info.get("parameters"):
                 raise ModelError(f"{name}: the program has no parameters block, so there is no posterior to fit "

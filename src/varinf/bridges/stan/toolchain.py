@@ -19,7 +19,15 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["GLUE_SOURCE", "StanFiles", "StanToolchainError", "Toolchain", "find_compiler", "find_stan", "find_toolchain"]
+__all__ = [
+    "GLUE_SOURCE",
+    "StanFiles",
+    "StanToolchainError",
+    "Toolchain",
+    "find_compiler",
+    "find_stan",
+    "find_toolchain",
+]
 
 GLUE_SOURCE = Path(__file__).with_name("glue.cpp")
 

@@ -134,7 +134,6 @@ class FactorizedLatent(nn.Module):
         return torch.from_numpy(stack.pop(self._channel_index(shape), tables.y_table)).float()
 
 
-
 def hyperprior_tables(latent) -> LatentTables:
     """Coding tables of a hyperprior latent (scale or mean-scale): its scale levels, the factorized prior of z
     and the integer version of its hyper-synthesis ``h_s``."""

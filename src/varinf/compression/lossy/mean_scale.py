@@ -60,7 +60,6 @@ def _hyper_synthesis(n: int, m: int) -> nn.Sequential:
     return nn.Sequential(_deconv(n, n), nn.ReLU(), _deconv(n, n), nn.ReLU(), _conv(n, 2 * m, 3, 1))
 
 
-
 def _mean_scale_output(y, mean, scale, z_bits, training: bool) -> LatentOutput:
     """The y half of a mean-scale forward pass (shared with the checkerboard context model): y quantized around
     its mean, ``[y - μ] + μ`` with the gradient straight through to y (none to μ through this path), and its
@@ -70,6 +69,7 @@ def _mean_scale_output(y, mean, scale, z_bits, training: bool) -> LatentOutput:
     y_hat = y + (rounded + mean - y).detach()
     r_rate = residual + torch.empty_like(residual).uniform_(-0.5, 0.5) if training else rounded
     return LatentOutput(y_hat, _bits(gaussian_likelihood(r_rate, scale)), z_bits)
+
 
 class MeanScaleLatent(nn.Module):
     """Mean-scale hyperprior with ``hyper_channels`` channels in :math:`z` (interface of

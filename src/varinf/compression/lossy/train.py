@@ -293,7 +293,9 @@ def _checkpoint(run: _Run, until: int | None) -> int:
     run.marks.append((now, run.step))
     if train.time_budget_h and run.step < (1.0 - train.decay_fraction) * run.total and len(run.marks) > 2:
         (t_a, s_a), (t_b, s_b) = run.marks[max(1, len(run.marks) - 5)], run.marks[-1]
-        run.total = planned_steps(train, run.step, (t_b - t_a) / (s_b - s_a), train.time_budget_h * 3600 - run.trained_s)
+        run.total = planned_steps(
+            train, run.step, (t_b - t_a) / (s_b - s_a), train.time_budget_h * 3600 - run.trained_s
+        )
         run.sched = replace(train, steps=run.total)
     _save_checkpoint(run.ckpt, run.codec, run.optimizer, run.step, train, planned_steps=run.total,
                      train_seconds=run.trained_s, training_files=run.files)  # fmt: skip

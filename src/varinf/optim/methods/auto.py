@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ...advice import render
 from ...errors import ConvergenceWarning, warn
 from ...families import DEFAULT_RANK, LowRank, MeanField, Preconditioned, canonical_family, make_family
 from ...objectives import ELBO, ControlVariateELBO
@@ -102,6 +103,16 @@ class AutoOptions(MethodOptions):
 
 
 Options = AutoOptions
+
+
+def _knob(state: AutoState, options: AutoOptions) -> str:
+    """What to change when auto stops unconverged: the polish has its own cap (POLISH_MAX), which only ADVI run
+    as a method lifts; the other stages stop at ``max_steps``."""
+    if state.route and state.route[-1] == "advi polish" and options.max_steps > POLISH_MAX:
+        return (
+            f"auto's polish stops at {POLISH_MAX} steps; for a longer run: {render('longer_advi', n=10 * POLISH_MAX)}"
+        )
+    return f"raise {render('max_steps')}"
 
 
 def family_options(family: str | None) -> frozenset[str]:
@@ -249,7 +260,9 @@ def _bam(state: AutoState) -> None:
     D = s.model.dim
     schedule = Schedule(o.max_steps, tol=o.tol_param, noise=2 * o.tol_param)
     st = bam.init(state.pf.loc, state.pf.covariance_matrix)
-    st, state.reason, state.converged = bam.iterate(st, scores(s.model.log_density, s.dtype), bam.batch_size(D), schedule)
+    st, state.reason, state.converged = bam.iterate(
+        st, scores(s.model.log_density, s.dtype), bam.batch_size(D), schedule
+    )
     state.grad_evals += st.grad_evals
     state.steps += st.t
     state.trace += st.trace
@@ -343,7 +356,7 @@ def run(model, family, objective, options: AutoOptions, config: FitConfig, famil
                                    route=tuple(state.route), route_reason=_start_note(state.paths),
                                    density_evals=state.density_evals, report="psis", options=options)  # fmt: skip
     if not state.converged:
-        warn(f"{state.s.model.name}: not converged ({state.reason})", ConvergenceWarning)
+        warn(f"{state.s.model.name}: not converged ({state.reason}); {_knob(state, options)}", ConvergenceWarning)
     s = state.s
     return MethodRun(
         model=s.model, family=state.fam.to(device=s.device, dtype=s.dtype), objective=objective,

@@ -42,6 +42,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from ...advice import render
 from ...errors import ConvergenceWarning, warn
 from ...families import DEFAULT_RANK, FullRank, canonical_family
 from ...utils.progress_bars import track
@@ -206,7 +207,7 @@ def run(model, family, objective, options: BaMOptions, config: FitConfig, family
     schedule = Schedule(options.max_steps, options.lambda0, options.tol_param)
     state, reason, converged = iterate(init(loc, cov), scores(model.log_density, s.dtype), B, schedule)
     if not converged:
-        warn(f"{model.name}: BaM not converged ({reason})", ConvergenceWarning)
+        warn(f"{model.name}: BaM not converged ({reason}); raise {render('max_steps')}", ConvergenceWarning)
     fam = full_rank_module(state.loc, state.cov).to(device=s.device, dtype=s.dtype)
     return MethodRun(
         model=model, family=fam, objective=objective, elbo_trace=torch.tensor(state.trace, dtype=torch.float64),

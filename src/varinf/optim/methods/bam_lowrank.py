@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
+from ...advice import render
 from ...errors import ConvergenceWarning, FitError, warn
 from ...families import LowRank
 from ...utils.progress_bars import track
@@ -351,13 +352,14 @@ def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
                        f"{problem}; try method='advi', family='lowrank'")  # fmt: skip
     state, reason, converged = iterate(first, scores(model.log_density, s.dtype), B, schedule)
     if not converged:
-        warn(f"{model.name}: low-rank BaM not converged ({reason})", ConvergenceWarning)
+        knob = render("method_advi", name="lowrank") if "unusable" in reason else f"raise {render('max_steps')}"
+        warn(f"{model.name}: low-rank BaM not converged ({reason}); {knob}", ConvergenceWarning)
     fam = lowrank_module(state).to(device=s.device, dtype=s.dtype)
     with torch.no_grad():
         problem = unusable(LowRankState(fam.loc, (2 * fam.log_diag_scale).exp(), fam.cov_factor))
     if problem:
         raise FitError(f"{model.name}: low-rank BaM's q has {problem} in {s.dtype} (after {state.t} iterations); "
-                       "try method='advi', family='lowrank'")  # fmt: skip
+                       f"try {render('method_advi', name='lowrank')}")  # fmt: skip
     return MethodRun(
         model=model, family=fam, objective=None, elbo_trace=torch.tensor(state.trace, dtype=torch.float64),
         converged=converged, convergence_reason=reason, num_steps=state.t,

@@ -256,7 +256,9 @@ def init(u0: Tensor) -> PathsState:
     return PathsState(u0, torch.Generator().manual_seed(0))
 
 
-def step(state: PathsState, log_density, options: PathfinderOptions, prune: bool = False) -> tuple[PathsState, PathInfo]:
+def step(
+    state: PathsState, log_density, options: PathfinderOptions, prune: bool = False
+) -> tuple[PathsState, PathInfo]:
     r"""One more path: L-BFGS from the next start, then :func:`approximate` on it.
 
     With ``prune``, a later path stops as soon as it enters the typical set of the first path's Gaussian
