@@ -50,7 +50,11 @@ def test_update_rewrites_wrong_figures(entry):
     the JSON's; the text around the phrase is left alone."""
     phrase = entry[1]
     wrong = phrase.format(*[f"X{i}" if i % 2 else "PS_Q" for i in range(phrase.count("{}"))])
-    doc = "Before.\n\n" + "\n".join(textwrap.wrap(wrong, 70, break_long_words=False, break_on_hyphens=False)) + "\n\nAfter (1.5).\n"
+    doc = (
+        "Before.\n\n"
+        + "\n".join(textwrap.wrap(wrong, 70, break_long_words=False, break_on_hyphens=False))
+        + "\n\nAfter (1.5).\n"
+    )
     new, lost = readme_figures.update_text(doc, [entry])
     assert not lost
     assert new.startswith("Before.\n\n") and new.endswith("\n\nAfter (1.5).\n")

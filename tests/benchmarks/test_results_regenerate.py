@@ -36,7 +36,14 @@ ARCHIVED = {
 # the README figures table.
 # high_dim_references.py writes reference summaries (results/high_dim_references/*.json.gz) that high_dim.py
 # reads and reports in high_dim.md; it has no markdown of its own.
-HELPERS = {"_results", "provenance", "numpyro_posteriors", "posterior_speed_worker", "readme_figures", "high_dim_references"}
+HELPERS = {
+    "_results",
+    "provenance",
+    "numpyro_posteriors",
+    "posterior_speed_worker",
+    "readme_figures",
+    "high_dim_references",
+}
 # A second parameter of ``markdown`` some scripts take, rebuilt here from the JSON (see ``render``).
 EXTRA_ARGS = {"codec_rd": "stem", "fuzz_vif": "tallies"}
 
@@ -100,7 +107,9 @@ def test_markdown_is_written_from_its_json(stem):
                 :40
             ]
         )
-        pytest.fail(f"{stem}.md differs from what {script_of(stem)} writes from the JSON; run it with --report:\n{diff}")
+        pytest.fail(
+            f"{stem}.md differs from what {script_of(stem)} writes from the JSON; run it with --report:\n{diff}"
+        )
 
 
 def test_archived_results_are_still_archived():

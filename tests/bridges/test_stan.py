@@ -40,7 +40,12 @@ def test_log_density_is_the_full_target_with_the_jacobian(bernoulli):
     (g,) = torch.autograd.grad(lp.sum(), x)
     y = u.clone().requires_grad_(True)
     t = torch.sigmoid(y[:, 0])
-    ref = (torch.distributions.Beta(2.0, 2.0).log_prob(t) + s * t.log() + (n - s) * torch.log1p(-t) + torch.log(t * (1 - t)))
+    ref = (
+        torch.distributions.Beta(2.0, 2.0).log_prob(t)
+        + s * t.log()
+        + (n - s) * torch.log1p(-t)
+        + torch.log(t * (1 - t))
+    )
     (g_ref,) = torch.autograd.grad(ref.sum(), y)
     assert torch.allclose(g, g_ref, atol=1e-10)
 
@@ -71,7 +76,9 @@ def test_stan_and_torch_eight_schools_agree(eight_schools):
     H_stan = torch.autograd.functional.hessian(lambda y: eight_schools.log_density(y[None])[0], u[0])
     H_torch = torch.autograd.functional.hessian(lambda y: torch_model.log_density(y[None])[0], u[0])
     assert torch.allclose(H_stan, H_torch, rtol=1e-6, atol=1e-6)
-    fits = [varinf.fit(m, family="fullrank", seed=3, progress=False, diagnose=False) for m in (eight_schools, torch_model)]
+    fits = [
+        varinf.fit(m, family="fullrank", seed=3, progress=False, diagnose=False) for m in (eight_schools, torch_model)
+    ]
     a, b = (f.draws(20000, seed=4) for f in fits)
     for k in ("mu", "theta"):
         sd = b[k].std(0)

@@ -50,7 +50,12 @@ def test_fit_output_without_arviz_is_safetensors(workdir, tmp_path, capsys, monk
     monkeypatch.setattr(arviz_adapter, "have_arviz", lambda: False)
     code, stdout, err = run_cli(["fit", workdir / "good.py", "-o", tmp_path, "--quiet", *FIT], capsys)
     assert code == 0 and stdout == "", err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["draws.safetensors", "fit.safetensors", "summary.json", "summary.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "draws.safetensors",
+        "fit.safetensors",
+        "summary.json",
+        "summary.txt",
+    ]
     tensors, meta = read_safetensors(tmp_path / "draws.safetensors", format="varinf.draws/1")
     assert tensors["posterior/mu"].shape == (300,) and tensors["sample_stats/log_weight"].shape == (300,)
     assert meta["model"] == "good"
@@ -78,7 +83,10 @@ def test_json_and_quiet(workdir, tmp_path, capsys, argv):
 
 def test_coding_is_deterministic_so_compress_has_no_seed(workdir, tmp_path, capsys):
     for name in ("one.vif", "two.vif"):
-        assert run_cli(["compress", workdir / "in.png", "-o", tmp_path / name, "--model", workdir / "model"], capsys)[0] == 0
+        assert (
+            run_cli(["compress", workdir / "in.png", "-o", tmp_path / name, "--model", workdir / "model"], capsys)[0]
+            == 0
+        )
     assert (tmp_path / "one.vif").read_bytes() == (tmp_path / "two.vif").read_bytes()
 
 

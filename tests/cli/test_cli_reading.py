@@ -98,7 +98,11 @@ def test_output_folder_is_small_by_default(tmp_path, capsys):
     code, out, err = run_cli([*base, "-o", tmp_path / "b", "--log-likelihood", "--dtype", "float64", "--json"], capsys)
     assert code == 0, err
     info = json.loads(out)["draws_file"]
-    assert info["log_likelihood"] and info["dtype"] == "float64" and info["bytes"] == (tmp_path / "b" / "draws.nc").stat().st_size
+    assert (
+        info["log_likelihood"]
+        and info["dtype"] == "float64"
+        and info["bytes"] == (tmp_path / "b" / "draws.nc").stat().st_size
+    )
     idata = az.from_netcdf(tmp_path / "b" / "draws.nc")
     assert "log_likelihood" in idata.groups() and idata.posterior["mu"].dtype == "float64"
     assert idata.log_likelihood["y"].shape == (1, 400, 20)

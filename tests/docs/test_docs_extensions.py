@@ -67,8 +67,11 @@ def test_cli_reference_covers_every_subcommand(ext):
     text = []
     for _name, child, help_ in cli._children(parser):
         text += cli.command_rst(child, help_, 0)
-    titles = {text[i] for i in range(len(text) - 1) if text[i + 1] and set(text[i + 1]) <= set("=-~^\"'")
-              and len(text[i + 1]) == len(text[i])}
+    titles = {
+        text[i]
+        for i in range(len(text) - 1)
+        if text[i + 1] and set(text[i + 1]) <= set("=-~^\"'") and len(text[i + 1]) == len(text[i])
+    }
     for prog, sub in iter_commands(parser):
         assert prog in titles, f"{prog} missing from the CLI reference"
         for action in sub._actions:

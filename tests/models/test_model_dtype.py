@@ -12,7 +12,7 @@ from varinf import Latent, Model, ModelError
     ("log_joint", "needles"),
     [
         (lambda mu: (mu * 0).long(), ["torch.int64", "real floating point"]),
-        (lambda mu: (mu > 0), ["torch.bool", "real floating point"]),
+        (lambda mu: mu > 0, ["torch.bool", "real floating point"]),
         (lambda mu: -(mu**2) * (1 + 0j), ["torch.complex", "real part"]),
     ],
     ids=["int64", "bool", "complex"],

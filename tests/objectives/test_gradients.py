@@ -94,7 +94,11 @@ def test_score_single_particle_ema_baseline(elbo_reference):
     _agree(_grad_stats(obj), elbo_reference)
 
 
-@pytest.mark.parametrize("objective", [IWAE(num_particles=5, gradient="dreg"), IWAE(num_particles=5, gradient="score")], ids=["dreg", "vimco"])
+@pytest.mark.parametrize(
+    "objective",
+    [IWAE(num_particles=5, gradient="dreg"), IWAE(num_particles=5, gradient="score")],
+    ids=["dreg", "vimco"],
+)
 def test_iwae_estimators_agree(objective, iwae_reference):
     torch.manual_seed(4)
     _agree(_grad_stats(objective, reps=40, R=2000), iwae_reference)

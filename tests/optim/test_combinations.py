@@ -84,8 +84,9 @@ def make_model(form: str) -> Model:
     return Model(
         LATENTS,
         log_prior=log_prior,
-        log_likelihood=lambda beta, sigma, w, data: Normal(beta[0] + beta[1] * data["x"], sigma).log_prob(data["y"])
-        + w.log()[data["c"]],
+        log_likelihood=lambda beta, sigma, w, data: (
+            Normal(beta[0] + beta[1] * data["x"], sigma).log_prob(data["y"]) + w.log()[data["c"]]
+        ),
         data={"x": x, "y": y, "c": c},
         derived=lambda beta, sigma, w, data: {"mean0": beta[0] + 0.5 * beta[1]},
         name=form,
@@ -298,9 +299,21 @@ def test_calls_from_the_readme_fit(call, shapes):
         ({"device": "gpu"}, "device must be"),
         ({"diagnose_draws": 10}, "diagnose_draws must be"),
     ],
-    ids=["batch_size-without-data", "bam-objective", "pathfinder-lr", "bam-tol_rel_obj", "objective-string",
-         "objective-class", "family-None", "family-unknown", "bam-flow", "dtype-float16", "dtype-string", "device-gpu",
-         "diagnose_draws-10"],
+    ids=[
+        "batch_size-without-data",
+        "bam-objective",
+        "pathfinder-lr",
+        "bam-tol_rel_obj",
+        "objective-string",
+        "objective-class",
+        "family-None",
+        "family-unknown",
+        "bam-flow",
+        "dtype-float16",
+        "dtype-string",
+        "device-gpu",
+        "diagnose_draws-10",
+    ],
 )
 def test_misplaced_options_are_refused_before_the_model_runs(options, named):
     model, options = _schools(), dict(options)

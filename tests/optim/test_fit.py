@@ -79,7 +79,15 @@ def test_elbo_approaches_log_evidence_over_training():
 def test_iwae_objective_fits_too():
     m = _normal_normal()
     # DReG keeps the signal-to-noise ratio of q's gradient from decaying with k (Rainforth et al. 2018)
-    res = fit(m, "meanfield", IWAE(num_particles=8, gradient="dreg"), max_steps=1500, lr=0.05, tol_rel_obj=None, progress=False)
+    res = fit(
+        m,
+        "meanfield",
+        IWAE(num_particles=8, gradient="dreg"),
+        max_steps=1500,
+        lr=0.05,
+        tol_rel_obj=None,
+        progress=False,
+    )
     post = m.exact_posterior()
     assert abs(res.posterior().mean.item() - post.mean.item()) < 0.1 * post.stddev.item()
     assert res.grad_evals > 1500 * 8  # plus the Laplace initialization's evaluations

@@ -72,7 +72,7 @@ def test_family_options_reach_the_family_under_each_method_that_builds_it():
     res = varinf.fit(m, "lowrank", method="bam", rank=2, progress=False, diagnose=False)
     assert res.family.rank == 2
     res = varinf.fit(m, "lowrank", rank=2, progress=False, diagnose=False)
-    assert res.family.base.rank == 2 and res.route[-1] == "advi polish"  # auto's low rank: the ADVI polish
+    assert res.family.rank == 2 and res.route[-1] == "pbam"  # auto's low rank up to PBAM_MAX dims: patch-step BaM
     res = varinf.fit(m, "lowrank", method="advi", max_steps=200, tol_rel_obj=None, progress=False, diagnose=False)
     assert res.family.base.rank == min(varinf.families.DEFAULT_RANK, m.dim)  # one default rank everywhere
 

@@ -149,3 +149,20 @@ def test_pbam_steps_back_where_the_density_is_not_finite_and_stops_after_repeate
     assert converged, reason
     assert bam_lowrank.unusable(st) == "" and (st.loc.abs() < 0.5).all()
     assert (st.variance.sqrt() - 1).abs().max() < 0.2
+
+
+def test_auto_fits_low_rank_by_pbam_above_the_full_rank_threshold_and_polishes_when_pbam_breaks(monkeypatch):
+    model = HierarchicalNormal.synthetic(400, levels=1, seed=4).double()
+    res = optimize(model, progress=False, seed=0)
+    assert res.route == ("pathfinder", "pbam") and res.family_name == "lowrank" and res.converged
+
+    def broken(*args, **kwargs):
+        raise FloatingPointError("low-rank BaM produced a non-finite mean")
+
+    monkeypatch.setattr(bam_lowrank, "step", broken)
+    res = optimize(model, progress=False, seed=0, max_steps=300)
+    assert res.route == ("pathfinder", "pbam", "advi polish")
+    exact = model.exact_marginals()
+    mean = torch.cat([exact[lat.name][0].reshape(-1) for lat in model.latents])
+    sd = torch.cat([exact[lat.name][1].reshape(-1) for lat in model.latents])
+    assert ((res.posterior().mean - mean).abs() / sd).max() < 0.5  # the polish ran and its q is sane

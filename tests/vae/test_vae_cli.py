@@ -43,9 +43,7 @@ def test_train_eval_plot(tmp_path, folder, capsys):
 
 def test_errors_are_clean(tmp_path, folder, capsys):
     run = tmp_path / "run"
-    assert (
-        main(["vae", "train", "-o", str(run), "--data", str(folder), "--latents", "2", "--max-steps", "2"]) == 0
-    )
+    assert main(["vae", "train", "-o", str(run), "--data", str(folder), "--latents", "2", "--max-steps", "2"]) == 0
     capsys.readouterr()
     assert main(["vae", "train", "-o", str(run), "--data", str(folder), *TRAIN]) == 1
     assert "resume it (--resume)" in capsys.readouterr().err

@@ -12,8 +12,9 @@ r"""``method="auto"`` (the default): pick the fastest route to an accurate q for
                      meanfield -> ADVI polish (methods/advi.py, stop="parameters": Adam, a Gaussian control
                                   variate, 8 draws a step) from the mean-field optimum for the Gaussian fit,
                                   whitened by it
-                     lowrank   -> ADVI polish from Pathfinder's Gaussian (patch-step BaM, methods/bam_lowrank.py,
-                                  up to PBAM_MAX dimensions when that is set; 0 for now, see below)
+                     lowrank   -> up to PBAM_MAX (5000) dimensions: patch-step BaM (methods/bam_lowrank.py)
+                                  from Pathfinder's Gaussian patched into low rank; above (or when pBaM's updates
+                                  are numerically unusable): ADVI polish from Pathfinder's Gaussian
                      flow      -> the flow fitted by ADVI (STL) in coordinates whitened by the Gaussian fit
     family="auto": full rank up to DENSE_MAX dimensions, low rank above (mean-field under ADVI)
 
@@ -66,11 +67,10 @@ __all__ = ["CV_MAX", "DENSE_MAX", "PBAM_MAX", "POLISH_MAX", "AutoOptions", "Auto
 CV_MAX = 2000  # dimensions up to which the polish uses a dense Gaussian control variate
 POLISH_MAX = 1000  # steps: a polish still drifting after this many (a funnel) stops with a ConvergenceWarning
 PATHS = pathfinder.START_OPTIONS  # auto's start
-# Low rank: patch-step BaM as auto's stage up to this many dimensions, an ADVI polish above. Off (0) for now:
-# on posteriordb programs with 388-3,845 latents (benchmarks/posteriordb_all.py) it failed on 5 of 25 (two
-# low-rank Cholesky errors, three non-finite q) and took up to 126k gradients, where the polish completed all
-# 25. It stays available as method="bam", family="lowrank"; bam_lowrank.PBAM_MAX is its tested range.
-PBAM_MAX = 0
+# Low rank: patch-step BaM as auto's stage up to this many dimensions, an ADVI polish above (and where pBaM ends on
+# numerically unusable updates). Against long Stan NUTS references with 400-1,000 latents (benchmarks/high_dim.py)
+# pBaM's means were within a few hundredths of a posterior sd where the polish's were off by tenths to whole sds.
+PBAM_MAX = bam_lowrank.PBAM_MAX
 FLOW_OPTIONS = frozenset({"passes"})  # (and every other flow option: the flow stage builds the flow itself)
 
 
@@ -252,6 +252,12 @@ def _pbam(state: AutoState) -> None:
     state.steps += st.t
     state.trace += st.trace
     state.route.append("pbam")
+    if bam_lowrank.UNUSABLE in state.reason or bam_lowrank.unusable(st):  # pBaM broke down: the polish takes over
+        D = s.model.dim
+        state.loc = state.pf.loc.double()
+        state.cov = state.pf.covariance_matrix.double() if D <= CV_MAX else None
+        state.stage = "polish"
+        return
     state.fam, state.stage = bam_lowrank.lowrank_module(st), "done"
 
 

@@ -36,8 +36,8 @@ iteration), so the small constant steps cost no speed there.
     run(model, options, config, rank)                   the method (``method="bam", family="lowrank"``; options:
                                                         the frozen ``BaMOptions``, validated before any work)
                                                         -> MethodRun
-    ``method="auto"`` can run init -> iterate as its Gaussian stage for low rank above the full-rank threshold
-    (``auto.PBAM_MAX``; off for now: see methods/auto.py)
+    ``method="auto"`` runs init -> iterate as its Gaussian stage for low rank above the full-rank threshold, up
+    to ``PBAM_MAX`` dimensions (methods/auto.py; the ADVI polish takes over when pBaM ends on unusable updates)
 
 Shapes: mu, Psi ``(D,)``, Lambda ``(D, k)``, a batch ``(B, D)``. Cost per iteration: B gradient evaluations in
 one batched call, O(D (k+B)^2 + B^3) for the match and O(D k (k+B)) per EM step; memory O(D (k+B)).
@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PBAM_MAX",
+    "UNUSABLE",
     "LowRankState",
     "batch_size",
     "init",
@@ -90,6 +91,7 @@ PHASES = 2  # phases of constant, ten times smaller steps after BaM's schedule (
 PHASE_STEP = 0.1  # the first constant step (at most)
 PSI_FLOOR = 1e-6  # Psi >= this share of each marginal variance: I + Lambda^T Psi^-1 Lambda stays well conditioned
 MAX_FAILURES = 20  # numerically unusable updates in a row (each halving the step) that end the run
+UNUSABLE = "updates in a row were numerically unusable"  # the reason :func:`iterate` gives when they did
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -261,7 +263,7 @@ def iterate(state: LowRankState, score_fn, num_draws: int, schedule: Schedule,
                 failures += 1
                 if failures >= MAX_FAILURES:
                     reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-                    return state, f"{failures} updates in a row were numerically unusable ({reason})", False
+                    return state, f"{failures} {UNUSABLE} ({reason})", False
                 continue
             var = state.variance
             if mon.update(state.loc, var, state.lam, state.loc, var.sqrt()):
@@ -352,7 +354,7 @@ def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
                        f"{problem}; try method='advi', family='lowrank'")  # fmt: skip
     state, reason, converged = iterate(first, scores(model.log_density, s.dtype), B, schedule)
     if not converged:
-        knob = render("method_advi", name="lowrank") if "unusable" in reason else f"raise {render('max_steps')}"
+        knob = render("method_advi", name="lowrank") if UNUSABLE in reason else f"raise {render('max_steps')}"
         warn(f"{model.name}: low-rank BaM not converged ({reason}); {knob}", ConvergenceWarning)
     fam = lowrank_module(state).to(device=s.device, dtype=s.dtype)
     with torch.no_grad():
