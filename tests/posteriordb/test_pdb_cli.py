@@ -37,3 +37,14 @@ def test_cli_fit_prints_diagnostics_accuracy_and_writes_plots(shared_data, tmp_p
 def test_cli_unknown_posterior_is_a_clean_error(shared_data, capsys):
     assert main(["posteriordb", "fit", "nope", "--root", str(shared_data / "posteriordb")]) == 1
     assert "no posterior 'nope'" in capsys.readouterr().err
+
+
+def test_cli_fit_explain_gives_the_long_summary_and_the_comparison(shared_data, capsys):
+    args = ["posteriordb", "fit", "gp_pois_regr-gp_regr", "--root", str(shared_data / "posteriordb")]
+    args += ["--family", "fullrank", "--max-steps", "400", "--fixed", "--lr", "0.03", "--draws", "1000"]
+    assert main(args) == 0
+    short = capsys.readouterr().out
+    assert main([*args, "--explain"]) == 0
+    long = capsys.readouterr().out
+    assert "arXiv" in long and "arXiv" not in short and len(long.splitlines()) > len(short.splitlines())
+    assert "vs reference (3 quantities)" in long

@@ -30,6 +30,7 @@ from ..objectives import GRADIENTS
 from ..optim import METHODS, ADVIOptions
 from .method_flags import add_method_options, method_options
 from .options import (
+    EXPLAIN_HELP,
     add_dtype,
     add_output,
     add_reporting,
@@ -392,9 +393,7 @@ def register(sub) -> None:
     p.add_argument("--log-likelihood", action="store_true",
                    help="-o: also store the pointwise groups (log_likelihood for az.loo/az.waic, posterior_predictive, "
                         "observed_data): draws x data rows values each, e.g. 4000 x 2000 rows = 32 MB in float32")  # fmt: skip
-    p.add_argument("--explain", action="store_true",
-                   help="the long summary: stopping rule, route, k-hat thresholds and sources, the evidence's full "
-                        "account")  # fmt: skip
+    p.add_argument("--explain", action="store_true", help=EXPLAIN_HELP)
     add_output(p, "folder for draws.nc (ArviZ; draws.safetensors without ArviZ; float32 unless --dtype float64), "
                   "summary.txt, summary.json and fit.safetensors (varinf.load)")  # fmt: skip
     add_reporting(p)

@@ -27,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "DTYPES",
+    "EXPLAIN_HELP",
     "add_dtype",
     "add_output",
     "add_reporting",
@@ -42,6 +43,7 @@ __all__ = [
 ]
 
 DTYPES = ("float32", "float64")
+EXPLAIN_HELP = "the long summary: stopping rule, route, k-hat thresholds and sources, the evidence's full account"
 
 
 # ---------------------------------------------------------------------------------------- argument types

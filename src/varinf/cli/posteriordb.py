@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from .fit import add_fit_options, fit_options, fit_record
-from .options import add_output, add_reporting, emit, integer, to_json
+from .options import EXPLAIN_HELP, add_output, add_reporting, emit, integer, to_json
 from .paths import check_output_folder, input_folder, writing
 
 __all__ = ["register", "run_list", "run_posteriordb_fit"]
@@ -83,7 +83,7 @@ def run_posteriordb_fit(args: argparse.Namespace) -> int:
     out = fit_posterior(
         args.name, root=root, plots=args.output, overwrite=args.force, diagnose_draws=args.draws, **options
     )
-    text = "\n".join(out.summary_lines())
+    text = "\n".join(out.summary_lines(verbose=args.explain))
     record = fit_record(out.result, out.result.summary())  # the same table as the text
     c, w = out.comparison, out.psis_comparison
     if c is not None:
@@ -117,6 +117,7 @@ def register(sub) -> None:
     f.add_argument("--root", default=None, help=ROOT_HELP)
     add_fit_options(f)
     f.add_argument("--draws", type=integer(100), default=4000, help="draws of q for the diagnostics")
+    f.add_argument("--explain", action="store_true", help=EXPLAIN_HELP)
     add_output(f, "folder for the ELBO-trace and marginal PNGs and the summary (.txt, .json)")
     add_reporting(f)
     f.set_defaults(func=run_posteriordb_fit)

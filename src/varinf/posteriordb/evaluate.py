@@ -41,8 +41,9 @@ class PosteriorFit:
     psis_comparison: ReferenceComparison | None
     plots: list[Path] = field(default_factory=list)
 
-    def summary_lines(self) -> list[str]:
-        lines = [str(self.result.summary())]
+    def summary_lines(self, verbose: bool = False) -> list[str]:
+        """The fit's summary (the long form with ``verbose``) and the comparison with the reference draws."""
+        lines = [str(self.result.summary(verbose=verbose))]
         c, w = self.comparison, self.psis_comparison
         if c is None:
             lines.append(f"{self.posterior.name}: no reference draws to compare with")
