@@ -166,3 +166,20 @@ def test_auto_fits_low_rank_by_pbam_above_the_full_rank_threshold_and_polishes_w
     mean = torch.cat([exact[lat.name][0].reshape(-1) for lat in model.latents])
     sd = torch.cat([exact[lat.name][1].reshape(-1) for lat in model.latents])
     assert ((res.posterior().mean - mean).abs() / sd).max() < 0.5  # the polish ran and its q is sane
+
+
+def test_a_pbam_run_that_diverged_is_polished_under_auto_and_a_one_line_error_as_a_method(monkeypatch):
+    from varinf.errors import FitError
+
+    model = HierarchicalNormal.synthetic(400, levels=1, seed=4).double()
+    real = bam_lowrank.iterate
+
+    def diverged(state, score_fn, num_draws, schedule, **kwargs):  # q ends where every draw overflows the log
+        st, _, _ = real(state, score_fn, num_draws, Schedule(20))  # density (as a run along a flat direction can)
+        return LowRankState(torch.full_like(st.loc, 1e300), st.psi, st.lam, st.t, st.grad_evals), "drifting", False
+
+    monkeypatch.setattr(bam_lowrank, "iterate", diverged)
+    res = optimize(model, progress=False, seed=0, max_steps=300)
+    assert res.route == ("pathfinder", "pbam", "advi polish") and torch.isfinite(res.posterior().mean).all()
+    with pytest.raises(FitError, match=r"low-rank BaM diverged .*0% of q's draws have a finite log density"):
+        optimize(model, "lowrank", method="bam", progress=False, seed=0)

@@ -245,14 +245,18 @@ def _pbam(state: AutoState) -> None:
     s, o = state.s, state.options
     rank = min(state.family_opts.get("rank", DEFAULT_RANK), s.model.dim)
     schedule = Schedule(o.max_steps, tol=o.tol_param)
-    st = bam_lowrank.init(state.pf, rank)
-    st, state.reason, state.converged = bam_lowrank.iterate(st, scores(s.model.log_density, s.dtype),
-                                                            bam_lowrank.batch_size(rank), schedule)  # fmt: skip
+    st, B = bam_lowrank.init(state.pf, rank), bam_lowrank.batch_size(rank)
+    score_fn = scores(s.model.log_density, s.dtype)
+    st, state.reason, state.converged = bam_lowrank.iterate(st, score_fn, B, schedule)
+    broken = bam_lowrank.UNUSABLE in state.reason or bool(bam_lowrank.unusable(st))
+    if not broken:  # a run that diverged along a flat direction leaves q where the density is not finite
+        broken = bam_lowrank.finite_share(st, score_fn, 2 * B) < 0.5
+        state.grad_evals += 2 * B
     state.grad_evals += st.grad_evals
     state.steps += st.t
     state.trace += st.trace
     state.route.append("pbam")
-    if bam_lowrank.UNUSABLE in state.reason or bam_lowrank.unusable(st):  # pBaM broke down: the polish takes over
+    if broken:  # pBaM broke down: the polish takes over from Pathfinder's Gaussian
         D = s.model.dim
         state.loc = state.pf.loc.double()
         state.cov = state.pf.covariance_matrix.double() if D <= CV_MAX else None

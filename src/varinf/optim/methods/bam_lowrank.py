@@ -74,6 +74,7 @@ __all__ = [
     "UNUSABLE",
     "LowRankState",
     "batch_size",
+    "finite_share",
     "init",
     "iterate",
     "lowrank_module",
@@ -201,6 +202,13 @@ def step(st: LowRankState, score_fn, num_draws: int, lam_step: float) -> tuple[L
     if problem:
         raise FloatingPointError(f"low-rank BaM produced {problem}")
     return new, used
+
+
+def finite_share(state: LowRankState, score_fn, num_draws: int) -> float:
+    """The share of ``num_draws`` draws of q with a finite log density and score (``num_draws`` gradient
+    evaluations): below a half, q has left the posterior (a run that diverged along a flat direction)."""
+    lp, g = score_fn(state.sample(num_draws))
+    return (torch.isfinite(lp) & torch.isfinite(g).all(-1)).double().mean().item()
 
 
 def _floored(psi: Tensor, lam: Tensor) -> Tensor:
@@ -352,7 +360,13 @@ def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
     if problem:
         raise FitError(f"{model.name}: low-rank BaM cannot start: Pathfinder's Gaussian patched into rank {rank} has "
                        f"{problem}; try method='advi', family='lowrank'")  # fmt: skip
-    state, reason, converged = iterate(first, scores(model.log_density, s.dtype), B, schedule)
+    score_fn = scores(model.log_density, s.dtype)
+    state, reason, converged = iterate(first, score_fn, B, schedule)
+    share = finite_share(state, score_fn, 2 * B)
+    state.grad_evals += 2 * B
+    if share < 0.5:
+        raise FitError(f"{model.name}: low-rank BaM diverged ({reason}): {share:.0%} of q's draws have a finite log "
+                       f"density; try {render('method_advi', name='lowrank')}")  # fmt: skip
     if not converged:
         knob = render("method_advi", name="lowrank") if UNUSABLE in reason else f"raise {render('max_steps')}"
         warn(f"{model.name}: low-rank BaM not converged ({reason}); {knob}", ConvergenceWarning)
