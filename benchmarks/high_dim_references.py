@@ -62,7 +62,11 @@ PROGRAMS = [  # cheapest first (gradient cost x expected mixing), so the referen
     ("science_irt-grsm_latent_reg_irt", "IRT graded rating scale with latent regression", {}),
     ("radon_all-radon_hierarchical_intercept_noncentered", "hierarchical regression (radon, varying intercept)", {}),
     ("sat-hier_2pl", "hierarchical IRT 2PL (correlated item parameters)", {}),
-    ("radon_all-radon_variable_intercept_slope_noncentered", "hierarchical regression (radon, varying intercept and slope)", {}),
+    (
+        "radon_all-radon_variable_intercept_slope_noncentered",
+        "hierarchical regression (radon, varying intercept and slope)",
+        {},
+    ),
     ("Mth_data-Mth_model", "capture-recapture GLMM (logit-normal individual effects)", {}),
     ("traffic_accident_nyc-bym2_offset_only", "BYM2 spatial Poisson", {}),
     ("ovarian-logistic_regression_rhs", "logistic regression, regularized horseshoe", {"delta": 0.95}),
@@ -279,10 +283,16 @@ def verdict(summary: dict) -> dict:
 
 def phase_record(cs: list[dict], base_seed: int, settings: dict, v: dict | None) -> dict:
     return {
-        "seeds": [c["seed"] for c in cs], "base_seed": base_seed, "chains": len(cs), "settings": settings,
-        "cpu_s": sum(c["cpu_s"] for c in cs), "wall_s": sum(c["wall_s"] for c in cs),
-        "cpu_s_per_chain": [c["cpu_s"] for c in cs], "wall_s_per_chain": [c["wall_s"] for c in cs],
-        **(sampler_stats(cs) if cs else {}), "verdict": v,
+        "seeds": [c["seed"] for c in cs],
+        "base_seed": base_seed,
+        "chains": len(cs),
+        "settings": settings,
+        "cpu_s": sum(c["cpu_s"] for c in cs),
+        "wall_s": sum(c["wall_s"] for c in cs),
+        "cpu_s_per_chain": [c["cpu_s"] for c in cs],
+        "wall_s_per_chain": [c["wall_s"] for c in cs],
+        **(sampler_stats(cs) if cs else {}),
+        "verdict": v,
     }
 
 
@@ -310,10 +320,14 @@ def reference(name: str, kind: str, extra: dict) -> dict:
     info = stanc_info(folder / "model.stan")
     params = list(info["parameters"])
     record = {
-        "name": name, "kind": kind, "stan_parameters": params,
+        "name": name,
+        "kind": kind,
+        "stan_parameters": params,
         "criteria": {"max_r_hat": MAX_RHAT, "min_ess_bulk": TARGET_ESS, "cpu_budget_s": CPU_BUDGET_S},
         "versions": {"pystan": getattr(stan, "__version__", "3"), "python": platform.python_version()},
-        "commit": git_commit(), "command": " ".join(sys.argv), "host": platform.node(),
+        "commit": git_commit(),
+        "command": " ".join(sys.argv),
+        "host": platform.node(),
         "load_at_start": os.getloadavg(),
     }
     t0 = time.perf_counter()
@@ -323,7 +337,9 @@ def reference(name: str, kind: str, extra: dict) -> dict:
     pilot_settings = {**PILOT, **extra}
     pilot_iters = CHAINS * (PILOT["num_warmup"] + PILOT["num_samples"])
 
-    def pilot_too_slow(done: list[dict]) -> str | None:  # after each pilot chain: would the pilot alone pass the budget?
+    def pilot_too_slow(
+        done: list[dict],
+    ) -> str | None:  # after each pilot chain: would the pilot alone pass the budget?
         per_chain = sum(c["cpu_s"] for c in done) / len(done)
         if len(done) < CHAINS and per_chain * CHAINS > CPU_BUDGET_S:
             return (f"pilot: {len(done)} chain(s) took {per_chain:.0f} s CPU each; {CHAINS} chains alone would pass "
@@ -348,16 +364,22 @@ def reference(name: str, kind: str, extra: dict) -> dict:
     record["pilot_summary"] = summary  # kept: a provisional reference while the final run goes
     atomic_write(OUT / f"{name}.pilot.json.gz", gzip.compress(json.dumps({**record, "runs": runs}).encode()))
     ess_per_draw = min(v["min_ess_bulk"], TARGET_ESS) / (CHAINS * PILOT["num_samples"])
-    draws = max(PILOT["num_samples"], int(math.ceil(TARGET_ESS * SAFETY / max(ess_per_draw, 1e-6) / CHAINS / 100) * 100))
+    draws = max(
+        PILOT["num_samples"], int(math.ceil(TARGET_ESS * SAFETY / max(ess_per_draw, 1e-6) / CHAINS / 100) * 100)
+    )
     predicted = used / pilot_iters * CHAINS * (PILOT["num_warmup"] + draws)
     record["final_draws_per_chain"] = draws
     record["predicted_final_cpu_s"] = predicted
     if used + predicted > CPU_BUDGET_S:
-        record.update(status="failed", reason=(
-            f"pilot: min bulk ESS {v['min_ess_bulk']:.0f} / {CHAINS * PILOT['num_samples']} draws, max R-hat "
-            f"{v['max_r_hat']:.3f}; {draws} draws per chain predicted at {predicted:.0f} s CPU + {used:.0f} s used "
-            f"> {CPU_BUDGET_S:.0f} s"
-        ), runs=runs)
+        record.update(
+            status="failed",
+            reason=(
+                f"pilot: min bulk ESS {v['min_ess_bulk']:.0f} / {CHAINS * PILOT['num_samples']} draws, max R-hat "
+                f"{v['max_r_hat']:.3f}; {draws} draws per chain predicted at {predicted:.0f} s CPU + {used:.0f} s used "
+                f"> {CPU_BUDGET_S:.0f} s"
+            ),
+            runs=runs,
+        )
         return record
     final_settings = {"num_warmup": PILOT["num_warmup"], "num_samples": draws, **extra}
     cs, why = chains(name, "final", code, data, params, SEED_FINAL, final_settings, CPU_BUDGET_S * 1.1, used)
@@ -372,8 +394,13 @@ def reference(name: str, kind: str, extra: dict) -> dict:
     print(f"[{name}] final: {runs['final']['cpu_s']:.0f} s CPU, {v}", flush=True)
     ok = v["ok"] and total <= CPU_BUDGET_S * 1.1
     record.update(
-        status="ok" if ok else "failed", final="final", summary=summary, runs=runs,
-        reason=None if ok else f"final run: max R-hat {v['max_r_hat']:.4f}, min bulk ESS {v['min_ess_bulk']:.0f}, "
+        status="ok" if ok else "failed",
+        final="final",
+        summary=summary,
+        runs=runs,
+        reason=None
+        if ok
+        else f"final run: max R-hat {v['max_r_hat']:.4f}, min bulk ESS {v['min_ess_bulk']:.0f}, "
         f"{total:.0f} s CPU in all",
     )
     return record
@@ -391,13 +418,24 @@ def _fmt(x, spec: str) -> str:
     return "—" if x is None else format(x, spec)
 
 
+def parts() -> dict:
+    """What the report is written from: each program's record (None before it has one) and whether a provisional
+    pilot summary lies beside it."""
+    return {name: {"record": load(name), "pilot": (OUT / f"{name}.pilot.json.gz").exists()} for name, _, _ in PROGRAMS}
+
+
 def write_report() -> None:
+    REPORT.write_text(markdown(parts()))
+
+
+def markdown(payload: dict) -> str:
+    """The report from :func:`parts`' records (nothing else is read)."""
     rows, notes = [], []
     for name, kind, _ in PROGRAMS:
-        rec = load(name)
+        rec = (payload.get(name) or {}).get("record")
         if rec is None:
-            pilot = OUT / f"{name}.pilot.json.gz"
-            state = "pilot done (provisional summary kept), final run not finished" if pilot.exists() else "not run yet"
+            pilot = (payload.get(name) or {}).get("pilot")
+            state = "pilot done (provisional summary kept), final run not finished" if pilot else "not run yet"
             rows.append(f"| {name} | {kind} | — | {state} | | | | | | | |")
             continue
         final = rec["runs"].get(rec.get("final") or "pilot") or rec["runs"]["pilot"]
@@ -434,7 +472,7 @@ def write_report() -> None:
         *rows,
         *notes,
     ]
-    REPORT.write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:

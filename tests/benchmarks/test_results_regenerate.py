@@ -5,7 +5,8 @@ so no figure in a results file can be typed by hand or come from anywhere but th
 JSON names: ``meta["script"]`` (``benchmarks/_results.py``'s convention), or, for the results the codec scripts
 record with ``provenance.run_environment``, the script in ``environment["command"]``; the fuzzer's JSON names itself
 (``"benchmark": "fuzz_vif"``). A markdown without a JSON of its own is written from several: its script lists them
-(``PARTS``, e.g. ``stan_bridge.md`` from ``stan_bridge_<section>.json``).
+(``PARTS``, e.g. ``stan_bridge.md`` from ``stan_bridge_<section>.json``) or gathers them itself (``parts()``, e.g.
+``high_dim_references.md`` from ``high_dim_references/*.json.gz``).
 """
 
 from __future__ import annotations
@@ -34,15 +35,12 @@ ARCHIVED = {
 }
 # Scripts that write no results of their own: the shared helpers, the NumPyro ports, posterior_speed.py's worker,
 # the README figures table.
-# high_dim_references.py writes reference summaries (results/high_dim_references/*.json.gz) that high_dim.py
-# reads and reports in high_dim.md; it has no markdown of its own.
 HELPERS = {
     "_results",
     "provenance",
     "numpyro_posteriors",
     "posterior_speed_worker",
     "readme_figures",
-    "high_dim_references",
 }
 # A second parameter of ``markdown`` some scripts take, rebuilt here from the JSON (see ``render``).
 EXTRA_ARGS = {"codec_rd": "stem", "fuzz_vif": "tallies"}
@@ -75,6 +73,8 @@ def render(stem: str) -> str:
     """The markdown of ``stem`` as its script writes it from the JSON."""
     module = script(script_of(stem))
     if not (RESULTS / f"{stem}.json").is_file():
+        if hasattr(module, "parts"):  # the script gathers its JSON files itself
+            return module.markdown(module.parts())
         parts = {k: (_payload(v) if (RESULTS / f"{v}.json").is_file() else None) for k, v in module.PARTS.items()}
         return module.markdown(parts)
     payload = _payload(stem)
