@@ -183,3 +183,18 @@ def test_a_pbam_run_that_diverged_is_polished_under_auto_and_a_one_line_error_as
     assert res.route == ("pathfinder", "pbam", "advi polish") and torch.isfinite(res.posterior().mean).all()
     with pytest.raises(FitError, match=r"low-rank BaM diverged .*0% of q's draws have a finite log density"):
         optimize(model, "lowrank", method="bam", progress=False, seed=0)
+
+
+def test_pbam_takes_back_an_update_thrown_far_by_an_extreme_score():
+    D = 20
+    st = LowRankState(torch.zeros(D), torch.ones(D), 0.1 * torch.ones(D, 2))
+
+    def tail(z):  # a standard normal whose score is huge at one draw (as far in a funnel's tail)
+        g = -z.clone()
+        g[0] = 1e12
+        return -0.5 * z.square().sum(-1), g
+
+    with pytest.raises(FloatingPointError, match="moved a mean by"):
+        bam_lowrank.step(st, tail, 8, lam_step=1.0)
+    new, used = bam_lowrank.step(st, lambda z: (-0.5 * z.square().sum(-1), -z), 8, lam_step=1.0)
+    assert used == 8 and ((new.loc - st.loc).abs() / st.variance.sqrt()).max() < bam_lowrank.MAX_MOVE

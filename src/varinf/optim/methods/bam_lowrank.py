@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from .bam import BaMOptions
 
 __all__ = [
+    "MAX_MOVE",
     "PBAM_MAX",
     "UNUSABLE",
     "LowRankState",
@@ -92,6 +93,8 @@ PHASES = 2  # phases of constant, ten times smaller steps after BaM's schedule (
 PHASE_STEP = 0.1  # the first constant step (at most)
 PSI_FLOOR = 1e-6  # Psi >= this share of each marginal variance: I + Lambda^T Psi^-1 Lambda stays well conditioned
 MAX_FAILURES = 20  # numerically unusable updates in a row (each halving the step) that end the run
+MAX_MOVE = 1e3  # an update that moves a mean by more sds than this, or grows a variance by more than its square,
+# is taken back like an unusable one (extreme scores from q's tail, e.g. 1e129 in a funnel, throw the mean to 1e10)
 UNUSABLE = "updates in a row were numerically unusable"  # the reason :func:`iterate` gives when they did
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -201,6 +204,11 @@ def step(st: LowRankState, score_fn, num_draws: int, lam_step: float) -> tuple[L
     problem = unusable(new)
     if problem:
         raise FloatingPointError(f"low-rank BaM produced {problem}")
+    var = st.variance
+    move = ((new.loc - st.loc).abs() / var.sqrt()).max().item()
+    growth = (new.variance / var).max().item()
+    if move > MAX_MOVE or growth > MAX_MOVE**2:
+        raise FloatingPointError(f"an update moved a mean by {move:.3g} sds and grew a variance {growth:.3g}-fold")
     return new, used
 
 
