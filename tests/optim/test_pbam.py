@@ -198,3 +198,25 @@ def test_pbam_takes_back_an_update_thrown_far_by_an_extreme_score():
         bam_lowrank.step(st, tail, 8, lam_step=1.0)
     new, used = bam_lowrank.step(st, lambda z: (-0.5 * z.square().sum(-1), -z), 8, lam_step=1.0)
     assert used == 8 and ((new.loc - st.loc).abs() / st.variance.sqrt()).max() < bam_lowrank.MAX_MOVE
+
+
+def test_an_unconverged_pbam_q_far_worse_than_its_start_is_polished_under_auto(monkeypatch):
+    model = HierarchicalNormal.synthetic(400, levels=1, seed=4).double()
+    real = bam_lowrank.iterate
+
+    def wandered(state, score_fn, num_draws, schedule, **kwargs):  # finite density, but 50 sds off
+        st, _, _ = real(state, score_fn, num_draws, Schedule(20))
+        far = st.loc + 50 * st.variance.sqrt()
+        return LowRankState(far, st.psi, st.lam, st.t, st.grad_evals), "drifting", False
+
+    monkeypatch.setattr(bam_lowrank, "iterate", wandered)
+    res = optimize(model, progress=False, seed=0, max_steps=300)
+    assert res.route == ("pathfinder", "pbam", "advi polish")
+
+    def unconverged_but_fine(state, score_fn, num_draws, schedule, **kwargs):
+        st, _, _ = real(state, score_fn, num_draws, schedule)
+        return st, "drifting", False
+
+    monkeypatch.setattr(bam_lowrank, "iterate", unconverged_but_fine)
+    res = optimize(model, progress=False, seed=0)
+    assert res.route == ("pathfinder", "pbam")  # as good as its start or better: kept
