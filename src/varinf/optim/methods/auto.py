@@ -13,8 +13,9 @@ r"""``method="auto"`` (the default): pick the fastest route to an accurate q for
                                   variate, 8 draws a step) from the mean-field optimum for the Gaussian fit,
                                   whitened by it
                      lowrank   -> up to PBAM_MAX (5000) dimensions: patch-step BaM (methods/bam_lowrank.py)
-                                  from Pathfinder's Gaussian patched into low rank; above (or when pBaM's updates
-                                  are numerically unusable): ADVI polish from Pathfinder's Gaussian
+                                  from Pathfinder's Gaussian patched into low rank; above (or when pBaM broke
+                                  down: unusable updates, a q off the density's support, or unconverged with an
+                                  ELBO clearly below Pathfinder's): ADVI polish from Pathfinder's Gaussian
                      flow      -> the flow fitted by ADVI (STL) in coordinates whitened by the Gaussian fit
     family="auto": full rank up to DENSE_MAX dimensions, low rank above (mean-field under ADVI)
 
