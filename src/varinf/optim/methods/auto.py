@@ -235,11 +235,18 @@ def _pathfinder(state: AutoState) -> None:
     if state.key == "fullrank" or (state.key in ("meanfield", "flow") and D <= DENSE_MAX):
         state.stage = "bam"
         return
-    pbam = state.key == "lowrank" and D <= PBAM_MAX
-    # the Pathfinder Gaussian is the Gaussian fit (dense only where a control variate can use it)
+    if state.key == "lowrank" and D <= PBAM_MAX:
+        state.stage = "pbam"
+        return
+    _from_pathfinder(state, "flow" if state.key == "flow" else "polish")
+
+
+def _from_pathfinder(state: AutoState, stage: str) -> None:
+    """The Pathfinder Gaussian as the Gaussian fit for ``stage`` (the polish or the flow; dense only where the
+    polish's control variate can use it)."""
     state.loc = state.pf.loc.double()
-    state.cov = state.pf.covariance_matrix.double() if D <= CV_MAX and not pbam else None
-    state.stage = "pbam" if pbam else "flow" if state.key == "flow" else "polish"
+    state.cov = state.pf.covariance_matrix.double() if state.s.model.dim <= CV_MAX else None
+    state.stage = stage
 
 
 def _pbam(state: AutoState) -> None:
@@ -262,10 +269,7 @@ def _pbam(state: AutoState) -> None:
     state.trace += st.trace
     state.route.append("pbam")
     if broken:  # pBaM broke down: the polish takes over from Pathfinder's Gaussian
-        D = s.model.dim
-        state.loc = state.pf.loc.double()
-        state.cov = state.pf.covariance_matrix.double() if D <= CV_MAX else None
-        state.stage = "polish"
+        _from_pathfinder(state, "polish")
         return
     state.fam, state.stage = bam_lowrank.lowrank_module(st), "done"
 

@@ -367,7 +367,7 @@ def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
     problem = unusable(first)
     if problem:
         raise FitError(f"{model.name}: low-rank BaM cannot start: Pathfinder's Gaussian patched into rank {rank} has "
-                       f"{problem}; try method='advi', family='lowrank'")  # fmt: skip
+                       f"{problem}; try {render('method_advi', name='lowrank')}")  # fmt: skip
     score_fn = scores(model.log_density, s.dtype)
     state, reason, converged = iterate(first, score_fn, B, schedule)
     share = finite_share(state, score_fn, 2 * B)
