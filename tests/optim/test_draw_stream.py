@@ -96,3 +96,29 @@ def test_summary_streams_with_histogram_quantiles(monkeypatch):
         s = streamed[name]
         assert abs(s.mean - r.mean) < 0.15 * r.sd and abs(s.sd / r.sd - 1) < 0.1
         assert all(abs(a - b) < 0.25 * r.sd for a, b in zip(s.quantiles, r.quantiles))
+
+
+def test_constrained_pieces_are_bounded_by_the_derived_scalars_and_replay_exactly(monkeypatch):
+    # 2 latents but 300 random derived scalars per draw: pieces are sized by all 302, not by D = 2
+    from torch.distributions import Normal
+
+    from varinf import Latent, Model
+
+    def log_joint(mu, tau):
+        return Normal(0.0, 1.0).log_prob(mu) + Normal(0.0, 1.0).log_prob(tau)
+
+    model = Model([Latent("mu", ()), Latent("tau", ())], log_joint, vectorized=True,
+                  derived=lambda mu, tau: {"y": mu[..., None] + torch.randn(*mu.shape, 300, dtype=mu.dtype)})  # fmt: skip
+    q = torch.distributions.Independent(torch.distributions.Normal(torch.zeros(2), torch.ones(2)), 1)
+    monkeypatch.setattr(draw_stream, "CHUNK_ELEMENTS", 302 * 40)
+    monkeypatch.setattr(draw_stream, "PROBE_ROWS", 16)
+    s = DrawStream(model, q, 1000, seed=5, max_kept=0)
+    passes = [list(s.constrained_chunks(derived=True)) for _ in range(2)]
+    rows = [r for r, _ in passes[0]]
+    assert rows[0] == slice(0, 16) and all(r.stop - r.start <= 40 for r in rows)
+    assert [r.start for r in rows[1:]] == [r.stop for r in rows[:-1]] and rows[-1].stop == 1000
+    for (ra, za), (rb, zb) in zip(*passes):  # the random derived quantities repeat bit for bit
+        assert ra == rb and za.keys() == zb.keys() == {"mu", "tau", "y"}
+        assert all(torch.equal(za[k], zb[k]) for k in za) and za["y"].shape == (ra.stop - ra.start, 300)
+    whole = s.constrained(derived=True)
+    assert whole["y"].shape == (1000, 300) and torch.equal(whole["mu"], s.unconstrained()[:, 0])

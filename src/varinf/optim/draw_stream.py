@@ -27,6 +27,7 @@ __all__ = ["CHUNK_ELEMENTS", "MAX_KEPT", "DrawStream", "streamed_moments"]
 
 CHUNK_ELEMENTS = 2**22  # numbers per chunk of draws (32 MB in float64)
 MAX_KEPT = 2**24  # S x D up to which the unconstrained draws stay in memory (128 MB in float64)
+PROBE_ROWS = 256  # rows of the first piece, which counts the constrained scalars per draw
 BLOCK_ELEMENTS = 2**23  # S x scalars up to which the summary gathers every draw (exact quantiles; 64 MB)
 
 Chunks = Callable[[], Iterator[tuple[slice, dict[str, Tensor]]]]
@@ -81,16 +82,29 @@ class DrawStream:
 
     @torch.no_grad()
     def constrained_chunks(self, derived: bool = False) -> Iterator[tuple[slice, dict[str, Tensor]]]:
-        """``{latent: (n, *shape)}`` per chunk, plus the model's derived quantities when ``derived``. Random derived
-        quantities (a Stan program's generated quantities) draw under the chunk's own second seed, so a replay
-        repeats them too."""
+        """``{latent: (n, *shape)}`` per piece of a chunk, plus the model's derived quantities when ``derived``.
+        Random derived quantities (a Stan program's generated quantities) draw under the chunk's own second seed,
+        so a replay repeats them too.
+
+        A chunk's rows are sized by D; the constrained values can be many more scalars per draw (transformed
+        parameters, generated quantities: 5,044 for a program with D = 394), so each chunk is constrained in pieces
+        of at most ``CHUNK_ELEMENTS / scalars`` rows, the scalars counted on the first ``PROBE_ROWS`` rows of
+        chunk 0. The pieces are the same in every pass (replays draw the same random quantities)."""
         constrained = getattr(self.model, "constrained", None)
+        cap = None  # rows per piece, known once the first piece is constrained (the same in every pass)
         for c, (rows, u) in enumerate(self.unconstrained_chunks()):
             with seeded(_chunk_seed(self.seed + 1, c)):
-                z = constrained(u) if constrained is not None else self.model.constrain(u)[0]
-                if derived:
-                    z = {**z, **self.model.derived_quantities(z)}
-            yield rows, z
+                a = 0
+                while a < u.shape[0]:
+                    b = min(u.shape[0], a + (PROBE_ROWS if cap is None else cap))
+                    z = constrained(u[a:b]) if constrained is not None else self.model.constrain(u[a:b])[0]
+                    if derived:
+                        z = {**z, **self.model.derived_quantities(z)}
+                    if cap is None:
+                        per_draw = sum(v[0].numel() for v in z.values()) if b > a else 1
+                        cap = max(1, CHUNK_ELEMENTS // max(per_draw, 1))
+                    yield slice(rows.start + a, rows.start + b), z
+                    a = b
 
     def unconstrained(self) -> Tensor:
         """All draws ``(S, D)`` at once (the kept ones, or every chunk drawn again)."""
