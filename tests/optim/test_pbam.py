@@ -200,7 +200,9 @@ def test_pbam_takes_back_an_update_thrown_far_by_an_extreme_score():
     assert used == 8 and ((new.loc - st.loc).abs() / st.variance.sqrt()).max() < bam_lowrank.MAX_MOVE
 
 
-def test_an_unconverged_pbam_q_far_worse_than_its_start_is_polished_under_auto(monkeypatch):
+def test_an_unconverged_pbam_q_far_worse_than_its_start_is_polished_under_auto_and_refused_as_a_method(monkeypatch):
+    from varinf.errors import ConvergenceWarning, FitError
+
     model = HierarchicalNormal.synthetic(400, levels=1, seed=4).double()
     real = bam_lowrank.iterate
 
@@ -212,6 +214,8 @@ def test_an_unconverged_pbam_q_far_worse_than_its_start_is_polished_under_auto(m
     monkeypatch.setattr(bam_lowrank, "iterate", wandered)
     res = optimize(model, progress=False, seed=0, max_steps=300)
     assert res.route == ("pathfinder", "pbam", "advi polish")
+    with pytest.raises(FitError, match=r"low-rank BaM wandered off \(drifting\): its q's ELBO is .* nats below"):
+        optimize(model, "lowrank", method="bam", progress=False, seed=0)  # as a method: one line, not that q
 
     def unconverged_but_fine(state, score_fn, num_draws, schedule, **kwargs):
         st, _, _ = real(state, score_fn, num_draws, schedule)
@@ -220,3 +224,6 @@ def test_an_unconverged_pbam_q_far_worse_than_its_start_is_polished_under_auto(m
     monkeypatch.setattr(bam_lowrank, "iterate", unconverged_but_fine)
     res = optimize(model, progress=False, seed=0)
     assert res.route == ("pathfinder", "pbam")  # as good as its start or better: kept
+    with pytest.warns(ConvergenceWarning, match="low-rank BaM not converged"):
+        res = optimize(model, "lowrank", method="bam", progress=False, seed=0)
+    assert res.method == "bam" and not res.converged

@@ -262,7 +262,7 @@ def _pbam(state: AutoState) -> None:
         broken = bam_lowrank.finite_share(st, score_fn, 2 * B) < 0.5
         state.grad_evals += 2 * B
     if not broken and not state.converged:  # or where it is finite but far worse than where pBaM started
-        broken = _worse_than(st, state.pf, score_fn, 2 * B)
+        broken = bam_lowrank.worse_than(st, state.pf, score_fn, 2 * B) is not None
         state.grad_evals += 4 * B
     state.grad_evals += st.grad_evals
     state.steps += st.t
@@ -272,23 +272,6 @@ def _pbam(state: AutoState) -> None:
         _from_pathfinder(state, "polish")
         return
     state.fam, state.stage = bam_lowrank.lowrank_module(st), "done"
-
-
-def _worse_than(st, pf, score_fn, n: int) -> bool:
-    """Whether pBaM's q has a clearly lower ELBO than Pathfinder's Gaussian it started from: n draws of each,
-    log p + the exact entropy, a deficit beyond 3 standard errors + 1 nat (an unconverged pBaM run that wandered
-    along a flat direction, radon's noncentered slopes: means at 2e5 with a finite density)."""
-    lp, _ = score_fn(st.sample(n))
-    ours = lp + st.entropy()
-    lp0, _ = score_fn(pf.rsample((n,)).to(st.loc.dtype))
-    start = lp0 + pf.entropy().to(lp0.dtype)
-    ours, start = ours[torch.isfinite(ours)], start[torch.isfinite(start)]
-    if start.numel() < 2:
-        return False  # nothing to compare with
-    if ours.numel() < max(2, n // 2):
-        return True
-    se = math.sqrt(ours.var().item() / ours.numel() + start.var().item() / start.numel())
-    return ours.mean().item() < start.mean().item() - 3 * se - 1.0
 
 
 def _bam(state: AutoState) -> None:

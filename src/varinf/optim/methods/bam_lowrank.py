@@ -83,6 +83,7 @@ __all__ = [
     "run",
     "step",
     "unusable",
+    "worse_than",
 ]
 
 PBAM_MAX = 5000  # dimensions up to which method="auto" fits a low-rank Gaussian by pBaM (above: an ADVI polish)
@@ -217,6 +218,26 @@ def finite_share(state: LowRankState, score_fn, num_draws: int) -> float:
     evaluations): below a half, q has left the posterior (a run that diverged along a flat direction)."""
     lp, g = score_fn(state.sample(num_draws))
     return (torch.isfinite(lp) & torch.isfinite(g).all(-1)).double().mean().item()
+
+
+def worse_than(state: LowRankState, pf, score_fn, num_draws: int) -> float | None:
+    """By how many nats q's ELBO falls clearly below that of Pathfinder's Gaussian ``pf`` it started from (None when
+    it does not): ``num_draws`` draws of each (2 ``num_draws`` gradient evaluations), log p + the exact entropy, a
+    deficit beyond 3 standard errors + 1 nat (an unconverged run that wandered along a flat direction: radon's
+    noncentered slopes, means at 2e5 with a finite density; a horseshoe's local scales at e^57). ``inf`` when fewer
+    than half of q's draws have a finite density."""
+    lp, _ = score_fn(state.sample(num_draws))
+    ours = lp + state.entropy()
+    lp0, _ = score_fn(pf.rsample((num_draws,)).to(state.loc.dtype))
+    start = lp0 + pf.entropy().to(lp0.dtype)
+    ours, start = ours[torch.isfinite(ours)], start[torch.isfinite(start)]
+    if start.numel() < 2:
+        return None  # nothing to compare with
+    if ours.numel() < max(2, num_draws // 2):
+        return math.inf
+    se = math.sqrt(ours.var().item() / ours.numel() + start.var().item() / start.numel())
+    deficit = start.mean().item() - ours.mean().item()
+    return deficit if deficit > 3 * se + 1.0 else None
 
 
 def _floored(psi: Tensor, lam: Tensor) -> Tensor:
@@ -376,6 +397,12 @@ def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
         raise FitError(f"{model.name}: low-rank BaM diverged ({reason}): {share:.0%} of q's draws have a finite log "
                        f"density; try {render('method_advi', name='lowrank')}")  # fmt: skip
     if not converged:
+        deficit = worse_than(state, paths.states[0].q, score_fn, 2 * B)
+        state.grad_evals += 4 * B
+        if deficit is not None:
+            raise FitError(f"{model.name}: low-rank BaM wandered off ({reason}): its q's ELBO is {deficit:.3g} nats "
+                           "below that of Pathfinder's Gaussian it started from; try "
+                           f"{render('method_advi', name='lowrank')}")  # fmt: skip
         knob = render("method_advi", name="lowrank") if UNUSABLE in reason else f"raise {render('max_steps')}"
         warn(f"{model.name}: low-rank BaM not converged ({reason}); {knob}", ConvergenceWarning)
     fam = lowrank_module(state).to(device=s.device, dtype=s.dtype)
