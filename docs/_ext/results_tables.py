@@ -253,6 +253,47 @@ def eight_schools_cli() -> list[str]:
 # -- other benchmarks ----------------------------------------------------------------------------------
 
 
+def _route(rec: dict) -> str:
+    return " → ".join(rec.get("route") or []) or "–"
+
+
+def high_dim_posteriors() -> list[str]:
+    """The default fit on each high-dimensional reference (benchmarks/high_dim.py against long Stan NUTS runs)."""
+    data = load("high_dim")
+    rows = []
+    for _, rec in sorted(data["runs"].items()):
+        spec = rec.get("spec", {})
+        if spec.get("kind") != "reference" or spec.get("fit") != "default" or "error" in rec:
+            continue
+        r, nuts = rec["reported"], rec["nuts"]
+        accurate = r["median_err"] <= 0.05 and r["max_err"] <= 0.2 and r["frac_sd_0.8_1.2"] >= 0.9
+        rows.append([f"``{spec['name']}``", fmt(rec["dim"]), _route(rec), f"{fmt(r['median_err'])} / {fmt(r['max_err'])}",
+                     f"{r['frac_sd_0.8_1.2']:.0%}", fmt(rec["khat"], 2),
+                     ("accurate" if accurate else "off") + (", warned" if rec["warned"] else ", no warning"),
+                     fmt(rec["grad_evals"]), fmt(rec["wall_s"], 1), fmt(nuts["cpu_s"], 0),
+                     fmt(rec["wall_s"] / nuts["cpu_s"], 2), f"{rec['peak_rss_mb']:,.0f}"])  # fmt: skip
+    header = ["posterior", "D", "route", "median / max mean error (sd)", "sd ratios in [0.8, 1.2]", "k̂", "verdict",
+              "gradients", "wall s", "Stan NUTS CPU s", "wall / Stan", "peak MB"]
+    return table(header, rows) + source("high_dim", data.get("meta"))
+
+
+def high_dim_synthetic() -> list[str]:
+    """The default fit on the exact Gaussian hierarchies as D grows."""
+    data = load("high_dim")
+    rows = []
+    for rec in data["runs"].values():
+        spec = rec.get("spec", {})
+        if spec.get("kind") != "synthetic" or spec.get("fit") != "default" or "error" in rec:
+            continue
+        q = rec["q"]
+        rows.append([str(spec["levels"]), fmt(rec["dim"]), _route(rec), fmt(q["max_err"]),
+                     f"{q['sd_ratio_min']:.3f}–{q['sd_ratio_max']:.3f}", fmt(rec["grad_evals"]),
+                     fmt(rec["wall_s"], 1), f"{rec['peak_rss_mb']:,.0f}"])  # fmt: skip
+    rows.sort(key=lambda r: (r[0], int(r[1].replace(",", ""))))
+    header = ["levels", "D", "route", "max mean error (exact sds)", "sd ratios", "gradients", "wall s", "peak MB"]
+    return table(header, rows) + source("high_dim", data.get("meta"))
+
+
 def big_data() -> list[str]:
     data = load("big_data")
     rows = []
@@ -471,6 +512,8 @@ TABLES = {
     "logreg-step": logreg_step,
     "eight-schools-cli": eight_schools_cli,
     "big-data": big_data,
+    "high-dim-posteriors": high_dim_posteriors,
+    "high-dim-synthetic": high_dim_synthetic,
     "evidence": evidence,
     "cavi-gmm": cavi_gmm,
     "cavi-lda": cavi_lda,
