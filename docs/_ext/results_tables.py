@@ -257,14 +257,19 @@ def _route(rec: dict) -> str:
     return " → ".join(rec.get("route") or []) or "–"
 
 
+def _default_fits(data: dict, kind: str):
+    """``(spec, record)`` of high_dim.json's default fits of one kind ("reference" or "synthetic") that ran, by key."""
+    for _, rec in sorted(data["runs"].items()):
+        spec = rec.get("spec", {})
+        if spec.get("kind") == kind and spec.get("fit") == "default" and "error" not in rec:
+            yield spec, rec
+
+
 def high_dim_posteriors() -> list[str]:
     """The default fit on each high-dimensional reference (benchmarks/high_dim.py against long Stan NUTS runs)."""
     data = load("high_dim")
     rows = []
-    for _, rec in sorted(data["runs"].items()):
-        spec = rec.get("spec", {})
-        if spec.get("kind") != "reference" or spec.get("fit") != "default" or "error" in rec:
-            continue
+    for spec, rec in _default_fits(data, "reference"):
         r, nuts = rec["reported"], rec["nuts"]
         accurate = r["median_err"] <= 0.05 and r["max_err"] <= 0.2 and r["frac_sd_0.8_1.2"] >= 0.9
         rows.append([f"``{spec['name']}``", fmt(rec["dim"]), _route(rec), f"{fmt(r['median_err'])} / {fmt(r['max_err'])}",
@@ -281,10 +286,7 @@ def high_dim_synthetic() -> list[str]:
     """The default fit on the exact Gaussian hierarchies as D grows."""
     data = load("high_dim")
     rows = []
-    for rec in data["runs"].values():
-        spec = rec.get("spec", {})
-        if spec.get("kind") != "synthetic" or spec.get("fit") != "default" or "error" in rec:
-            continue
+    for spec, rec in _default_fits(data, "synthetic"):
         q = rec["q"]
         rows.append([str(spec["levels"]), fmt(rec["dim"]), _route(rec), fmt(q["max_err"]),
                      f"{q['sd_ratio_min']:.3f}–{q['sd_ratio_max']:.3f}", fmt(rec["grad_evals"]),

@@ -100,9 +100,8 @@ class DrawStream:
                     z = constrained(u[a:b]) if constrained is not None else self.model.constrain(u[a:b])[0]
                     if derived:
                         z = {**z, **self.model.derived_quantities(z)}
-                    if cap is None:
-                        per_draw = sum(v[0].numel() for v in z.values()) if b > a else 1
-                        cap = max(1, CHUNK_ELEMENTS // max(per_draw, 1))
+                    if cap is None:  # b > a: the piece has a row to count on
+                        cap = max(1, CHUNK_ELEMENTS // max(sum(v[0].numel() for v in z.values()), 1))
                     yield slice(rows.start + a, rows.start + b), z
                     a = b
 

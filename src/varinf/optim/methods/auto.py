@@ -258,12 +258,9 @@ def _pbam(state: AutoState) -> None:
     score_fn = scores(s.model.log_density, s.dtype)
     st, state.reason, state.converged = bam_lowrank.iterate(st, score_fn, B, schedule)
     broken = bam_lowrank.UNUSABLE in state.reason or bool(bam_lowrank.unusable(st))
-    if not broken:  # a run that diverged along a flat direction leaves q where the density is not finite
-        broken = bam_lowrank.finite_share(st, score_fn, 2 * B) < 0.5
-        state.grad_evals += 2 * B
-    if not broken and not state.converged:  # or where it is finite but far worse than where pBaM started
-        broken = bam_lowrank.worse_than(st, state.pf, score_fn, 2 * B) is not None
-        state.grad_evals += 4 * B
+    if not broken:  # q diverged where the density is not finite, or wandered off where it is but far worse
+        problem, evals = bam_lowrank.breakdown(st, state.pf, score_fn, 2 * B, state.reason, state.converged)
+        broken, state.grad_evals = bool(problem), state.grad_evals + evals
     state.grad_evals += st.grad_evals
     state.steps += st.t
     state.trace += st.trace

@@ -75,7 +75,7 @@ __all__ = [
     "UNUSABLE",
     "LowRankState",
     "batch_size",
-    "finite_share",
+    "breakdown",
     "init",
     "iterate",
     "lowrank_module",
@@ -83,7 +83,6 @@ __all__ = [
     "run",
     "step",
     "unusable",
-    "worse_than",
 ]
 
 PBAM_MAX = 5000  # dimensions up to which method="auto" fits a low-rank Gaussian by pBaM (above: an ADVI polish)
@@ -213,14 +212,14 @@ def step(st: LowRankState, score_fn, num_draws: int, lam_step: float) -> tuple[L
     return new, used
 
 
-def finite_share(state: LowRankState, score_fn, num_draws: int) -> float:
+def _finite_share(state: LowRankState, score_fn, num_draws: int) -> float:
     """The share of ``num_draws`` draws of q with a finite log density and score (``num_draws`` gradient
     evaluations): below a half, q has left the posterior (a run that diverged along a flat direction)."""
     lp, g = score_fn(state.sample(num_draws))
     return (torch.isfinite(lp) & torch.isfinite(g).all(-1)).double().mean().item()
 
 
-def worse_than(state: LowRankState, pf, score_fn, num_draws: int) -> float | None:
+def _worse_than(state: LowRankState, pf, score_fn, num_draws: int) -> float | None:
     """By how many nats q's ELBO falls clearly below that of Pathfinder's Gaussian ``pf`` it started from (None when
     it does not): ``num_draws`` draws of each (2 ``num_draws`` gradient evaluations), log p + the exact entropy, a
     deficit beyond 3 standard errors + 1 nat (an unconverged run that wandered along a flat direction: radon's
@@ -238,6 +237,25 @@ def worse_than(state: LowRankState, pf, score_fn, num_draws: int) -> float | Non
     se = math.sqrt(ours.var().item() / ours.numel() + start.var().item() / start.numel())
     deficit = start.mean().item() - ours.mean().item()
     return deficit if deficit > 3 * se + 1.0 else None
+
+
+def breakdown(state: LowRankState, pf, score_fn, num_draws: int, reason: str,
+              converged: bool) -> tuple[str, int]:  # fmt: skip
+    """Why the q a pBaM run ended on (for ``reason``) cannot be used, in words ("" when it can), and the gradient
+    evaluations the checks took: fewer than half of ``num_draws`` draws of q with a finite density
+    (:func:`_finite_share`: it diverged), or, unconverged, an ELBO clearly below that of Pathfinder's Gaussian ``pf``
+    it started from (:func:`_worse_than`: it wandered off). ``method="auto"`` hands over to the polish then, the
+    method raises."""
+    share = _finite_share(state, score_fn, num_draws)
+    if share < 0.5:
+        return f"diverged ({reason}): {share:.0%} of q's draws have a finite log density", num_draws
+    if converged:
+        return "", num_draws
+    deficit = _worse_than(state, pf, score_fn, num_draws)
+    if deficit is None:
+        return "", 3 * num_draws
+    return (f"wandered off ({reason}): its q's ELBO is {deficit:.3g} nats below that of Pathfinder's Gaussian it "
+            "started from", 3 * num_draws)  # fmt: skip
 
 
 def _floored(psi: Tensor, lam: Tensor) -> Tensor:
@@ -391,18 +409,11 @@ def run(model, options: BaMOptions, config: FitConfig, rank: int) -> MethodRun:
                        f"{problem}; try {render('method_advi', name='lowrank')}")  # fmt: skip
     score_fn = scores(model.log_density, s.dtype)
     state, reason, converged = iterate(first, score_fn, B, schedule)
-    share = finite_share(state, score_fn, 2 * B)
-    state.grad_evals += 2 * B
-    if share < 0.5:
-        raise FitError(f"{model.name}: low-rank BaM diverged ({reason}): {share:.0%} of q's draws have a finite log "
-                       f"density; try {render('method_advi', name='lowrank')}")  # fmt: skip
+    problem, evals = breakdown(state, paths.states[0].q, score_fn, 2 * B, reason, converged)
+    state.grad_evals += evals
+    if problem:
+        raise FitError(f"{model.name}: low-rank BaM {problem}; try {render('method_advi', name='lowrank')}")
     if not converged:
-        deficit = worse_than(state, paths.states[0].q, score_fn, 2 * B)
-        state.grad_evals += 4 * B
-        if deficit is not None:
-            raise FitError(f"{model.name}: low-rank BaM wandered off ({reason}): its q's ELBO is {deficit:.3g} nats "
-                           "below that of Pathfinder's Gaussian it started from; try "
-                           f"{render('method_advi', name='lowrank')}")  # fmt: skip
         knob = render("method_advi", name="lowrank") if UNUSABLE in reason else f"raise {render('max_steps')}"
         warn(f"{model.name}: low-rank BaM not converged ({reason}); {knob}", ConvergenceWarning)
     fam = lowrank_module(state).to(device=s.device, dtype=s.dtype)
